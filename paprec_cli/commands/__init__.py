@@ -1,0 +1,1 @@
+"""Thin Typer shells over core functions; one module per command group."""

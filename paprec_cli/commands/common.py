@@ -1,0 +1,91 @@
+"""Options every command shares, and the error boundary between user mistakes and the shell."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from paprec_cli.errors import PaprecError
+from paprec_cli.output import Output
+from paprec_cli.paths import Home
+from paprec_cli.plugins import Registry, load_registry
+
+HomeOpt = Annotated[
+    Path | None,
+    typer.Option("--home", help="Where data, models and runs live (default: $PAPREC_HOME or the user data dir)."),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object as the last line of stdout.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Only errors and results.")]
+VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="More detail on stderr.")]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed (recorded in every manifest).")]
+DeviceOpt = Annotated[str, typer.Option("--device", help="auto (CUDA when present), cpu, cuda or cuda:N.")]
+
+
+@dataclass
+class Ctx:
+    """What a command needs from its invocation: output settings, home, plugins."""
+
+    out: Output
+    home: Home
+
+    @property
+    def registry(self) -> Registry:
+        return load_registry()
+
+
+def make_ctx(home: Path | None, json_out: bool = False, quiet: bool = False, verbose: bool = False) -> Ctx:
+    return Ctx(out=Output(json=json_out, quiet=quiet, verbose=verbose), home=Home.resolve(home))
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def user_errors(func: F) -> F:
+    """Turn `PaprecError` into one stderr line and exit code 2 (no traceback), Ctrl-C into 130."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except PaprecError as exc:
+            sys.stderr.write(f"Error: {exc}\n")
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            sys.stderr.write("Interrupted.\n")
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+class PaprecTyper(typer.Typer):
+    """A Typer app whose commands all pass through `user_errors`."""
+
+    def command(self, *args: Any, **kwargs: Any) -> Callable[[F], F]:  # type: ignore[override]
+        register = super().command(*args, **kwargs)
+
+        def decorator(func: F) -> F:
+            register(user_errors(func))
+            return func
+
+        return decorator
+
+
+def resolve_device(device: str) -> str:
+    """Validate --device; "auto" picks CUDA when torch sees one."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cpu":
+        return device
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise PaprecError(f"--device {device}: no CUDA device is visible to torch; use --device cpu or auto")
+        return device
+    raise PaprecError(f"--device {device}: expected auto, cpu, cuda or cuda:N")

@@ -1,0 +1,1 @@
+"""Interaction tables, import/storage, splits and negative sampling (dataset-agnostic)."""

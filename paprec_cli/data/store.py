@@ -1,0 +1,239 @@
+"""Import a dataset into the data home (Parquet + manifest) and load it back.
+
+Layout of `<home>/data/<name>/`: `interactions.parquet` (user, item, rating, timestamp, order,
+user_idx, item_idx, pos), `items.parquet` (item_idx, item, title, attributes), `users.parquet`
+(user_idx, user), `extra_<name>.parquet` for tables never shown to a model, `manifest.json`.
+The whole folder is written to a temporary sibling and renamed, so a failed import leaves nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import polars as pl
+
+from paprec_cli import __version__
+from paprec_cli.data.table import normalise
+from paprec_cli.errors import PaprecError
+from paprec_cli.paths import Home, atomic_path
+from paprec_cli.specs import DatasetSpec, ImportOptions
+
+Indexing = Literal["random", "sequential"]
+TieBreak = Literal["source", "item"]
+
+MANIFEST_VERSION = 1
+
+
+def order_interactions(table: pl.DataFrame, tie_break: TieBreak) -> pl.DataFrame:
+    """Sort each user's interactions by time with an explicit, recorded tie-break.
+
+    "source": equal (or missing) timestamps keep the order of the source file; "item": ties are
+    broken by raw item id. Adds `pos`, the 0-based position in the user's sequence.
+    """
+    second = "order" if tie_break == "source" else "item"
+    keys = ["user", "timestamp", second, "order"] if second == "item" else ["user", "timestamp", "order"]
+    ordered = table.sort(keys, nulls_last=False, maintain_order=True)
+    return ordered.with_columns(pl.int_range(pl.len(), dtype=pl.Int64).over("user").alias("pos"))
+
+
+def assign_indices(table: pl.DataFrame, indexing: Indexing, seed: int) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """Map raw ids to 1-based indices (0 stays free for padding).
+
+    Users are numbered by first appearance in the source. Items: "sequential" numbers them in order
+    of first appearance when reading users' time-ordered sequences (P5's scheme, which leaks order
+    information into ids); "random" is a seeded permutation (leak-free, the default).
+    """
+    first_user = table.group_by("user").agg(pl.col("order").min().alias("first")).sort("first")
+    users = first_user.select(pl.col("user"), pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias("user_idx"))
+    with_users = table.join(users, on="user", how="left")
+    by_sequence = with_users.sort(["user_idx", "pos"])
+    item_order = by_sequence.select("item").unique(maintain_order=True)["item"]
+    n_items = item_order.len()
+    if indexing == "sequential":
+        idx = np.arange(1, n_items + 1, dtype=np.int64)
+    else:
+        idx = np.random.default_rng(seed).permutation(n_items).astype(np.int64) + 1
+    items = pl.DataFrame({"item": item_order, "item_idx": idx})
+    indexed = with_users.join(items, on="item", how="left")
+    return indexed, users, items
+
+
+def import_dataset(
+    spec: DatasetSpec,
+    source: Path | None,
+    home: Home,
+    *,
+    name: str | None = None,
+    indexing: Indexing = "random",
+    tie_break: TieBreak | None = None,
+    options: ImportOptions | None = None,
+) -> dict[str, Any]:
+    """Load raw files with the dataset's plugin, index, and store. Returns the manifest."""
+    options = options or ImportOptions()
+    if spec.needs_files and source is None:
+        raise PaprecError(f"dataset '{spec.name}' needs --from PATH pointing at {spec.files}")
+    if source is not None and not source.exists():
+        raise PaprecError(f"--from {source}: no such file or folder; point it at {spec.files}")
+    started = time.time()
+    raw = normalise(spec.load(source, options), spec.name)
+    tie = tie_break or spec.default_tie_break
+    ordered = order_interactions(raw.interactions, tie)
+    indexed, users, items = assign_indices(ordered, indexing, options.seed)
+    item_meta = items.join(raw.items, on="item", how="left").with_columns(
+        pl.col("attributes").fill_null(pl.lit([], dtype=pl.List(pl.String)))
+    ).sort("item_idx")
+    indexed = indexed.sort(["user_idx", "pos"])
+    target_name = name or spec.name
+    manifest = {
+        "manifest_version": MANIFEST_VERSION,
+        "name": target_name,
+        "dataset": spec.name,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "paprec_version": __version__,
+        "sources": [{"path": str(s.path), "sha256": s.sha256} for s in raw.sources],
+        "indexing": indexing,
+        "tie_break": tie,
+        "seed": options.seed,
+        "options": dict(options.extra),
+        "counts": {
+            "users": users.height,
+            "items": items.height,
+            "interactions": indexed.height,
+            "with_rating": int(indexed["rating"].is_not_null().sum()),
+            "with_timestamp": int(indexed["timestamp"].is_not_null().sum()),
+        },
+        "extras": sorted(raw.extras),
+        "notes": raw.notes,
+        "import_seconds": round(time.time() - started, 3),
+    }
+    manifest["fingerprint"] = fingerprint(indexed)
+    with atomic_path(home.dataset_dir(target_name)) as folder:
+        folder.mkdir(parents=True)
+        indexed.write_parquet(folder / "interactions.parquet")
+        item_meta.write_parquet(folder / "items.parquet")
+        users.write_parquet(folder / "users.parquet")
+        for key, extra in raw.extras.items():
+            extra.write_parquet(folder / f"extra_{key}.parquet")
+        (folder / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    return manifest
+
+
+def fingerprint(indexed: pl.DataFrame) -> str:
+    """A short content hash of the indexed interactions (models and runs record it)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for column in ("user_idx", "item_idx", "pos"):
+        digest.update(indexed[column].to_numpy().astype(np.int64).tobytes())
+    ratings = indexed["rating"].fill_null(-1.0).to_numpy().astype(np.float64)
+    digest.update(ratings.tobytes())
+    return digest.hexdigest()[:16]
+
+
+@dataclass
+class Dataset:
+    """An imported dataset, loaded lazily from the data home."""
+
+    name: str
+    folder: Path
+    manifest: dict[str, Any]
+
+    @cached_property
+    def interactions(self) -> pl.DataFrame:
+        return pl.read_parquet(self.folder / "interactions.parquet")
+
+    @cached_property
+    def items(self) -> pl.DataFrame:
+        """item_idx, item (raw id), title, attributes; one row per item, sorted by item_idx."""
+        return pl.read_parquet(self.folder / "items.parquet")
+
+    @cached_property
+    def users(self) -> pl.DataFrame:
+        return pl.read_parquet(self.folder / "users.parquet")
+
+    @property
+    def n_users(self) -> int:
+        return int(self.manifest["counts"]["users"])
+
+    @property
+    def n_items(self) -> int:
+        return int(self.manifest["counts"]["items"])
+
+    @property
+    def has_ratings(self) -> bool:
+        return int(self.manifest["counts"]["with_rating"]) > 0
+
+    @property
+    def fingerprint(self) -> str:
+        return str(self.manifest["fingerprint"])
+
+    def extra(self, key: str) -> pl.DataFrame:
+        path = self.folder / f"extra_{key}.parquet"
+        if not path.exists():
+            raise PaprecError(f"dataset '{self.name}' has no '{key}' table (available: {self.manifest['extras']})")
+        return pl.read_parquet(path)
+
+    @cached_property
+    def sequences(self) -> list[np.ndarray]:
+        """Per-user time-ordered item indices; `sequences[u]` for user index u (entry 0 is empty)."""
+        table = self.interactions.sort(["user_idx", "pos"])
+        lists = table.group_by("user_idx", maintain_order=True).agg(pl.col("item_idx"))
+        out: list[np.ndarray] = [np.zeros(0, dtype=np.int64) for _ in range(self.n_users + 1)]
+        for user, items in zip(lists["user_idx"].to_list(), lists["item_idx"].to_list(), strict=True):
+            out[user] = np.asarray(items, dtype=np.int64)
+        return out
+
+    @cached_property
+    def item_attributes(self) -> list[list[str]]:
+        """`item_attributes[i]` for item index i (entry 0 is empty)."""
+        out: list[list[str]] = [[] for _ in range(self.n_items + 1)]
+        for idx, attrs in zip(self.items["item_idx"].to_list(), self.items["attributes"].to_list(), strict=True):
+            out[idx] = list(attrs or [])
+        return out
+
+    def user_raw_id(self, user_idx: int) -> str:
+        return str(self.users.filter(pl.col("user_idx") == user_idx)["user"][0])
+
+    def user_index(self, raw_or_index: str) -> int:
+        """Accept a raw user id, `user_12`, or a plain index; error if unknown."""
+        match = self.users.filter(pl.col("user") == raw_or_index)
+        if match.height:
+            return int(match["user_idx"][0])
+        text = raw_or_index.removeprefix("user_")
+        if text.isdigit() and 1 <= int(text) <= self.n_users:
+            return int(text)
+        raise PaprecError(
+            f"--user {raw_or_index}: not a user of dataset '{self.name}' (raw ids, user_N or 1..{self.n_users})"
+        )
+
+
+def dataset_exists(home: Home, name: str) -> bool:
+    return (home.dataset_dir(name) / "manifest.json").exists()
+
+
+def load_dataset(home: Home, name: str) -> Dataset:
+    folder = home.dataset_dir(name)
+    manifest_path = folder / "manifest.json"
+    if not manifest_path.exists():
+        imported = sorted(p.name for p in home.data.glob("*") if (p / "manifest.json").exists())
+        hint = f"imported: {', '.join(imported)}" if imported else "nothing imported yet"
+        raise PaprecError(
+            f"dataset '{name}' is not imported in {home.data} ({hint}); run `paprec data import {name} --from PATH`"
+        )
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    return Dataset(name=name, folder=folder, manifest=manifest)
+
+
+def list_imported(home: Home) -> list[dict[str, Any]]:
+    out = []
+    for folder in sorted(home.data.glob("*")):
+        path = folder / "manifest.json"
+        if path.exists():
+            out.append(json.loads(path.read_text(encoding="utf-8")))
+    return out

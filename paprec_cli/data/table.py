@@ -1,0 +1,36 @@
+"""Validation and normalisation of the canonical tables a dataset loader returns."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from paprec_cli.errors import PaprecError
+from paprec_cli.specs import INTERACTION_SCHEMA, ITEM_SCHEMA, RawDataset
+
+
+def empty_items() -> pl.DataFrame:
+    return pl.DataFrame(schema=ITEM_SCHEMA)
+
+
+def normalise(raw: RawDataset, dataset: str) -> RawDataset:
+    """Cast to the canonical schema and reject what no later step could use."""
+    table = raw.interactions
+    missing = [c for c in ("user", "item") if c not in table.columns]
+    if missing:
+        raise PaprecError(f"dataset '{dataset}': loader returned no {missing} column(s); this is a plugin bug")
+    for column, dtype in INTERACTION_SCHEMA.items():
+        if column not in table.columns:
+            table = table.with_columns(pl.lit(None, dtype=dtype).alias(column))
+    if table["order"].null_count() == table.height:
+        table = table.with_columns(pl.int_range(pl.len(), dtype=pl.Int64).alias("order"))
+    table = table.select([pl.col(c).cast(t) for c, t in INTERACTION_SCHEMA.items()])
+    if table.height == 0:
+        raise PaprecError(f"dataset '{dataset}': no interactions were read; check the files given with --from")
+    if table["user"].null_count() or table["item"].null_count():
+        raise PaprecError(f"dataset '{dataset}': some interactions have no user or item id")
+    items = raw.items if raw.items.height else empty_items()
+    for column, dtype in ITEM_SCHEMA.items():
+        if column not in items.columns:
+            items = items.with_columns(pl.lit(None, dtype=dtype).alias(column))
+    items = items.select([pl.col(c).cast(t) for c, t in ITEM_SCHEMA.items()]).unique("item", keep="first")
+    return RawDataset(table, items, raw.sources, raw.extras, raw.notes)

@@ -1,0 +1,55 @@
+"""Console conventions: human output and progress on stderr, `--json` as the last stdout line."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+from rich.console import Console
+
+
+def _jsonable(value: Any) -> Any:
+    """Floats that are NaN/inf become null: JSON has no such numbers and we never fake them."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "item") and callable(value.item):  # numpy / torch scalars
+        return _jsonable(value.item())
+    return value
+
+
+@dataclass
+class Output:
+    """Per-invocation output settings (no global state: passed down from the CLI callback)."""
+
+    json: bool = False
+    quiet: bool = False
+    verbose: bool = False
+
+    def __post_init__(self) -> None:
+        self.err = Console(stderr=True, quiet=self.quiet)
+        self.out = Console()
+
+    def info(self, message: str) -> None:
+        """Progress and notes: stderr, hidden by --quiet."""
+        self.err.print(message)
+
+    def debug(self, message: str) -> None:
+        if self.verbose:
+            self.err.print(f"[dim]{message}[/dim]")
+
+    def show(self, renderable: Any) -> None:
+        """Human results: stdout normally, stderr under --json so stdout stays one JSON object."""
+        (self.err if self.json else self.out).print(renderable)
+
+    def result(self, obj: dict[str, Any]) -> None:
+        """The machine-readable result: exactly one JSON object as the last line of stdout."""
+        if self.json:
+            sys.stdout.write(json.dumps(_jsonable(obj), sort_keys=False) + "\n")
+            sys.stdout.flush()

@@ -1,0 +1,95 @@
+"""Where paprec keeps data, models and runs, and how it writes files safely.
+
+`--home` or `PAPREC_HOME` override the platformdirs location. Every write goes through a temporary
+file or folder and an atomic rename, so an interrupted command never leaves a half-written output.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+HOME_ENV = "PAPREC_HOME"
+
+
+@dataclass(frozen=True)
+class Home:
+    """The root folder and its fixed layout."""
+
+    root: Path
+
+    @classmethod
+    def resolve(cls, home: Path | str | None = None) -> Home:
+        """`--home` wins, then `PAPREC_HOME`, then the platform's user data folder."""
+        chosen = home or os.environ.get(HOME_ENV) or platformdirs.user_data_dir("paprec", appauthor=False)
+        return cls(Path(chosen).expanduser().resolve())
+
+    @property
+    def data(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def models(self) -> Path:
+        return self.root / "models"
+
+    @property
+    def runs(self) -> Path:
+        return self.root / "runs"
+
+    def dataset_dir(self, name: str) -> Path:
+        return self.data / name
+
+    def model_dir(self, name: str) -> Path:
+        return self.models / name
+
+
+@contextlib.contextmanager
+def atomic_path(target: Path) -> Iterator[Path]:
+    """Yield a temporary sibling path; rename it onto `target` only if the block succeeds.
+
+    Works for files and folders alike (an existing folder at `target` is replaced).
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    staged = tmp / target.name
+    try:
+        yield staged
+        if target.is_dir() and staged.is_dir():
+            backup = target.with_name(f".{target.name}.old")
+            shutil.rmtree(backup, ignore_errors=True)
+            target.rename(backup)
+            staged.rename(target)
+            shutil.rmtree(backup, ignore_errors=True)
+        else:
+            os.replace(staged, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_json_atomic(path: Path, obj: Any) -> None:
+    write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()

@@ -1,0 +1,48 @@
+"""Shared fixtures: an isolated paprec home per test, the real-data folder, a CLI runner."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = (REPO.parent / "shared" / "data").resolve()
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh PAPREC_HOME so no test sees another's data, models or runs."""
+    root = tmp_path / "home"
+    monkeypatch.setenv("PAPREC_HOME", str(root))
+    return root
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+def shared_data(name: str) -> Path:
+    """The real dataset folder, or skip the test with the reason."""
+    folder = SHARED_DATA / name
+    if not folder.exists():
+        pytest.skip(f"real data not present at {folder} (it lives outside the repo, in ../shared/data)")
+    return folder
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """GPU tests skip cleanly without CUDA; nothing else may need a GPU."""
+    try:
+        import torch
+
+        has_cuda = torch.cuda.is_available()
+    except Exception:
+        has_cuda = False
+    if has_cuda:
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU; none is visible")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
