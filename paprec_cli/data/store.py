@@ -42,7 +42,9 @@ def order_interactions(table: pl.DataFrame, tie_break: TieBreak) -> pl.DataFrame
     return ordered.with_columns(pl.int_range(pl.len(), dtype=pl.Int64).over("user").alias("pos"))
 
 
-def assign_indices(table: pl.DataFrame, indexing: Indexing, seed: int) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+def assign_indices(
+    table: pl.DataFrame, indexing: Indexing, seed: int
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     """Map raw ids to 1-based indices (0 stays free for padding).
 
     Users are numbered by first appearance in the source. Items: "sequential" numbers them in order
