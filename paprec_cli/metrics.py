@@ -172,10 +172,10 @@ def topk_from_scores(
     """The top-k of each row of `scores` [N, C] as item indices [N, k], best first.
 
     `items` maps columns to item indices ([C] shared or [N, C] per row, e.g. direct candidates); without
-    it the column numbers are returned. Non-finite scores never enter a top-k: their slots become 0
-    (padding, never a target). Ties are broken by column order, except that with `target_index` [N] the
-    target loses every tie (pessimistic, matching `rank_of_target`), so a constant scorer gets no hits.
-    Rows with fewer than k columns are padded with 0.
+    it the 0-based column numbers are returned. Non-finite scores never enter a top-k: their slots become
+    padding (0 with `items`, an index that is never a target; -1 for column numbers). Ties are broken by
+    column order, except that with `target_index` [N] the target loses every tie (pessimistic, matching
+    `rank_of_target`), so a constant scorer gets no hits. Rows with fewer than k columns are padded.
     """
     raw = as_numpy(scores).astype(np.float64)
     clean = _clean_scores(raw)
@@ -195,9 +195,10 @@ def topk_from_scores(
         item_array = np.broadcast_to(item_array, (n, c)) if item_array.ndim == 1 else item_array
         mapped = np.take_along_axis(item_array, order, axis=1)
     kept = np.take_along_axis(finite, order, axis=1)
-    out = np.where(kept, mapped, 0)
+    pad = -1 if items is None else 0
+    out = np.where(kept, mapped, pad)
     if out.shape[1] < k:
-        out = np.pad(out, ((0, 0), (0, k - out.shape[1])))
+        out = np.pad(out, ((0, 0), (0, k - out.shape[1])), constant_values=pad)
     return out.astype(np.int64)
 
 

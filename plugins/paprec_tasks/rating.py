@@ -1,0 +1,86 @@
+"""Rating prediction: the star rating a user gives an item (seeded 80/10/10 split of rated interactions)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from paprec_cli.metrics import as_numpy, neg_squared_error_per_example, rating_metrics
+from paprec_cli.specs import Example, Part, TaskSpec, Template, Word
+
+from .common import ItemWords, no_gc
+from .templates import RATING
+
+if TYPE_CHECKING:
+    from paprec_cli.data.splits import TaskData
+
+
+def rating_word(rating: float) -> Word:
+    """ "4" for integral ratings (P5's targets), one decimal otherwise ("3.5")."""
+    value = float(rating)
+    return Word(str(int(value)) if value.is_integer() else f"{value:.1f}", "rating")
+
+
+class RatingTask(TaskSpec):
+    """Predict the rating of a (user, item) pair; RMSE and MAE; surrogate = negative squared error."""
+
+    name = "rating"
+    description = "star rating of a user-item pair (seeded 80/10/10 split of rated interactions; RMSE/MAE)"
+    kind = "rating"
+    default_template = "1-1"
+
+    @property
+    def templates(self) -> list[Template]:
+        return list(RATING)
+
+    def argument_template(self) -> str:
+        """The fixed argument is `user_U item_word` (the user word, then the item word); triggers go
+        around it as in the base."""
+        return super().argument_template()
+
+    def examples(self, data: TaskData, part: Part) -> list[Example]:
+        with no_gc():
+            return self._build(data, part)
+
+    def _build(self, data: TaskData, part: Part) -> list[Example]:
+        if part not in ("train", "validation", "test"):
+            raise ValueError(f"unknown split part {part!r}")
+        table = data.ratings.part(part)
+        words = ItemWords(data.n_items)
+        users: dict[int, Word] = {}
+        out: list[Example] = []
+        for user, item, rating in zip(
+            table["user_idx"].to_list(), table["item_idx"].to_list(), table["rating"].to_list(), strict=True
+        ):
+            user_word = users.get(user) or users.setdefault(user, Word.user(user))
+            item_word = words.item(item)
+            out.append(
+                Example(
+                    user=user,
+                    argument=(user_word, item_word),
+                    values={"user": (user_word,), "item": (item_word,)},
+                    target=float(rating),
+                )
+            )
+        return out
+
+    def target_words(self, example: Example) -> list[Word]:
+        return [rating_word(example.target)]
+
+    def metrics(self, predictions: Any, examples: Sequence[Example]) -> dict[str, float]:
+        pred, true = self._pred_true(predictions, examples)
+        return rating_metrics(pred, true)
+
+    def surrogate(self, predictions: Any, examples: Sequence[Example]) -> np.ndarray:
+        pred, true = self._pred_true(predictions, examples)
+        return neg_squared_error_per_example(pred, true)
+
+    @staticmethod
+    def _pred_true(predictions: Any, examples: Sequence[Example]) -> tuple[np.ndarray, np.ndarray]:
+        pred = as_numpy(predictions).astype(np.float64).reshape(-1)
+        if pred.shape[0] != len(examples):
+            raise ValueError(f"rating predictions must be [N={len(examples)}] values, got shape {pred.shape}")
+        true = np.fromiter((float(ex.target) for ex in examples), dtype=np.float64, count=len(examples))
+        return pred, true

@@ -1,0 +1,76 @@
+"""Sequential recommendation: predict a user's next item from their (recent) history, ranked over all items."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from paprec_cli.specs import Example, Part, Template, Word
+
+from .common import COLON, ItemWords, RankingTask, no_gc
+from .templates import SEQUENTIAL
+
+if TYPE_CHECKING:
+    from paprec_cli.data.splits import TaskData
+
+
+class SequentialTask(RankingTask):
+    """Leave-one-out next-item prediction (last item test, second-to-last validation).
+
+    Train examples are every prefix of a user's training sequence (history t_1..t_{j-1} -> target t_j,
+    j >= 2), so the validation and test items never appear in them; validation predicts the
+    second-to-last item from the training sequence, test the last from training + validation.
+    """
+
+    name = "sequential"
+    description = "next-item prediction from the purchase history (leave-one-out; HR/NDCG over all items)"
+    default_template = "2-3"
+    #: Histories keep the most recent `max_history` items (P5 truncates the same way).
+    max_history = 20
+
+    @property
+    def templates(self) -> list[Template]:
+        return list(SEQUENTIAL)
+
+    def argument_template(self) -> str:
+        """The fixed argument is `user_U : i1 , i2 , ... , iN` (the user word, a colon, the history of the
+        at most `max_history` most recent items, oldest first); triggers go around it as in the base."""
+        return super().argument_template()
+
+    def examples(self, data: TaskData, part: Part) -> list[Example]:
+        with no_gc():
+            return self._build(data, part)
+
+    def _build(self, data: TaskData, part: Part) -> list[Example]:
+        words = ItemWords(data.n_items)
+        loo = data.loo
+        out: list[Example] = []
+        if part == "train":
+            for user in range(1, data.n_users + 1):
+                sequence = loo.train[user]
+                if len(sequence) < 2:
+                    continue
+                listed = words.listed(sequence)  # item , item , ...: item j sits at word 2j
+                user_word = Word.user(user)
+                for j in range(1, len(sequence)):
+                    start = max(0, j - self.max_history)
+                    history = tuple(listed[2 * start : 2 * j - 1])
+                    out.append(self._example(user_word, history, int(sequence[j])))
+            return out
+        if part not in ("validation", "test"):
+            raise ValueError(f"unknown split part {part!r}")
+        targets = loo.validation if part == "validation" else loo.test
+        for user in loo.users(part):
+            user = int(user)
+            history_items = loo.history(user, part)[-self.max_history :]
+            history = tuple(words.listed(history_items))
+            out.append(self._example(Word.user(user), history, int(targets[user])))
+        return out
+
+    @staticmethod
+    def _example(user_word: Word, history: tuple[Word, ...], target: int) -> Example:
+        return Example(
+            user=user_word.index,
+            argument=(user_word, COLON, *history),
+            values={"user": (user_word,), "history": history},
+            target=target,
+        )
