@@ -34,11 +34,19 @@ def order_interactions(table: pl.DataFrame, tie_break: TieBreak) -> pl.DataFrame
     """Sort each user's interactions by time with an explicit, recorded tie-break.
 
     "source": equal (or missing) timestamps keep the order of the source file; "item": ties are
-    broken by raw item id. Adds `pos`, the 0-based position in the user's sequence.
+    broken by raw item id, numerically where the id is an integer (so "9" comes before "10"), other
+    ids after them, as text; remaining ties keep file order. Adds `pos`, the 0-based position in
+    the user's sequence.
     """
-    second = "order" if tie_break == "source" else "item"
-    keys = ["user", "timestamp", second, "order"] if second == "item" else ["user", "timestamp", "order"]
-    ordered = table.sort(keys, nulls_last=False, maintain_order=True)
+    if tie_break == "source":
+        ordered = table.sort(["user", "timestamp", "order"], nulls_last=False, maintain_order=True)
+    else:
+        numeric = pl.col("item").cast(pl.Int64, strict=False).alias("_item_number")
+        ordered = (
+            table.with_columns(numeric)
+            .sort(["user", "timestamp", "_item_number", "item", "order"], nulls_last=[False, False, True, False, False])
+            .drop("_item_number")
+        )
     return ordered.with_columns(pl.int_range(pl.len(), dtype=pl.Int64).over("user").alias("pos"))
 
 
