@@ -1,9 +1,240 @@
-"""`paprec eval` (being built)."""
+"""`paprec eval`: manual vs shared vs personalized prompts on the test split, with paired bootstrap CIs.
+
+A gain of automatic over manual prompts is only reported as a gain when the 95% paired bootstrap
+interval of the per-user difference excludes 0; otherwise the output says the difference is noise.
+"""
 
 from __future__ import annotations
 
-from paprec_cli.commands.common import PaprecTyper
+import math
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from paprec_cli.commands.common import (
+    DeviceOpt,
+    HomeOpt,
+    JsonOpt,
+    PaprecTyper,
+    QuietOpt,
+    SeedOpt,
+    VerboseOpt,
+    make_ctx,
+    resolve_device,
+)
+from paprec_cli.errors import PaprecError
+
+#: Per-example values where lower is better (rating errors); all others are higher-is-better.
+LOWER_IS_BETTER = frozenset({"squared_error", "abs_error", "RMSE", "MAE"})
+COMPARISONS = {"shared_vs_manual": "shared", "personalized_vs_manual": "personalized"}
+
+
+def paired_differences(details: dict[str, dict[str, Any]], part: str, n_boot: int, seed: int) -> dict[str, Any]:
+    """`{comparison: {value: {"mean_diff","ci_low","ci_high","n"}}}`: automatic minus manual, per user.
+
+    Values are the surrogate and every per-example metric, averaged per user first (a rating user has
+    several test examples), and paired on the users both variants were evaluated on.
+    """
+    from paprec_cli.metrics import paired_bootstrap
+
+    manual = details["manual"].get(part)
+    out: dict[str, Any] = {}
+    for name, variant in COMPARISONS.items():
+        auto = details[variant].get(part)
+        out[name] = {}
+        if manual is None or auto is None or len(manual.users) == 0:
+            continue
+        for key in ("surrogate", *manual.metrics):
+            mine, theirs = auto.by_user(key), manual.by_user(key)
+            users = sorted(set(mine) & set(theirs))
+            out[name][key] = paired_bootstrap(
+                [mine[u] for u in users], [theirs[u] for u in users], n_boot=n_boot, seed=seed, alpha=0.05
+            )
+    return out
+
+
+def verdict(key: str, stats: dict[str, Any]) -> str:
+    """One word for one interval: "better" / "worse" than manual, or "noise" when the CI includes 0."""
+    low, high = stats.get("ci_low"), stats.get("ci_high")
+    if low is None or high is None or not (math.isfinite(low) and math.isfinite(high)):
+        return "no data"
+    if low <= 0 <= high:
+        return "noise"
+    better = (high < 0) if key in LOWER_IS_BETTER else (low > 0)
+    return "better" if better else "worse"
+
+
+def protocol_of(bound: Any, task: Any, data: Any, test_examples: list[Any]) -> dict[str, Any]:
+    """How the numbers were produced: the dataset/split protocol plus what this task ranks over."""
+    proto = dict(data.protocol())
+    if task.kind == "rating":
+        evaluated = "predicted rating vs held-out rating (RMSE, MAE)"
+    elif test_examples and test_examples[0].candidates is not None:
+        evaluated = f"ranking over {len(test_examples[0].candidates)} candidates (held-out positive + negatives)"
+    else:
+        evaluated = "ranking over all items"
+    proto.update(
+        task=task.name,
+        evaluated=evaluated,
+        manual_template=bound.doc.get("manual_template") or task.default_template,
+        split_seed=bound.split_seed,
+        test_examples=len(test_examples),
+        model=str(bound.doc.get("model")),
+        model_fingerprint=bound.doc.get("model_fingerprint"),
+    )
+    return proto
+
+
+def baselines_for(data: Any, task: Any, part: str) -> dict[str, Any]:
+    """Popularity and item-kNN on the same examples, when the baselines module is there (else {})."""
+    try:
+        from paprec_cli.baselines import baseline_results
+    except ImportError:
+        return {}
+    found = baseline_results(data, [task.name], part, tasks={task.name: task})
+    return {name: {part: per_task[task.name]} for name, per_task in found.items() if task.name in per_task}
+
+
+def _fmt(value: Any) -> str:
+    return "-" if value is None or (isinstance(value, float) and not math.isfinite(value)) else f"{value:.4f}"
+
+
+def _signed(value: Any) -> str:
+    return "-" if value is None or (isinstance(value, float) and not math.isfinite(value)) else f"{value:+.4f}"
+
+
+def results_table(results: dict[str, Any], baselines: dict[str, Any], parts: list[str]) -> Table:
+    caption = "popularity and item_knn: non-neural baselines on the same test examples" if baselines else None
+    table = Table(title="manual vs automatic prompts", caption=caption)
+    metrics = list(dict.fromkeys(m for v in results.values() for p in parts for m in (v.get(p) or {})))
+    table.add_column("prompt")
+    table.add_column("split")
+    for metric in metrics:
+        table.add_column(metric, justify="right")
+    rows = [*results.items(), *baselines.items()]
+    for name, by_part in rows:
+        for part in parts:
+            if part in by_part:
+                table.add_row(name, part, *(_fmt(by_part[part].get(m)) for m in metrics))
+    return table
+
+
+def paired_table(paired: dict[str, Any], part: str) -> Table:
+    """One row per value; each cell `mean diff [95% CI] verdict` for one automatic variant vs manual."""
+    table = Table(
+        title=f"automatic - manual, paired per user on {part}",
+        caption=escape("mean [95% bootstrap CI]; 'noise' = the CI includes 0: no evidence of a difference"),
+    )
+    table.add_column("value")
+    for name in paired:
+        table.add_column(name.replace("_vs_", " - "))
+    table.add_column("users", justify="right")
+    keys = list(dict.fromkeys(k for per_key in paired.values() for k in per_key))
+    for key in keys:
+        cells, n = [], 0
+        for per_key in paired.values():
+            stats = per_key.get(key)
+            if stats is None:
+                cells.append("-")
+                continue
+            n = max(n, int(stats["n"]))
+            interval = f"[{_signed(stats['ci_low'])}, {_signed(stats['ci_high'])}]"
+            cells.append(escape(f"{_signed(stats['mean_diff'])} {interval} {verdict(key, stats)}"))
+        table.add_row(key, *cells, str(n))
+    return table
+
+
+def summary(paired: dict[str, Any]) -> list[str]:
+    """Plain sentences on the surrogate difference of each automatic prompt, so noise is not sold as a gain."""
+    lines = []
+    for name, per_key in paired.items():
+        stats = per_key.get("surrogate")
+        if not stats:
+            continue
+        word = verdict("surrogate", stats)
+        what = name.replace("_vs_manual", "")
+        interval = f"{_signed(stats['ci_low'])} to {_signed(stats['ci_high'])}"
+        if word == "noise":
+            lines.append(
+                f"{what} vs manual: the 95% CI of the per-user difference ({interval}) includes 0: "
+                "no evidence that it differs from the manual prompt on test"
+            )
+        else:
+            lines.append(f"{what} vs manual: {word} on test (per-user difference 95% CI {interval}, excludes 0)")
+    return lines
 
 
 def register(app: PaprecTyper) -> None:
-    """Attach this module's commands to the app (filled in by its owner)."""
+    @app.command("eval")
+    def eval_prompts(
+        run: Annotated[str | None, typer.Argument(help="Run folder or run name under <home>/runs.")] = None,
+        prompts: Annotated[
+            Path | None, typer.Option("--prompts", help="A prompts file (paprec export-prompts) instead of a run.")
+        ] = None,
+        model: Annotated[
+            str | None, typer.Option("--model", help="Model path or name (default: the one the prompts name).")
+        ] = None,
+        n_boot: Annotated[int, typer.Option("--n-boot", help="Bootstrap resamples for the paired CIs.")] = 1000,
+        baselines: Annotated[
+            bool, typer.Option("--baselines/--no-baselines", help="Also report popularity and item-kNN.")
+        ] = True,
+        batch_size: Annotated[int, typer.Option("--batch-size", help="Prompts per model batch.")] = 256,
+        device: DeviceOpt = "auto",
+        seed: SeedOpt = 0,
+        json_out: JsonOpt = False,
+        quiet: QuietOpt = False,
+        verbose: VerboseOpt = False,
+        home: HomeOpt = None,
+    ) -> None:
+        """Evaluate manual, shared and personalized prompts of a run (or a prompts file) on validation and test.
+
+        The prompts name their task, dataset and model; for automatic vs manual the per-user paired
+        difference is reported with a 95% bootstrap confidence interval.
+        """
+        from paprec_cli.data.splits import TaskData
+        from paprec_cli.evaluate import evaluate_prompts
+        from paprec_cli.export import open_prompts
+
+        if (run is None) == (prompts is None):
+            raise PaprecError("give a run (paprec eval RUN) or --prompts FILE, not both and not neither")
+        if n_boot < 1 or batch_size < 1:
+            raise PaprecError("--n-boot and --batch-size must be integers >= 1")
+        ctx = make_ctx(home, json_out, quiet, verbose)
+        bound = open_prompts(run if run is not None else prompts, ctx.home, model=model)  # type: ignore[arg-type]
+        task = ctx.registry.task(str(bound.doc["task"]), option="the prompts' task")
+        data = TaskData(bound.dataset, bound.split_seed)
+        ctx.out.info(f"Evaluating {task.name} prompts from {bound.source} on '{bound.dataset.name}'")
+        parts = ["validation", "test"]
+        results, details = evaluate_prompts(
+            bound.bundle, task, data, bound.doc, parts=parts, batch_size=batch_size, device=resolve_device(device)
+        )
+        paired = paired_differences(details, "test", n_boot, seed)
+        found = baselines_for(data, task, "test") if baselines else {}
+        protocol = protocol_of(bound, task, data, task.examples(data, "test"))
+        ctx.out.show(results_table(results, found, parts))
+        ctx.out.show(paired_table(paired, "test"))
+        ctx.out.show(
+            escape(
+                "protocol: "
+                + "; ".join(
+                    f"{k}={protocol.get(k)}" for k in ("split", "evaluated", "indexing", "tie_break", "split_seed")
+                )
+            )
+        )
+        for line in summary(paired):
+            ctx.out.show(escape(line))
+        ctx.out.result(
+            {
+                "run": str(bound.run) if bound.run is not None else None,
+                "prompts": str(bound.source),
+                "task": task.name,
+                "dataset": bound.dataset.name,
+                "results": results,
+                "paired": paired,
+                "protocol": protocol,
+                "baselines": found,
+            }
+        )

@@ -1,0 +1,107 @@
+"""`paprec recommend` on the tiny synthetic model: personalized, shared fallback (said on stderr), manual,
+the serving history (full sequence), and refusals."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_export_helpers import tiny_document, tiny_home, write_json
+from typer.testing import CliRunner
+
+from paprec_cli import export
+from paprec_cli.cli import app
+from paprec_cli.commands.recommend_cmd import serving_example
+from paprec_cli.data.store import load_dataset
+from paprec_cli.paths import Home
+from paprec_cli.plugins import load_registry
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Home:
+    return tiny_home(tmp_path_factory.mktemp("home"))
+
+
+@pytest.fixture(scope="module")
+def prompts(home: Home, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Users 1 and 2 have personalized tokens, nobody else; exported as Parquet to use the import path."""
+    path = tmp_path_factory.mktemp("prompts") / "prompts.parquet"
+    export.export_prompts(tiny_document(home), path)
+    return path
+
+
+def invoke(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(app, list(args))
+    if result.exception and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result.exit_code, result.stdout, result.stderr
+
+
+def recommend_json(home: Home, *args: str) -> tuple[dict[str, Any], str]:
+    code, stdout, stderr = invoke("recommend", *args, "--home", str(home.root), "--device", "cpu", "--json")
+    assert code == 0, stderr
+    return json.loads(stdout.strip().splitlines()[-1]), stderr
+
+
+def test_personalized_prompt(home: Home, prompts: Path) -> None:
+    out, stderr = recommend_json(home, "--prompts", str(prompts), "--user", "1", "-k", "5")
+    doc = export.load_prompts(prompts)
+    assert out["prompt"] == "personalized" and "shared prompt" not in stderr
+    assert out["user"] == doc["users"]["1"] and out["user_idx"] == 1
+    assert out["prompt_text"].endswith(doc["personal"]["1"][0]["text"])
+    assert out["prompt_text"].startswith("user_1 :")
+    assert [row["rank"] for row in out["items"]] == [1, 2, 3, 4, 5]
+    scores = [row["score"] for row in out["items"]]
+    assert scores == sorted(scores, reverse=True)
+    assert all(row["item"] and 1 <= row["item_idx"] <= 30 for row in out["items"])
+
+
+def test_falls_back_to_shared_and_says_so(home: Home, prompts: Path) -> None:
+    data = load_dataset(home, "synthetic")
+    raw = data.user_raw_id(7)
+    out, stderr = recommend_json(home, "--prompts", str(prompts), "--user", raw, "-k", "3")
+    doc = export.load_prompts(prompts)
+    assert out["prompt"] == "shared" and out["user_idx"] == 7
+    assert "no personalized tokens" in stderr and "shared prompt" in stderr
+    assert out["prompt_text"].endswith(doc["shared"]["personal_default"][0]["text"])
+    same, _ = recommend_json(home, "--prompts", str(prompts), "--user", "user_7", "-k", "3")
+    assert same["items"] == out["items"]
+
+
+def test_manual_prompt_without_prompts(home: Home) -> None:
+    out, _ = recommend_json(home, "--dataset", "synthetic", "--user", "3", "-k", "4", "--exclude-seen")
+    data = load_dataset(home, "synthetic")
+    assert out["prompt"] == "manual" and out["prompt_text"].startswith("Here is the purchase history list of user_3")
+    seen = {int(i) for i in data.sequences[3]}
+    assert len(out["items"]) == 4 and not seen & {row["item_idx"] for row in out["items"]}
+
+
+def test_serving_history_is_the_full_sequence(home: Home) -> None:
+    data = load_dataset(home, "synthetic")
+    task = load_registry().task("sequential")
+    example = serving_example(task, data, 5, seed=0)
+    items = [w.index for w in example.values["history"] if w.kind == "item"]
+    assert items == [int(i) for i in data.sequences[5][-task.max_history :]]
+
+
+def test_refusals(home: Home, prompts: Path, tmp_path: Path) -> None:
+    code, _, stderr = invoke("recommend", "--prompts", str(prompts), "--user", "nobody", "--home", str(home.root))
+    assert code == 2 and "--user nobody" in stderr
+    code, _, stderr = invoke("recommend", "--prompts", str(prompts), "--user", "1", "--task", "rating",
+                             "--home", str(home.root))  # fmt: skip
+    assert code == 2 and "are for task 'sequential'" in stderr
+    code, _, stderr = invoke("recommend", "--user", "1", "--home", str(home.root))
+    assert code == 2 and "--dataset is required" in stderr
+    code, _, stderr = invoke(
+        "recommend", "--prompts", str(tmp_path / "gone.csv"), "--user", "1", "--home", str(home.root)
+    )
+    assert code == 2 and "no such prompts file" in stderr
+    doc = tiny_document(home)
+    doc["dataset_fingerprint"] = "0" * 16
+    bad = write_json(tmp_path / "bad.json", doc)
+    code, _, stderr = invoke("recommend", "--prompts", str(bad), "--user", "1", "--home", str(home.root))
+    assert code == 2 and len(stderr.strip().splitlines()) == 1 and "dataset in use" in stderr
