@@ -9,12 +9,13 @@ does not exclude them either).
 Item-kNN is cosine similarity over the binary user x item matrix of training sequences,
 `sim(i, j) = |U_i & U_j| / sqrt(|U_i| |U_j|)`, with the diagonal removed; a user's score for item j is
 the similarity of j to the last `window` items of the history, weighted by `decay ** age`. It is
-computed as two sparse-dense products per batch of users (Q X^T, then X), so no item x item matrix
+computed as two sparse products per batch of users ((Q X^T) X), so no item x item matrix
 is ever materialised (Beauty: a few seconds on a CPU). Ties break by popularity, then by item index.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -50,8 +51,8 @@ def _user_item_matrix(train: Sequence[np.ndarray], n_items: int) -> torch.Tensor
     cols = np.concatenate([np.asarray(seq, dtype=np.int64) for seq in train] or [np.zeros(0)])
     pairs = np.unique(np.stack([rows, cols]).astype(np.int64), axis=1)
     values = torch.ones(pairs.shape[1], dtype=torch.float32)
-    matrix = torch.sparse_coo_tensor(torch.from_numpy(pairs), values, (len(train), n_items + 1))
-    return matrix.coalesce().to_sparse_csr()
+    shape = (len(train), n_items + 1)
+    return torch.sparse_coo_tensor(torch.from_numpy(pairs), values, shape, check_invariants=True).coalesce()
 
 
 @dataclass
@@ -66,7 +67,7 @@ class ItemKNN:
 
     def __post_init__(self) -> None:
         self.x = _user_item_matrix(self.train, self.n_items)
-        self.xt = self.x.to_sparse_coo().t().coalesce().to_sparse_csr()
+        self.xt = self.x.t().coalesce()
         degree = torch.zeros(self.n_items + 1, dtype=torch.float32)
         for seq in self.train:
             degree[torch.from_numpy(np.unique(np.asarray(seq, dtype=np.int64)))] += 1.0
@@ -88,9 +89,10 @@ class ItemKNN:
     def scores(self, histories: Sequence[np.ndarray]) -> torch.Tensor:
         """[B, n_items + 1] scores for one batch of histories (higher is better)."""
         query = self._query(histories)
-        scaled = query * (self.has_users / self.norm)  # q_h / n_h, zero for items without users
-        per_user = torch.sparse.mm(self.x, scaled.t())  # [U, B]
-        co = torch.sparse.mm(self.xt, per_user).t()  # [B, I]: sum_h q_h C_hj / n_h
+        scaled = (query * (self.has_users / self.norm)).to_sparse()  # q_h / n_h; 0 for items without users
+        with warnings.catch_warnings():  # torch calls its (correct) sparse CSR kernels "beta"
+            warnings.simplefilter("ignore", UserWarning)
+            co = torch.sparse.mm(torch.sparse.mm(scaled, self.xt), self.x).to_dense()  # sum_h q_h C_hj / n_h
         sim = co / self.norm
         sim -= query * self.has_users  # remove the diagonal: q_h C_hh / (n_h n_h) = q_h
         return sim + self.tie

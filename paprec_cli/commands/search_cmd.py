@@ -1,9 +1,187 @@
-"""`paprec search` (being built)."""
+"""`paprec search`: find shared and personalized trigger tokens for a frozen model (PAP-REC)."""
 
 from __future__ import annotations
 
-from paprec_cli.commands.common import PaprecTyper
+import contextlib
+import signal
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from paprec_cli.commands.common import (
+    DeviceOpt,
+    HomeOpt,
+    JsonOpt,
+    PaprecTyper,
+    QuietOpt,
+    SeedOpt,
+    VerboseOpt,
+    make_ctx,
+    resolve_device,
+)
+from paprec_cli.errors import PaprecError
+from paprec_cli.output import Output
+from paprec_cli.paths import Home
+from paprec_cli.search.config import SearchConfig
+from paprec_cli.search.rundir import RunDir, new_run_path
+from paprec_cli.search.state import SearchState
+
+HELP = """Search trigger tokens for a frozen recommendation model (PAP-REC).
+
+The prompt keeps the task's argument (user, history or candidates) and surrounds it with shared trigger
+tokens and per-user personal tokens, chosen by gradients on training examples and kept only when they
+strictly improve the task's surrogate metric on validation users. Writes a run directory (manifest,
+trajectory, resumable state, prompts.json) and prints manual vs shared vs personalized on validation and test.
+"""
+
+Opt = typer.Option
+MODEL_HELP = "Model folder or name (default: <dataset>-tiny-atomic, or the one model trained on the dataset)."
+SELECTION_HELP = "surrogate (the task's validation metric) or loss (validation NLL: the paper's ablation)."
+EVALUATOR_HELP = "fast (all candidates in batched exact ranking) or beam (20-beam generate, one candidate at a time)."
+RUN_DIR_HELP = "Run folder (default: <home>/runs/<time>-<task>-<dataset>)."
+RESUME_HELP = "Continue an interrupted run (its folder, or its name under <home>/runs)."
 
 
 def register(app: PaprecTyper) -> None:
-    """Attach this module's commands to the app (filled in by its owner)."""
+    app.command("search", help=HELP)(search_command)
+
+
+def search_command(
+    task: Annotated[str | None, Opt("--task", help="Task to search prompts for (sequential, direct, rating).")] = None,
+    dataset: Annotated[str | None, Opt("--dataset", help="Imported dataset to search on.")] = None,
+    model: Annotated[str | None, Opt("--model", help=MODEL_HELP)] = None,
+    n_prefix: Annotated[int, Opt("--n-prefix", help="Shared trigger tokens before the argument.")] = 0,
+    n_suffix: Annotated[int, Opt("--n-suffix", help="Shared trigger tokens after the argument.")] = 5,
+    n_personal: Annotated[int, Opt("--n-personal", help="Personalized tokens per user (0: shared only).")] = 1,
+    top_k: Annotated[int, Opt("--top-k", help="Candidates per slot, from the gradient ranking.")] = 5,
+    val_users: Annotated[int | None, Opt("--val-users", help="Seeded sample of validation users.")] = None,
+    grad_examples: Annotated[int, Opt("--grad-examples", help="Training examples for the shared gradient.")] = 256,
+    max_rounds: Annotated[int, Opt("--max-rounds", help="Stop after this many shared+personal rounds.")] = 20,
+    time_budget: Annotated[float | None, Opt("--time-budget", help="Stop cleanly after this many seconds.")] = None,
+    selection: Annotated[str, Opt("--selection", help=SELECTION_HELP)] = "surrogate",
+    evaluator: Annotated[str, Opt("--evaluator", help=EVALUATOR_HELP)] = "fast",
+    batch_size: Annotated[int, Opt("--batch-size", help="Rows per forward pass.")] = 256,
+    allow_list: Annotated[Path | None, Opt("--allow-list", help="File of allowed trigger words, one per line.")] = None,
+    run_dir: Annotated[Path | None, Opt("--run-dir", help=RUN_DIR_HELP)] = None,
+    resume: Annotated[str | None, Opt("--resume", help=RESUME_HELP)] = None,
+    seed: SeedOpt = 0,
+    device: DeviceOpt = "auto",
+    home: HomeOpt = None,
+    json_out: JsonOpt = False,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    from paprec_cli.search import runner
+
+    ctx = make_ctx(home, json_out, quiet, verbose)
+    out = ctx.out
+    chosen_device = resolve_device(device)
+    if resume is not None:
+        run, recorded, state = RunDir.open_for_resume(_run_path(ctx.home, resume))
+        config = SearchConfig.from_json(recorded["config"])
+        out.info(f"Resuming {run.path} at step {state.steps if state else 0}")
+    else:
+        if task is None or dataset is None:
+            raise PaprecError("--task and --dataset are required (or --resume RUN to continue a run)")
+        ctx.registry.task(task)
+        config = SearchConfig(
+            task=task, dataset=dataset, model=model or runner.default_model(ctx.home, dataset), n_prefix=n_prefix,
+            n_suffix=n_suffix, n_personal=n_personal, top_k=top_k, val_users=val_users, grad_examples=grad_examples,
+            max_rounds=max_rounds, time_budget=time_budget, selection=selection, evaluator=evaluator,
+            batch_size=batch_size, allow_list=str(allow_list.resolve()) if allow_list else None, seed=seed,
+        ).check()
+        run, recorded, state = None, None, None
+    session = runner.prepare(config, ctx.registry, ctx.home, chosen_device, note=out.debug)
+    if run is None:
+        run = RunDir.create(run_dir or new_run_path(ctx.home, config.task, config.dataset), runner.manifest(session))
+    else:
+        assert recorded is not None
+        runner.check_resumable(session, recorded)
+    out.info(f"Run directory: {run.path}")
+    with _interrupts(run.path), _progress(out, session) as observe:
+        state = runner.search(session, run, state, observe)
+    out.info(f"Search stopped ({state.stop_reason}) after {state.round} round(s), {state.seconds:.1f}s; evaluating")
+    doc = runner.finalize(session, run, state)
+    out.show(_table(doc))
+    out.result({"run": str(run.path), "results": doc["results"], "surrogate": doc["surrogate"],
+                "stop_reason": state.stop_reason, "seconds": doc["search"]["seconds"]})
+
+
+def _run_path(home: Home, name: str) -> Path:
+    path = Path(name).expanduser()
+    if path.is_dir():
+        return path
+    if (home.runs / name).is_dir():
+        return home.runs / name
+    raise PaprecError(f"--resume {name}: no such run folder (a path, or a name under {home.runs})")
+
+
+@contextlib.contextmanager
+def _interrupts(path: Path) -> Iterator[None]:
+    """SIGTERM behaves like Ctrl-C; either ends with a one-line resume hint (the state is already saved)."""
+
+    def on_term(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    try:
+        yield
+    except KeyboardInterrupt:
+        sys.stderr.write(f"Interrupted; the run is saved. Continue with: paprec search --resume {path}\n")
+        raise typer.Exit(130) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def _progress(out: Output, session: Any) -> Iterator[Any]:
+    """Live progress on stderr: round, slot, best surrogate, accepted changes, ETA of the round."""
+    layout = session.config.layout
+    per_round = layout.n_shared + (1 if layout.n_personal else 0)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TextColumn("ETA"), TimeRemainingColumn())
+    with Progress(*columns, console=out.err, transient=False, disable=out.quiet) as progress:
+        bar = progress.add_task("starting", total=per_round)
+        seen = {"round": 0}
+
+        def observe(state: SearchState, record: dict[str, Any]) -> None:
+            if not record:
+                return
+            if record["round"] != seen["round"]:
+                seen["round"] = record["round"]
+                progress.reset(bar, total=per_round)
+            where = record["position"]
+            progress.update(bar, advance=1, description=(
+                f"round {record['round']}/{session.config.max_rounds} {where:<11} "
+                f"best {record['surrogate']:.4f} accepted {state.accepted_shared} shared, "
+                f"{state.personal_changes} personal"))
+
+        yield observe
+
+
+def _fmt(value: Any) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def _table(doc: dict[str, Any]) -> Table:
+    results = doc["results"]
+    metrics: list[str] = []
+    for variant in results.values():
+        for part in variant.values():
+            metrics.extend(k for k in part if k not in metrics)
+    table = Table(title=f"{doc['task']} on {doc['dataset']}: manual vs automatic prompts")
+    table.add_column("prompt")
+    table.add_column("split")
+    for metric in metrics:
+        table.add_column(metric, justify="right")
+    table.add_column("surrogate (search sample)", justify="right")
+    for variant, parts in results.items():
+        for part, values in parts.items():
+            surrogate = doc["surrogate"].get(variant) if part == "validation" else None
+            table.add_row(variant, part, *[_fmt(values.get(m)) for m in metrics], _fmt(surrogate))
+    return table

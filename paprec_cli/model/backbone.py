@@ -1,0 +1,128 @@
+"""The P5-style backbone: a stock `transformers` T5 plus P5's whole-word embedding.
+
+The whole-word embedding (512 rows) is added to the token embeddings of the encoder input only, and
+the sum goes in as `inputs_embeds`, so the T5 code is used as shipped. `embed` calls `t5.shared`
+exactly once per forward (the decoder reads its inputs through its own tied `embed_tokens`), so a
+forward hook on `model.t5.shared` sees exactly the encoder's token embeddings: the search captures
+trigger-token gradients there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import T5Config, T5ForConditionalGeneration
+from transformers.modeling_outputs import BaseModelOutput, Seq2SeqLMOutput
+
+from paprec_cli.model.sizes import DEFAULT_DROPOUT, resolve_dims
+
+N_WHOLE_WORDS = 512
+
+
+def attention_implementation() -> str:
+    """SDPA where this transformers' T5 supports it (it folds the relative bias into the mask), else eager."""
+    return "sdpa" if getattr(T5ForConditionalGeneration, "_supports_sdpa", False) else "eager"
+
+
+def t5_config(
+    dims: Mapping[str, Any], vocab_size: int, *, pad_id: int = 0, eos_id: int = 1, dropout: float | None = None
+) -> T5Config:
+    settings = {k: v for k, v in dims.items() if k != "dropout_rate"}
+    rate = dropout if dropout is not None else float(dims.get("dropout_rate", DEFAULT_DROPOUT))
+    settings.update(
+        vocab_size=int(vocab_size),
+        dropout_rate=rate,
+        pad_token_id=pad_id,
+        eos_token_id=eos_id,
+        decoder_start_token_id=pad_id,
+        attn_implementation=attention_implementation(),
+    )
+    return T5Config(**settings)
+
+
+def config_dims(config: T5Config) -> dict[str, Any]:
+    """The dims that rebuild `config` (what paprec's config.json records)."""
+    return {
+        "d_model": config.d_model,
+        "num_layers": config.num_layers,
+        "num_decoder_layers": config.num_decoder_layers,
+        "num_heads": config.num_heads,
+        "d_kv": config.d_kv,
+        "d_ff": config.d_ff,
+        "dropout_rate": config.dropout_rate,
+        "feed_forward_proj": config.feed_forward_proj,
+        "relative_attention_num_buckets": config.relative_attention_num_buckets,
+        "relative_attention_max_distance": config.relative_attention_max_distance,
+    }
+
+
+class RecLM(nn.Module):
+    """T5 encoder-decoder (`.t5`) with P5's whole-word embedding (`.whole_word`)."""
+
+    def __init__(self, config: T5Config) -> None:
+        super().__init__()
+        self.t5 = T5ForConditionalGeneration(config)
+        self.whole_word = nn.Embedding(N_WHOLE_WORDS, config.d_model)
+
+    @property
+    def config(self) -> T5Config:
+        return self.t5.config
+
+    def embed(self, input_ids: torch.Tensor, whole_word_ids: torch.Tensor) -> torch.Tensor:
+        return self.t5.shared(input_ids) + self.whole_word(whole_word_ids)
+
+    def encode(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, whole_word_ids: torch.Tensor
+    ) -> torch.Tensor:
+        """Encoder hidden states [B, S, d]."""
+        out = self.t5.encoder(inputs_embeds=self.embed(input_ids, whole_word_ids), attention_mask=attention_mask)
+        return out.last_hidden_state
+
+    def project(self, hidden: torch.Tensor, rows: torch.Tensor | slice | None = None) -> torch.Tensor:
+        """LM-head logits of decoder states, optionally for some vocabulary rows only (ranking over
+        items then skips the text and user rows). Matches `T5ForConditionalGeneration`'s head."""
+        if self.t5.config.scale_decoder_outputs:
+            hidden = hidden * (self.t5.config.d_model**-0.5)
+        weight = self.t5.lm_head.weight
+        return F.linear(hidden, weight if rows is None else weight[rows])
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        whole_word_ids: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        decoder_input_ids: torch.Tensor | None = None,
+        encoder_outputs: torch.Tensor | None = None,
+        **kwargs: Any,
+    ) -> Seq2SeqLMOutput:
+        """As T5's forward; `labels` use -100 for ignored positions. `encoder_outputs` (hidden states
+        from `encode`) skips the encoder."""
+        if encoder_outputs is None:
+            encoder_outputs = self.encode(input_ids, attention_mask, whole_word_ids)
+        out: Seq2SeqLMOutput = self.t5(
+            encoder_outputs=BaseModelOutput(last_hidden_state=encoder_outputs),
+            attention_mask=attention_mask,
+            labels=labels,
+            decoder_input_ids=decoder_input_ids,
+            **kwargs,
+        )
+        return out
+
+
+def build_model(config: T5Config, seed: int, *, zero_whole_word: bool = False) -> RecLM:
+    """A freshly initialised RecLM; seeding does not disturb the caller's global RNG."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = RecLM(config)
+    if zero_whole_word:
+        nn.init.zeros_(model.whole_word.weight)
+    return model
+
+
+def dims_for(size_or_dims: str | Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    return resolve_dims(size_or_dims)

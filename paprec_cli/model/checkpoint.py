@@ -1,0 +1,179 @@
+"""paprec model folders: save atomically, load any supported layout, refuse mismatches clearly.
+
+A paprec model folder holds `model.safetensors` (tied T5 weights stored once), `config.json` (sizes,
+id scheme, dataset name and fingerprint, paprec version, the weights' sha256), `tokenizer.json` and
+`codec.json`; the trainer adds `training.json`. `load_model` also reads Hugging Face T5 folders and
+original P5 `.pth` state dicts (see `loaders_hf`, `loaders_p5`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from safetensors.torch import save_file
+from tokenizers import Tokenizer
+
+from paprec_cli import __version__
+from paprec_cli.errors import PaprecError
+from paprec_cli.model.backbone import build_model, t5_config
+from paprec_cli.model.bundle import CONFIG_FORMAT, ModelBundle
+from paprec_cli.model.codec import DatasetLike, IdScheme, PromptCodec
+from paprec_cli.model.weights import TIED_T5_KEYS, check_keys, read_state_dict
+from paprec_cli.paths import Home, atomic_path, sha256_file
+
+WEIGHTS = "model.safetensors"
+CONFIG = "config.json"
+TIED_KEYS = frozenset(f"t5.{k}" for k in TIED_T5_KEYS)
+WEIGHT_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors")
+
+
+def save_model(bundle: ModelBundle, folder: Path, *, extra_json: Mapping[str, Any] | None = None) -> Path:
+    """Write the bundle as a paprec model folder (atomically: all or nothing). `extra_json` adds
+    files such as `{"training.json": {...}}` in the same atomic step. Returns the folder."""
+    folder = Path(folder)
+    state = {
+        key: value.detach().to("cpu").contiguous()
+        for key, value in bundle.model.state_dict().items()
+        if key not in TIED_KEYS
+    }
+    with atomic_path(folder) as staged:
+        staged.mkdir(parents=True)
+        save_file(state, str(staged / WEIGHTS), metadata={"format": "pt", "producer": f"paprec {__version__}"})
+        bundle.codec.save(staged)
+        config = {**bundle.config, "format": CONFIG_FORMAT, "paprec_version": __version__}
+        config["vocab_size"] = int(bundle.model.config.vocab_size)
+        config["weights_sha256"] = sha256_file(staged / WEIGHTS)
+        (staged / CONFIG).write_text(json.dumps(config, indent=2, default=str) + "\n", encoding="utf-8")
+        for name, content in (extra_json or {}).items():
+            (staged / name).write_text(json.dumps(content, indent=2, default=str) + "\n", encoding="utf-8")
+    bundle.config = config
+    bundle.folder = folder
+    return folder
+
+
+def resolve_model_path(path_or_name: str | Path, home: Home | None) -> Path:
+    """A path that exists, else a model name under `home.models`."""
+    path = Path(path_or_name).expanduser()
+    if path.exists():
+        return path
+    if home is not None and (home.models / str(path_or_name)).exists():
+        return home.models / str(path_or_name)
+    known = (
+        sorted(p.name for p in home.models.glob("*") if (p / CONFIG).exists()) if home and home.models.exists() else []
+    )
+    listing = ", ".join(known) or "none"
+    where = f" (models in {home.models}: {listing})" if home is not None else ""
+    raise PaprecError(f"model '{path_or_name}': no such file, folder or model name{where}")
+
+
+def load_model(
+    path_or_name: str | Path,
+    home: Home | None = None,
+    *,
+    dataset: DatasetLike | None = None,
+    tokenizer: Path | Tokenizer | None = None,
+    id_scheme: IdScheme | None = None,
+    num_heads: int | None = None,
+) -> ModelBundle:
+    """Load a paprec model folder, a Hugging Face T5 folder or a P5 `.pth` state dict.
+
+    With `dataset`, the checkpoint must match it (users, items, fingerprint); HF and P5 checkpoints
+    need `dataset` (the codec's id layout) and a T5 tokenizer (`tokenizer`, or `tokenizer.json` in
+    the folder). `id_scheme` (HF only; default subword) and `num_heads` (P5 only, when the file
+    does not tell) override what cannot be read from the files. Weights land on the CPU, in eval
+    mode (call `.train()` to fine-tune)."""
+    bundle = _load_any(resolve_model_path(path_or_name, home), dataset, tokenizer, id_scheme, num_heads)
+    bundle.model.eval()
+    return bundle
+
+
+def _load_any(
+    path: Path,
+    dataset: DatasetLike | None,
+    tokenizer: Path | Tokenizer | None,
+    id_scheme: IdScheme | None,
+    num_heads: int | None,
+) -> ModelBundle:
+    if path.is_file():
+        if path.suffix not in WEIGHT_SUFFIXES:
+            raise PaprecError(f"{path}: not a model folder or weight file ({', '.join(WEIGHT_SUFFIXES)})")
+        from paprec_cli.model.loaders_p5 import load_p5
+
+        return load_p5(path, dataset=dataset, tokenizer=tokenizer, num_heads=num_heads)
+    config_path = path / CONFIG
+    if not config_path.exists():
+        raise PaprecError(f"{path}: no config.json; expected a paprec model folder or a Hugging Face T5 folder")
+    info = _read_json(config_path)
+    if info.get("format") == CONFIG_FORMAT:
+        bundle = load_paprec_folder(path, info)
+        if dataset is not None:
+            check_dataset(bundle.codec, dataset, path)
+        return bundle
+    if info.get("model_type") == "t5" or "T5ForConditionalGeneration" in (info.get("architectures") or []):
+        from paprec_cli.model.loaders_hf import load_hf_folder
+
+        return load_hf_folder(path, info, dataset=dataset, tokenizer=tokenizer, id_scheme=id_scheme or "subword")
+    raise PaprecError(f"{config_path}: neither a paprec model nor a T5 model (model_type {info.get('model_type')!r})")
+
+
+def load_paprec_folder(folder: Path, info: dict[str, Any]) -> ModelBundle:
+    codec = PromptCodec.load(folder)
+    weights = folder / WEIGHTS
+    vocab = info.get("vocab_size")
+    if vocab != codec.vocab_size:
+        raise PaprecError(
+            f"{folder / CONFIG}: vocabulary size {vocab} does not match the tokenizer and id scheme "
+            f"(codec.json: {codec.vocab_size})"
+        )
+    expected_sha = info.get("weights_sha256")
+    if expected_sha and weights.exists() and sha256_file(weights) != expected_sha:
+        raise PaprecError(f"{weights}: checksum differs from config.json's weights_sha256 (file modified or corrupt)")
+    state = read_state_dict(weights)
+    try:
+        config = t5_config(info["dims"], codec.vocab_size, pad_id=codec.pad_id, eos_id=codec.eos_id)
+    except (KeyError, TypeError, ValueError) as err:
+        raise PaprecError(f"{folder / CONFIG}: bad model dimensions ({err})") from err
+    model = build_model(config, seed=0)
+    load_weights(model, state, weights)
+    return ModelBundle(model, codec, info, folder)
+
+
+def load_weights(model: Any, state: Mapping[str, Any], where: Path, optional: frozenset[str] = TIED_KEYS) -> None:
+    """Strict load: every key present (tied copies optional), none unexpected, shapes equal."""
+    own = model.state_dict()
+    check_keys(where, state.keys(), own.keys(), optional)
+    for key, value in state.items():
+        if key in own and tuple(own[key].shape) != tuple(value.shape):
+            raise PaprecError(
+                f"{where}: tensor '{key}' has shape {tuple(value.shape)}, the model expects {tuple(own[key].shape)}"
+            )
+    model.load_state_dict(state, strict=False)
+
+
+def check_dataset(codec: PromptCodec, dataset: DatasetLike, where: Path) -> None:
+    """The checkpoint must have been made for this dataset."""
+    if (codec.n_users, codec.n_items) != (dataset.n_users, dataset.n_items):
+        raise PaprecError(
+            f"{where}: made for {codec.n_users} users and {codec.n_items} items (dataset "
+            f"'{codec.dataset_name}'), but dataset '{dataset.name}' has {dataset.n_users} users and "
+            f"{dataset.n_items} items"
+        )
+    theirs = str(getattr(dataset, "fingerprint", ""))
+    if codec.dataset_fingerprint and theirs and codec.dataset_fingerprint != theirs:
+        raise PaprecError(
+            f"{where}: trained on dataset '{codec.dataset_name}' (fingerprint {codec.dataset_fingerprint}), "
+            f"not on '{dataset.name}' (fingerprint {theirs}); train one with `paprec train --dataset {dataset.name}`"
+        )
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise PaprecError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from err
+    if not isinstance(data, dict):
+        raise PaprecError(f"{path}: expected a JSON object")
+    return data

@@ -1,0 +1,64 @@
+"""The reference-style baseline: transformers' `generate` with many beams, constrained to valid ids.
+
+Kept as the slow, straightforward comparison point for the benchmarks (`--evaluator beam`). The trie
+is a plain dict from token prefix to allowed next tokens, consulted per beam per step by
+`prefix_allowed_tokens_fn`; every returned sequence is an item's, so mapping back never fails.
+"""
+
+from __future__ import annotations
+
+import torch
+from transformers import GenerationConfig
+from transformers.modeling_outputs import BaseModelOutput
+
+from paprec_cli.model.backbone import RecLM
+from paprec_cli.model.codec import PromptCodec
+
+
+def item_trie(codec: PromptCodec) -> tuple[dict[tuple[int, ...], list[int]], dict[tuple[int, ...], int]]:
+    """(prefix -> allowed next tokens, full sequence without EOS -> item index)."""
+    allowed: dict[tuple[int, ...], set[int]] = {}
+    items: dict[tuple[int, ...], int] = {}
+    for row, seq in enumerate(codec.item_sequences().tolist(), start=1):
+        tokens = [t for t in seq if t != codec.pad_id]
+        for depth in range(len(tokens)):
+            allowed.setdefault(tuple(tokens[:depth]), set()).add(tokens[depth])
+        items[tuple(tokens[:-1])] = row
+    return {k: sorted(v) for k, v in allowed.items()}, items
+
+
+def generate_items(
+    model: RecLM, codec: PromptCodec, enc: torch.Tensor, mask: torch.Tensor, k: int, num_beams: int
+) -> torch.Tensor:
+    allowed, items = item_trie(codec)
+    longest = max(len(p) for p in allowed) + 1
+    pad = [codec.pad_id]
+
+    def prefix_allowed(_: int, sent: torch.Tensor) -> list[int]:
+        prefix = tuple(sent[1:].tolist())
+        if prefix and prefix[-1] in (codec.eos_id, codec.pad_id):
+            return pad
+        return allowed.get(prefix, pad)
+
+    config = GenerationConfig(
+        num_beams=num_beams,
+        num_return_sequences=k,
+        max_new_tokens=longest,
+        do_sample=False,
+        early_stopping=True,
+        decoder_start_token_id=codec.decoder_start_id,
+        eos_token_id=codec.eos_id,
+        pad_token_id=codec.pad_id,
+    )
+    out = model.t5.generate(
+        encoder_outputs=BaseModelOutput(last_hidden_state=enc),
+        attention_mask=mask,
+        generation_config=config,
+        prefix_allowed_tokens_fn=prefix_allowed,
+    )
+    result = torch.zeros(enc.shape[0] * k, dtype=torch.long)
+    for row, seq in enumerate(out.tolist()):
+        tokens = seq[1:]
+        end = tokens.index(codec.eos_id) if codec.eos_id in tokens else len(tokens)
+        result[row] = items.get(tuple(tokens[:end]), 0)  # 0 only if generation stopped early (never with the trie)
+    return result.view(enc.shape[0], k).to(enc.device)

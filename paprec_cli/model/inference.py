@@ -1,0 +1,202 @@
+"""Batched inference on a frozen RecLM: exact ranking, candidate scoring, rating, teacher-forced NLL.
+
+Ranking over all items (`rank_all`):
+- `atomic` ids: ONE decoder step from the start token, then a top-k over the item rows of the LM head
+  (only the item rows are projected). Exact, and every output is an item by construction.
+- `subword` ids: a trie-constrained beam search with a KV cache (`beam.py`); every output is an item
+  of the dataset by construction.
+
+Rating (`predict_rating`): the expected value of the rating under the model's first-step
+distribution restricted to the tokens of "1".."5" (softmax over those five logits), i.e.
+`sum_r r * p(r) / sum_r p(r)`. It is smooth (good for the search's surrogate) and never fails to
+parse, unlike decoding a number.
+
+Pure inference runs under `torch.inference_mode()`, in eval mode (restored afterwards), with bf16
+autocast on CUDA. `nll` keeps autograd on so the search can back-propagate to the input embeddings.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from paprec_cli.model.backbone import RecLM
+from paprec_cli.model.batching import Batch
+from paprec_cli.model.beam import constrained_beam_search
+from paprec_cli.model.codec import PromptCodec
+
+#: Elements (rows x max(vocab, items)) one chunk of beam search or candidate scoring may touch.
+ROW_BUDGET = 1 << 25
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+class Recommender:
+    """Inference API used by search, eval and recommend; `model` must not be trained meanwhile."""
+
+    def __init__(self, model: RecLM, codec: PromptCodec, device: torch.device | str | None = None) -> None:
+        self.device = torch.device(device) if device is not None else default_device()
+        self.model = model.to(self.device)
+        self.codec = codec
+        self._item_seqs: torch.Tensor | None = None
+        self._rating: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    # ------------------------------------------------------------------ plumbing
+    def autocast(self) -> contextlib.AbstractContextManager[object]:
+        if self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    @contextlib.contextmanager
+    def _eval(self, grad: bool = False) -> Iterator[None]:
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with contextlib.nullcontext() if grad else torch.inference_mode(), self.autocast():
+                yield
+        finally:
+            self.model.train(was_training)
+
+    def item_sequences(self) -> torch.Tensor:
+        if self._item_seqs is None:
+            self._item_seqs = self.codec.item_sequences().to(self.device)
+        return self._item_seqs
+
+    def _encode(self, batch: Batch) -> tuple[Batch, torch.Tensor]:
+        batch = batch.to(self.device)
+        return batch, self.model.encode(batch.input_ids, batch.attention_mask, batch.whole_word_ids)
+
+    def _last_hidden(self, enc: torch.Tensor, mask: torch.Tensor, prefix: Sequence[int] = ()) -> torch.Tensor:
+        """Decoder state after the start token (and a teacher-forced `prefix`), [B, d]."""
+        ids = torch.tensor([self.codec.decoder_start_id, *prefix], dtype=torch.long, device=self.device)
+        dec = self.model.t5.decoder(
+            input_ids=ids.expand(enc.shape[0], -1), encoder_hidden_states=enc, encoder_attention_mask=mask
+        )
+        return dec.last_hidden_state[:, -1]
+
+    # ------------------------------------------------------------------ training-style loss
+    def nll(self, batch: Batch, targets: Sequence[Sequence[int]]) -> torch.Tensor:
+        """Per-example mean token NLL of `targets` (token ids, usually ending with EOS) under teacher
+        forcing, [B]; differentiable w.r.t. the input embeddings (hook `model.t5.shared`)."""
+        batch = batch.to(self.device)
+        labels = _pad(targets, -100).to(self.device)
+        decoder_in = labels.new_full(labels.shape, self.codec.pad_id)
+        decoder_in[:, 0] = self.codec.decoder_start_id
+        decoder_in[:, 1:] = labels[:, :-1].clamp(min=0).masked_fill(labels[:, :-1] < 0, self.codec.pad_id)
+        with self._eval(grad=True):
+            out = self.model(batch.input_ids, batch.attention_mask, batch.whole_word_ids, decoder_input_ids=decoder_in)
+            token_nll = F.cross_entropy(out.logits.float().transpose(1, 2), labels, ignore_index=-100, reduction="none")
+        counts = (labels >= 0).sum(dim=1).clamp(min=1)
+        return token_nll.sum(dim=1) / counts
+
+    # ------------------------------------------------------------------ ranking
+    def rank_all(self, batch: Batch, k: int, num_beams: int | None = None) -> torch.Tensor:
+        """Top-`k` items over all items, [B, k] 1-based indices on `self.device`, best first.
+        `num_beams` (subword only; default k, at least k) widens the constrained beam search."""
+        k = min(int(k), self.codec.n_items)
+        with self._eval():
+            batch, enc = self._encode(batch)
+            if self.codec.id_scheme == "atomic":
+                rows = slice(self.codec.item_offset, self.codec.item_offset + self.codec.n_items)
+                logits = self.model.project(self._last_hidden(enc, batch.attention_mask), rows)
+                return logits.float().topk(k, dim=-1).indices + 1
+            beams = max(k, num_beams or k)
+            return self._beam(enc, batch.attention_mask, beams)[0][:, :k]
+
+    def _beam(self, enc: torch.Tensor, mask: torch.Tensor, beams: int) -> tuple[torch.Tensor, torch.Tensor]:
+        seqs = self.item_sequences()
+        width = max(seqs.shape[0], self.model.t5.config.vocab_size)
+        chunk = max(1, ROW_BUDGET // (beams * width))
+        parts = [
+            constrained_beam_search(
+                self.model,
+                enc[i : i + chunk],
+                mask[i : i + chunk],
+                seqs,
+                num_beams=beams,
+                start_id=self.codec.decoder_start_id,
+                eos_id=self.codec.eos_id,
+                pad_id=self.codec.pad_id,
+            )
+            for i in range(0, enc.shape[0], chunk)
+        ]
+        return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+
+    def score_candidates(self, batch: Batch, candidates: torch.Tensor) -> torch.Tensor:
+        """Log-probability of each candidate item, [B, C] (float32).
+
+        atomic: log p(item token) at the first step (the EOS that follows is not scored);
+        subword: teacher-forced sum of the log-probs of the item's tokens and its EOS."""
+        with self._eval():
+            batch, enc = self._encode(batch)
+            candidates = candidates.to(self.device)
+            if self.codec.id_scheme == "atomic":
+                logp = torch.log_softmax(self.model.project(self._last_hidden(enc, batch.attention_mask)).float(), -1)
+                return logp.gather(1, candidates + (self.codec.item_offset - 1))
+            return self._score_subword(enc, batch.attention_mask, candidates)
+
+    def _score_subword(self, enc: torch.Tensor, mask: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
+        n_batch, n_cand = candidates.shape
+        seqs = self.item_sequences()[candidates.reshape(-1) - 1]  # [B*C, L]
+        lengths = (seqs != self.codec.pad_id).sum(dim=1)
+        length = int(seqs.shape[1])
+        labels = seqs.masked_fill(torch.arange(length, device=self.device) >= lengths.unsqueeze(1), -100)
+        decoder_in = torch.full_like(seqs, self.codec.pad_id)
+        decoder_in[:, 0] = self.codec.decoder_start_id
+        decoder_in[:, 1:] = seqs[:, :-1]
+        rows_per_chunk = max(1, ROW_BUDGET // (length * self.model.t5.config.vocab_size))
+        out = []
+        for i in range(0, seqs.shape[0], rows_per_chunk):
+            rows = torch.arange(i, min(i + rows_per_chunk, seqs.shape[0]), device=self.device)
+            owner = torch.div(rows, n_cand, rounding_mode="floor")
+            dec = self.model.t5.decoder(
+                input_ids=decoder_in[rows], encoder_hidden_states=enc[owner], encoder_attention_mask=mask[owner]
+            )
+            logits = self.model.project(dec.last_hidden_state).float()
+            nll = F.cross_entropy(logits.transpose(1, 2), labels[rows], ignore_index=-100, reduction="none")
+            out.append(-nll.sum(dim=1))
+        return torch.cat(out).reshape(n_batch, n_cand)
+
+    def rank_beam(self, batch: Batch, k: int, num_beams: int = 20) -> torch.Tensor:
+        """The slow baseline: transformers' `generate` with `num_beams` beams, constrained to valid
+        ids with `prefix_allowed_tokens_fn` (a Python trie), [B, k] 1-based indices."""
+        from paprec_cli.model.generate import generate_items
+
+        k = min(int(k), self.codec.n_items)
+        with self._eval():
+            batch, enc = self._encode(batch)
+            return generate_items(self.model, self.codec, enc, batch.attention_mask, k, max(num_beams, k))
+
+    # ------------------------------------------------------------------ rating
+    def rating_tokens(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._rating is None:
+            prefix, ids = self.codec.rating_tokens()
+            self._rating = (
+                torch.tensor(prefix, dtype=torch.long, device=self.device),
+                torch.tensor(ids, dtype=torch.long, device=self.device),
+            )
+        return self._rating
+
+    def predict_rating(self, batch: Batch) -> torch.Tensor:
+        """Expected rating over the tokens "1".."5" at the first decoding step, [B] float32."""
+        prefix, ids = self.rating_tokens()
+        with self._eval():
+            batch, enc = self._encode(batch)
+            hidden = self._last_hidden(enc, batch.attention_mask, prefix.tolist())
+            probs = torch.softmax(self.model.project(hidden, ids).float(), dim=-1)
+            values = torch.arange(1, ids.numel() + 1, dtype=torch.float32, device=self.device)
+            return probs @ values
+
+
+def _pad(rows: Sequence[Sequence[int]], value: int) -> torch.Tensor:
+    width = max((len(r) for r in rows), default=1)
+    out = torch.full((len(rows), max(width, 1)), value, dtype=torch.long)
+    for i, row in enumerate(rows):
+        if row:
+            out[i, : len(row)] = torch.as_tensor(list(row), dtype=torch.long)
+    return out

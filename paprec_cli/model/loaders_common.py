@@ -1,0 +1,77 @@
+"""What the Hugging Face and P5 loaders share: the codec for a T5 tokenizer and the vocabulary check."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+from tokenizers import Tokenizer
+
+from paprec_cli.errors import PaprecError
+from paprec_cli.model.backbone import RecLM
+from paprec_cli.model.codec import DatasetLike, IdScheme, PromptCodec
+from paprec_cli.model.tokenizer import read_tokenizer
+from paprec_cli.model.weights import TIED_T5_KEYS
+
+#: Keys a T5/P5 checkpoint may lack: tied copies of `shared`, and our whole-word embedding (kept zero).
+OPTIONAL_KEYS = frozenset({f"t5.{k}" for k in TIED_T5_KEYS} | {"whole_word.weight"})
+#: T5 pads its embedding matrix to a multiple of 128 rows beyond the tokenizer (32100 -> 32128).
+VOCAB_PADDING = 128
+
+
+def t5_codec(
+    where: Path,
+    tokenizer: Path | Tokenizer | None,
+    dataset: DatasetLike | None,
+    id_scheme: IdScheme,
+    default_tokenizer: Path | None,
+) -> PromptCodec:
+    if dataset is None:
+        raise PaprecError(f"{where}: loading a T5/P5 checkpoint needs the dataset it will rank (--dataset)")
+    if tokenizer is None:
+        if default_tokenizer is None or not default_tokenizer.exists():
+            raise PaprecError(
+                f"{where}: no tokenizer.json beside the weights; pass the T5 tokenizer folder (--tokenizer)"
+            )
+        tokenizer = default_tokenizer
+    tok = tokenizer if isinstance(tokenizer, Tokenizer) else read_tokenizer(Path(tokenizer))
+    return PromptCodec(
+        tok,
+        id_scheme,
+        dataset.n_users,
+        dataset.n_items,
+        dataset_name=getattr(dataset, "name", ""),
+        dataset_fingerprint=str(getattr(dataset, "fingerprint", "")),
+        tokenizer_kind="t5",
+    )
+
+
+def check_vocab(where: Path, rows: int, codec: PromptCodec) -> None:
+    """The embedding must cover the tokenizer, allowing T5's padding rows."""
+    text = codec.text_vocab_size
+    if not text <= rows <= -(-text // VOCAB_PADDING) * VOCAB_PADDING:
+        raise PaprecError(
+            f"{where}: embedding has {rows} rows but the tokenizer has {text} tokens; "
+            "the checkpoint and tokenizer do not belong together"
+        )
+
+
+def check_tied_head(where: Path, state: Mapping[str, torch.Tensor]) -> None:
+    """transformers' T5 always ties the LM head to `shared`; an untied head (T5 v1.1) cannot load."""
+    head, shared = state.get("lm_head.weight"), state.get("shared.weight")
+    if head is not None and shared is not None and (head.shape != shared.shape or not torch.equal(head, shared)):
+        raise PaprecError(
+            f"{where}: lm_head.weight differs from shared.weight (untied head, T5 v1.1 style); unsupported"
+        )
+
+
+def copy_whole_word(model: RecLM, whole: torch.Tensor | None, where: Path) -> None:
+    """Use the checkpoint's whole-word embedding when it has one (else it stays zero)."""
+    if whole is None:
+        return
+    expected = tuple(model.whole_word.weight.shape)
+    if tuple(whole.shape) != expected:
+        raise PaprecError(f"{where}: whole-word embedding has shape {tuple(whole.shape)}, expected {expected}")
+    with torch.no_grad():
+        model.whole_word.weight.copy_(whole)

@@ -1,0 +1,87 @@
+"""Original P5 / PAP-REC checkpoints: a `.pth` state dict plus the T5 tokenizer it was trained with.
+
+P5 saved `model.state_dict()` of its T5 subclass: T5 key names (`shared.weight`,
+`encoder.block.0.layer.0.SelfAttention.q.weight`, `lm_head.weight`, ...) plus
+`encoder.whole_word_embeddings.weight`, sometimes prefixed `module.` (DataParallel). The shapes tell
+the layer counts and widths; heads come from the relative-attention bias (or `num_heads`, or
+d_model / 64). Read with `torch.load(weights_only=True)`: pickled objects are refused.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import torch
+from tokenizers import Tokenizer
+
+from paprec_cli.errors import PaprecError
+from paprec_cli.model.backbone import build_model, t5_config
+from paprec_cli.model.bundle import ModelBundle, describe
+from paprec_cli.model.checkpoint import load_weights
+from paprec_cli.model.codec import DatasetLike
+from paprec_cli.model.loaders_common import OPTIONAL_KEYS, check_tied_head, check_vocab, copy_whole_word, t5_codec
+from paprec_cli.model.weights import IGNORED_T5_KEYS, read_state_dict
+
+P5_WHOLE_WORD = "encoder.whole_word_embeddings.weight"
+_BLOCK = re.compile(r"^(encoder|decoder)\.block\.(\d+)\.")
+
+
+def infer_dims(path: Path, state: dict[str, torch.Tensor], num_heads: int | None = None) -> dict[str, object]:
+    """T5 dimensions from tensor shapes alone."""
+
+    def need(key: str) -> torch.Tensor:
+        if key not in state:
+            raise PaprecError(f"{path}: missing keys {key}; not a P5/T5 state dict")
+        return state[key]
+
+    d_model = int(need("shared.weight").shape[1])
+    layers = {"encoder": 0, "decoder": 0}
+    for key in state:
+        match = _BLOCK.match(key)
+        if match:
+            layers[match.group(1)] = max(layers[match.group(1)], int(match.group(2)) + 1)
+    if not layers["encoder"] or not layers["decoder"]:
+        raise PaprecError(f"{path}: missing keys encoder.block.* or decoder.block.*; not a T5 encoder-decoder")
+    inner = int(need("encoder.block.0.layer.0.SelfAttention.q.weight").shape[0])
+    bias = state.get("encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight")
+    heads = num_heads or (int(bias.shape[1]) if bias is not None else max(1, d_model // 64))
+    if inner % heads:
+        raise PaprecError(f"{path}: attention width {inner} is not divisible by {heads} heads; pass num_heads")
+    gated = "encoder.block.0.layer.1.DenseReluDense.wi_0.weight" in state
+    wi = need("encoder.block.0.layer.1.DenseReluDense." + ("wi_0.weight" if gated else "wi.weight"))
+    dims: dict[str, object] = {
+        "d_model": d_model,
+        "num_layers": layers["encoder"],
+        "num_decoder_layers": layers["decoder"],
+        "num_heads": heads,
+        "d_kv": inner // heads,
+        "d_ff": int(wi.shape[0]),
+        "feed_forward_proj": "gated-gelu" if gated else "relu",
+    }
+    if bias is not None:
+        dims["relative_attention_num_buckets"] = int(bias.shape[0])
+    return dims
+
+
+def load_p5(
+    path: Path,
+    *,
+    dataset: DatasetLike | None,
+    tokenizer: Path | Tokenizer | None,
+    num_heads: int | None = None,
+) -> ModelBundle:
+    codec = t5_codec(path, tokenizer, dataset, "subword", path.parent / "tokenizer.json")
+    state = read_state_dict(path)
+    whole = state.pop(P5_WHOLE_WORD, None)
+    dims = infer_dims(path, state, num_heads)
+    rows = int(state["shared.weight"].shape[0])
+    check_vocab(path, rows, codec)
+    check_tied_head(path, state)
+    config = t5_config(dims, rows, pad_id=codec.pad_id, eos_id=codec.eos_id)
+    model = build_model(config, seed=0, zero_whole_word=True)
+    renamed = {f"t5.{k}": v for k, v in state.items() if k not in IGNORED_T5_KEYS}
+    load_weights(model, renamed, path, OPTIONAL_KEYS)
+    copy_whole_word(model, whole, path)
+    info = describe(model, codec, "custom", init=f"p5:{path}", whole_word_loaded=whole is not None)
+    return ModelBundle(model, codec, info, None)

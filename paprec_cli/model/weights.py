@@ -1,0 +1,89 @@
+"""Reading weight files safely and checking their keys.
+
+Only safetensors or `torch.load(weights_only=True)`: a file that would need arbitrary unpickling
+(a pickled custom object, a tampered archive) is refused with a one-line `PaprecError`.
+"""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import torch
+
+from paprec_cli.errors import PaprecError
+
+#: Keys tied to `shared.weight` in transformers' T5 (saved by some writers, not by others).
+TIED_T5_KEYS = frozenset({"encoder.embed_tokens.weight", "decoder.embed_tokens.weight", "lm_head.weight"})
+#: Present in some old T5 checkpoints and ignored by transformers too.
+IGNORED_T5_KEYS = frozenset({"decoder.block.0.layer.1.EncDecAttention.relative_attention_bias.weight"})
+
+
+def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """Tensors by name from a `.safetensors` file or a torch archive (`.pth`, `.bin`, `.pt`)."""
+    path = Path(path)
+    if not path.is_file():
+        raise PaprecError(f"{path}: no such weight file")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        try:
+            return dict(load_file(str(path), device="cpu"))
+        except Exception as err:
+            raise PaprecError(f"{path}: not a readable safetensors file ({_first_line(err)})") from err
+    try:
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        message = _first_line(err)
+        lowered = str(err).lower()
+        if isinstance(err, pickle.UnpicklingError) and any(
+            hint in lowered for hint in ("weights only", "weights_only", "unsupported global", "global")
+        ):
+            raise PaprecError(
+                f"{path}: refused: the file holds pickled Python objects, not only tensors "
+                "(paprec never unpickles arbitrary objects; save a plain state dict or safetensors)"
+            ) from err
+        raise PaprecError(f"{path}: not a readable torch weight file ({message})") from err
+    return _as_state_dict(path, loaded)
+
+
+def _as_state_dict(path: Path, loaded: object) -> dict[str, torch.Tensor]:
+    if isinstance(loaded, Mapping):
+        for wrapper in ("state_dict", "model", "module"):
+            inner = loaded.get(wrapper)
+            if isinstance(inner, Mapping) and inner and all(isinstance(v, torch.Tensor) for v in inner.values()):
+                loaded = inner
+                break
+    if not isinstance(loaded, Mapping) or not loaded:
+        raise PaprecError(f"{path}: expected a state dict (names -> tensors), found {type(loaded).__name__}")
+    out: dict[str, torch.Tensor] = {}
+    for key, value in loaded.items():
+        if not isinstance(value, torch.Tensor):
+            raise PaprecError(f"{path}: entry '{key}' is a {type(value).__name__}, not a tensor")
+        out[str(key).removeprefix("module.")] = value
+    return out
+
+
+def check_keys(path: Path, found: Iterable[str], expected: Iterable[str], optional: Iterable[str] = ()) -> None:
+    """Error naming the first few missing and unexpected keys (optional keys may be absent)."""
+    found_set, expected_set, optional_set = set(found), set(expected), set(optional)
+    missing = sorted(expected_set - found_set - optional_set)
+    unexpected = sorted(found_set - expected_set - optional_set)
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f"missing keys {_few(missing)}")
+        if unexpected:
+            parts.append(f"unexpected keys {_few(unexpected)}")
+        raise PaprecError(f"{path}: {'; '.join(parts)}")
+
+
+def _few(keys: list[str], n: int = 3) -> str:
+    shown = ", ".join(keys[:n])
+    return f"{shown} (+{len(keys) - n} more)" if len(keys) > n else shown
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return (text[0] if text else type(err).__name__)[:200]

@@ -1,0 +1,68 @@
+"""The resolved options of one search (recorded in the manifest; `--resume` reads them back)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from paprec_cli.errors import PaprecError
+from paprec_cli.search.layout import Layout
+
+SELECTIONS = ("surrogate", "loss")
+EVALUATORS = ("fast", "beam")
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    task: str
+    dataset: str
+    model: str  # the model folder
+    n_prefix: int = 0
+    n_suffix: int = 5
+    n_personal: int = 1
+    top_k: int = 5
+    val_users: int | None = None  # seeded sample of validation users; None = all
+    grad_examples: int = 256  # seeded sample of training examples for the shared gradient
+    personal_grad_examples: int = 4  # each validation user's most recent training examples
+    max_rounds: int = 20
+    time_budget: float | None = None  # seconds
+    selection: str = "surrogate"
+    evaluator: str = "fast"
+    batch_size: int = 256
+    allow_list: str | None = None
+    seed: int = 0
+    split_seed: int | None = None  # the splits the model was trained on (None: from the model's config)
+    manual_template: str | None = None
+
+    @property
+    def layout(self) -> Layout:
+        return Layout(self.n_prefix, self.n_suffix, self.n_personal)
+
+    def check(self) -> SearchConfig:
+        """Reject values a search cannot run with, naming the option."""
+        checks = [
+            (self.n_prefix >= 0, "--n-prefix", "an integer >= 0"),
+            (self.n_suffix >= 0, "--n-suffix", "an integer >= 0"),
+            (self.n_personal >= 0, "--n-personal", "an integer >= 0"),
+            (self.n_prefix + self.n_suffix + self.n_personal > 0, "--n-suffix", "at least one trigger token in all"),
+            (self.top_k >= 1, "--top-k", "an integer >= 1"),
+            (self.val_users is None or self.val_users >= 1, "--val-users", "an integer >= 1"),
+            (self.grad_examples >= 1, "--grad-examples", "an integer >= 1"),
+            (self.max_rounds >= 1, "--max-rounds", "an integer >= 1"),
+            (self.time_budget is None or self.time_budget > 0, "--time-budget", "a positive number of seconds"),
+            (self.selection in SELECTIONS, "--selection", " or ".join(SELECTIONS)),
+            (self.evaluator in EVALUATORS, "--evaluator", " or ".join(EVALUATORS)),
+            (self.batch_size >= 1, "--batch-size", "an integer >= 1"),
+        ]
+        for ok, option, expected in checks:
+            if not ok:
+                raise PaprecError(f"{option}: invalid value; expected {expected}")
+        return self
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> SearchConfig:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in obj.items() if k in names})

@@ -1,0 +1,145 @@
+"""The search problem on a real model: gradients -> candidates, rows -> surrogate values.
+
+Connects the schedule to a frozen recommendation LM. Shared candidates come from the loss gradient
+averaged over a seeded sample of training examples; personal candidates from each validation user's own
+training examples. All candidates of a step are scored together (candidates x validation examples).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from paprec_cli.search.candidates import top_candidates
+from paprec_cli.search.gradients import gradient_sums
+from paprec_cli.search.layout import Layout, PromptBuilder, PromptTokens, check_positions
+from paprec_cli.search.surrogate import RowScorer, autocast, per_user_means
+from paprec_cli.specs import Example, TaskSpec
+
+
+@dataclass
+class ExampleSet:
+    """Examples with their encoded arguments and, for validation sets, each example's user position."""
+
+    examples: list[Example]
+    builder: PromptBuilder
+    user_pos: np.ndarray  # [N] position of the example's user in `users` (or group id)
+
+    def prompts(self, triggers: Sequence[Sequence[int]]) -> list[Any]:
+        return [self.builder.prompt(i, t) for i, t in enumerate(triggers)]
+
+
+class ModelProblem:
+    """`SearchProblem` over a `Recommender` and one task's validation users."""
+
+    def __init__(self, recommender: Any, task: TaskSpec, layout: Layout, vocab: torch.Tensor, *, top_k: int,
+                 scorer: RowScorer, validation: list[Example], shared_grad: list[Example],
+                 personal_grad: list[Example], batch_size: int) -> None:
+        self.recommender, self.task, self.layout = recommender, task, layout
+        self.codec = recommender.codec
+        self.vocab, self.top_k, self.scorer, self.batch_size = vocab, top_k, scorer, batch_size
+        self.users = sorted({ex.user for ex in validation})
+        position = {u: i for i, u in enumerate(self.users)}
+        self.validation = self._set(validation, [position[ex.user] for ex in validation])
+        self.weights = np.bincount(self.validation.user_pos, minlength=len(self.users)).astype(np.float64)
+        self.shared_grad = self._set(shared_grad, [0] * len(shared_grad))
+        mine = [ex for ex in personal_grad if ex.user in position]
+        self.personal_grad = self._set(mine, [position[ex.user] for ex in mine])
+        self._cache: dict[str, tuple[Any, Any]] = {}
+        if validation:
+            first = self.validation
+            trig = list(range(layout.n_triggers))
+            check_positions(first.builder.prompt(0, trig), first.builder.positions(0), trig)
+
+    def _set(self, examples: list[Example], user_pos: list[int]) -> ExampleSet:
+        builder = PromptBuilder(self.codec, self.layout, [ex.argument for ex in examples])
+        return ExampleSet(examples, builder, np.asarray(user_pos, dtype=np.int64))
+
+    def token_text(self, token: int) -> str:
+        return str(self.codec.token_text(int(token)))
+
+    # -- surrogate ------------------------------------------------------------------------------
+    def _values(self, triggers: list[tuple[int, ...]], examples: list[Example]) -> np.ndarray:
+        """Score rows: example i repeated over candidate blocks is `self.validation` row i % N."""
+        n = len(self.validation.examples)
+        prompts = [self.validation.builder.prompt(r % n, t) for r, t in enumerate(triggers)]
+        return self.scorer(prompts, examples)
+
+    def _score_blocks(self, blocks: list[list[tuple[int, ...]]]) -> np.ndarray:
+        """[C, N] values of C blocks of per-example triggers; one batched pass when the scorer allows."""
+        examples = self.validation.examples
+        if self.scorer.batched:
+            flat = [t for block in blocks for t in block]
+            return self._values(flat, examples * len(blocks)).reshape(len(blocks), len(examples))
+        return np.stack([self._values(block, examples) for block in blocks]) if blocks else np.zeros((0, 0))
+
+    def evaluate(self, tokens: PromptTokens) -> np.ndarray:
+        block = [tokens.triggers_for(ex.user) for ex in self.validation.examples]
+        return per_user_means(self._score_blocks([block])[0], self.validation.user_pos, len(self.users))
+
+    def evaluate_shared(self, tokens: PromptTokens, slot: int, candidates: Sequence[int]) -> np.ndarray:
+        blocks = [[tokens.with_shared(slot, int(c)).triggers_for(ex.user) for ex in self.validation.examples]
+                  for c in candidates]
+        return per_user_means(self._score_blocks(blocks), self.validation.user_pos, len(self.users))
+
+    def evaluate_personal(self, tokens: PromptTokens, slot: int, candidates: np.ndarray) -> np.ndarray:
+        """Block j holds every user's own j-th candidate, so all users' candidates go in one pass."""
+        at = self.layout.n_shared + slot
+        blocks = []
+        for j in range(candidates.shape[1]):
+            block = []
+            for ex, pos in zip(self.validation.examples, self.validation.user_pos, strict=True):
+                trig = list(tokens.triggers_for(ex.user))
+                trig[at] = int(candidates[pos, j])
+                block.append(tuple(trig))
+            blocks.append(block)
+        values = per_user_means(self._score_blocks(blocks), self.validation.user_pos, len(self.users))
+        return values.T  # [U, k]
+
+    # -- candidates -----------------------------------------------------------------------------
+    def _gradients(self, which: str, tokens: PromptTokens) -> tuple[torch.Tensor, torch.Tensor]:
+        """(sums [G, T, d], counts [G]) at the current prompt, cached until the prompt changes."""
+        key = (which, tokens.key())
+        cached = self._cache.get(which)
+        if cached is not None and cached[0] == key:
+            return cached[1]  # type: ignore[no-any-return]
+        group = self.shared_grad if which == "shared" else self.personal_grad
+        n_groups = 1 if which == "shared" else len(self.users)
+        rec, codec = self.recommender, self.codec
+        prompts = group.prompts([tokens.triggers_for(ex.user) for ex in group.examples])
+        targets = [codec.target_ids(self.task.target_words(ex)) for ex in group.examples]
+        positions = [group.builder.positions(i) for i in range(len(group.examples))]
+
+        def loss(batch_prompts: Sequence[Any], batch_targets: Sequence[Sequence[int]]) -> torch.Tensor:
+            with autocast(rec.device):
+                return rec.nll(codec.collate(list(batch_prompts), rec.device), [list(t) for t in batch_targets])
+
+        result = gradient_sums(loss, rec.model.t5.shared, prompts, targets, positions, group.user_pos.tolist(),
+                               n_groups, self.batch_size)
+        self._cache[which] = (key, result)
+        return result
+
+    def shared_candidates(self, tokens: PromptTokens, slot: int) -> list[int]:
+        sums, counts = self._gradients("shared", tokens)
+        grads = sums[0, : self.layout.n_shared] / max(int(counts[0]), 1)
+        current = torch.tensor(tokens.shared, dtype=torch.long)
+        ranked = top_candidates(grads, self._embedding(), self.vocab, current, self.top_k)
+        return [int(t) for t in ranked[slot]]
+
+    def personal_candidates(self, tokens: PromptTokens, slot: int) -> np.ndarray:
+        at = self.layout.n_shared + slot
+        sums, counts = self._gradients("personal", tokens)
+        grads = sums[:, at] / counts.clamp(min=1).unsqueeze(1).to(sums.dtype)
+        if bool((counts == 0).any()):  # users without training examples follow the shared sample's gradient
+            shared_sums, shared_counts = self._gradients("shared", tokens)
+            fallback = shared_sums[0, at] / max(int(shared_counts[0]), 1)
+            grads[counts == 0] = fallback
+        current = torch.tensor([tokens.personal_for(u)[slot] for u in self.users], dtype=torch.long)
+        return top_candidates(grads, self._embedding(), self.vocab, current, self.top_k).numpy()
+
+    def _embedding(self) -> torch.Tensor:
+        return self.recommender.model.t5.shared.weight.detach()

@@ -1,0 +1,116 @@
+"""The run directory: one folder per search, written so that any interruption can be resumed.
+
+`manifest.json` (resolved config, fingerprints, protocol; written once), `trajectory.jsonl` (one line per
+step, appended and fsynced *before* the state that counts it), `state.json` (atomic, after every step),
+`prompts.json` (the result; atomic). After a crash, the trajectory may hold a line the state does not
+count yet: `open_for_resume` trims it, and the resumed search redoes that step identically.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from paprec_cli.errors import PaprecError
+from paprec_cli.paths import Home, write_json_atomic, write_text_atomic
+from paprec_cli.search.state import SearchState
+
+MANIFEST = "manifest.json"
+STATE = "state.json"
+TRAJECTORY = "trajectory.jsonl"
+PROMPTS = "prompts.json"
+
+
+def new_run_path(home: Home, task: str, dataset: str) -> Path:
+    """`<home>/runs/<UTC timestamp>-<task>-<dataset>`, with a counter if that name is taken."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    base = home.runs / f"{stamp}-{task}-{dataset}"
+    path, n = base, 1
+    while path.exists():
+        n += 1
+        path = base.with_name(f"{base.name}-{n}")
+    return path
+
+
+class RunDir:
+    """Read and write one run folder."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    @classmethod
+    def create(cls, path: Path, manifest: dict[str, Any]) -> RunDir:
+        path = Path(path)
+        if (path / STATE).exists() or (path / MANIFEST).exists():
+            raise PaprecError(f"--run-dir {path} already holds a run; continue it with --resume {path}")
+        path.mkdir(parents=True, exist_ok=True)
+        run = cls(path)
+        write_json_atomic(path / MANIFEST, manifest)
+        (path / TRAJECTORY).write_text("", encoding="utf-8")
+        return run
+
+    @classmethod
+    def open_for_resume(cls, path: Path) -> tuple[RunDir, dict[str, Any], SearchState | None]:
+        """The run, its manifest, and its last saved state (None if it died before the first save)."""
+        path = Path(path)
+        if not (path / MANIFEST).is_file():
+            raise PaprecError(f"--resume {path}: not a paprec run directory (no {MANIFEST})")
+        run = cls(path)
+        manifest = run.manifest()
+        state = run.load_state()
+        run.trim_trajectory(state.steps if state else 0)
+        return run, manifest, state
+
+    def manifest(self) -> dict[str, Any]:
+        return json.loads((self.path / MANIFEST).read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+
+    def load_state(self) -> SearchState | None:
+        path = self.path / STATE
+        if not path.exists():
+            return None
+        try:
+            return SearchState.from_json(json.loads(path.read_text(encoding="utf-8")))
+        except (ValueError, KeyError) as exc:
+            raise PaprecError(f"{path}: unreadable search state ({exc}); start a new run") from None
+
+    def save_state(self, state: SearchState) -> None:
+        write_json_atomic(self.path / STATE, state.to_json())
+
+    def record(self, state: SearchState, record: dict[str, Any]) -> None:
+        """The per-step sink: the trajectory line first, then the state that counts it."""
+        if record:
+            self.append_step({"step": state.steps, **record})
+        self.save_state(state)
+
+    def append_step(self, record: dict[str, Any]) -> None:
+        with open(self.path / TRAJECTORY, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(record) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def trajectory(self) -> list[dict[str, Any]]:
+        path = self.path / TRAJECTORY
+        if not path.exists():
+            return []
+        lines = path.read_text(encoding="utf-8").split("\n")
+        out = []
+        for line in lines:
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                break  # a torn last line from a crash
+        return out
+
+    def trim_trajectory(self, n_steps: int) -> None:
+        kept = self.trajectory()[:n_steps]
+        write_text_atomic(self.path / TRAJECTORY, "".join(json.dumps(r) + "\n" for r in kept))
+
+    def write_prompts(self, doc: dict[str, Any]) -> None:
+        write_json_atomic(self.path / PROMPTS, doc)
+
+    def prompts(self) -> dict[str, Any] | None:
+        path = self.path / PROMPTS
+        return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None

@@ -1,0 +1,261 @@
+"""One search from options to `prompts.json`: load, sample, search (resumably), evaluate, write.
+
+`prepare` loads everything a search needs; `search` runs the schedule and saves after every step;
+`finalize` evaluates manual / shared / personalized prompts and writes the result. The command layer
+adds only progress display and tables.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from paprec_cli import __version__
+from paprec_cli.data.splits import TaskData
+from paprec_cli.data.store import Dataset, load_dataset
+from paprec_cli.errors import PaprecError
+from paprec_cli.evaluate import evaluate_prompts, split_seed
+from paprec_cli.paths import Home, sha256_file
+from paprec_cli.plugins import Registry
+from paprec_cli.search.config import SearchConfig
+from paprec_cli.search.layout import PromptTokens
+from paprec_cli.search.problem import ModelProblem
+from paprec_cli.search.result import prompts_document
+from paprec_cli.search.rundir import RunDir
+from paprec_cli.search.schedule import Schedule, ScheduleConfig, overall, start_state
+from paprec_cli.search.state import SearchState, tokens_to_json
+from paprec_cli.search.surrogate import make_scorer, per_user_means
+from paprec_cli.search.vocab import candidate_vocabulary, initial_tokens
+from paprec_cli.specs import Example, TaskSpec
+
+RUN_FORMAT = "paprec-run/1"
+RNG_VAL_USERS, RNG_GRAD = 101, 102
+Observer = Callable[[SearchState, dict[str, Any]], None]
+
+
+@dataclass
+class Session:
+    config: SearchConfig
+    task: TaskSpec
+    dataset: Dataset
+    data: TaskData
+    bundle: Any
+    recommender: Any
+    vocab: torch.Tensor
+    problem: ModelProblem
+    initial: PromptTokens
+    model_fingerprint: str
+    device: str
+
+
+# -- model resolution --------------------------------------------------------------------------------
+def default_model(home: Home, dataset: str) -> str:
+    """`<dataset>-tiny-atomic`, else the single model trained on `dataset`; a one-line fix otherwise."""
+    import json
+
+    preferred = home.model_dir(f"{dataset}-tiny-atomic")
+    if (preferred / "config.json").is_file():
+        return str(preferred)
+    found = []
+    for config in sorted(home.models.glob("*/config.json")):
+        try:
+            info = json.loads(config.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if (info.get("dataset") or {}).get("name") == dataset:
+            found.append(config.parent)
+    if len(found) == 1:
+        return str(found[0])
+    if found:
+        names = ", ".join(p.name for p in found)
+        raise PaprecError(f"several models are trained on '{dataset}' ({names}); choose one with --model NAME")
+    raise PaprecError(
+        f"no trained model for dataset '{dataset}' in {home.models}; train one with "
+        f"`paprec train --dataset {dataset}` or pass --model PATH"
+    )
+
+
+def model_fingerprint(bundle: Any) -> str:
+    config = getattr(bundle, "config", {}) or {}
+    if config.get("weights_sha256"):
+        return str(config["weights_sha256"])[:16]
+    folder = getattr(bundle, "folder", None)
+    weights = Path(folder) / "model.safetensors" if folder else None
+    if weights is not None and weights.is_file():
+        return sha256_file(weights)[:16]
+    return "unsaved"
+
+
+# -- sampling ----------------------------------------------------------------------------------------
+def sample_validation(examples: list[Example], n_users: int | None, seed: int) -> list[Example]:
+    """All validation examples of a seeded sample of `n_users` users (all users when None)."""
+    users = sorted({ex.user for ex in examples})
+    if n_users is not None and n_users < len(users):
+        chosen = set(int(u) for u in np.random.default_rng([seed, RNG_VAL_USERS]).choice(users, n_users, replace=False))
+        examples = [ex for ex in examples if ex.user in chosen]
+    return examples
+
+
+def sample_training(examples: list[Example], users: set[int], n: int, per_user: int,
+                    seed: int) -> tuple[list[Example], list[Example]]:
+    """(shared: seeded sample of `n` examples, personal: each user's last `per_user` examples)."""
+    picks = np.random.default_rng([seed, RNG_GRAD]).choice(len(examples), min(n, len(examples)), replace=False)
+    shared = [examples[int(i)] for i in sorted(picks)]
+    mine: dict[int, list[Example]] = {}
+    for ex in examples:
+        if ex.user in users:
+            mine.setdefault(ex.user, []).append(ex)
+    personal = [ex for user in sorted(mine) for ex in mine[user][-per_user:]] if per_user > 0 else []
+    return shared, personal
+
+
+# -- preparation -------------------------------------------------------------------------------------
+def prepare(config: SearchConfig, registry: Registry, home: Home, device: str,
+            note: Callable[[str], None] = lambda _: None) -> Session:
+    from paprec_cli.model import Recommender, load_model
+
+    config.check()
+    task = registry.task(config.task)
+    if config.manual_template:
+        task.manual(config.manual_template)
+    dataset = load_dataset(home, config.dataset)
+    bundle = load_model(config.model, home, dataset=dataset)
+    if bundle.folder is not None:
+        config = replace(config, model=str(Path(bundle.folder).resolve()))
+    bundle.model.requires_grad_(False)
+    bundle.model.eval()
+    if config.split_seed is None:
+        config = replace(config, split_seed=split_seed(bundle))
+    data = TaskData(dataset, config.split_seed or 0)
+    recommender = Recommender(bundle.model, bundle.codec, device)
+    vocab = candidate_vocabulary(bundle.codec, Path(config.allow_list) if config.allow_list else None)
+    initial = initial_tokens(vocab, config.layout, config.seed)
+    note("building examples")
+    validation = sample_validation(task.examples(data, "validation"), config.val_users, config.seed)
+    if not validation:
+        raise PaprecError(f"dataset '{dataset.name}' has no validation examples for task '{task.name}'")
+    users = {ex.user for ex in validation}
+    shared_grad, personal_grad = sample_training(task.examples(data, "train"), users, config.grad_examples,
+                                                 config.personal_grad_examples, config.seed)
+    scorer = make_scorer(recommender, task, config.selection, config.evaluator, config.batch_size)  # type: ignore[arg-type]
+    problem = ModelProblem(recommender, task, config.layout, vocab, top_k=config.top_k, scorer=scorer,
+                           validation=validation, shared_grad=shared_grad, personal_grad=personal_grad,
+                           batch_size=config.batch_size)
+    return Session(config, task, dataset, data, bundle, recommender, vocab, problem, initial,
+                   model_fingerprint(bundle), device)
+
+
+def library_versions() -> dict[str, str]:
+    import polars
+    import transformers
+
+    return {"paprec": __version__, "python": platform.python_version(), "torch": torch.__version__,
+            "transformers": transformers.__version__, "numpy": np.__version__, "polars": polars.__version__}
+
+
+def manifest(session: Session) -> dict[str, Any]:
+    problem = session.problem
+    return {
+        "format": RUN_FORMAT,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "config": session.config.to_json(),
+        "seed": session.config.seed,
+        "device": session.device,
+        "libraries": library_versions(),
+        "dataset": {"name": session.dataset.name, "fingerprint": session.dataset.fingerprint},
+        "model": {"path": session.config.model, "fingerprint": session.model_fingerprint,
+                  "id_scheme": session.bundle.codec.id_scheme, "size": session.bundle.config.get("size")},
+        "protocol": session.data.protocol(),
+        "task": {"name": session.task.name, "kind": session.task.kind,
+                 "manual_template": session.config.manual_template or session.task.default_template},
+        "sizes": {"validation_users": len(problem.users), "validation_examples": len(problem.validation.examples),
+                  "shared_grad_examples": len(problem.shared_grad.examples),
+                  "personal_grad_examples": len(problem.personal_grad.examples),
+                  "candidate_vocab": int(session.vocab.numel())},
+        "initial": tokens_to_json(session.initial),
+    }
+
+
+def check_resumable(session: Session, recorded: dict[str, Any]) -> None:
+    """Refuse to resume against a different dataset or model than the run started with."""
+    if recorded["dataset"]["fingerprint"] != session.dataset.fingerprint:
+        raise PaprecError(f"--resume: dataset '{session.dataset.name}' changed since the run started "
+                          "(fingerprint differs); start a new run")
+    if recorded["model"]["fingerprint"] != session.model_fingerprint:
+        raise PaprecError(f"--resume: the model at {session.config.model} changed since the run started; "
+                          "start a new run")
+
+
+# -- search and result -------------------------------------------------------------------------------
+def search(session: Session, run: RunDir, state: SearchState | None, observer: Observer | None = None,
+           clock: Callable[[], float] = time.monotonic) -> SearchState:
+    """Run (or continue) the schedule, saving the state after every step."""
+    config = session.config
+    if state is None:
+        state = start_state(session.problem, session.initial)
+        run.save_state(state)
+
+    def on_step(current: SearchState, record: dict[str, Any]) -> None:
+        run.record(current, record)
+        if observer is not None:
+            observer(current, record)
+
+    schedule = Schedule(session.problem, ScheduleConfig(config.seed, config.max_rounds, config.time_budget))
+    return schedule.run(state, on_step, clock)
+
+
+def surrogates(session: Session, state: SearchState) -> dict[str, float]:
+    """The search's surrogate (on its validation sample) of the initial, final and manual prompts."""
+    from paprec_cli.evaluate import manual_prompts
+
+    problem = session.problem
+    shared_only = PromptTokens(state.tokens.shared, state.tokens.personal_default)
+    examples = problem.validation.examples
+    manual = problem.scorer(manual_prompts(problem.codec, session.task, examples, session.config.manual_template),
+                            examples)
+    manual_users = per_user_means(manual, problem.validation.user_pos, len(problem.users))
+    return {
+        "initial": state.initial_value,
+        "shared": overall(problem.evaluate(shared_only), problem.weights),
+        "personalized": overall(state.user_values, problem.weights),
+        "manual": overall(manual_users, problem.weights),
+    }
+
+
+def finalize(session: Session, run: RunDir, state: SearchState) -> dict[str, Any]:
+    """Evaluate the three prompt variants on validation and test and write `prompts.json`."""
+    config = session.config
+    draft = _document(session, state, surrogate={}, results={})
+    results, _ = evaluate_prompts(session.bundle, session.task, session.data, draft,
+                                  batch_size=config.batch_size, recommender=session.recommender)
+    doc = _document(session, state, surrogate=surrogates(session, state), results=results)
+    run.write_prompts(doc)
+    return doc
+
+
+def _document(session: Session, state: SearchState, surrogate: dict[str, float],
+              results: dict[str, Any]) -> dict[str, Any]:
+    users = session.dataset.users
+    raw = {}
+    if state.tokens.personal:
+        wanted = set(state.tokens.personal)
+        for idx, user in zip(users["user_idx"].to_list(), users["user"].to_list(), strict=True):
+            if idx in wanted:
+                raw[int(idx)] = str(user)
+    return prompts_document(
+        codec=session.bundle.codec, layout=session.config.layout, task=session.task.name,
+        dataset=session.dataset.name, dataset_fingerprint=session.dataset.fingerprint, model=session.config.model,
+        model_fingerprint=session.model_fingerprint,
+        manual_template=session.config.manual_template or session.task.default_template,
+        initial=state.initial, final=state.tokens, raw_users=raw, surrogate=surrogate, results=results,
+        search={"rounds": state.round, "steps": state.steps, "stop_reason": state.stop_reason,
+                "seconds": round(state.seconds, 3), "seed": session.config.seed,
+                "accepted_shared": state.accepted_shared, "personal_changes": state.personal_changes},
+    )

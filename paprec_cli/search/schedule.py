@@ -1,0 +1,225 @@
+"""The alternating schedule of PAP-REC: shared rounds and personalized rounds, one step at a time.
+
+A round is a shared phase then a personal phase. The shared phase tries shared slots in a seeded
+random order (derived from (seed, round), so resume is exact) and ends at the first slot whose best
+candidate strictly improves the validation surrogate, or when every slot failed. The personal phase
+works on one personal slot (cycled by round): every validation user keeps their best candidate if it
+strictly improves their own surrogate. The search stops when a shared phase accepted nothing and the
+last personal phase changed nobody, at `max_rounds`, or when the time budget is spent.
+
+The schedule only sees a `SearchProblem` (candidates and surrogate values), so it can be tested with
+fakes whose improvements a test controls.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from paprec_cli.search.layout import Layout, PromptTokens
+from paprec_cli.search.state import SearchState
+
+RNG_SHARED_ORDER = 1
+
+
+class SearchProblem(Protocol):
+    """Candidate proposals and surrogate values over a fixed set of validation users."""
+
+    @property
+    def layout(self) -> Layout: ...
+
+    @property
+    def users(self) -> Sequence[int]:
+        """Validation users, in the order of `SearchState.user_values`."""
+
+    @property
+    def weights(self) -> np.ndarray:
+        """Validation examples per user (weights of the overall surrogate)."""
+
+    def evaluate(self, tokens: PromptTokens) -> np.ndarray:
+        """[U] per-user surrogate of the prompt."""
+
+    def shared_candidates(self, tokens: PromptTokens, slot: int) -> list[int]:
+        """Up to k token ids for a shared slot, best first, never the current one."""
+
+    def evaluate_shared(self, tokens: PromptTokens, slot: int, candidates: Sequence[int]) -> np.ndarray:
+        """[C, U] per-user surrogate with `candidates[c]` in shared slot `slot`."""
+
+    def personal_candidates(self, tokens: PromptTokens, slot: int) -> np.ndarray:
+        """[U, k] token ids per user for personal slot `slot`, best first."""
+
+    def evaluate_personal(self, tokens: PromptTokens, slot: int, candidates: np.ndarray) -> np.ndarray:
+        """[U, k] each user's surrogate with their own candidate j in personal slot `slot`."""
+
+    def token_text(self, token: int) -> str: ...
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    seed: int = 0
+    max_rounds: int = 20
+    time_budget: float | None = None  # seconds of search (accumulated over resumes)
+
+
+def overall(values: Sequence[float] | np.ndarray, weights: np.ndarray) -> float:
+    """The surrogate of the whole validation set: per-user means weighted by example counts."""
+    values = np.asarray(values, dtype=np.float64)
+    return float((values * weights).sum() / weights.sum()) if weights.sum() > 0 else float("nan")
+
+
+def shared_order(seed: int, round_: int, n_shared: int) -> list[int]:
+    return [int(s) for s in np.random.default_rng([seed, round_, RNG_SHARED_ORDER]).permutation(n_shared)]
+
+
+def start_state(problem: SearchProblem, tokens: PromptTokens) -> SearchState:
+    """Evaluate the initial prompt; the state every search begins from."""
+    values = [float(v) for v in problem.evaluate(tokens)]
+    value = overall(values, problem.weights)
+    state = SearchState(tokens=tokens, initial=tokens, user_values=values, initial_value=value, history=[])
+    if problem.layout.n_triggers == 0:
+        state.phase, state.stop_reason = "done", "nothing-to-search"
+    elif problem.layout.n_shared == 0:
+        state.phase = "personal"
+    return state
+
+
+Record = dict[str, Any]
+
+
+class Schedule:
+    """Advances a `SearchState` one step at a time; `run` loops until the search stops."""
+
+    def __init__(self, problem: SearchProblem, config: ScheduleConfig) -> None:
+        self.problem = problem
+        self.config = config
+
+    @property
+    def best(self) -> Callable[[SearchState], float]:
+        return lambda state: overall(state.user_values, self.problem.weights)
+
+    def run(self, state: SearchState, on_step: Callable[[SearchState, Record], None],
+            clock: Callable[[], float] = time.monotonic) -> SearchState:
+        """Step until done; `on_step(state, record)` runs after each step (it saves the state)."""
+        began, base = clock(), state.seconds
+        while not state.done:
+            if self.config.time_budget is not None and state.seconds >= self.config.time_budget:
+                self._stop(state, "time-budget")
+                on_step(state, {})
+                break
+            started = clock()
+            record = self.step(state)
+            now = clock()
+            record["seconds"] = now - started
+            state.seconds = base + (now - began)
+            state.steps += 1
+            state.history.append(self.best(state))
+            on_step(state, record)
+        return state
+
+    def step(self, state: SearchState) -> Record:
+        if state.phase == "shared":
+            return self._shared_step(state)
+        if state.phase == "personal":
+            return self._personal_step(state)
+        raise RuntimeError("the search is already done")
+
+    # -- shared ---------------------------------------------------------------------------------
+    def _shared_step(self, state: SearchState) -> Record:
+        problem, layout = self.problem, self.problem.layout
+        slot = shared_order(self.config.seed, state.round, layout.n_shared)[state.position_index]
+        baseline = self.best(state)
+        candidates = problem.shared_candidates(state.tokens, slot)
+        values = problem.evaluate_shared(state.tokens, slot, candidates) if candidates else np.zeros((0, 0))
+        means = [overall(row, problem.weights) for row in values]
+        pick = int(np.argmax(means)) if means else -1
+        accepted = pick >= 0 and means[pick] > baseline
+        record: Record = {
+            "round": state.round, "kind": "shared", "position": layout.slot_name(slot), "slot": slot,
+            "current": self._token(state.tokens.shared[slot]),
+            "candidates": [dict(self._token(t), surrogate=m) for t, m in zip(candidates, means, strict=True)],
+            "baseline": baseline, "accepted": self._token(candidates[pick]) if accepted else None,
+        }
+        if accepted:
+            state.tokens = state.tokens.with_shared(slot, int(candidates[pick]))
+            state.user_values = [float(v) for v in values[pick]]
+            state.accepted_shared += 1
+            self._end_shared(state, accepted=True)
+        elif state.position_index + 1 >= layout.n_shared:
+            self._end_shared(state, accepted=False)
+        else:
+            state.position_index += 1
+        record["surrogate"] = self.best(state)
+        return record
+
+    def _end_shared(self, state: SearchState, accepted: bool) -> None:
+        state.last_shared_accepted = accepted
+        state.position_index = 0
+        if self._converged(state):
+            self._stop(state, "converged")
+        elif self.problem.layout.n_personal > 0:
+            state.phase = "personal"
+        else:
+            self._next_round(state)
+
+    # -- personal -------------------------------------------------------------------------------
+    def _personal_step(self, state: SearchState) -> Record:
+        problem = self.problem
+        slot = (state.round - 1) % problem.layout.n_personal
+        baseline = self.best(state)
+        candidates = problem.personal_candidates(state.tokens, slot)
+        values = problem.evaluate_personal(state.tokens, slot, candidates)
+        current = np.asarray(state.user_values, dtype=np.float64)
+        updates: dict[int, tuple[int, ...]] = {}
+        rows = []
+        user_values = list(state.user_values)
+        for i, user in enumerate(problem.users):
+            pick = int(np.argmax(values[i])) if values.shape[1] else -1
+            kept = pick >= 0 and values[i, pick] > current[i]
+            if kept:
+                tokens = list(state.tokens.personal_for(user))
+                tokens[slot] = int(candidates[i, pick])
+                updates[int(user)] = tuple(tokens)
+                user_values[i] = float(values[i, pick])
+            rows.append({"user": int(user), "candidates": [int(t) for t in candidates[i]],
+                         "values": [float(v) for v in values[i]], "before": float(current[i]),
+                         "kept": int(candidates[i, pick]) if kept else None})
+        texts = {str(int(t)): problem.token_text(int(t)) for t in np.unique(candidates)}
+        state.tokens = state.tokens.with_personal(updates)
+        state.user_values = user_values
+        state.personal_changes += len(updates)
+        state.last_personal_changed = len(updates)
+        record: Record = {"round": state.round, "kind": "personal", "position": f"personal[{slot}]", "slot": slot,
+                          "baseline": baseline, "changed": len(updates), "users": rows, "texts": texts}
+        if self._converged(state):
+            self._stop(state, "converged")
+        else:
+            self._next_round(state)
+        record["surrogate"] = self.best(state)
+        return record
+
+    # -- bookkeeping ----------------------------------------------------------------------------
+    def _converged(self, state: SearchState) -> bool:
+        layout = self.problem.layout
+        shared_idle = layout.n_shared == 0 or state.last_shared_accepted is False
+        personal_idle = layout.n_personal == 0 or state.last_personal_changed == 0
+        return shared_idle and personal_idle
+
+    def _next_round(self, state: SearchState) -> None:
+        if state.round >= self.config.max_rounds:
+            self._stop(state, "max-rounds")
+            return
+        state.round += 1
+        state.position_index = 0
+        state.phase = "shared" if self.problem.layout.n_shared > 0 else "personal"
+
+    @staticmethod
+    def _stop(state: SearchState, reason: str) -> None:
+        state.phase = "done"
+        state.stop_reason = reason
+
+    def _token(self, token: int) -> dict[str, Any]:
+        return {"id": int(token), "text": self.problem.token_text(int(token))}

@@ -1,0 +1,86 @@
+"""Word pairs -> padded tensors, in length-bucketed batches so CPU time is not spent on padding.
+
+Within each window of `bucket` batches the pairs are sorted by source length, cut into batches, and
+the batches are shuffled again (seeded): each batch holds prompts of similar length, yet the order of
+families and users stays random. Encoding goes through the codec's cached `encode_batch`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from paprec_cli.model.codec import EncodedPrompt
+from paprec_cli.training.words import Pair
+
+IGNORE = -100
+
+
+@dataclass
+class TrainBatch:
+    """Encoder inputs plus decoder labels (IGNORE at padding); `n_tokens` counts real tokens."""
+
+    inputs: Any  # paprec_cli.model.batching.Batch
+    labels: torch.Tensor
+    n_tokens: int
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+
+@dataclass
+class Encoded:
+    """One epoch's pairs, encoded."""
+
+    sources: list[EncodedPrompt]
+    targets: list[list[int]]
+
+    def __len__(self) -> int:
+        return len(self.sources)
+
+
+def encode_pairs(codec: Any, pairs: Sequence[Pair], chunk: int = 8192) -> Encoded:
+    """Encode sources and targets (targets end with EOS)."""
+    sources: list[EncodedPrompt] = []
+    targets: list[list[int]] = []
+    for start in range(0, len(pairs), chunk):
+        part = pairs[start : start + chunk]
+        sources += codec.encode_batch([p.source for p in part])
+        targets += [[*t.token_ids, codec.eos_id] for t in codec.encode_batch([p.target for p in part])]
+    return Encoded(sources, targets)
+
+
+def batch_order(lengths: Sequence[int], batch_size: int, seed: int, bucket: int = 50) -> list[np.ndarray]:
+    """Index arrays of batches: pairs are already shuffled; sort by length inside windows, then
+    shuffle the batches."""
+    lengths_np = np.asarray(lengths)
+    window = batch_size * bucket
+    batches: list[np.ndarray] = []
+    for start in range(0, len(lengths_np), window):
+        idx = np.arange(start, min(start + window, len(lengths_np)))
+        idx = idx[np.argsort(lengths_np[idx], kind="stable")]
+        batches += [idx[i : i + batch_size] for i in range(0, len(idx), batch_size)]
+    order = np.random.default_rng([seed, 2]).permutation(len(batches))
+    return [batches[i] for i in order.tolist()]
+
+
+def make_batch(codec: Any, encoded: Encoded, index: np.ndarray) -> TrainBatch:
+    """Collate one batch on the CPU (moved to the device by the loop)."""
+    inputs = codec.collate([encoded.sources[i] for i in index.tolist()])
+    targets = [encoded.targets[i] for i in index.tolist()]
+    width = max(len(t) for t in targets)
+    labels = torch.full((len(targets), width), IGNORE, dtype=torch.long)
+    for row, target in enumerate(targets):
+        labels[row, : len(target)] = torch.tensor(target, dtype=torch.long)
+    n_tokens = int(inputs.attention_mask.sum()) + sum(len(t) for t in targets)
+    return TrainBatch(inputs, labels, n_tokens)
+
+
+def iterate_batches(codec: Any, encoded: Encoded, batch_size: int, seed: int) -> Iterator[TrainBatch]:
+    """The epoch's batches, in their seeded order."""
+    for index in batch_order([len(s) for s in encoded.sources], batch_size, seed):
+        yield make_batch(codec, encoded, index)

@@ -1,0 +1,71 @@
+"""Validation and test metrics of a model under a given way of writing prompts.
+
+A *prompt builder* turns an `Example` into words (the manual template, the argument alone, the template
+plus a word...), so validation, test and the sensitivity report share one path: build words, encode,
+predict in batches (`paprec_cli.model.predict`), and score with the task's own `metrics`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+from paprec_cli.specs import Example, TaskSpec, Template, Word
+
+PromptBuilder = Callable[[Example], Sequence[Word]]
+
+
+def manual_prompt(template: Template) -> PromptBuilder:
+    def build(example: Example) -> Sequence[Word]:
+        return template.render(example.values)
+
+    return build
+
+
+def argument_only(example: Example) -> Sequence[Word]:
+    """No instruction: the words PAP-REC keeps fixed, nothing else."""
+    return example.argument
+
+
+def sample_examples(examples: Sequence[Example], limit: int | None, seed: int) -> list[Example]:
+    """A seeded subset of at most `limit` examples, in their original order."""
+    if limit is None or len(examples) <= limit:
+        return list(examples)
+    keep = np.sort(np.random.default_rng([seed, 11]).choice(len(examples), size=limit, replace=False))
+    return [examples[i] for i in keep.tolist()]
+
+
+def evaluate(
+    recommender: Any, task: TaskSpec, examples: Sequence[Example], build: PromptBuilder, batch_size: int
+) -> dict[str, float]:
+    """The task's metrics of `examples` under prompts from `build` (via `model.predict`)."""
+    if not examples:
+        return {}
+    from paprec_cli.model import predict
+
+    prompts = recommender.codec.encode_batch([list(build(ex)) for ex in examples])
+    metrics, _ = predict.evaluate(recommender, task, examples, prompts, batch_size)
+    return {k: float(v) for k, v in metrics.items()}
+
+
+def evaluate_tasks(
+    recommender: Any,
+    tasks: Sequence[TaskSpec],
+    examples: dict[str, list[Example]],
+    batch_size: int,
+) -> dict[str, dict[str, float]]:
+    """Every task under its default manual template."""
+    return {
+        task.name: evaluate(recommender, task, examples[task.name], manual_prompt(task.manual()), batch_size)
+        for task in tasks
+    }
+
+
+def selection_score(metrics: dict[str, dict[str, float]], tasks: Sequence[TaskSpec]) -> float:
+    """Model selection: mean NDCG@10 over ranking tasks; rating-only runs use -RMSE."""
+    ranking = [metrics[t.name].get("NDCG@10", 0.0) for t in tasks if t.kind == "ranking" and t.name in metrics]
+    if ranking:
+        return float(np.mean(ranking))
+    rmse = [metrics[t.name].get("RMSE", np.inf) for t in tasks if t.name in metrics]
+    return -float(np.mean(rmse)) if rmse else 0.0

@@ -1,0 +1,170 @@
+"""The optimisation loop: AdamW, warm-up then decay, gradient clipping, bf16 autocast on CUDA.
+
+The learning-rate schedule runs on *progress*, the larger of steps done / steps planned and time used
+/ `--time-budget`: a budgeted run still warms up and decays fully instead of stopping at a high rate.
+Without a budget, progress depends on steps only, so runs are reproducible.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from paprec_cli.training.batches import IGNORE, TrainBatch
+from paprec_cli.training.recipe import Recipe
+
+
+def lr_factor(progress: float, recipe: Recipe) -> float:
+    """Multiplier of the peak learning rate at `progress` in [0, 1]."""
+    progress = min(max(progress, 0.0), 1.0)
+    if recipe.warmup > 0 and progress < recipe.warmup:
+        return max(progress / recipe.warmup, 1e-3)
+    span = max(1.0 - recipe.warmup, 1e-9)
+    done = (progress - recipe.warmup) / span
+    floor = recipe.min_lr_ratio
+    if recipe.schedule == "linear":
+        return floor + (1.0 - floor) * (1.0 - done)
+    return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * done))
+
+
+def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """Decay matrices only: layer-norm weights, biases and the whole-word embedding are exempt."""
+    decay, keep = [], []
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        exempt = param.ndim < 2 or "layer_norm" in name or "whole_word" in name
+        (keep if exempt else decay).append(param)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": keep, "weight_decay": 0.0}]
+
+
+def set_dropout(model: nn.Module, rate: float) -> None:
+    """Apply the recipe's dropout to every dropout layer (and the config, so it is saved)."""
+    for module in model.modules():
+        if isinstance(module, nn.Dropout):
+            module.p = rate
+    config = getattr(model, "config", None)
+    if config is not None and hasattr(config, "dropout_rate"):
+        config.dropout_rate = rate
+
+
+@dataclass
+class Clock:
+    """Wall time of this training session plus time already spent before a resume."""
+
+    offset: float = 0.0
+    started: float = field(default_factory=time.perf_counter)
+
+    def elapsed(self) -> float:
+        return self.offset + time.perf_counter() - self.started
+
+
+@dataclass
+class EpochStats:
+    loss: float
+    steps: int
+    examples: int
+    tokens: int
+    seconds: float
+    stopped_by_budget: bool
+
+    @property
+    def examples_per_s(self) -> float:
+        return self.examples / self.seconds if self.seconds > 0 else 0.0
+
+
+class Trainer:
+    """Owns the model's optimiser and schedule; `run_epoch` trains over one epoch's batches."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        recipe: Recipe,
+        device: str,
+        planned_steps: int,
+        time_budget: float | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self.model = model
+        self.recipe = recipe
+        self.device = torch.device(device)
+        self.planned_steps = max(planned_steps, 1)
+        self.time_budget = time_budget
+        self.clock = clock or Clock()
+        self.step = 0
+        self.optimizer = torch.optim.AdamW(
+            parameter_groups(model, recipe.weight_decay), lr=recipe.lr, betas=(0.9, 0.999), eps=1e-8
+        )
+
+    @property
+    def autocast(self) -> Any:
+        return torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda")
+
+    def progress(self) -> float:
+        done = self.step / self.planned_steps
+        if self.time_budget:
+            done = max(done, self.clock.elapsed() / self.time_budget)
+        return min(done, 1.0)
+
+    def out_of_time(self) -> bool:
+        return bool(self.time_budget) and self.clock.elapsed() >= float(self.time_budget or 0)
+
+    def loss(self, batch: TrainBatch) -> torch.Tensor:
+        inputs = batch.inputs.to(self.device)
+        labels = batch.labels.to(self.device, non_blocking=True)
+        with self.autocast:
+            out = self.model(inputs.input_ids, inputs.attention_mask, inputs.whole_word_ids, labels=labels)
+        logits = out.logits.float()
+        return F.cross_entropy(
+            logits.reshape(-1, logits.shape[-1]),
+            labels.reshape(-1),
+            ignore_index=IGNORE,
+            label_smoothing=self.recipe.label_smoothing,
+        )
+
+    def train_step(self, batch: TrainBatch) -> float:
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.recipe.lr * lr_factor(self.progress(), self.recipe)
+        self.model.train()
+        loss = self.loss(batch)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.recipe.grad_clip > 0:
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.recipe.grad_clip)
+        self.optimizer.step()
+        self.step += 1
+        return float(loss.detach())
+
+    def run_epoch(
+        self, batches: Iterable[TrainBatch], on_step: Callable[[int, float, int], None] | None = None
+    ) -> EpochStats:
+        """Train until the batches run out or the time budget is spent (checked after each step)."""
+        start = time.perf_counter()
+        total_loss = 0.0
+        steps = examples = tokens = 0
+        stopped = False
+        for batch in batches:
+            loss = self.train_step(batch)
+            if not math.isfinite(loss):
+                raise FloatingPointError(f"training loss became {loss} at step {self.step}; lower --lr")
+            steps += 1
+            examples += len(batch)
+            tokens += batch.n_tokens
+            total_loss += loss
+            if on_step is not None:
+                on_step(steps, total_loss / steps, examples)
+            if self.out_of_time():
+                stopped = True
+                break
+        seconds = time.perf_counter() - start
+        return EpochStats(total_loss / max(steps, 1), steps, examples, tokens, seconds, stopped)
+
+    def lr_now(self) -> float:
+        return float(self.optimizer.param_groups[0]["lr"])

@@ -1,0 +1,145 @@
+"""P5's multitask, multi-template training data, plus the auxiliary word families, one epoch at a time.
+
+Each epoch renders every training example of every chosen task once, with a template drawn (seeded by
+epoch) from its family's *trained* templates: the held-out one (`Template.held_out`) never appears,
+so unseen-prompt evaluation stays honest. Auxiliary word pairs are added in proportion to the task
+data (see `Mixture`) and everything is shuffled with the same seed. Only `part="train"` examples
+and `TaskData.loo.train` are read, so no validation or test target reaches training.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+
+from paprec_cli.data.splits import TaskData
+from paprec_cli.specs import Example, TaskSpec, Template
+from paprec_cli.training.words import (
+    AUX_TEXTS,
+    Pair,
+    attribute_phrases,
+    has_attributes,
+    hint_pair,
+    item_words_pairs,
+    word_item_pairs,
+)
+
+
+@dataclass(frozen=True)
+class Mixture:
+    """How much auxiliary data an epoch adds, relative to the ranking tasks' training examples."""
+
+    #: Attribute-hinted copies of ranking examples, as a share of ranking examples.
+    hint: float = 0.5
+    #: (user, attribute) -> item pairs, as a share of ranking examples.
+    word_item: float = 0.25
+    #: Passes over items for item -> attribute words.
+    item_words: float = 1.0
+    #: Cap on task examples per epoch and task (a seeded sample when larger; None = all).
+    max_task_examples: int | None = None
+
+    def enabled(self) -> bool:
+        return self.hint > 0 or self.word_item > 0 or self.item_words > 0
+
+
+def trained_templates(task: TaskSpec) -> list[Template]:
+    """The templates training uses: all but the held-out one of each family."""
+    kept = [t for t in task.templates if not t.held_out]
+    if not kept:
+        raise ValueError(f"task {task.name} has no trainable template (all are held out)")
+    return kept
+
+
+class TrainingData:
+    """Builds each epoch's shuffled list of `Pair`s for a set of tasks on one dataset."""
+
+    def __init__(self, data: TaskData, tasks: Sequence[TaskSpec], mixture: Mixture, seed: int) -> None:
+        self.data = data
+        self.tasks = list(tasks)
+        self.mixture = mixture
+        self.seed = seed
+        self._last: tuple[int, list[Pair]] | None = None  # the most recent epoch, asked for repeatedly
+
+    @cached_property
+    def examples(self) -> dict[str, list[Example]]:
+        """Training examples per task (built once; their Words are shared, not copied)."""
+        return {task.name: task.examples(self.data, "train") for task in self.tasks}
+
+    @cached_property
+    def phrases(self) -> list[list[tuple]]:
+        return attribute_phrases(self.data.dataset.item_attributes)
+
+    @property
+    def uses_words(self) -> bool:
+        """Auxiliary word families run only where items have attributes."""
+        return self.mixture.enabled() and has_attributes(self.phrases)
+
+    def families(self) -> list[str]:
+        names = [task.name for task in self.tasks]
+        if self.uses_words:
+            names += ["item_words", "word_item", "hint"]
+        return names
+
+    def texts(self) -> list[str]:
+        """Prompt text for tokenizer training: every template (held-out too, so search can use its
+        words) and the auxiliary phrasings."""
+        return [t.source for task in self.tasks for t in task.templates] + list(AUX_TEXTS)
+
+    def _task_pairs(self, task: TaskSpec, rng: np.random.Generator) -> tuple[list[Pair], list[Pair]]:
+        """(pairs, hinted pairs) of one task for one epoch."""
+        examples = self.examples[task.name]
+        cap = self.mixture.max_task_examples
+        chosen = np.arange(len(examples))
+        if cap is not None and len(examples) > cap:
+            chosen = np.sort(rng.choice(len(examples), size=cap, replace=False))
+        templates = trained_templates(task)
+        picks = rng.integers(len(templates), size=len(chosen))
+        pairs: list[Pair] = []
+        targets: list[tuple] = []
+        for index, pick in zip(chosen.tolist(), picks.tolist(), strict=True):
+            example = examples[index]
+            target = tuple(task.target_words(example))
+            targets.append(target)
+            pairs.append(Pair(tuple(templates[pick].render(example.values)), target, task.name))
+        hinted: list[Pair] = []
+        if self.uses_words and task.kind == "ranking" and self.mixture.hint > 0 and len(chosen):
+            n = int(round(self.mixture.hint * len(chosen)))
+            for row in rng.choice(len(chosen), size=min(n, len(chosen)), replace=False).tolist():
+                example = examples[int(chosen[row])]
+                template = templates[int(rng.integers(len(templates)))]
+                pair = hint_pair(example, template, targets[row], self.phrases, rng)
+                if pair is not None:
+                    hinted.append(pair)
+        return pairs, hinted
+
+    def epoch(self, epoch: int) -> list[Pair]:
+        """All pairs of one epoch, shuffled; a pure function of (seed, epoch)."""
+        if self._last is None or self._last[0] != epoch:
+            self._last = (epoch, self._build_epoch(epoch))
+        return self._last[1]
+
+    def _build_epoch(self, epoch: int) -> list[Pair]:
+        rng = np.random.default_rng([self.seed, epoch, 1])
+        pairs: list[Pair] = []
+        n_ranking = 0
+        for task in self.tasks:
+            main, hinted = self._task_pairs(task, rng)
+            pairs += main + hinted
+            n_ranking += len(main) if task.kind == "ranking" else 0
+        if self.uses_words:
+            passes = self.mixture.item_words
+            for _ in range(int(np.floor(passes)) + (rng.random() < passes % 1)):
+                pairs += item_words_pairs(self.phrases, rng)
+            n_word_item = int(round(self.mixture.word_item * max(n_ranking, len(self.phrases))))
+            pairs += word_item_pairs(self.data.loo.train, self.phrases, n_word_item, rng)
+        order = rng.permutation(len(pairs))
+        return [pairs[i] for i in order.tolist()]
+
+    def family_counts(self, pairs: Sequence[Pair]) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for pair in pairs:
+            counts[pair.family] = counts.get(pair.family, 0) + 1
+        return counts

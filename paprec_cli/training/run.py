@@ -1,0 +1,292 @@
+"""`paprec train` end to end: data, model, epochs with validation and model selection, test report.
+
+Each epoch: render the epoch's multitask pairs, train (stopping early when `--time-budget` is spent),
+validate every task on a seeded sample of validation users with its default manual template, keep the
+best epoch's weights (the model folder is rewritten whenever validation improves), save the resume
+state, and stop after `patience` epochs without improvement. Then the best weights are scored on the
+full test split next to the popularity and item-kNN baselines, prompt sensitivity is measured, and
+`training.json` is written into the model folder.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from paprec_cli import __version__
+from paprec_cli.baselines import baseline_results
+from paprec_cli.data.splits import TaskData
+from paprec_cli.data.store import Dataset
+from paprec_cli.errors import PaprecError
+from paprec_cli.output import Output
+from paprec_cli.paths import Home, write_json_atomic
+from paprec_cli.plugins import Registry
+from paprec_cli.specs import Example, TaskSpec
+from paprec_cli.training import state as run_state
+from paprec_cli.training.batches import encode_pairs, iterate_batches
+from paprec_cli.training.evaluation import evaluate_tasks, sample_examples, selection_score
+from paprec_cli.training.loop import Clock, EpochStats, Trainer
+from paprec_cli.training.mixture import TrainingData
+from paprec_cli.training.progress import epoch_bar
+from paprec_cli.training.recipe import TrainOptions
+from paprec_cli.training.sensitivity import prompt_sensitivity
+from paprec_cli.training.setup import ensure_dataset, resolve_tasks
+
+TRAINING_FORMAT = "paprec-training"
+
+
+@dataclass
+class Session:
+    """Everything one training invocation works with (built once, passed around; no globals)."""
+
+    options: TrainOptions
+    home: Home
+    out: Output
+    device: str
+    dataset: Dataset
+    data: TaskData
+    tasks: list[TaskSpec]
+    training: TrainingData
+    bundle: Any  # paprec_cli.model.ModelBundle
+    state: run_state.RunState
+    validation: dict[str, list[Example]] = field(default_factory=dict)
+
+    @property
+    def model_dir(self) -> Any:
+        return self.home.model_dir(self.options.name)
+
+    @property
+    def state_dir(self) -> Any:
+        return run_state.state_dir(self.home, self.options.name)
+
+
+def _model_api() -> Any:
+    """The model package, imported lazily (it pulls in transformers)."""
+    import paprec_cli.model as model_api
+
+    return model_api
+
+
+def open_session(
+    options: TrainOptions, home: Home, out: Output, registry: Registry, device: str, resume: bool
+) -> Session:
+    """Load data, build or restore the codec and model; for a resume, read the saved state."""
+    dataset = ensure_dataset(home, options.dataset, registry, out.info)
+    tasks = resolve_tasks(list(options.tasks), dataset, registry)
+    options = _with_tasks(options, [t.name for t in tasks])
+    data = TaskData(dataset, options.seed)
+    training = TrainingData(data, tasks, options.mixture, options.seed)
+    folder = run_state.state_dir(home, options.name)
+    api = _model_api()
+    if resume:
+        saved = run_state.read_state(folder, options.name)
+        if saved.options.dataset != options.dataset:
+            raise PaprecError(f"--resume {options.name}: state belongs to dataset {saved.options.dataset}")
+        codec = api.PromptCodec.load(folder / "codec")
+        if codec.dataset_fingerprint and codec.dataset_fingerprint != dataset.fingerprint:
+            raise PaprecError(
+                f"--resume {options.name}: dataset '{dataset.name}' changed since training started "
+                f"(fingerprint {codec.dataset_fingerprint} -> {dataset.fingerprint}); train anew"
+            )
+        bundle = api.create_model(options.size, codec, options.seed, dropout=options.recipe.dropout)
+        state = run_state.RunState(options, saved.epoch, saved.step, saved.seconds, saved.history,
+                                   saved.best_epoch, saved.best_score)  # fmt: skip
+    else:
+        bundle = _fresh_bundle(api, options, dataset, training, home)
+        state = run_state.RunState(options)
+        folder.mkdir(parents=True, exist_ok=True)
+        bundle.codec.save(folder / "codec")
+    bundle.model.to(device)
+    return Session(options, home, out, device, dataset, data, tasks, training, bundle, state)
+
+
+def _with_tasks(options: TrainOptions, names: list[str]) -> TrainOptions:
+    from dataclasses import replace
+
+    return replace(options, tasks=tuple(names))
+
+
+def _fresh_bundle(api: Any, options: TrainOptions, dataset: Dataset, training: TrainingData, home: Home) -> Any:
+    """A new codec and model, or the weights of `--init` (paprec folder, HF T5 folder, P5 .pth)."""
+    if options.init:
+        # Checks users, items and fingerprint against the dataset; HF/P5 layouts get the codec from it.
+        return api.load_model(options.init, home, dataset=dataset, id_scheme=options.ids)
+    codec = api.build_codec(dataset, options.ids, training.texts())
+    return api.create_model(options.size, codec, options.seed, dropout=options.recipe.dropout)
+
+
+def validation_examples(session: Session) -> dict[str, list[Example]]:
+    limit = session.options.recipe.val_users
+    return {
+        task.name: sample_examples(task.examples(session.data, "validation"), limit, session.options.seed)
+        for task in session.tasks
+    }
+
+
+def _recommender(session: Session) -> Any:
+    return _model_api().Recommender(session.bundle.model, session.bundle.codec, session.device)
+
+
+def _save_best(session: Session, training_json: dict[str, Any] | None = None) -> None:
+    """Rewrite the model folder atomically (with training.json at the end of the run)."""
+    session.bundle.config.update(_config_extra(session))
+    extra = {"training.json": training_json} if training_json is not None else None
+    _model_api().save_model(session.bundle, session.model_dir, extra_json=extra)
+
+
+def _config_extra(session: Session) -> dict[str, Any]:
+    return {"trained_on": session.options.dataset, "tasks": list(session.options.tasks), "seed": session.options.seed}
+
+
+def train_epochs(session: Session, say: Callable[[str], None]) -> str:
+    """Run epochs until done, out of patience or out of time; returns why it stopped."""
+    options, recipe, state = session.options, session.options.recipe, session.state
+    planned = recipe.epochs * max(1, -(-len(session.training.epoch(state.epoch)) // recipe.batch_size))
+    trainer = Trainer(session.bundle.model, recipe, session.device, planned, options.time_budget, Clock())
+    trainer.step = state.step
+    if state.epoch:
+        run_state.restore(session.state_dir, session.bundle.model, trainer.optimizer)
+    session.validation = validation_examples(session)
+    stopped = "epochs"
+    while state.epoch < recipe.epochs:
+        if trainer.out_of_time():
+            stopped = "time_budget"
+            break
+        epoch = state.epoch + 1
+        pairs = session.training.epoch(epoch)
+        encoded = encode_pairs(session.bundle.codec, pairs)
+        n_batches = -(-len(encoded) // recipe.batch_size)
+        with epoch_bar(session.out.err, epoch, recipe.epochs, n_batches) as bar:
+            stats = trainer.run_epoch(
+                iterate_batches(session.bundle.codec, encoded, recipe.batch_size, options.seed + epoch), bar
+            )
+        improved = _end_epoch(session, trainer, epoch, stats, pairs, say)
+        if stats.stopped_by_budget:
+            stopped = "time_budget"
+            break
+        if not improved and epoch - state.best_epoch >= recipe.patience:
+            stopped = "early_stopping"
+            break
+    return stopped
+
+
+def _end_epoch(session: Session, trainer: Trainer, epoch: int, stats: EpochStats, pairs: list, say: Callable[[str], None]) -> bool:
+    """Validate, record, save best model and resume state; True when validation improved."""
+    state = session.state
+    val_start = time.perf_counter()
+    metrics = evaluate_tasks(_recommender(session), session.tasks, session.validation, session.options.recipe.eval_batch_size)
+    score = selection_score(metrics, session.tasks)
+    improved = bool(np.isfinite(score)) and score > state.best_score
+    state.epoch, state.step = epoch, trainer.step
+    state.seconds += stats.seconds + (time.perf_counter() - val_start)
+    state.history.append({
+        "epoch": epoch, "loss": round(stats.loss, 5), "lr": trainer.lr_now(), "steps": stats.steps,
+        "examples": stats.examples, "examples_per_s": round(stats.examples_per_s, 1),
+        "tokens_per_s": round(stats.tokens / stats.seconds, 1) if stats.seconds else 0.0,
+        "train_seconds": round(stats.seconds, 2), "validation_seconds": round(time.perf_counter() - val_start, 2),
+        "partial": stats.stopped_by_budget, "families": session.training.family_counts(pairs),
+        "validation": metrics, "score": score,
+    })  # fmt: skip
+    if improved:
+        state.best_epoch, state.best_score = epoch, score
+        _save_best(session)
+    run_state.save_state(session.state_dir, state, session.bundle.model, trainer.optimizer, improved)
+    mark = " (best)" if improved else ""
+    say(f"epoch {epoch}: loss {stats.loss:.4f}, {stats.examples_per_s:,.0f} ex/s, validation {_headline(metrics)}{mark}")
+    return improved
+
+
+def _headline(metrics: dict[str, dict[str, float]]) -> str:
+    parts = []
+    for task, values in metrics.items():
+        key = "HR@10" if "HR@10" in values else "RMSE"
+        if key in values:
+            parts.append(f"{task} {key} {values[key]:.4f}")
+    return ", ".join(parts)
+
+
+def final_report(session: Session, stopped: str, wall: float) -> dict[str, Any]:
+    """Best weights on the test split, baselines, sensitivity; writes training.json; returns the result."""
+    state, options = session.state, session.options
+    if state.best_epoch == 0:
+        raise PaprecError("training stopped before one validation; raise --time-budget or --epochs")
+    run_state.load_weights(session.bundle.model, session.state_dir / "best.safetensors")
+    recommender = _recommender(session)
+    batch = options.recipe.eval_batch_size
+    test_examples = {task.name: task.examples(session.data, "test") for task in session.tasks}
+    session.out.info("Scoring the best epoch on the test split, baselines and prompt sensitivity ...")
+    test = evaluate_tasks(recommender, session.tasks, test_examples, batch)
+    tasks_by_name = {t.name: t for t in session.tasks}
+    baselines = baseline_results(session.data, list(tasks_by_name), "test", tasks=tasks_by_name)
+    sensitivity = prompt_sensitivity(recommender, session.tasks, session.data, test_examples, batch, options.seed)
+    best = next(h for h in state.history if h["epoch"] == state.best_epoch)
+    result = {
+        "model": str(session.model_dir),
+        "name": options.name,
+        "test": test,
+        "validation": best["validation"],
+        "baselines": baselines,
+        "sensitivity": sensitivity,
+        "epochs": state.epoch,
+        "best_epoch": state.best_epoch,
+        "stopped": stopped,
+        "seconds": round(wall, 2),
+    }
+    _save_best(session, training_record(session, result))
+    state.finished = True
+    write_json_atomic(session.state_dir / "state.json", state.to_json())
+    return result
+
+
+def training_record(session: Session, result: dict[str, Any]) -> dict[str, Any]:
+    """The content of training.json."""
+    import transformers
+
+    options, dataset = session.options, session.dataset
+    return {
+        "format": TRAINING_FORMAT,
+        "format_version": 1,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "name": options.name,
+        "dataset": {
+            "name": dataset.name, "fingerprint": dataset.fingerprint, "indexing": dataset.manifest.get("indexing"),
+            "users": dataset.n_users, "items": dataset.n_items,
+        },
+        "protocol": session.data.protocol(),
+        "tasks": list(options.tasks),
+        "families": session.training.families(),
+        "held_out_templates": {t.name: [x.id for x in t.templates if x.held_out] for t in session.tasks},
+        "size": options.size,
+        "ids": options.ids,
+        "options": options.to_json(),
+        "device": session.device,
+        "versions": {
+            "paprec": __version__, "torch": torch.__version__, "transformers": transformers.__version__,
+            "numpy": np.__version__, "python": platform.python_version(),
+        },
+        "history": session.state.history,
+        "train_seconds": round(session.state.seconds, 2),
+        **{k: v for k, v in result.items() if k not in ("model", "name")},
+    }  # fmt: skip
+
+
+def train(
+    options: TrainOptions, home: Home, out: Output, registry: Registry, device: str, resume: bool = False
+) -> dict[str, Any]:
+    """Train (or resume) and return the `--json` result."""
+    wall = time.perf_counter()
+    torch.manual_seed(options.seed)
+    session = open_session(options, home, out, registry, device, resume)
+    if resume and session.state.epoch >= options.recipe.epochs and not options.time_budget:
+        out.info(f"Run '{options.name}' already finished {session.state.epoch} epochs; raise --epochs to continue.")
+    say = out.info
+    counts = session.training.family_counts(session.training.epoch(session.state.epoch + 1))
+    say(f"Training {options.name}: {', '.join(f'{k} {v}' for k, v in counts.items())} pairs per epoch on {device}")
+    stopped = train_epochs(session, say)
+    return final_report(session, stopped, time.perf_counter() - wall)

@@ -1,0 +1,173 @@
+"""Prompt sensitivity: does the wording of a prompt change what the model recommends?
+
+PAP-REC can only help a model whose output depends on the words around the fixed argument. On test
+examples (a seeded sample of at most `limit`) we report, per task:
+
+- `templates`: the metric under every manual template (the held-out one marked), and `argument_only`
+  (the instruction removed), plus `spread` (best minus worst HR@10 / RMSE);
+- `attribute_hint` (items with attributes; an *oracle diagnostic*, it reads the test target): one of
+  the target item's attributes appended to the default template vs a random attribute appended;
+- `taste` (datasets with a ground-truth `truth` table, i.e. synthetic): the user's hidden taste word
+  appended vs an unrelated category word appended, with the held-out item's mean rank under each and
+  the share of users whose held-out item ranks higher with the taste word. This is the check the
+  search depends on: the right word should help.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from paprec_cli.data.splits import TaskData
+from paprec_cli.specs import Example, TaskSpec, Word
+from paprec_cli.training.evaluation import PromptBuilder, argument_only, evaluate, manual_prompt, sample_examples
+
+#: Keys reported per variant (the sensitivity table stays readable).
+RANKING_KEYS = ("HR@10", "NDCG@10")
+RATING_KEYS = ("RMSE", "MAE")
+#: Exact target ranks need every item scored; only done for catalogues up to this size.
+MAX_ITEMS_FOR_RANKS = 5000
+
+
+def _keys(task: TaskSpec) -> tuple[str, ...]:
+    return RANKING_KEYS if task.kind == "ranking" else RATING_KEYS
+
+
+def _pick(metrics: dict[str, float], task: TaskSpec) -> dict[str, float]:
+    return {k: metrics[k] for k in _keys(task) if k in metrics}
+
+
+def with_words(base: PromptBuilder, words_for: dict[int, tuple[Word, ...]]) -> PromptBuilder:
+    """`base` with per-user words appended (the personal-token position)."""
+
+    def build(example: Example) -> Sequence[Word]:
+        return (*base(example), *words_for.get(example.user, ()))
+
+    return build
+
+
+def template_sensitivity(
+    recommender: Any, task: TaskSpec, examples: Sequence[Example], batch_size: int
+) -> dict[str, Any]:
+    templates = {}
+    for template in task.templates:
+        label = f"{template.id} (held out)" if template.held_out else template.id
+        templates[label] = _pick(evaluate(recommender, task, examples, manual_prompt(template), batch_size), task)
+    no_instruction = _pick(evaluate(recommender, task, examples, argument_only, batch_size), task)
+    key = _keys(task)[0]
+    values = [m[key] for m in [*templates.values(), no_instruction] if key in m and np.isfinite(m[key])]
+    spread = float(max(values) - min(values)) if values else float("nan")
+    return {"templates": templates, "argument_only": no_instruction, f"spread_{key}": spread}
+
+
+def target_ranks(recommender: Any, examples: Sequence[Example], build: PromptBuilder, batch_size: int) -> np.ndarray:
+    """1-based rank of each example's target among all items (ties count against it)."""
+    codec = recommender.codec
+    n_items = codec.n_items
+    ranks: list[np.ndarray] = []
+    all_items = torch.arange(1, n_items + 1, dtype=torch.long)
+    step = max(1, min(batch_size, (1 << 22) // max(n_items, 1)))
+    for start in range(0, len(examples), step):
+        chunk = examples[start : start + step]
+        batch = codec.collate(codec.encode_batch([list(build(ex)) for ex in chunk]))
+        scores = recommender.score_candidates(batch, all_items.expand(len(chunk), -1)).float().cpu()
+        target = torch.tensor([int(ex.target) for ex in chunk]) - 1
+        own = scores.gather(1, target[:, None])
+        ranks.append((scores >= own).sum(dim=1).numpy())  # itself included: rank >= 1
+    return np.concatenate(ranks) if ranks else np.zeros(0, dtype=np.int64)
+
+
+def _taste_words(data: TaskData, seed: int) -> tuple[dict[int, tuple[Word, ...]], dict[int, tuple[Word, ...]]] | None:
+    """Per user index: (taste word, unrelated taste-vocabulary word), or None without a truth table."""
+    if "truth" not in (data.dataset.manifest.get("extras") or []):
+        return None
+    truth = data.dataset.extra("truth").join(data.dataset.users, on="user", how="inner")
+    if "taste" not in truth.columns or truth.height == 0:
+        return None
+    vocabulary = sorted({w for words in truth["taste"].to_list() for w in (words or [])})
+    rng = np.random.default_rng([seed, 13])
+    taste: dict[int, tuple[Word, ...]] = {}
+    other: dict[int, tuple[Word, ...]] = {}
+    for user, words in zip(truth["user_idx"].to_list(), truth["taste"].to_list(), strict=True):
+        words = list(words or [])
+        unrelated = [w for w in vocabulary if w not in words]
+        if not words or not unrelated:
+            continue
+        taste[int(user)] = (Word(words[0]),)
+        other[int(user)] = (Word(unrelated[int(rng.integers(len(unrelated)))]),)
+    return (taste, other) if taste else None
+
+
+def taste_sensitivity(
+    recommender: Any, task: TaskSpec, data: TaskData, examples: Sequence[Example], batch_size: int, seed: int
+) -> dict[str, Any] | None:
+    words = _taste_words(data, seed)
+    if words is None or task.kind != "ranking":
+        return None
+    taste, other = words
+    examples = [ex for ex in examples if ex.user in taste]
+    base = manual_prompt(task.manual())
+    variants = {"none": base, "taste_word": with_words(base, taste), "unrelated_word": with_words(base, other)}
+    out: dict[str, Any] = {"template": task.manual().id, "users": len(examples)}
+    for label, build in variants.items():
+        out[label] = _pick(evaluate(recommender, task, examples, build, batch_size), task)
+    if examples and examples[0].candidates is None and data.n_items <= MAX_ITEMS_FOR_RANKS:
+        r_taste = target_ranks(recommender, examples, variants["taste_word"], batch_size)
+        r_other = target_ranks(recommender, examples, variants["unrelated_word"], batch_size)
+        out["mean_target_rank"] = {"taste_word": float(r_taste.mean()), "unrelated_word": float(r_other.mean())}
+        out["taste_ranks_higher_share"] = float((r_taste < r_other).mean())
+        out["taste_ranks_lower_share"] = float((r_taste > r_other).mean())
+    return out
+
+
+def attribute_hint(
+    recommender: Any, task: TaskSpec, data: TaskData, examples: Sequence[Example], batch_size: int, seed: int
+) -> dict[str, Any] | None:
+    """Oracle diagnostic: an attribute of the *test target* appended vs a random item's attribute."""
+    attributes = data.dataset.item_attributes
+    if task.kind != "ranking" or sum(1 for a in attributes if a) < 0.2 * max(len(attributes) - 1, 1):
+        return None
+    rng = np.random.default_rng([seed, 17])
+    pool = [a for attrs in attributes for a in attrs]
+    target: dict[int, tuple[Word, ...]] = {}
+    random_: dict[int, tuple[Word, ...]] = {}
+    for ex in examples:
+        own = attributes[int(ex.target)]
+        if own:
+            target[ex.user] = tuple(Word(w) for w in str(own[int(rng.integers(len(own)))]).split())
+            random_[ex.user] = tuple(Word(w) for w in str(pool[int(rng.integers(len(pool)))]).split())
+    kept = [ex for ex in examples if ex.user in target]
+    base = manual_prompt(task.manual())
+    return {
+        "oracle": True,
+        "users": len(kept),
+        "target_attribute": _pick(evaluate(recommender, task, kept, with_words(base, target), batch_size), task),
+        "random_attribute": _pick(evaluate(recommender, task, kept, with_words(base, random_), batch_size), task),
+    }
+
+
+def prompt_sensitivity(
+    recommender: Any,
+    tasks: Sequence[TaskSpec],
+    data: TaskData,
+    test_examples: dict[str, list[Example]],
+    batch_size: int,
+    seed: int,
+    limit: int | None = 2000,
+) -> dict[str, Any]:
+    """The whole report, per task, on a seeded sample of at most `limit` test examples."""
+    report: dict[str, Any] = {"part": "test", "sample_limit": limit}
+    for task in tasks:
+        examples = sample_examples(test_examples[task.name], limit, seed)
+        entry = {"examples": len(examples), **template_sensitivity(recommender, task, examples, batch_size)}
+        for key, value in (
+            ("attribute_hint", attribute_hint(recommender, task, data, examples, batch_size, seed)),
+            ("taste", taste_sensitivity(recommender, task, data, examples, batch_size, seed)),
+        ):
+            if value is not None:
+                entry[key] = value
+        report[task.name] = entry
+    return report

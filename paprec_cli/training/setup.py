@@ -1,0 +1,100 @@
+"""Resolving what a training run works on: the dataset (importing `synthetic` on first use), the tasks,
+the model name, and the options merged from the size's recipe, the command line and a resume state."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from typing import Any
+
+from paprec_cli.data.store import Dataset, dataset_exists, import_dataset, load_dataset
+from paprec_cli.errors import PaprecError
+from paprec_cli.paths import Home
+from paprec_cli.plugins import Registry
+from paprec_cli.specs import TaskSpec
+from paprec_cli.training.recipe import TrainOptions, recipe_for, with_overrides
+
+#: Datasets `paprec train` imports by itself when missing (generated, no files needed).
+AUTO_IMPORT = ("synthetic",)
+ID_SCHEMES = ("atomic", "subword")
+#: Order of the built-in tasks when the dataset decides.
+DEFAULT_TASK_ORDER = ("sequential", "direct", "rating")
+
+
+def ensure_dataset(home: Home, name: str, registry: Registry, say: Callable[[str], None]) -> Dataset:
+    """The imported dataset; `synthetic` is imported with its defaults on first use (said on stderr)."""
+    if not dataset_exists(home, name) and name in AUTO_IMPORT and name in registry.datasets:
+        say(f"Dataset '{name}' is not imported yet: importing it with its defaults into {home.dataset_dir(name)}")
+        import_dataset(registry.dataset(name), None, home)
+    if not dataset_exists(home, name):
+        raise PaprecError(
+            f"--dataset {name}: not imported in {home.data}; run `paprec data import {name} --from PATH` first"
+        )
+    return load_dataset(home, name)
+
+
+def resolve_tasks(names: Sequence[str] | None, dataset: Dataset, registry: Registry) -> list[TaskSpec]:
+    """Requested tasks, or those the dataset supports (rating only when it has ratings)."""
+    if not names:
+        names = [t for t in DEFAULT_TASK_ORDER if t in registry.tasks and (t != "rating" or dataset.has_ratings)]
+    tasks = [registry.task(n, "--tasks") for n in dict.fromkeys(names)]
+    for task in tasks:
+        if task.kind == "rating" and not dataset.has_ratings:
+            raise PaprecError(f"--tasks {task.name}: dataset '{dataset.name}' has no ratings; drop {task.name}")
+    if not tasks:
+        raise PaprecError("--tasks: no task to train; give e.g. --tasks sequential,direct")
+    return tasks
+
+
+def parse_tasks(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    if not names:
+        raise PaprecError("--tasks: empty; give a comma-separated list such as sequential,direct")
+    return names
+
+
+def new_options(
+    *,
+    dataset: str,
+    tasks: Sequence[str],
+    size: str,
+    ids: str,
+    name: str | None,
+    seed: int,
+    time_budget: float | None,
+    init: str | None,
+    overrides: dict[str, Any],
+) -> TrainOptions:
+    """Options of a fresh run: the size's recipe with command-line overrides."""
+    if ids not in ID_SCHEMES:
+        raise PaprecError(f"--ids {ids}: expected one of {', '.join(ID_SCHEMES)}")
+    if time_budget is not None and time_budget <= 0:
+        raise PaprecError(f"--time-budget {time_budget}: expected a positive number of seconds")
+    recipe = with_overrides(recipe_for(size), **overrides)
+    return TrainOptions(
+        dataset=dataset,
+        tasks=tuple(tasks),
+        size=size,
+        ids=ids,
+        name=name or f"{dataset}-{size}-{ids}",
+        recipe=recipe,
+        seed=seed,
+        time_budget=time_budget,
+        init=init,
+    )
+
+
+def resumed_options(saved: TrainOptions, given: dict[str, Any], overrides: dict[str, Any]) -> TrainOptions:
+    """A resumed run keeps its identity; only the stopping rules (and recipe numbers) may change.
+
+    `given` holds identity options the user passed explicitly (None when not given); a value that
+    differs from the saved one is an error rather than a silent restart."""
+    for option, value in given.items():
+        saved_value = getattr(saved, option.lstrip("-").replace("-", "_"))
+        if value is not None and value != saved_value and not (option == "--tasks" and tuple(value) == saved_value):
+            raise PaprecError(f"{option} {value}: the run being resumed used {saved_value}; drop {option} or start anew")
+    time_budget = overrides.pop("time_budget", None)
+    recipe = with_overrides(saved.recipe, **overrides)
+    return replace(saved, recipe=recipe, time_budget=time_budget)
