@@ -168,6 +168,14 @@ def timed(fn: Callable[[], T], device: torch.device) -> tuple[T, float]:
     return result, t[0]
 
 
+def measure(fn: Callable[[], T], device: torch.device) -> tuple[T, float, float]:
+    """(fn(), wall seconds, process CPU seconds). CPU seconds (all threads) are robust to other jobs on
+    a shared machine; wall seconds are what a user waits."""
+    cpu = time.process_time()
+    result, wall = timed(fn, device)
+    return result, wall, time.process_time() - cpu
+
+
 def peak_memory(device: torch.device) -> dict[str, float | None]:
     """Peak resident memory of this process (MiB, from getrusage) and peak CUDA memory allocated (MiB)."""
     rss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
@@ -262,7 +270,12 @@ def emit_json(doc: dict[str, Any]) -> None:
 
 
 # -- paprec fixtures: home, dataset, model -----------------------------------------------------------
-SHARED_DATA = REPO.parent / "shared" / "data"
+#: Real data (beauty, sports): `$PAPREC_SHARED_DATA`, else `shared/data` in the repo, else `../shared/data`.
+SHARED_DATA = Path(
+    os.environ.get("PAPREC_SHARED_DATA")
+    or next((p for p in (REPO / "shared" / "data", REPO.parent / "shared" / "data") if p.is_dir()),
+            REPO.parent / "shared" / "data")
+)
 #: Where a benchmark trains its own tiny model when none is found (kept between runs).
 SCRATCH_HOME = Path(os.environ.get("TMPDIR", "/tmp")) / "paprec-bench-home"
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,7 @@ from common import (
     emit_json,
     ensure_dataset,
     find_model,
+    measure,
     open_home,
     peak_memory,
     print_table,
@@ -177,20 +179,22 @@ def run_steps(setup: Setup, args: argparse.Namespace) -> list[dict[str, Any]]:
     warm = initial_tokens(setup.vocab, setup.layout, args.seed)
     for problem in (fast, beam):
         problem.evaluate_shared(warm, 0, [int(setup.vocab[0])])
-    state = 0
-    while len(steps) < args.steps:
+    state, started = 0, time.perf_counter()
+    while len(steps) < args.steps:  # (the inner loop returns when out of steps or time)
         tokens = initial_tokens(setup.vocab, setup.layout, args.seed + 1 + state)
         state += 1
         for slot in range(setup.layout.n_shared):
-            if len(steps) >= args.steps:
-                break
+            out_of_time = bool(steps) and args.max_seconds and time.perf_counter() - started > args.max_seconds
+            if len(steps) >= args.steps or out_of_time:
+                return steps
             cands, grad_s = timed(lambda t=tokens, s=slot: fast.shared_candidates(t, s), setup.device)
             order = ("fast", "beam") if len(steps) % 2 == 0 else ("beam", "fast")
             values: dict[str, np.ndarray] = {}
             seconds: dict[str, float] = {}
+            cpu: dict[str, float] = {}
             for key in order:
                 problem = fast if key == "fast" else beam
-                values[key], seconds[key] = timed(
+                values[key], seconds[key], cpu[key] = measure(
                     lambda p=problem, t=tokens, s=slot, c=cands: p.evaluate_shared(t, s, c), setup.device
                 )
             ours = int(np.argmax(weighted(values["fast"], weights)))
@@ -203,6 +207,7 @@ def run_steps(setup: Setup, args: argparse.Namespace) -> list[dict[str, Any]]:
                 "state": state, "slot": slot, "candidates": [int(c) for c in cands],
                 "gradient_s": round(grad_s, 4),
                 "ours_s": round(seconds["fast"], 4), "baseline_s": round(seconds["beam"], 4),
+                "ours_cpu_s": round(cpu["fast"], 4), "baseline_cpu_s": round(cpu["beam"], 4),
                 "ours_ms_per_user_candidate": 1000 * seconds["fast"] / n_cells,
                 "baseline_ms_per_user_candidate": 1000 * seconds["beam"] / n_cells,
                 "ours_choice": int(cands[ours]), "baseline_choice": int(cands[base]),
@@ -219,6 +224,8 @@ def run_steps(setup: Setup, args: argparse.Namespace) -> list[dict[str, Any]]:
 def summarize(steps: list[dict[str, Any]], n_users: int, n_cands: int) -> dict[str, Any]:
     ours = sum(s["ours_s"] for s in steps)
     base = sum(s["baseline_s"] for s in steps)
+    ours_cpu = sum(s["ours_cpu_s"] for s in steps)
+    base_cpu = sum(s["baseline_cpu_s"] for s in steps)
     cells = n_users * n_cands * len(steps)
     per_step = [s["baseline_s"] / s["ours_s"] for s in steps if s["ours_s"] > 0]
     return {
@@ -226,6 +233,7 @@ def summarize(steps: list[dict[str, Any]], n_users: int, n_cands: int) -> dict[s
         "ours_ms_per_user_candidate": round(1000 * ours / cells, 5),
         "baseline_ms_per_user_candidate": round(1000 * base / cells, 5),
         "speedup": round(base / ours, 2) if ours > 0 else None,
+        "speedup_cpu_time": round(base_cpu / ours_cpu, 2) if ours_cpu > 0 else None,
         "speedup_per_step_min": round(min(per_step), 2) if per_step else None,
         "speedup_per_step_max": round(max(per_step), 2) if per_step else None,
         "same_choice_rate": round(sum(s["same_choice"] for s in steps) / len(steps), 3),
@@ -244,16 +252,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--dataset", default="synthetic")
     parser.add_argument("--task", default="sequential")
     parser.add_argument("--model", default="auto", help="auto (trained if found, else train), random, or a folder")
-    parser.add_argument("--users", type=int, default=None, help="validation users (default 256; quick 32)")
-    parser.add_argument("--candidates", type=int, default=None, help="candidates per step (default 5; quick 3)")
+    parser.add_argument("--users", type=int, default=None, help="validation users (default 256; quick 16)")
+    parser.add_argument("--candidates", type=int, default=None, help="candidates per step (default 5; quick 2)")
     parser.add_argument("--steps", type=int, default=None, help="steps to measure (default 10; quick 2)")
     parser.add_argument("--n-suffix", type=int, default=5, help="shared trigger slots (steps cycle over them)")
     parser.add_argument("--grad-examples", type=int, default=128)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--train-budget", type=float, default=90.0, help="seconds for training a missing model")
+    parser.add_argument("--max-seconds", type=float, default=None,
+                        help="start no new step after this many seconds of measuring (at least one step runs)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    defaults = (32, 3, 2) if args.quick else (256, 5, 10)
+    defaults = (16, 2, 2) if args.quick else (256, 5, 10)
     for key, value in zip(("users", "candidates", "steps"), defaults, strict=True):
         if getattr(args, key) is None:
             setattr(args, key, value)
@@ -280,7 +290,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                "agreement_meaningful": setup.model_source != "random"},
         results=summary, setup_s=round(load_s, 2), memory=peak_memory(device), per_step=steps,
     )  # fmt: skip
-    suffix = f"-{setup.bundle.codec.id_scheme}" + ("-quick" if args.quick else "")
+    suffix = f"-{args.dataset}-{args.size}-{setup.bundle.codec.id_scheme}" + ("-quick" if args.quick else "")
     path = write_result(doc, args.out, device, suffix=suffix)
     rows = [
         ("ours (fast, batched)", summary["ours_ms_per_user_candidate"], summary["ours_total_s"], "1.00"),

@@ -10,6 +10,7 @@ import pytest
 import torch
 from test_model_helpers import (
     TINY_DIMS,
+    FakeDataset,
     codec_for,
     one_thread,  # noqa: F401  (autouse fixture)
     prompts,
@@ -189,3 +190,29 @@ def test_predict_ranking_rating_and_candidates(rec: Recommender) -> None:
     assert ranked[0].tolist() == [cands[0][i] for i in scores.argsort(descending=True)[:10].tolist()]
     ratings = predict_mod.predictions(rec, _FakeTask("rating"), plain, encoded, batch_size=2)
     assert ratings.shape == (5,) and np.allclose(ratings, rec.predict_rating(collate(encoded)).numpy(), atol=1e-5)
+
+
+def test_beam_wider_than_the_catalogue_returns_every_item_once() -> None:
+    codec = codec_for("subword", FakeDataset(n_users=3, n_items=7))
+    rec = Recommender(create_model(TINY_DIMS, codec, seed=2).model, codec, "cpu")
+    batch = collate(codec.encode_batch([[Word.user(1), Word.item(3)], [Word.user(2)]]))
+    top = rec.rank_all(batch, 10, num_beams=20)
+    assert top.shape == (2, 7) and all(sorted(row) == list(range(1, 8)) for row in top.tolist())
+    brute = _all_scores(rec, batch).argsort(dim=1, descending=True) + 1
+    assert torch.equal(top, brute)
+
+
+def test_create_model_is_seeded_and_leaves_global_rng_alone() -> None:
+    codec = codec_for("atomic")
+    state = torch.random.get_rng_state()
+    a = create_model(TINY_DIMS, codec, seed=7).model.state_dict()
+    b = create_model(TINY_DIMS, codec, seed=7).model.state_dict()
+    c = create_model(TINY_DIMS, codec, seed=8).model.state_dict()
+    assert torch.equal(torch.random.get_rng_state(), state)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not torch.equal(a["t5.shared.weight"], c["t5.shared.weight"])
+    small = create_model("small", codec, seed=0)
+    cfg = small.model.config
+    assert (cfg.num_layers, cfg.num_decoder_layers, cfg.d_model, cfg.num_heads, cfg.d_ff) == (6, 6, 512, 8, 2048)
+    assert small.config["size"] == "small" and cfg.vocab_size == codec.vocab_size
+    assert create_model({"d_model": 48, "num_heads": 3}, codec, dropout=0.2).model.config.d_kv == 16

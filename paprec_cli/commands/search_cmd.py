@@ -76,40 +76,47 @@ def search_command(
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
+    from paprec_cli.distributed import distributed
     from paprec_cli.search import runner
 
-    ctx = make_ctx(home, json_out, quiet, verbose)
-    out = ctx.out
-    chosen_device = resolve_device(device)
-    if resume is not None:
-        run, recorded, state = RunDir.open_for_resume(_run_path(ctx.home, resume))
-        config = SearchConfig.from_json(recorded["config"])
-        out.info(f"Resuming {run.path} at step {state.steps if state else 0}")
-    else:
-        if task is None or dataset is None:
-            raise PaprecError("--task and --dataset are required (or --resume RUN to continue a run)")
-        ctx.registry.task(task)
-        config = SearchConfig(
-            task=task, dataset=dataset, model=model or runner.default_model(ctx.home, dataset), n_prefix=n_prefix,
-            n_suffix=n_suffix, n_personal=n_personal, top_k=top_k, val_users=val_users, grad_examples=grad_examples,
-            max_rounds=max_rounds, time_budget=time_budget, selection=selection, evaluator=evaluator,
-            batch_size=batch_size, allow_list=str(allow_list.resolve()) if allow_list else None, seed=seed,
-        ).check()
-        run, recorded, state = None, None, None
-    session = runner.prepare(config, ctx.registry, ctx.home, chosen_device, note=out.debug)
-    if run is None:
-        run = RunDir.create(run_dir or new_run_path(ctx.home, config.task, config.dataset), runner.manifest(session))
-    else:
-        assert recorded is not None
-        runner.check_resumable(session, recorded)
-    out.info(f"Run directory: {run.path}")
-    with _interrupts(run.path), _progress(out, session) as observe:
-        state = runner.search(session, run, state, observe)
-    out.info(f"Search stopped ({state.stop_reason}) after {state.round} round(s), {state.seconds:.1f}s; evaluating")
-    doc = runner.finalize(session, run, state)
-    out.show(_table(doc))
-    out.result({"run": str(run.path), "results": doc["results"], "surrogate": doc["surrogate"],
-                "stop_reason": state.stop_reason, "seconds": doc["search"]["seconds"]})
+    # Under torchrun every rank runs this; rank 0 alone writes the run folder and prints (see docs/DISTRIBUTED.md).
+    with distributed(resolve_device(device)) as dist:
+        ctx = make_ctx(home, json_out and dist.is_main, quiet or not dist.is_main, verbose)
+        out = ctx.out
+        chosen_device = dist.device
+        if resume is not None:
+            run, recorded, state = dist.run_on_main(lambda: RunDir.open_for_resume(_run_path(ctx.home, resume)))
+            config = SearchConfig.from_json(recorded["config"])
+            out.info(f"Resuming {run.path} at step {state.steps if state else 0}")
+        else:
+            if task is None or dataset is None:
+                raise PaprecError("--task and --dataset are required (or --resume RUN to continue a run)")
+            ctx.registry.task(task)
+            config = SearchConfig(
+                task=task, dataset=dataset, model=model or runner.default_model(ctx.home, dataset), n_prefix=n_prefix,
+                n_suffix=n_suffix, n_personal=n_personal, top_k=top_k, val_users=val_users,
+                grad_examples=grad_examples, max_rounds=max_rounds, time_budget=time_budget, selection=selection,
+                evaluator=evaluator, batch_size=batch_size, seed=seed,
+                allow_list=str(allow_list.resolve()) if allow_list else None,
+            ).check()
+            run, recorded, state = None, None, None
+        session = runner.prepare(config, ctx.registry, ctx.home, chosen_device, note=out.debug, dist=dist)
+        if run is None:
+            folder = run_dir or new_run_path(ctx.home, config.task, config.dataset)
+            run = dist.run_on_main(lambda: RunDir.create(folder, runner.manifest(session)))
+        else:
+            assert recorded is not None
+            runner.check_resumable(session, recorded)
+        out.info(f"Run directory: {run.path}")
+        writer = run if dist.is_main else None  # the other ranks compute their share and write nothing
+        with _interrupts(run.path), _progress(out, session) as observe:
+            state = runner.search(session, writer, state, observe)
+        out.info(f"Search stopped ({state.stop_reason}) after {state.round} round(s), {state.seconds:.1f}s; evaluating")
+        doc = runner.finalize(session, writer, state)
+        if dist.is_main:
+            out.show(_table(doc))
+        out.result({"run": str(run.path), "results": doc["results"], "surrogate": doc["surrogate"],
+                    "stop_reason": state.stop_reason, "seconds": doc["search"]["seconds"]})
 
 
 def _run_path(home: Home, name: str) -> Path:

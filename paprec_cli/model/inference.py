@@ -25,11 +25,13 @@ import torch.nn.functional as F
 
 from paprec_cli.model.backbone import RecLM
 from paprec_cli.model.batching import Batch
-from paprec_cli.model.beam import constrained_beam_search
+from paprec_cli.model.beam import ItemTrie, constrained_beam_search
 from paprec_cli.model.codec import PromptCodec
 
 #: Elements (rows x max(vocab, items)) one chunk of beam search or candidate scoring may touch.
 ROW_BUDGET = 1 << 25
+#: Decoder tokens per packed row when scoring sub-word candidates (see `_score_subword`).
+PACK_TOKENS = 256
 
 
 def default_device() -> torch.device:
@@ -44,6 +46,7 @@ class Recommender:
         self.model = model.to(self.device)
         self.codec = codec
         self._item_seqs: torch.Tensor | None = None
+        self._trie: ItemTrie | None = None
         self._rating: tuple[torch.Tensor, torch.Tensor] | None = None
 
     # ------------------------------------------------------------------ plumbing
@@ -66,6 +69,11 @@ class Recommender:
         if self._item_seqs is None:
             self._item_seqs = self.codec.item_sequences().to(self.device)
         return self._item_seqs
+
+    def item_trie(self) -> ItemTrie:
+        if self._trie is None:
+            self._trie = ItemTrie.build(self.codec.item_sequences(), self.codec.pad_id).to(self.device)
+        return self._trie
 
     def _encode(self, batch: Batch) -> tuple[Batch, torch.Tensor]:
         batch = batch.to(self.device)
@@ -109,18 +117,17 @@ class Recommender:
             return self._beam(enc, batch.attention_mask, beams)[0][:, :k]
 
     def _beam(self, enc: torch.Tensor, mask: torch.Tensor, beams: int) -> tuple[torch.Tensor, torch.Tensor]:
-        seqs = self.item_sequences()
-        width = max(seqs.shape[0], self.model.t5.config.vocab_size)
-        chunk = max(1, ROW_BUDGET // (beams * width))
+        trie = self.item_trie()
+        vocab = self.model.t5.config.vocab_size
+        chunk = max(1, ROW_BUDGET // (beams * (vocab + trie.max_children * 4)))
         parts = [
             constrained_beam_search(
                 self.model,
                 enc[i : i + chunk],
                 mask[i : i + chunk],
-                seqs,
+                trie,
                 num_beams=beams,
                 start_id=self.codec.decoder_start_id,
-                eos_id=self.codec.eos_id,
                 pad_id=self.codec.pad_id,
             )
             for i in range(0, enc.shape[0], chunk)
@@ -141,26 +148,48 @@ class Recommender:
             return self._score_subword(enc, batch.attention_mask, candidates)
 
     def _score_subword(self, enc: torch.Tensor, mask: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
+        """Teacher-forced log-probs of candidates' token sequences, packed: the candidates of an example
+        are laid side by side in one decoder row ([start, tokens...] per candidate) with a
+        block-diagonal causal mask, so the encoder states are projected to cross-attention keys and
+        values once per row of `PACK_TOKENS`, not once per candidate. Exact: T5's self-attention bias
+        is relative (unchanged inside a block) and cross-attention has no position bias."""
         n_batch, n_cand = candidates.shape
-        seqs = self.item_sequences()[candidates.reshape(-1) - 1]  # [B*C, L]
-        lengths = (seqs != self.codec.pad_id).sum(dim=1)
-        length = int(seqs.shape[1])
-        labels = seqs.masked_fill(torch.arange(length, device=self.device) >= lengths.unsqueeze(1), -100)
+        seqs_all = self.item_sequences()
+        length = int(seqs_all.shape[1])
+        per_pack = max(1, min(n_cand, PACK_TOKENS // length))
+        n_packs = -(-n_cand // per_pack)
+        padded = torch.ones(n_batch, n_packs * per_pack, dtype=torch.long, device=self.device)
+        padded[:, :n_cand] = candidates
+        seqs = seqs_all[padded.reshape(-1) - 1].view(n_batch * n_packs, per_pack, length)
         decoder_in = torch.full_like(seqs, self.codec.pad_id)
-        decoder_in[:, 0] = self.codec.decoder_start_id
-        decoder_in[:, 1:] = seqs[:, :-1]
-        rows_per_chunk = max(1, ROW_BUDGET // (length * self.model.t5.config.vocab_size))
+        decoder_in[..., 0] = self.codec.decoder_start_id
+        decoder_in[..., 1:] = seqs[..., :-1]
+        decoder_in = decoder_in.view(n_batch * n_packs, per_pack * length)
+        labels = seqs.masked_fill(seqs == self.codec.pad_id, -100).view(n_batch * n_packs, per_pack * length)
+        block = torch.arange(per_pack * length, device=self.device) // length
+        pos = torch.arange(per_pack * length, device=self.device)
+        allowed = (block[:, None] == block[None, :]) & (pos[None, :] <= pos[:, None])
+        block_mask = torch.zeros(allowed.shape, device=self.device).masked_fill(
+            ~allowed, torch.finfo(torch.float32).min
+        )
+        block_mask = block_mask[None, None]
+        vocab = self.model.t5.config.vocab_size
+        rows = max(1, ROW_BUDGET // (per_pack * length * vocab))
         out = []
-        for i in range(0, seqs.shape[0], rows_per_chunk):
-            rows = torch.arange(i, min(i + rows_per_chunk, seqs.shape[0]), device=self.device)
-            owner = torch.div(rows, n_cand, rounding_mode="floor")
+        for i in range(0, decoder_in.shape[0], rows):
+            index = torch.arange(i, min(i + rows, decoder_in.shape[0]), device=self.device)
+            owner = torch.div(index, n_packs, rounding_mode="floor")
             dec = self.model.t5.decoder(
-                input_ids=decoder_in[rows], encoder_hidden_states=enc[owner], encoder_attention_mask=mask[owner]
+                input_ids=decoder_in[index],
+                attention_mask=block_mask,
+                encoder_hidden_states=enc[owner],
+                encoder_attention_mask=mask[owner],
+                use_cache=False,
             )
             logits = self.model.project(dec.last_hidden_state).float()
-            nll = F.cross_entropy(logits.transpose(1, 2), labels[rows], ignore_index=-100, reduction="none")
-            out.append(-nll.sum(dim=1))
-        return torch.cat(out).reshape(n_batch, n_cand)
+            nll = F.cross_entropy(logits.transpose(1, 2), labels[index], ignore_index=-100, reduction="none")
+            out.append(-nll.view(len(index), per_pack, length).sum(dim=2))
+        return torch.cat(out).view(n_batch, n_packs * per_pack)[:, :n_cand]
 
     def rank_beam(self, batch: Batch, k: int, num_beams: int = 20) -> torch.Tensor:
         """The slow baseline: transformers' `generate` with `num_beams` beams, constrained to valid

@@ -62,7 +62,8 @@ def gradient_sums(
     """Per-group sums of d(loss_i)/d(embedding) at each example's trigger positions.
 
     loss_fn(prompts, targets) -> [B] per-example losses (e.g. teacher-forced NLL); positions[i] lists
-    example i's T trigger token positions. Returns (sums [n_groups, T, d] on CPU, at least float32, counts [n_groups]).
+    example i's T trigger token positions. Returns (sums [n_groups, T, d] on CPU in float64, counts [n_groups]):
+    float64 so that a sharded run's all_reduce of partial sums matches this sum to far below float32 precision.
     Per-example losses are independent, so the gradient of their sum at example i is example i's gradient.
     """
     n_trig = len(positions[0]) if positions else 0
@@ -81,14 +82,12 @@ def gradient_sums(
             assert grad is not None
             rows = torch.arange(stop - start, device=grad.device).unsqueeze(1)
             where = torch.tensor([list(p) for p in positions[start:stop]], device=grad.device, dtype=torch.long)
-            picked = grad[rows, where].cpu()  # [B, T, d]
-            if picked.dtype in (torch.float16, torch.bfloat16):
-                picked = picked.float()
+            picked = grad[rows, where].cpu().double()  # [B, T, d]
             if sums is None:
                 sums = torch.zeros(n_groups, n_trig, picked.shape[-1], dtype=picked.dtype)
             ids = torch.tensor(list(groups[start:stop]), dtype=torch.long)
             sums.index_add_(0, ids, picked)
             counts.index_add_(0, ids, torch.ones_like(ids))
     if sums is None:
-        sums = torch.zeros(n_groups, n_trig, embedding.embedding_dim)
+        sums = torch.zeros(n_groups, n_trig, embedding.embedding_dim, dtype=torch.float64)
     return sums, counts

@@ -3,6 +3,13 @@
 Connects the schedule to a frozen recommendation LM. Shared candidates come from the loss gradient
 averaged over a seeded sample of training examples; personal candidates from each validation user's own
 training examples. All candidates of a step are scored together (candidates x validation examples).
+
+Under `torchrun` (a `DistContext` with several ranks) the work is split in whole batches: each rank runs a
+contiguous share of exactly the batches a single process would run (for the fast scorer, in its
+sort-by-length order), so every row's value is bitwise the single-process one whatever the number of
+processes. Surrogate rows are combined with an all_reduce of float64 per-row values (zeros for other ranks'
+rows: exact), then averaged per user as before, so every rank takes the same decisions as one process.
+Gradient sums are all_reduced in float64 (sum + count).
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from paprec_cli.distributed import DistContext
 from paprec_cli.search.candidates import top_candidates
 from paprec_cli.search.gradients import gradient_sums
 from paprec_cli.search.layout import Layout, PromptBuilder, PromptTokens, check_positions
@@ -38,7 +46,7 @@ class ModelProblem:
 
     def __init__(self, recommender: Any, task: TaskSpec, layout: Layout, vocab: torch.Tensor, *, top_k: int,
                  scorer: RowScorer, validation: list[Example], shared_grad: list[Example],
-                 personal_grad: list[Example], batch_size: int) -> None:
+                 personal_grad: list[Example], batch_size: int, dist: DistContext | None = None) -> None:
         self.recommender, self.task, self.layout = recommender, task, layout
         self.codec = recommender.codec
         self.vocab, self.top_k, self.scorer, self.batch_size = vocab, top_k, scorer, batch_size
@@ -50,6 +58,7 @@ class ModelProblem:
         mine = [ex for ex in personal_grad if ex.user in position]
         self.personal_grad = self._set(mine, [position[ex.user] for ex in mine])
         self._cache: dict[str, tuple[Any, Any]] = {}
+        self.dist = dist or DistContext.single(str(recommender.device))
         if validation:
             first = self.validation
             trig = list(range(layout.n_triggers))
@@ -77,14 +86,40 @@ class ModelProblem:
             return self._values(flat, examples * len(blocks)).reshape(len(blocks), len(examples))
         return np.stack([self._values(block, examples) for block in blocks]) if blocks else np.zeros((0, 0))
 
+    def _user_means(self, blocks: list[list[tuple[int, ...]]]) -> np.ndarray:
+        """[C, U] per-user means of C blocks over all validation rows (rows sharded under torchrun)."""
+        values = self._sharded_blocks(blocks) if self.dist.active else self._score_blocks(blocks)
+        return per_user_means(values, self.validation.user_pos, len(self.users))
+
+    def _sharded_blocks(self, blocks: list[list[tuple[int, ...]]]) -> np.ndarray:
+        """`_score_blocks` computed by all ranks: each scores its whole batches, one float64 all_reduce."""
+        n = len(self.validation.examples)
+        calls = [[t for block in blocks for t in block]] if self.scorer.batched else blocks
+        size = int(getattr(self.scorer, "batch_size", self.batch_size))
+        parts = []
+        for flat in calls:
+            prompts = [self.validation.builder.prompt(r % n, t) for r, t in enumerate(flat)]
+            order = np.arange(len(prompts))
+            if getattr(self.scorer, "sorts_by_length", False):
+                order = np.argsort(np.fromiter((len(p) for p in prompts), np.int64, len(prompts)), kind="stable")
+            start, stop = self.dist.bounds(len(order), align=size)
+            mine = order[start:stop]
+            values = np.zeros(len(prompts))
+            if len(mine):
+                values[mine] = self.scorer([prompts[i] for i in mine],
+                                           [self.validation.examples[i % n] for i in mine])
+            parts.append(values)
+        total = self.dist.all_reduce_sum(torch.from_numpy(np.concatenate(parts) if parts else np.zeros(0))).numpy()
+        return total.reshape(len(blocks), n)
+
     def evaluate(self, tokens: PromptTokens) -> np.ndarray:
         block = [tokens.triggers_for(ex.user) for ex in self.validation.examples]
-        return per_user_means(self._score_blocks([block])[0], self.validation.user_pos, len(self.users))
+        return self._user_means([block])[0]
 
     def evaluate_shared(self, tokens: PromptTokens, slot: int, candidates: Sequence[int]) -> np.ndarray:
         blocks = [[tokens.with_shared(slot, int(c)).triggers_for(ex.user) for ex in self.validation.examples]
                   for c in candidates]
-        return per_user_means(self._score_blocks(blocks), self.validation.user_pos, len(self.users))
+        return self._user_means(blocks)
 
     def evaluate_personal(self, tokens: PromptTokens, slot: int, candidates: np.ndarray) -> np.ndarray:
         """Block j holds every user's own j-th candidate, so all users' candidates go in one pass."""
@@ -97,8 +132,7 @@ class ModelProblem:
                 trig[at] = int(candidates[pos, j])
                 block.append(tuple(trig))
             blocks.append(block)
-        values = per_user_means(self._score_blocks(blocks), self.validation.user_pos, len(self.users))
-        return values.T  # [U, k]
+        return self._user_means(blocks).T  # [U, k]
 
     # -- candidates -----------------------------------------------------------------------------
     def _gradients(self, which: str, tokens: PromptTokens) -> tuple[torch.Tensor, torch.Tensor]:
@@ -118,8 +152,16 @@ class ModelProblem:
             with autocast(rec.device):
                 return rec.nll(codec.collate(list(batch_prompts), rec.device), [list(t) for t in batch_targets])
 
-        result = gradient_sums(loss, rec.model.t5.shared, prompts, targets, positions, group.user_pos.tolist(),
-                               n_groups, self.batch_size)
+        start, stop = self.dist.bounds(len(prompts), align=self.batch_size)  # whole batches: see module doc
+        if start < stop:
+            result = gradient_sums(loss, rec.model.t5.shared, prompts[start:stop], targets[start:stop],
+                                   positions[start:stop], group.user_pos.tolist()[start:stop], n_groups,
+                                   self.batch_size)
+        else:  # more ranks than batches: this rank adds zeros
+            result = (torch.zeros(n_groups, self.layout.n_triggers, self._embedding().shape[1], dtype=torch.float64),
+                      torch.zeros(n_groups, dtype=torch.long))
+        if self.dist.active:
+            result = (self.dist.all_reduce_sum(result[0]), self.dist.all_reduce_sum(result[1]).round().long())
         self._cache[which] = (key, result)
         return result
 

@@ -20,6 +20,7 @@ import torch
 from paprec_cli import __version__
 from paprec_cli.data.splits import TaskData
 from paprec_cli.data.store import Dataset, load_dataset
+from paprec_cli.distributed import DistContext
 from paprec_cli.errors import PaprecError
 from paprec_cli.evaluate import evaluate_prompts, split_seed
 from paprec_cli.paths import Home, sha256_file
@@ -53,6 +54,7 @@ class Session:
     initial: PromptTokens
     model_fingerprint: str
     device: str
+    dist: DistContext | None = None  # torchrun ranks; None = one process
 
 
 # -- model resolution --------------------------------------------------------------------------------
@@ -118,7 +120,7 @@ def sample_training(examples: list[Example], users: set[int], n: int, per_user: 
 
 # -- preparation -------------------------------------------------------------------------------------
 def prepare(config: SearchConfig, registry: Registry, home: Home, device: str,
-            note: Callable[[str], None] = lambda _: None) -> Session:
+            note: Callable[[str], None] = lambda _: None, dist: DistContext | None = None) -> Session:
     from paprec_cli.model import Recommender, load_model
 
     config.check()
@@ -147,9 +149,9 @@ def prepare(config: SearchConfig, registry: Registry, home: Home, device: str,
     scorer = make_scorer(recommender, task, config.selection, config.evaluator, config.batch_size)  # type: ignore[arg-type]
     problem = ModelProblem(recommender, task, config.layout, vocab, top_k=config.top_k, scorer=scorer,
                            validation=validation, shared_grad=shared_grad, personal_grad=personal_grad,
-                           batch_size=config.batch_size)
+                           batch_size=config.batch_size, dist=dist)
     return Session(config, task, dataset, data, bundle, recommender, vocab, problem, initial,
-                   model_fingerprint(bundle), device)
+                   model_fingerprint(bundle), device, dist)
 
 
 def library_versions() -> dict[str, str]:
@@ -194,19 +196,24 @@ def check_resumable(session: Session, recorded: dict[str, Any]) -> None:
 
 
 # -- search and result -------------------------------------------------------------------------------
-def search(session: Session, run: RunDir, state: SearchState | None, observer: Observer | None = None,
+def search(session: Session, run: RunDir | None, state: SearchState | None, observer: Observer | None = None,
            clock: Callable[[], float] = time.monotonic) -> SearchState:
-    """Run (or continue) the schedule, saving the state after every step."""
+    """Run (or continue) the schedule, saving the state after every step (`run` None: a torchrun rank
+    other than 0, which computes its share but writes nothing)."""
     config = session.config
     if state is None:
         state = start_state(session.problem, session.initial)
-        run.save_state(state)
+        if run is not None:
+            run.save_state(state)
 
     def on_step(current: SearchState, record: dict[str, Any]) -> None:
-        run.record(current, record)
+        if run is not None:
+            run.record(current, record)
         if observer is not None:
             observer(current, record)
 
+    if session.dist is not None:  # one clock for all ranks, so --time-budget stops them at the same step
+        clock = session.dist.main_clock(clock)
     schedule = Schedule(session.problem, ScheduleConfig(config.seed, config.max_rounds, config.time_budget))
     return schedule.run(state, on_step, clock)
 
@@ -229,14 +236,15 @@ def surrogates(session: Session, state: SearchState) -> dict[str, float]:
     }
 
 
-def finalize(session: Session, run: RunDir, state: SearchState) -> dict[str, Any]:
+def finalize(session: Session, run: RunDir | None, state: SearchState) -> dict[str, Any]:
     """Evaluate the three prompt variants on validation and test and write `prompts.json`."""
     config = session.config
     draft = _document(session, state, surrogate={}, results={})
     results, _ = evaluate_prompts(session.bundle, session.task, session.data, draft,
                                   batch_size=config.batch_size, recommender=session.recommender)
     doc = _document(session, state, surrogate=surrogates(session, state), results=results)
-    run.write_prompts(doc)
+    if run is not None:
+        run.write_prompts(doc)
     return doc
 
 

@@ -46,6 +46,9 @@ class FastScorer:
     """The task's surrogate on predictions from the model package's batched `predictions`."""
 
     batched = True
+    #: `predictions` batches rows after a stable sort by prompt length; a sharded search cuts its rows in
+    #: that order so each rank runs exactly the batches a single process would (see problem.py).
+    sorts_by_length = True
 
     def __init__(self, recommender: Any, task: TaskSpec, batch_size: int) -> None:
         self.recommender, self.task, self.batch_size = recommender, task, batch_size

@@ -31,7 +31,7 @@ from paprec_cli.specs import Example, TaskSpec
 from paprec_cli.training import state as run_state
 from paprec_cli.training.batches import encode_pairs, iterate_batches
 from paprec_cli.training.evaluation import evaluate_tasks, sample_examples, selection_score
-from paprec_cli.training.loop import Clock, EpochStats, Trainer
+from paprec_cli.training.loop import Clock, EpochStats, Trainer, cpu_threads
 from paprec_cli.training.mixture import TrainingData
 from paprec_cli.training.progress import epoch_bar
 from paprec_cli.training.recipe import TrainOptions
@@ -281,6 +281,9 @@ def train(
 ) -> dict[str, Any]:
     """Train (or resume) and return the `--json` result."""
     wall = time.perf_counter()
+    threads = cpu_threads(device)
+    if threads is not None:
+        out.debug(f"CPU training with {threads} thread(s) (set OMP_NUM_THREADS to choose)")
     torch.manual_seed(options.seed)
     session = open_session(options, home, out, registry, device, resume)
     if resume and session.state.epoch >= options.recipe.epochs and not options.time_budget:

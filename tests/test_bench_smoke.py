@@ -1,0 +1,58 @@
+"""Smoke check of the benchmark scripts: `bench/surrogate.py --quick --json` on a tiny random model.
+
+Runs the script as a user would (a subprocess), with an isolated paprec home and results folder, and
+checks the `--json` contract (one object, the last stdout line) and the keys issue 5 asks for. Timings
+are not asserted: benchmarks measure, tests do not.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+BENCH = REPO / "bench"
+
+
+@pytest.mark.slow
+def test_surrogate_quick_json(tmp_path: Path) -> None:
+    env = dict(os.environ, PAPREC_HOME=str(tmp_path / "home"), TMPDIR=str(tmp_path), PYTHONUNBUFFERED="1")
+    out = tmp_path / "results"
+    cmd = [sys.executable, str(BENCH / "surrogate.py"), "--quick", "--json", "--device", "cpu", "--model", "random",
+           "--users", "8", "--candidates", "2", "--steps", "1", "--n-suffix", "1", "--grad-examples", "8",
+           "--out", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO, timeout=600, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    doc = json.loads(proc.stdout.strip().splitlines()[-1])
+
+    for key in ("speedup", "same_choice_rate", "not_worse_rate", "ours_ms_per_user_candidate",
+                "baseline_ms_per_user_candidate", "machine", "sizes", "settings", "model", "results"):
+        assert key in doc, key
+    assert doc["speedup"] > 0
+    assert 0.0 <= doc["same_choice_rate"] <= 1.0 and 0.0 <= doc["not_worse_rate"] <= 1.0
+    assert doc["sizes"]["users"] == 8 and doc["sizes"]["candidates"] == 2 and doc["results"]["steps"] == 1
+    assert doc["model"]["source"] == "random" and doc["model"]["agreement_meaningful"] is False
+    for key in ("hostname", "cpu_model", "cores", "torch", "device", "device_name"):
+        assert key in doc["machine"], key
+
+    written = Path(doc["result_file"])
+    assert written.parent == out and written.name.startswith("surrogate-cpu-")
+    assert json.loads(written.read_text(encoding="utf-8"))["results"] == doc["results"]
+
+
+def test_bench_fit_exponent() -> None:
+    """The growth exponent bench/search.py reports: slope of log(cost) on log(users)."""
+    sys.path.insert(0, str(BENCH))
+    try:
+        from common import fit_exponent
+    finally:
+        sys.path.remove(str(BENCH))
+        sys.modules.pop("common", None)
+    assert fit_exponent([100, 1000], [1.0, 10.0]) == pytest.approx(1.0)
+    assert fit_exponent([100, 400], [1.0, 16.0]) == pytest.approx(2.0)
+    assert fit_exponent([100], [1.0]) is None
