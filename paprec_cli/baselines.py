@@ -35,14 +35,14 @@ _POP_EPS = 1e-6
 
 
 def popularity_scores(train: Sequence[np.ndarray], n_items: int) -> torch.Tensor:
-    """[n_items + 1] float scores: training counts, a tiny index tie-break, -inf for padding id 0."""
+    """[n_items + 1] float64 scores ordered by training count, lower index first among equal counts
+    (exact integers, so the order is deterministic); -inf for padding id 0."""
     counts = np.zeros(n_items + 1, dtype=np.float64)
     for seq in train:
         np.add.at(counts, np.asarray(seq, dtype=np.int64), 1.0)
-    # Lower index wins ties so the ranking is fully deterministic.
-    scores = counts - np.arange(n_items + 1) * 1e-9
+    scores = counts * (n_items + 1) + (n_items - np.arange(n_items + 1))
     scores[0] = -np.inf
-    return torch.from_numpy(scores.astype(np.float64))
+    return torch.from_numpy(scores)
 
 
 def _user_item_matrix(train: Sequence[np.ndarray], n_items: int) -> torch.Tensor:
@@ -73,8 +73,9 @@ class ItemKNN:
             degree[torch.from_numpy(np.unique(np.asarray(seq, dtype=np.int64)))] += 1.0
         self.norm = degree.sqrt().clamp_min(1e-12)
         self.has_users = degree > 0
-        pop = popularity_scores(self.train, self.n_items).float()
-        self.tie = _POP_EPS * pop.clamp_min(0) / max(float(pop[1:].max()) if self.n_items else 1.0, 1.0)
+        pop = popularity_scores(self.train, self.n_items)
+        top = float(pop[1:].max()) if self.n_items else 1.0
+        self.tie = (_POP_EPS * pop.clamp_min(0) / max(top, 1.0)).float()
         self.tie[0] = -float("inf")
 
     def _query(self, histories: Sequence[np.ndarray]) -> torch.Tensor:
@@ -136,7 +137,7 @@ def baseline_predictions(
     data: TaskData, examples: Sequence[Example], part: str, knn: ItemKNN | None = None
 ) -> dict[str, torch.Tensor]:
     """Ranked items [N, K] per baseline for ranking examples of one task."""
-    pop = popularity_scores(data.loo.train, data.n_items).float()
+    pop = popularity_scores(data.loo.train, data.n_items)
     knn = knn or ItemKNN(data.loo.train, data.n_items)
     histories = _histories(data, examples, part)
     return {

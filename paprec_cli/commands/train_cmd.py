@@ -51,10 +51,13 @@ def register(app: PaprecTyper) -> None:
     ) -> None:
         """Train a P5-style recommendation LM (multitask, multi-template, words that steer) and report
         test metrics next to popularity and item-kNN, plus prompt sensitivity."""
+        from paprec_cli.distributed import DistContext
         from paprec_cli.training import setup
         from paprec_cli.training.run import train as run_training
 
-        ctx = make_ctx(home, json_out, quiet, verbose)
+        # Under torchrun every rank runs this; rank 0 alone writes the model and prints (docs/DISTRIBUTED.md).
+        dist = DistContext.from_env(resolve_device(device))
+        ctx = make_ctx(home, json_out and dist.is_main, quiet or not dist.is_main, verbose)
         overrides: dict[str, Any] = {
             "lr": lr, "batch_size": batch_size, "epochs": epochs, "patience": patience, "dropout": dropout,
             "weight_decay": weight_decay, "val_users": val_users,
@@ -64,7 +67,7 @@ def register(app: PaprecTyper) -> None:
         if time_budget is not None and not (time_budget > 0 and math.isfinite(time_budget)):
             raise PaprecError(f"--time-budget {time_budget}: expected a positive number of seconds")
         task_names = setup.parse_tasks(tasks)
-        chosen_device = resolve_device(device)
+        chosen_device = dist.device
         registry = ctx.registry
         if resume:
             from paprec_cli.training.state import read_state, state_dir
@@ -79,7 +82,10 @@ def register(app: PaprecTyper) -> None:
                 dataset=dataset, tasks=task_names or [], size=size or "tiny", ids=ids or "atomic", name=name,
                 seed=seed, time_budget=time_budget, init=init, overrides=overrides,
             )  # fmt: skip
-        result = run_training(options, ctx.home, ctx.out, registry, chosen_device, resume=bool(resume))
+        result = run_training(options, ctx.home, ctx.out, registry, chosen_device, resume=bool(resume), dist=dist)
+        dist.destroy()
+        if not dist.is_main:
+            return
         ctx.out.show(results_table(result))
         sens = sensitivity_table(result.get("sensitivity") or {})
         if sens is not None:

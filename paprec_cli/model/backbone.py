@@ -18,7 +18,7 @@ from torch import nn
 from transformers import T5Config, T5ForConditionalGeneration
 from transformers.modeling_outputs import BaseModelOutput, Seq2SeqLMOutput
 
-from paprec_cli.model.sizes import DEFAULT_DROPOUT, resolve_dims
+from paprec_cli.model.sizes import DEFAULT_DROPOUT
 
 N_WHOLE_WORDS = 512
 
@@ -122,7 +122,3 @@ def build_model(config: T5Config, seed: int, *, zero_whole_word: bool = False) -
     if zero_whole_word:
         nn.init.zeros_(model.whole_word.weight)
     return model
-
-
-def dims_for(size_or_dims: str | Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
-    return resolve_dims(size_or_dims)

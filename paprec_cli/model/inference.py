@@ -83,7 +83,10 @@ class Recommender:
         """Decoder state after the start token (and a teacher-forced `prefix`), [B, d]."""
         ids = torch.tensor([self.codec.decoder_start_id, *prefix], dtype=torch.long, device=self.device)
         dec = self.model.t5.decoder(
-            input_ids=ids.expand(enc.shape[0], -1), encoder_hidden_states=enc, encoder_attention_mask=mask
+            input_ids=ids.expand(enc.shape[0], -1),
+            encoder_hidden_states=enc,
+            encoder_attention_mask=mask,
+            use_cache=False,
         )
         return dec.last_hidden_state[:, -1]
 
@@ -97,7 +100,13 @@ class Recommender:
         decoder_in[:, 0] = self.codec.decoder_start_id
         decoder_in[:, 1:] = labels[:, :-1].clamp(min=0).masked_fill(labels[:, :-1] < 0, self.codec.pad_id)
         with self._eval(grad=True):
-            out = self.model(batch.input_ids, batch.attention_mask, batch.whole_word_ids, decoder_input_ids=decoder_in)
+            out = self.model(
+                batch.input_ids,
+                batch.attention_mask,
+                batch.whole_word_ids,
+                decoder_input_ids=decoder_in,
+                use_cache=False,
+            )
             token_nll = F.cross_entropy(out.logits.float().transpose(1, 2), labels, ignore_index=-100, reduction="none")
         counts = (labels >= 0).sum(dim=1).clamp(min=1)
         return token_nll.sum(dim=1) / counts

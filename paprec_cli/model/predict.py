@@ -50,10 +50,15 @@ def predictions(
         with_cands = [j for j, i in enumerate(idx) if examples[i].candidates is not None]
         plain = [j for j, i in enumerate(idx) if examples[i].candidates is None]
         if plain:
-            sub = batch if len(plain) == len(idx) else batch.select(torch.tensor(plain))
-            ranked[idx[plain]] = recommender.rank_all(sub, k).cpu().numpy()
+            sub = batch if len(plain) == len(idx) else batch.select(torch.tensor(plain, device=batch.input_ids.device))
+            top = recommender.rank_all(sub, k).cpu().numpy()  # fewer than k columns if n_items < k
+            ranked[idx[plain], : top.shape[1]] = top
         if with_cands:
-            sub = batch if len(with_cands) == len(idx) else batch.select(torch.tensor(with_cands))
+            sub = (
+                batch
+                if len(with_cands) == len(idx)
+                else batch.select(torch.tensor(with_cands, device=batch.input_ids.device))
+            )
             ranked[idx[with_cands]] = _rank_candidates(recommender, sub, [examples[idx[j]] for j in with_cands], k)
     return ranked
 

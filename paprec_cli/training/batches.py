@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from paprec_cli.distributed import DistContext
 from paprec_cli.model.codec import EncodedPrompt
 from paprec_cli.training.words import Pair
 
@@ -27,6 +28,7 @@ class TrainBatch:
     inputs: Any  # paprec_cli.model.batching.Batch
     labels: torch.Tensor
     n_tokens: int
+    weight: float = 1.0  # 0: a stand-in row for a torchrun rank whose share of a short batch is empty
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -80,7 +82,21 @@ def make_batch(codec: Any, encoded: Encoded, index: np.ndarray) -> TrainBatch:
     return TrainBatch(inputs, labels, n_tokens)
 
 
-def iterate_batches(codec: Any, encoded: Encoded, batch_size: int, seed: int) -> Iterator[TrainBatch]:
-    """The epoch's batches, in their seeded order."""
+def iterate_batches(codec: Any, encoded: Encoded, batch_size: int, seed: int,
+                    dist: DistContext | None = None) -> Iterator[TrainBatch]:
+    """The epoch's batches, in their seeded order; under torchrun, this rank's share of each *global* batch.
+
+    `batch_size` stays the global batch, so the loss curve and resume state do not depend on the number of
+    processes. DDP needs every rank in every step: an empty share becomes one zero-weight row.
+    """
     for index in batch_order([len(s) for s in encoded.sources], batch_size, seed):
-        yield make_batch(codec, encoded, index)
+        if dist is None or not dist.active:
+            yield make_batch(codec, encoded, index)
+            continue
+        start, stop = dist.bounds(len(index))
+        if start < stop:
+            yield make_batch(codec, encoded, index[start:stop])
+        else:
+            stand_in = make_batch(codec, encoded, index[:1])
+            stand_in.weight = 0.0
+            yield stand_in

@@ -3,6 +3,11 @@
 The learning-rate schedule runs on *progress*, the larger of steps done / steps planned and time used
 / `--time-budget`: a budgeted run still warms up and decays fully instead of stopping at a high rate.
 Without a budget, progress depends on steps only, so runs are reproducible.
+
+Under torchrun the model is wrapped in DistributedDataParallel and each rank trains on its share of every
+global batch; the loss is the global token mean (local token sum x world size / global token count, as
+DDP averages gradients), so the curve matches a single process with the same global batch. The clock is
+rank 0's, so a --time-budget stops every rank at the same step.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from paprec_cli.distributed import DistContext
 from paprec_cli.training.batches import IGNORE, TrainBatch
 from paprec_cli.training.recipe import Recipe
 
@@ -97,13 +103,22 @@ class Trainer:
         planned_steps: int,
         time_budget: float | None = None,
         clock: Clock | None = None,
+        dist: DistContext | None = None,
     ) -> None:
         self.model = model
+        self.dist = dist or DistContext.single(device)
+        self.net: nn.Module = model  # what the forward runs: the DDP wrapper under torchrun
+        if self.dist.active:
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [torch.device(device).index or 0] if torch.device(device).type == "cuda" else None
+            self.net = DistributedDataParallel(model, device_ids=ids)
         self.recipe = recipe
         self.device = torch.device(device)
         self.planned_steps = max(planned_steps, 1)
         self.time_budget = time_budget
         self.clock = clock or Clock()
+        self._elapsed = self.dist.main_clock(self.clock.elapsed)
         self.step = 0
         self.optimizer = torch.optim.AdamW(
             parameter_groups(model, recipe.weight_decay), lr=recipe.lr, betas=(0.9, 0.999), eps=1e-8
@@ -116,37 +131,50 @@ class Trainer:
     def progress(self) -> float:
         done = self.step / self.planned_steps
         if self.time_budget:
-            done = max(done, self.clock.elapsed() / self.time_budget)
+            done = max(done, self._elapsed() / self.time_budget)
         return min(done, 1.0)
 
     def out_of_time(self) -> bool:
-        return bool(self.time_budget) and self.clock.elapsed() >= float(self.time_budget or 0)
+        return bool(self.time_budget) and self._elapsed() >= float(self.time_budget or 0)
 
-    def loss(self, batch: TrainBatch) -> torch.Tensor:
+    def loss(self, batch: TrainBatch, reduction: str = "mean") -> torch.Tensor:
         inputs = batch.inputs.to(self.device)
         labels = batch.labels.to(self.device, non_blocking=True)
         with self.autocast:
-            out = self.model(inputs.input_ids, inputs.attention_mask, inputs.whole_word_ids, labels=labels)
+            out = self.net(inputs.input_ids, inputs.attention_mask, inputs.whole_word_ids, labels=labels)
         logits = out.logits.float()
         return F.cross_entropy(
             logits.reshape(-1, logits.shape[-1]),
             labels.reshape(-1),
             ignore_index=IGNORE,
             label_smoothing=self.recipe.label_smoothing,
+            reduction=reduction,
         )
+
+    def _sharded_loss(self, batch: TrainBatch) -> tuple[torch.Tensor, float]:
+        """(what to backpropagate, the global mean loss) for this rank's share of a global batch."""
+        total = self.loss(batch, reduction="sum") * batch.weight
+        n_local = float((batch.labels != IGNORE).sum()) * batch.weight
+        summed = self.dist.all_reduce_sum(torch.tensor([float(total.detach()), n_local]))
+        n_global = max(float(summed[1]), 1.0)
+        return total * (self.dist.world_size / n_global), float(summed[0]) / n_global
 
     def train_step(self, batch: TrainBatch) -> float:
         for group in self.optimizer.param_groups:
             group["lr"] = self.recipe.lr * lr_factor(self.progress(), self.recipe)
         self.model.train()
-        loss = self.loss(batch)
+        if self.dist.active:
+            loss, reported = self._sharded_loss(batch)
+        else:
+            loss = self.loss(batch)
+            reported = float(loss.detach())
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.recipe.grad_clip > 0:
             nn.utils.clip_grad_norm_(self.model.parameters(), self.recipe.grad_clip)
         self.optimizer.step()
         self.step += 1
-        return float(loss.detach())
+        return reported
 
     def run_epoch(
         self, batches: Iterable[TrainBatch], on_step: Callable[[int, float, int], None] | None = None

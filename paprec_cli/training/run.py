@@ -23,6 +23,7 @@ from paprec_cli import __version__
 from paprec_cli.baselines import baseline_results
 from paprec_cli.data.splits import TaskData
 from paprec_cli.data.store import Dataset
+from paprec_cli.distributed import DistContext
 from paprec_cli.errors import PaprecError
 from paprec_cli.output import Output
 from paprec_cli.paths import Home, write_json_atomic
@@ -56,6 +57,11 @@ class Session:
     bundle: Any  # paprec_cli.model.ModelBundle
     state: run_state.RunState
     validation: dict[str, list[Example]] = field(default_factory=dict)
+    dist: DistContext | None = None  # torchrun ranks (rank 0 writes); None = one process
+
+    @property
+    def is_main(self) -> bool:
+        return self.dist is None or self.dist.is_main
 
     @property
     def model_dir(self) -> Any:
@@ -74,7 +80,8 @@ def _model_api() -> Any:
 
 
 def open_session(
-    options: TrainOptions, home: Home, out: Output, registry: Registry, device: str, resume: bool
+    options: TrainOptions, home: Home, out: Output, registry: Registry, device: str, resume: bool,
+    dist: DistContext | None = None,
 ) -> Session:
     """Load data, build or restore the codec and model; for a resume, read the saved state."""
     dataset = ensure_dataset(home, options.dataset, registry, out.info)
@@ -100,10 +107,11 @@ def open_session(
     else:
         bundle = _fresh_bundle(api, options, dataset, training, home)
         state = run_state.RunState(options)
-        folder.mkdir(parents=True, exist_ok=True)
-        bundle.codec.save(folder / "codec")
+        if dist is None or dist.is_main:
+            folder.mkdir(parents=True, exist_ok=True)
+            bundle.codec.save(folder / "codec")
     bundle.model.to(device)
-    return Session(options, home, out, device, dataset, data, tasks, training, bundle, state)
+    return Session(options, home, out, device, dataset, data, tasks, training, bundle, state, dist=dist)
 
 
 def _with_tasks(options: TrainOptions, names: list[str]) -> TrainOptions:
@@ -148,7 +156,8 @@ def train_epochs(session: Session, say: Callable[[str], None]) -> str:
     """Run epochs until done, out of patience or out of time; returns why it stopped."""
     options, recipe, state = session.options, session.options.recipe, session.state
     planned = recipe.epochs * max(1, -(-len(session.training.epoch(state.epoch)) // recipe.batch_size))
-    trainer = Trainer(session.bundle.model, recipe, session.device, planned, options.time_budget, Clock())
+    trainer = Trainer(session.bundle.model, recipe, session.device, planned, options.time_budget, Clock(),
+                      dist=session.dist)
     trainer.step = state.step
     if state.epoch:
         run_state.restore(session.state_dir, session.bundle.model, trainer.optimizer)
@@ -164,7 +173,8 @@ def train_epochs(session: Session, say: Callable[[str], None]) -> str:
         n_batches = -(-len(encoded) // recipe.batch_size)
         with epoch_bar(session.out.err, epoch, recipe.epochs, n_batches) as bar:
             stats = trainer.run_epoch(
-                iterate_batches(session.bundle.codec, encoded, recipe.batch_size, options.seed + epoch), bar
+                iterate_batches(session.bundle.codec, encoded, recipe.batch_size, options.seed + epoch,
+                                dist=session.dist), bar
             )
         improved = _end_epoch(session, trainer, epoch, stats, pairs, say)
         if stats.stopped_by_budget:
@@ -195,8 +205,10 @@ def _end_epoch(session: Session, trainer: Trainer, epoch: int, stats: EpochStats
     })  # fmt: skip
     if improved:
         state.best_epoch, state.best_score = epoch, score
-        _save_best(session)
-    run_state.save_state(session.state_dir, state, session.bundle.model, trainer.optimizer, improved)
+        if session.is_main:
+            _save_best(session)
+    if session.is_main:  # every rank holds the same weights (DDP); rank 0 alone writes them
+        run_state.save_state(session.state_dir, state, session.bundle.model, trainer.optimizer, improved)
     mark = " (best)" if improved else ""
     say(f"epoch {epoch}: loss {stats.loss:.4f}, {stats.examples_per_s:,.0f} ex/s, validation {_headline(metrics)}{mark}")
     return improved
@@ -277,19 +289,22 @@ def training_record(session: Session, result: dict[str, Any]) -> dict[str, Any]:
 
 
 def train(
-    options: TrainOptions, home: Home, out: Output, registry: Registry, device: str, resume: bool = False
+    options: TrainOptions, home: Home, out: Output, registry: Registry, device: str, resume: bool = False,
+    dist: DistContext | None = None,
 ) -> dict[str, Any]:
-    """Train (or resume) and return the `--json` result."""
+    """Train (or resume) and return the `--json` result (an empty dict on torchrun ranks other than 0)."""
     wall = time.perf_counter()
     threads = cpu_threads(device)
     if threads is not None:
         out.debug(f"CPU training with {threads} thread(s) (set OMP_NUM_THREADS to choose)")
     torch.manual_seed(options.seed)
-    session = open_session(options, home, out, registry, device, resume)
+    session = open_session(options, home, out, registry, device, resume, dist)
     if resume and session.state.epoch >= options.recipe.epochs and not options.time_budget:
         out.info(f"Run '{options.name}' already finished {session.state.epoch} epochs; raise --epochs to continue.")
     say = out.info
     counts = session.training.family_counts(session.training.epoch(session.state.epoch + 1))
     say(f"Training {options.name}: {', '.join(f'{k} {v}' for k, v in counts.items())} pairs per epoch on {device}")
     stopped = train_epochs(session, say)
+    if not session.is_main:  # the test report reads rank 0's files and needs no other rank
+        return {}
     return final_report(session, stopped, time.perf_counter() - wall)
