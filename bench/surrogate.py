@@ -256,15 +256,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--candidates", type=int, default=None, help="candidates per step (default 5; quick 2)")
     parser.add_argument("--steps", type=int, default=None, help="steps to measure (default 10; quick 2)")
     parser.add_argument("--n-suffix", type=int, default=5, help="shared trigger slots (steps cycle over them)")
-    parser.add_argument("--grad-examples", type=int, default=128)
+    parser.add_argument("--grad-examples", type=int, default=None, help="gradient examples (default 128; quick 32)")
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--train-budget", type=float, default=90.0, help="seconds for training a missing model")
     parser.add_argument("--max-seconds", type=float, default=None,
                         help="start no new step after this many seconds of measuring (at least one step runs)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    defaults = (16, 2, 2) if args.quick else (256, 5, 10)
-    for key, value in zip(("users", "candidates", "steps"), defaults, strict=True):
+    defaults = (16, 2, 2, 32) if args.quick else (256, 5, 10, 128)
+    for key, value in zip(("users", "candidates", "steps", "grad_examples"), defaults, strict=True):
         if getattr(args, key) is None:
             setattr(args, key, value)
     return args

@@ -111,7 +111,9 @@ def search_command(
         writer = run if dist.is_main else None  # the other ranks compute their share and write nothing
         with _interrupts(run.path), _progress(out, session) as observe:
             state = runner.search(session, writer, state, observe)
-        out.info(f"Search stopped ({state.stop_reason}) after {state.round} round(s), {state.seconds:.1f}s; evaluating")
+        final = state.history[-1] if state.history else state.initial_value
+    out.info(f"Search stopped ({state.stop_reason}) after {state.round} round(s), {state.seconds:.1f}s: surrogate "
+             f"{state.initial_value:.4f} (random initial prompt) -> {final:.4f}; evaluating")
         doc = runner.finalize(session, writer, state)
         if dist.is_main:
             out.show(_table(doc))
@@ -150,8 +152,8 @@ def _progress(out: Output, session: Any) -> Iterator[Any]:
     """Live progress on stderr: round, slot, best surrogate, accepted changes, ETA of the round."""
     layout = session.config.layout
     per_round = layout.n_shared + (1 if layout.n_personal else 0)
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-               TextColumn("ETA"), TimeRemainingColumn())
+    columns = (TextColumn("{task.description}"), BarColumn(bar_width=12), MofNCompleteColumn(),
+               TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
     with Progress(*columns, console=out.err, transient=False, disable=out.quiet) as progress:
         bar = progress.add_task("starting", total=per_round)
         seen = {"round": 0}
@@ -164,9 +166,8 @@ def _progress(out: Output, session: Any) -> Iterator[Any]:
                 progress.reset(bar, total=per_round)
             where = record["position"]
             progress.update(bar, advance=1, description=(
-                f"round {record['round']}/{session.config.max_rounds} {where:<11} "
-                f"best {record['surrogate']:.4f} accepted {state.accepted_shared} shared, "
-                f"{state.personal_changes} personal"))
+                f"round {record['round']}/{session.config.max_rounds} {where:<11} best {record['surrogate']:.4f} "
+                f"kept {state.accepted_shared} shared/{state.personal_changes} personal"))
 
         yield observe
 
@@ -176,19 +177,20 @@ def _fmt(value: Any) -> str:
 
 
 def _table(doc: dict[str, Any]) -> Table:
+    """Metrics as rows; manual / shared / personalized on validation, then on test, as columns."""
     results = doc["results"]
+    parts = [p for p in ("validation", "test") if any(p in v for v in results.values())]
     metrics: list[str] = []
     for variant in results.values():
-        for part in variant.values():
-            metrics.extend(k for k in part if k not in metrics)
+        for values in variant.values():
+            metrics.extend(k for k in values if k not in metrics)
     table = Table(title=f"{doc['task']} on {doc['dataset']}: manual vs automatic prompts")
-    table.add_column("prompt")
-    table.add_column("split")
+    table.add_column("metric", no_wrap=True)
+    columns = [(variant, part) for part in parts for variant in results]
+    for variant, part in columns:
+        table.add_column(f"{variant}\n{'val' if part == 'validation' else part}", justify="right")
     for metric in metrics:
-        table.add_column(metric, justify="right")
-    table.add_column("surrogate (search sample)", justify="right")
-    for variant, parts in results.items():
-        for part, values in parts.items():
-            surrogate = doc["surrogate"].get(variant) if part == "validation" else None
-            table.add_row(variant, part, *[_fmt(values.get(m)) for m in metrics], _fmt(surrogate))
+        table.add_row(metric, *[_fmt(results[v].get(p, {}).get(m)) for v, p in columns for m in [metric]])
+    table.add_row("surrogate*", *[_fmt(doc["surrogate"].get(v)) if p == "validation" else "" for v, p in columns])
+    table.caption = "* the search's selection measure on its validation sample"
     return table

@@ -23,6 +23,7 @@ from paprec_cli.training.words import (
     attribute_phrases,
     has_attributes,
     hint_pair,
+    item_next_pairs,
     item_words_pairs,
     word_item_pairs,
 )
@@ -38,10 +39,13 @@ class Mixture:
     word_item: float = 0.25
     #: Passes over items for item -> attribute words.
     item_words: float = 1.0
+    #: (item -> next training item) pairs, as a share of ranking examples (no attributes needed).
+    item_next: float = 0.0
     #: Cap on task examples per epoch and task (a seeded sample when larger; None = all).
     max_task_examples: int | None = None
 
     def enabled(self) -> bool:
+        """Whether any attribute-word family is on."""
         return self.hint > 0 or self.word_item > 0 or self.item_words > 0
 
 
@@ -81,6 +85,8 @@ class TrainingData:
         names = [task.name for task in self.tasks]
         if self.uses_words:
             names += ["item_words", "word_item", "hint"]
+        if self.mixture.item_next > 0:
+            names.append("item_next")
         return names
 
     def texts(self) -> list[str]:
@@ -135,6 +141,8 @@ class TrainingData:
                 pairs += item_words_pairs(self.phrases, rng)
             n_word_item = int(round(self.mixture.word_item * max(n_ranking, len(self.phrases))))
             pairs += word_item_pairs(self.data.loo.train, self.phrases, n_word_item, rng)
+        if self.mixture.item_next > 0:
+            pairs += item_next_pairs(self.data.loo.train, int(round(self.mixture.item_next * n_ranking)), rng)
         order = rng.permutation(len(pairs))
         return [pairs[i] for i in order.tolist()]
 

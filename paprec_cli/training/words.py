@@ -9,6 +9,8 @@ target):
 - `item_words`: item -> its attribute words ("what kind of item is item 12 ?" -> "lipstick aurora");
 - `word_item`: (user and) one attribute -> an item of the user's training history with that attribute
   ("recommend a lipstick item to user_3" -> 12), which ties words in the *prompt* to items in the answer;
+- `item_next`: item -> the item that followed it in a training sequence (short, cheap prompts that
+  shape item embeddings by co-occurrence; needs no attributes);
 - `hint`: a sequential training example whose prompt also carries an attribute of the target item,
   appended, prepended or after the argument alone, so words placed where PAP-REC puts trigger tokens
   steer the ranking.
@@ -36,9 +38,13 @@ WORD_ITEM_TEMPLATES = (
     "name an item that is {attr}",
 )
 HINT_PHRASES = ("the user wants {attr}", "looking for {attr}")
+ITEM_NEXT_TEMPLATES = (
+    "what comes after item {item} ?",
+    "users who bought item {item} next bought",
+)
 
 #: Template text the tokenizer should see (so that every word above is a whole-word token).
-AUX_TEXTS = (*ITEM_WORDS_TEMPLATES, *WORD_ITEM_TEMPLATES, *HINT_PHRASES)
+AUX_TEXTS = (*ITEM_WORDS_TEMPLATES, *WORD_ITEM_TEMPLATES, *HINT_PHRASES, *ITEM_NEXT_TEMPLATES)
 
 
 @dataclass(frozen=True)
@@ -129,3 +135,17 @@ def hint_pair(
             phrase = HINT_PHRASES[int(rng.integers(len(HINT_PHRASES)))]
             source = (*body, *_fill(phrase, {"attr": attr}))
     return Pair(source, tuple(target), "hint")
+
+
+def item_next_pairs(train: Sequence[np.ndarray], n: int, rng: np.random.Generator) -> list[Pair]:
+    """`n` draws of consecutive training items (a, b) -> b, from a short prompt naming a."""
+    starts = [(u, j) for u in range(1, len(train)) for j in range(len(train[u]) - 1)]
+    out: list[Pair] = []
+    if not starts or n <= 0:
+        return out
+    for row in rng.integers(len(starts), size=n).tolist():
+        user, j = starts[row]
+        a, b = int(train[user][j]), int(train[user][j + 1])
+        text = ITEM_NEXT_TEMPLATES[int(rng.integers(len(ITEM_NEXT_TEMPLATES)))]
+        out.append(Pair(_fill(text, {"item": (Word.item(a),)}), (Word.item(b),), "item_next"))
+    return out
