@@ -56,7 +56,7 @@ def main() -> None:
     procs = []
     for name in names:
         home = f"/tmp/sweep-home-{name}"
-        env = {**os.environ, "OMP_NUM_THREADS": "2", "SWEEP_CHILD": "1", "SWEEP_HOME": home}
+        env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("SWEEP_THREADS", "1"), "SWEEP_CHILD": "1", "SWEEP_HOME": home}
         log = open(Path(out) / f"{name}.log", "w")
         procs.append(subprocess.Popen([sys.executable, __file__, str(budget), name], env=env, stdout=log, stderr=log))
     for p in procs:

@@ -65,7 +65,9 @@ def synthetic_pairs(home: Path, seed: int) -> tuple[Any, Any]:
     return dataset, training
 
 
-def measure(size: str, device: str, batch_size: int, warmup: int, steps: int, home: Path, seed: int = 0) -> dict[str, Any]:
+def measure(
+    size: str, device: str, batch_size: int, warmup: int, steps: int, home: Path, seed: int = 0
+) -> dict[str, Any]:
     """Time `steps` training steps after `warmup` steps for one model size."""
     from paprec_cli.model import build_codec, create_model
     from paprec_cli.training.batches import encode_pairs, iterate_batches
@@ -193,7 +195,10 @@ def print_table(report: dict[str, Any]) -> None:
         table.add_row(*(str(row.get(c, "-")) for c in columns))
     console = Console(stderr=True)
     console.print(table)
-    console.print(f"peak: {report['peak']}; threads {report['machine']['torch_threads']}, load {report['machine']['load_average']}")
+    console.print(
+        f"peak: {report['peak']}; threads {report['machine']['torch_threads']}, "
+        f"load {report['machine']['load_average']}"
+    )
 
 
 if __name__ == "__main__":

@@ -117,9 +117,7 @@ def _histories(data: TaskData, examples: Sequence[Example], part: str) -> list[n
     return [data.loo.history(ex.user, part) for ex in examples]
 
 
-def _rank_batches(
-    score_fn: Any, histories: list[np.ndarray], examples: Sequence[Example], batch: int
-) -> torch.Tensor:
+def _rank_batches(score_fn: Any, histories: list[np.ndarray], examples: Sequence[Example], batch: int) -> torch.Tensor:
     """Rank over all items, or over each example's candidates when it has them."""
     out: list[torch.Tensor] = []
     for start in range(0, len(examples), batch):

@@ -168,7 +168,7 @@ def test_batched_evaluation_equals_one_at_a_time(session) -> None:  # type: igno
     personal = problem.personal_candidates(tokens, 0)
     assert personal.shape == (len(problem.users), 5)
     batched_p = problem.evaluate_personal(tokens, 0, personal)
-    for i, user in enumerate(problem.users):
+    for i, user in list(enumerate(problem.users))[:4]:  # a few users keep the test quick
         for j in range(personal.shape[1]):
             alone = problem.evaluate(tokens.with_personal({user: (int(personal[i, j]),)}))[i]
             assert batched_p[i, j] == pytest.approx(alone, abs=1e-12)

@@ -31,7 +31,9 @@ def model_folders(home: Home) -> list[Path]:
     """Folders holding a model (a `config.json`); hidden folders (temporary files, training state) skip."""
     if not home.models.is_dir():
         return []
-    return sorted(p for p in home.models.iterdir() if p.is_dir() and not p.name.startswith(".") and (p / "config.json").exists())
+    return sorted(
+        p for p in home.models.iterdir() if p.is_dir() and not p.name.startswith(".") and (p / "config.json").exists()
+    )
 
 
 def _headline(training: dict[str, Any]) -> str:
@@ -105,7 +107,9 @@ def register(app: PaprecTyper) -> None:
         folder = Path(name) if Path(name).is_dir() else ctx.home.model_dir(name)
         if not (folder / "config.json").exists():
             known = ", ".join(p.name for p in model_folders(ctx.home)) or "none yet"
-            raise PaprecError(f"model '{name}' not found in {ctx.home.models} (known: {known}); see `paprec models list`")
+            raise PaprecError(
+                f"model '{name}' not found in {ctx.home.models} (known: {known}); see `paprec models list`"
+            )
         config = _read(folder / "config.json")
         training = _read(folder / "training.json")
         ctx.out.show(_info_table(folder, config, training))

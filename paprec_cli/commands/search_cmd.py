@@ -112,8 +112,8 @@ def search_command(
         with _interrupts(run.path), _progress(out, session) as observe:
             state = runner.search(session, writer, state, observe)
         final = state.history[-1] if state.history else state.initial_value
-    out.info(f"Search stopped ({state.stop_reason}) after {state.round} round(s), {state.seconds:.1f}s: surrogate "
-             f"{state.initial_value:.4f} (random initial prompt) -> {final:.4f}; evaluating")
+        out.info(f"Search stopped ({state.stop_reason}) after {state.round} round(s), {state.seconds:.1f}s: surrogate "
+                 f"{state.initial_value:.4f} (random initial prompt) -> {final:.4f}; evaluating")
         doc = runner.finalize(session, writer, state)
         if dist.is_main:
             out.show(_table(doc))

@@ -27,21 +27,46 @@ SIZES = ("tiny", "small", "base")
 def register(app: PaprecTyper) -> None:
     @app.command("train")
     def train(
-        dataset: Annotated[str | None, typer.Option("--dataset", "-d", help="An imported dataset ('synthetic' imports itself).")] = None,
-        tasks: Annotated[str | None, typer.Option("--tasks", help="Comma-separated tasks (default: all the dataset supports).")] = None,
-        size: Annotated[str | None, typer.Option("--size", help="Model size: tiny, small (P5-small) or base (P5-base).")] = None,
-        ids: Annotated[str | None, typer.Option("--ids", help="Item/user ids: atomic (one token each) or subword (P5's digits).")] = None,
+        dataset: Annotated[
+            str | None, typer.Option("--dataset", "-d", help="An imported dataset ('synthetic' imports itself).")
+        ] = None,
+        tasks: Annotated[
+            str | None, typer.Option("--tasks", help="Comma-separated tasks (default: all the dataset supports).")
+        ] = None,
+        size: Annotated[
+            str | None, typer.Option("--size", help="Model size: tiny, small (P5-small) or base (P5-base).")
+        ] = None,
+        ids: Annotated[
+            str | None, typer.Option("--ids", help="Item/user ids: atomic (one token each) or subword (P5's digits).")
+        ] = None,
         epochs: Annotated[int | None, typer.Option("--epochs", help="Maximum epochs (default per size).")] = None,
-        time_budget: Annotated[float | None, typer.Option("--time-budget", help="Stop training after this many seconds (then validate and save the best).")] = None,
+        time_budget: Annotated[
+            float | None,
+            typer.Option(
+                "--time-budget", help="Stop training after this many seconds (then validate and save the best)."
+            ),
+        ] = None,
         lr: Annotated[float | None, typer.Option("--lr", help="Peak learning rate (default per size).")] = None,
-        batch_size: Annotated[int | None, typer.Option("--batch-size", help="Training batch size (default per size).")] = None,
-        patience: Annotated[int | None, typer.Option("--patience", help="Stop after this many epochs without validation gain.")] = None,
+        batch_size: Annotated[
+            int | None, typer.Option("--batch-size", help="Training batch size (default per size).")
+        ] = None,
+        patience: Annotated[
+            int | None, typer.Option("--patience", help="Stop after this many epochs without validation gain.")
+        ] = None,
         dropout: Annotated[float | None, typer.Option("--dropout", help="Dropout rate (default per size).")] = None,
-        weight_decay: Annotated[float | None, typer.Option("--weight-decay", help="AdamW weight decay (default per size).")] = None,
-        val_users: Annotated[int | None, typer.Option("--val-users", help="Validation users sampled per epoch (seeded).")] = None,
+        weight_decay: Annotated[
+            float | None, typer.Option("--weight-decay", help="AdamW weight decay (default per size).")
+        ] = None,
+        val_users: Annotated[
+            int | None, typer.Option("--val-users", help="Validation users sampled per epoch (seeded).")
+        ] = None,
         name: Annotated[str | None, typer.Option("--name", help="Model name (default <dataset>-<size>-<ids>).")] = None,
-        resume: Annotated[str | None, typer.Option("--resume", help="Continue the named run from its last finished epoch.")] = None,
-        init: Annotated[str | None, typer.Option("--init", help="Start from weights: a paprec model, HF T5 folder or P5 .pth.")] = None,
+        resume: Annotated[
+            str | None, typer.Option("--resume", help="Continue the named run from its last finished epoch.")
+        ] = None,
+        init: Annotated[
+            str | None, typer.Option("--init", help="Start from weights: a paprec model, HF T5 folder or P5 .pth.")
+        ] = None,
         seed: SeedOpt = 0,
         device: DeviceOpt = "auto",
         json_out: JsonOpt = False,
@@ -127,7 +152,10 @@ def sensitivity_table(sensitivity: dict[str, Any]) -> Table | None:
     for task, entry in sensitivity.items():
         if not isinstance(entry, dict) or "templates" not in entry:
             continue
-        variants = {**{f"template {k}": v for k, v in entry["templates"].items()}, "no instruction": entry["argument_only"]}
+        variants = {
+            **{f"template {k}": v for k, v in entry["templates"].items()},
+            "no instruction": entry["argument_only"],
+        }
         for extra, labels in (("attribute_hint", ("target_attribute", "random_attribute")),
                               ("taste", ("none", "taste_word", "unrelated_word"))):  # fmt: skip
             for label in labels:
@@ -140,5 +168,7 @@ def sensitivity_table(sensitivity: dict[str, Any]) -> Table | None:
                 rows += 1
         taste = entry.get("taste") or {}
         if "taste_ranks_higher_share" in taste:
-            table.add_row(task, "taste word ranks held-out item higher", "share", _fmt(taste["taste_ranks_higher_share"]))
+            table.add_row(
+                task, "taste word ranks held-out item higher", "share", _fmt(taste["taste_ranks_higher_share"])
+            )
     return table if rows else None

@@ -82,8 +82,9 @@ def make_batch(codec: Any, encoded: Encoded, index: np.ndarray) -> TrainBatch:
     return TrainBatch(inputs, labels, n_tokens)
 
 
-def iterate_batches(codec: Any, encoded: Encoded, batch_size: int, seed: int,
-                    dist: DistContext | None = None) -> Iterator[TrainBatch]:
+def iterate_batches(
+    codec: Any, encoded: Encoded, batch_size: int, seed: int, dist: DistContext | None = None
+) -> Iterator[TrainBatch]:
     """The epoch's batches, in their seeded order; under torchrun, this rank's share of each *global* batch.
 
     `batch_size` stays the global batch, so the loss curve and resume state do not depend on the number of

@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+
 from paprec_cli.specs import Example, TaskSpec, Template, Word
 
 PromptBuilder = Callable[[Example], Sequence[Word]]

@@ -80,7 +80,12 @@ def _model_api() -> Any:
 
 
 def open_session(
-    options: TrainOptions, home: Home, out: Output, registry: Registry, device: str, resume: bool,
+    options: TrainOptions,
+    home: Home,
+    out: Output,
+    registry: Registry,
+    device: str,
+    resume: bool,
     dist: DistContext | None = None,
 ) -> Session:
     """Load data, build or restore the codec and model; for a resume, read the saved state."""
@@ -156,25 +161,25 @@ def train_epochs(session: Session, say: Callable[[str], None]) -> str:
     """Run epochs until done, out of patience or out of time; returns why it stopped."""
     options, recipe, state = session.options, session.options.recipe, session.state
     planned = recipe.epochs * max(1, -(-len(session.training.epoch(state.epoch)) // recipe.batch_size))
-    trainer = Trainer(session.bundle.model, recipe, session.device, planned, options.time_budget, Clock(),
-                      dist=session.dist)
+    trainer = Trainer(
+        session.bundle.model, recipe, session.device, planned, options.time_budget, Clock(), dist=session.dist
+    )
     trainer.step = state.step
     if state.epoch:
         run_state.restore(session.state_dir, session.bundle.model, trainer.optimizer)
     session.validation = validation_examples(session)
     stopped = "epochs"
-    while state.epoch < recipe.epochs:
-        if trainer.out_of_time():
-            stopped = "time_budget"
-            break
+    while state.epoch < recipe.epochs:  # the budget is checked after each step: an epoch always starts
         epoch = state.epoch + 1
         pairs = session.training.epoch(epoch)
         encoded = encode_pairs(session.bundle.codec, pairs)
         n_batches = -(-len(encoded) // recipe.batch_size)
         with epoch_bar(session.out.err, epoch, recipe.epochs, n_batches) as bar:
             stats = trainer.run_epoch(
-                iterate_batches(session.bundle.codec, encoded, recipe.batch_size, options.seed + epoch,
-                                dist=session.dist), bar
+                iterate_batches(
+                    session.bundle.codec, encoded, recipe.batch_size, options.seed + epoch, dist=session.dist
+                ),
+                bar,
             )
         improved = _end_epoch(session, trainer, epoch, stats, pairs, say)
         if stats.stopped_by_budget:
@@ -186,11 +191,15 @@ def train_epochs(session: Session, say: Callable[[str], None]) -> str:
     return stopped
 
 
-def _end_epoch(session: Session, trainer: Trainer, epoch: int, stats: EpochStats, pairs: list, say: Callable[[str], None]) -> bool:
+def _end_epoch(
+    session: Session, trainer: Trainer, epoch: int, stats: EpochStats, pairs: list, say: Callable[[str], None]
+) -> bool:
     """Validate, record, save best model and resume state; True when validation improved."""
     state = session.state
     val_start = time.perf_counter()
-    metrics = evaluate_tasks(_recommender(session), session.tasks, session.validation, session.options.recipe.eval_batch_size)
+    metrics = evaluate_tasks(
+        _recommender(session), session.tasks, session.validation, session.options.recipe.eval_batch_size
+    )
     score = selection_score(metrics, session.tasks)
     improved = bool(np.isfinite(score)) and score > state.best_score
     state.epoch, state.step = epoch, trainer.step
@@ -210,7 +219,9 @@ def _end_epoch(session: Session, trainer: Trainer, epoch: int, stats: EpochStats
     if session.is_main:  # every rank holds the same weights (DDP); rank 0 alone writes them
         run_state.save_state(session.state_dir, state, session.bundle.model, trainer.optimizer, improved)
     mark = " (best)" if improved else ""
-    say(f"epoch {epoch}: loss {stats.loss:.4f}, {stats.examples_per_s:,.0f} ex/s, validation {_headline(metrics)}{mark}")
+    say(
+        f"epoch {epoch}: loss {stats.loss:.4f}, {stats.examples_per_s:,.0f} ex/s, validation {_headline(metrics)}{mark}"
+    )
     return improved
 
 
@@ -289,7 +300,12 @@ def training_record(session: Session, result: dict[str, Any]) -> dict[str, Any]:
 
 
 def train(
-    options: TrainOptions, home: Home, out: Output, registry: Registry, device: str, resume: bool = False,
+    options: TrainOptions,
+    home: Home,
+    out: Output,
+    registry: Registry,
+    device: str,
+    resume: bool = False,
     dist: DistContext | None = None,
 ) -> dict[str, Any]:
     """Train (or resume) and return the `--json` result (an empty dict on torchrun ranks other than 0)."""

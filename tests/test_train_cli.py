@@ -1,0 +1,118 @@
+"""`paprec train` and `paprec models` end to end on a very small synthetic dataset (tiny model, CPU)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from paprec_cli.cli import app
+
+pytestmark = pytest.mark.slow
+FAST = ["--size", "tiny", "--tasks", "sequential", "--val-users", "20", "--device", "cpu", "--batch-size", "32"]
+
+
+def _run(runner: CliRunner, *args: str) -> tuple[int, str, str]:
+    result = runner.invoke(app, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def _last_json(stdout: str) -> dict:
+    return json.loads(stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("train-home")
+    code, _, err = _run(CliRunner(), "data", "import", "synthetic", "--home", str(root), "-q",
+                        "-o", "users=40", "-o", "items=120", "-o", "categories=4", "-o", "length=7")  # fmt: skip
+    assert code == 0, err
+    return root
+
+
+@pytest.fixture(scope="module")
+def trained(home: Path) -> dict:
+    code, out, err = _run(CliRunner(), "train", "--dataset", "synthetic", *FAST, "--epochs", "1", "--name", "m1",
+                          "--home", str(home), "--json")  # fmt: skip
+    assert code == 0, err
+    return _last_json(out)
+
+
+def test_train_json_shape(trained: dict) -> None:
+    assert set(trained) >= {"model", "test", "validation", "baselines", "sensitivity", "epochs", "seconds"}
+    assert trained["epochs"] == 1 and trained["stopped"] == "epochs"
+    assert set(trained["test"]["sequential"]) == {"HR@1", "HR@5", "HR@10", "NDCG@5", "NDCG@10"}
+    assert set(trained["baselines"]) == {"popularity", "item_knn"}
+    assert "HR@10" in trained["baselines"]["item_knn"]["sequential"]
+    seq = trained["sensitivity"]["sequential"]
+    assert "2-13 (held out)" in seq["templates"] and "argument_only" in seq
+    assert {"taste_word", "unrelated_word", "taste_ranks_higher_share"} <= set(seq["taste"])
+
+
+def test_model_folder_loads_and_ranks(trained: dict, home: Path) -> None:
+    from paprec_cli.model import Recommender, load_model
+    from paprec_cli.paths import Home
+    from paprec_cli.specs import Word
+
+    folder = Path(trained["model"])
+    record = json.loads((folder / "training.json").read_text())
+    assert record["dataset"]["name"] == "synthetic" and record["protocol"]["dataset_fingerprint"]
+    assert len(record["history"]) == 1 and record["ids"] == "atomic"
+    bundle = load_model("m1", Home.resolve(home))
+    recommender = Recommender(bundle.model, bundle.codec, "cpu")
+    batch = bundle.codec.collate([bundle.codec.encode([Word.user(1), Word(":"), Word.item(3)])])
+    ranked = recommender.rank_all(batch, 10)
+    assert ranked.shape == (1, 10) and int(ranked.min()) >= 1
+
+
+def test_models_list_and_info(trained: dict, home: Path) -> None:
+    runner = CliRunner()
+    code, out, err = _run(runner, "models", "list", "--home", str(home), "--json")
+    assert code == 0, err
+    names = [m["name"] for m in _last_json(out)["models"]]
+    assert "m1" in names
+    code, out, err = _run(runner, "models", "info", "m1", "--home", str(home), "--json")
+    assert code == 0, err
+    info = _last_json(out)
+    assert info["training"]["tasks"] == ["sequential"] and info["config"]["id_scheme"] == "atomic"
+    code, _, err = _run(runner, "models", "info", "nope", "--home", str(home))
+    assert code == 2 and "nope" in err and len(err.strip().splitlines()) == 1
+
+
+def test_resume_continues_from_the_last_epoch(trained: dict, home: Path) -> None:
+    code, out, err = _run(CliRunner(), "train", "--resume", "m1", "--epochs", "2", "--home", str(home), "--json")
+    assert code == 0, err
+    result = _last_json(out)
+    assert result["epochs"] == 2
+    record = json.loads((home / "models" / "m1" / "training.json").read_text())
+    assert [h["epoch"] for h in record["history"]] == [1, 2]
+
+
+def test_time_budget_stops_cleanly(home: Path) -> None:
+    code, out, err = _run(CliRunner(), "train", "--dataset", "synthetic", *FAST, "--epochs", "50", "--time-budget",
+                          "0.5", "--name", "budget", "--home", str(home), "--json")  # fmt: skip
+    assert code == 0, err
+    result = _last_json(out)
+    assert result["stopped"] == "time_budget" and result["epochs"] == 1
+    assert (Path(result["model"]) / "model.safetensors").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--dataset", "synthetic", "--size", "huge"], "--size"),
+        (["--dataset", "synthetic", "--ids", "letters"], "--ids"),
+        (["--dataset", "synthetic", "--tasks", "nope"], "nope"),
+        (["--dataset", "synthetic", "--lr", "-1"], "--lr"),
+        (["--dataset", "synthetic", "--time-budget", "0"], "--time-budget"),
+        (["--dataset", "beauty"], "paprec data import"),
+        (["--resume", "never-trained"], "--resume"),
+        (["--resume", "m1", "--size", "small"], "--size"),
+    ],
+)
+def test_bad_options_exit_2_with_one_line(args: list[str], needle: str, home: Path, trained: dict) -> None:
+    code, _, err = _run(CliRunner(), "train", *args, "--home", str(home))
+    assert code == 2
+    assert needle in err and len(err.strip().splitlines()) == 1, err
