@@ -56,14 +56,22 @@ class TokenCodec(Protocol):
 # ---------------------------------------------------------------------------------------------------
 
 
+#: Run name meaning "the most recently finished run in this home".
+LATEST = "latest"
+
+
 def resolve_run(run: str | Path, home: Home) -> Path:
-    """A run directory from a path or from a run name under `<home>/runs`."""
+    """A run directory from a path, a run name under `<home>/runs`, or `latest` (the newest finished run)."""
     path = Path(run).expanduser()
     if path.is_dir():
         return path
     named = home.runs / str(run)
     if named.is_dir():
         return named
+    if str(run) == LATEST:
+        finished = sorted(p.parent for p in home.runs.glob(f"*/{PROMPTS_FILE}")) if home.runs.is_dir() else []
+        if finished:
+            return max(finished, key=lambda p: ((p / PROMPTS_FILE).stat().st_mtime, p.name))
     known = sorted(p.name for p in home.runs.glob("*") if p.is_dir()) if home.runs.is_dir() else []
     hint = f"runs in {home.runs}: {', '.join(known)}" if known else f"no runs in {home.runs} yet"
     raise PaprecError(f"run '{run}': not a folder and not a run name ({hint}); pass a run folder or name")

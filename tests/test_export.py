@@ -159,3 +159,19 @@ def test_load_prompts_accepts_run_folder(home: Path) -> None:
     folder = make_run(home)
     assert export.load_prompts(folder) == sample_document()
     assert export.load_prompts("run1", Home.resolve(home)) == sample_document()
+
+
+def test_latest_resolves_the_newest_finished_run(tmp_path) -> None:
+    import os
+
+    from paprec_cli.export import resolve_run
+    from paprec_cli.paths import Home
+
+    home = Home(tmp_path)
+    for index, name in enumerate(["20260101-000000-a", "20260102-000000-b", "20260103-000000-unfinished"]):
+        folder = home.runs / name
+        folder.mkdir(parents=True)
+        if "unfinished" not in name:
+            (folder / "prompts.json").write_text("{}")
+            os.utime(folder / "prompts.json", (1_000_000 + index, 1_000_000 + index))
+    assert resolve_run("latest", home).name == "20260102-000000-b"

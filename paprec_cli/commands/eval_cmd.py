@@ -98,6 +98,15 @@ def baselines_for(data: Any, task: Any, part: str) -> dict[str, Any]:
     return {name: {part: per_task[task.name]} for name, per_task in found.items() if task.name in per_task}
 
 
+def taste_of(bound: Any) -> dict[str, Any] | None:
+    """Personal tokens vs the dataset's hidden taste (datasets with a truth table only), next to chance."""
+    from paprec_cli.truth import taste_agreement
+
+    codec = bound.bundle.codec
+    words = [codec.token_text(int(i)) for i in codec.candidate_vocab().tolist()]
+    return taste_agreement(bound.doc, bound.dataset, words)
+
+
 def _fmt(value: Any) -> str:
     return "-" if value is None or (isinstance(value, float) and not math.isfinite(value)) else f"{value:.4f}"
 
@@ -226,6 +235,12 @@ def register(app: PaprecTyper) -> None:
         )
         for line in summary(paired):
             ctx.out.show(escape(line))
+        taste = taste_of(bound)
+        if taste is not None and taste.get("agreement") is not None:
+            ctx.out.show(
+                f"personal tokens vs hidden taste: {taste['agreement']:.3f} of {taste['users']} users "
+                f"(chance {taste['chance']:.3f}); an attribute word for {taste['attribute_share']:.3f} of them"
+            )
         ctx.out.result(
             {
                 "run": str(bound.run) if bound.run is not None else None,
@@ -236,5 +251,6 @@ def register(app: PaprecTyper) -> None:
                 "paired": paired,
                 "protocol": protocol,
                 "baselines": found,
+                "taste_agreement": taste,
             }
         )
