@@ -173,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         "quick": args.quick,
         "results": results,
     }
-    print_table(report)
+    print_table(report, to_stderr=args.json)
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"train-{'cuda' if cuda else 'cpu'}-{time.strftime('%Y%m%d-%H%M%S')}.json"
     path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
@@ -183,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def print_table(report: dict[str, Any]) -> None:
+def print_table(report: dict[str, Any], to_stderr: bool) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -193,7 +193,7 @@ def print_table(report: dict[str, Any]) -> None:
         table.add_column(column, justify="right")
     for row in report["results"]:
         table.add_row(*(str(row.get(c, "-")) for c in columns))
-    console = Console(stderr=True)
+    console = Console(stderr=to_stderr)
     console.print(table)
     console.print(
         f"peak: {report['peak']}; threads {report['machine']['torch_threads']}, "

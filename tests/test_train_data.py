@@ -144,3 +144,13 @@ def test_tokenizer_texts_cover_every_template(training: TrainingData) -> None:
     texts = training.texts()
     for task in training.tasks:
         assert all(t.source in texts for t in task.templates)
+
+
+def test_task_share_draws_a_seeded_part_of_a_task(data: TaskData) -> None:
+    registry = load_registry()
+    tasks = [registry.task("sequential"), registry.task("direct")]
+    full = TrainingData(data, tasks, Mixture(hint=0, word_item=0, item_words=0), 0)
+    part = TrainingData(data, tasks, Mixture(hint=0, word_item=0, item_words=0, task_share={"direct": 0.25}), 0)
+    n_full, n_part = full.family_counts(full.epoch(1)), part.family_counts(part.epoch(1))
+    assert n_part["sequential"] == n_full["sequential"]
+    assert n_part["direct"] == round(0.25 * n_full["direct"])

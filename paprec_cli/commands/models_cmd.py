@@ -137,5 +137,6 @@ def _info_table(folder: Path, config: dict[str, Any], training: dict[str, Any]) 
             table.add_row(f"{baseline} {task}", f"HR@10 {metrics.get('HR@10', float('nan')):.4f}")
     if not training:
         table.add_row("training", "no training.json (an imported or initialised model)")
-    table.add_row("parameters", str(config.get("parameters", config.get("n_parameters", ""))))
+    if config.get("dims"):
+        table.add_row("dims", ", ".join(f"{k} {v}" for k, v in config["dims"].items()))
     return table

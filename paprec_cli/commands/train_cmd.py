@@ -43,7 +43,8 @@ def register(app: PaprecTyper) -> None:
         time_budget: Annotated[
             float | None,
             typer.Option(
-                "--time-budget", help="Stop training after this many seconds (then validate and save the best)."
+                "--time-budget",
+                help="Stop after this many seconds, then validate and save the best (tiny: 150 unless --epochs given).",
             ),
         ] = None,
         lr: Annotated[float | None, typer.Option("--lr", help="Peak learning rate (default per size).")] = None,

@@ -10,7 +10,7 @@ and `TaskData.loo.train` are read, so no validation or test target reaches train
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
@@ -25,6 +25,7 @@ from paprec_cli.training.words import (
     hint_pair,
     item_next_pairs,
     item_words_pairs,
+    user_item_pairs,
     word_item_pairs,
 )
 
@@ -41,8 +42,11 @@ class Mixture:
     item_words: float = 1.0
     #: (item -> next training item) pairs, as a share of ranking examples (no attributes needed).
     item_next: float = 0.0
-    #: Cap on task examples per epoch and task (a seeded sample when larger; None = all).
-    max_task_examples: int | None = None
+    #: (user -> one of their training items) pairs, as a share of ranking examples.
+    user_item: float = 0.0
+    #: Share of a task's training examples drawn (seeded) each epoch; tasks not named use all of them.
+    #: Lets a CPU run spend its time on the main task while still training the others.
+    task_share: dict[str, float] = field(default_factory=dict)
 
     def enabled(self) -> bool:
         """Whether any attribute-word family is on."""
@@ -85,8 +89,7 @@ class TrainingData:
         names = [task.name for task in self.tasks]
         if self.uses_words:
             names += ["item_words", "word_item", "hint"]
-        if self.mixture.item_next > 0:
-            names.append("item_next")
+        names += [n for n in ("item_next", "user_item") if getattr(self.mixture, n) > 0]
         return names
 
     def texts(self) -> list[str]:
@@ -97,10 +100,11 @@ class TrainingData:
     def _task_pairs(self, task: TaskSpec, rng: np.random.Generator) -> tuple[list[Pair], list[Pair]]:
         """(pairs, hinted pairs) of one task for one epoch."""
         examples = self.examples[task.name]
-        cap = self.mixture.max_task_examples
+        share = min(max(float(self.mixture.task_share.get(task.name, 1.0)), 0.0), 1.0)
         chosen = np.arange(len(examples))
-        if cap is not None and len(examples) > cap:
-            chosen = np.sort(rng.choice(len(examples), size=cap, replace=False))
+        if share < 1.0:
+            size = int(round(share * len(examples)))
+            chosen = np.sort(rng.choice(len(examples), size=size, replace=False))
         templates = trained_templates(task)
         picks = rng.integers(len(templates), size=len(chosen))
         pairs: list[Pair] = []
@@ -141,8 +145,9 @@ class TrainingData:
                 pairs += item_words_pairs(self.phrases, rng)
             n_word_item = int(round(self.mixture.word_item * max(n_ranking, len(self.phrases))))
             pairs += word_item_pairs(self.data.loo.train, self.phrases, n_word_item, rng)
-        if self.mixture.item_next > 0:
-            pairs += item_next_pairs(self.data.loo.train, int(round(self.mixture.item_next * n_ranking)), rng)
+        train = self.data.loo.train
+        pairs += item_next_pairs(train, int(round(self.mixture.item_next * n_ranking)), rng)
+        pairs += user_item_pairs(train, int(round(self.mixture.user_item * n_ranking)), rng)
         order = rng.permutation(len(pairs))
         return [pairs[i] for i in order.tolist()]
 

@@ -131,7 +131,10 @@ def _fresh_bundle(api: Any, options: TrainOptions, dataset: Dataset, training: T
         # Checks users, items and fingerprint against the dataset; HF/P5 layouts get the codec from it.
         return api.load_model(options.init, home, dataset=dataset, id_scheme=options.ids)
     codec = api.build_codec(dataset, options.ids, training.texts())
-    return api.create_model(options.size, codec, options.seed, dropout=options.recipe.dropout)
+    bundle = api.create_model(options.size, codec, options.seed, dropout=options.recipe.dropout)
+    if options.recipe.zero_whole_word:
+        torch.nn.init.zeros_(bundle.model.whole_word.weight)
+    return bundle
 
 
 def validation_examples(session: Session) -> dict[str, list[Example]]:

@@ -12,7 +12,7 @@ from paprec_cli.errors import PaprecError
 from paprec_cli.paths import Home
 from paprec_cli.plugins import Registry
 from paprec_cli.specs import TaskSpec
-from paprec_cli.training.recipe import TrainOptions, recipe_for, with_overrides
+from paprec_cli.training.recipe import TrainOptions, mixture_for, recipe_for, with_overrides
 
 #: Datasets `paprec train` imports by itself when missing (generated, no files needed).
 AUTO_IMPORT = ("synthetic",)
@@ -73,6 +73,8 @@ def new_options(
     if time_budget is not None and time_budget <= 0:
         raise PaprecError(f"--time-budget {time_budget}: expected a positive number of seconds")
     recipe = with_overrides(recipe_for(size), **overrides)
+    if time_budget is None and overrides.get("epochs") is None:
+        time_budget = recipe.default_time_budget
     return TrainOptions(
         dataset=dataset,
         tasks=tuple(tasks),
@@ -80,6 +82,7 @@ def new_options(
         ids=ids,
         name=name or f"{dataset}-{size}-{ids}",
         recipe=recipe,
+        mixture=mixture_for(size),
         seed=seed,
         time_budget=time_budget,
         init=init,

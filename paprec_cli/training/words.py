@@ -11,6 +11,7 @@ target):
   ("recommend a lipstick item to user_3" -> 12), which ties words in the *prompt* to items in the answer;
 - `item_next`: item -> the item that followed it in a training sequence (short, cheap prompts that
   shape item embeddings by co-occurrence; needs no attributes);
+- `user_item`: user -> one of their training items (short prompts that teach each user's taste);
 - `hint`: a sequential training example whose prompt also carries an attribute of the target item,
   appended, prepended or after the argument alone, so words placed where PAP-REC puts trigger tokens
   steer the ranking.
@@ -38,13 +39,17 @@ WORD_ITEM_TEMPLATES = (
     "name an item that is {attr}",
 )
 HINT_PHRASES = ("the user wants {attr}", "looking for {attr}")
+USER_ITEM_TEMPLATES = (
+    "recommend an item to {user}",
+    "what would {user} buy ?",
+)
 ITEM_NEXT_TEMPLATES = (
     "what comes after item {item} ?",
     "users who bought item {item} next bought",
 )
 
 #: Template text the tokenizer should see (so that every word above is a whole-word token).
-AUX_TEXTS = (*ITEM_WORDS_TEMPLATES, *WORD_ITEM_TEMPLATES, *HINT_PHRASES, *ITEM_NEXT_TEMPLATES)
+AUX_TEXTS = (*ITEM_WORDS_TEMPLATES, *WORD_ITEM_TEMPLATES, *HINT_PHRASES, *ITEM_NEXT_TEMPLATES, *USER_ITEM_TEMPLATES)
 
 
 @dataclass(frozen=True)
@@ -148,4 +153,18 @@ def item_next_pairs(train: Sequence[np.ndarray], n: int, rng: np.random.Generato
         a, b = int(train[user][j]), int(train[user][j + 1])
         text = ITEM_NEXT_TEMPLATES[int(rng.integers(len(ITEM_NEXT_TEMPLATES)))]
         out.append(Pair(_fill(text, {"item": (Word.item(a),)}), (Word.item(b),), "item_next"))
+    return out
+
+
+def user_item_pairs(train: Sequence[np.ndarray], n: int, rng: np.random.Generator) -> list[Pair]:
+    """`n` draws of (user, one of their training items) -> that item."""
+    users = [u for u in range(1, len(train)) if len(train[u])]
+    out: list[Pair] = []
+    if not users or n <= 0:
+        return out
+    for row in rng.integers(len(users), size=n).tolist():
+        user = users[row]
+        item = int(train[user][int(rng.integers(len(train[user])))])
+        text = USER_ITEM_TEMPLATES[int(rng.integers(len(USER_ITEM_TEMPLATES)))]
+        out.append(Pair(_fill(text, {"user": (Word.user(user),)}), (Word.item(item),), "user_item"))
     return out
