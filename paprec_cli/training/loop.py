@@ -13,7 +13,6 @@ rank 0's, so a --time-budget stops every rank at the same step.
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -52,19 +51,15 @@ def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, An
     return [{"params": decay, "weight_decay": weight_decay}, {"params": keep, "weight_decay": 0.0}]
 
 
-def cpu_threads(device: str) -> int | None:
-    """Intra-op threads for CPU training: the cores not already busy (at least one).
+def cpu_threads(device: str) -> int:
+    """The intra-op threads CPU training uses: torch's default (one per core) unless `OMP_NUM_THREADS`.
 
-    On a shared machine torch's default (one thread per core) spin-waits against other processes:
-    measured on 2 busy cores, 1 thread trained 6.5x faster than 2. `OMP_NUM_THREADS` wins when set.
-    Returns the count it set, or None when it left torch alone."""
-    if not device.startswith("cpu") or os.environ.get("OMP_NUM_THREADS"):
-        return None
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    busy = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
-    threads = max(1, min(cores, int(round(cores - busy))))
-    torch.set_num_threads(threads)
-    return threads
+    A load-average heuristic was tried and dropped: the 1-minute average still counts just-finished work
+    (the `pip install` before the quick start), so a free machine trained on one thread at half speed.
+    On a machine shared with other busy processes, `OMP_NUM_THREADS=1` can be much faster (measured 6.5x
+    on 2 contended cores); that is the user's call, documented in the README.
+    """
+    return torch.get_num_threads()
 
 
 @dataclass

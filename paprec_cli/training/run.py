@@ -313,9 +313,8 @@ def train(
 ) -> dict[str, Any]:
     """Train (or resume) and return the `--json` result (an empty dict on torchrun ranks other than 0)."""
     wall = time.perf_counter()
-    threads = cpu_threads(device)
-    if threads is not None:
-        out.debug(f"CPU training with {threads} thread(s) (set OMP_NUM_THREADS to choose)")
+    if device.startswith("cpu"):
+        out.debug(f"CPU training with {cpu_threads(device)} thread(s) (set OMP_NUM_THREADS to choose)")
     torch.manual_seed(options.seed)
     session = open_session(options, home, out, registry, device, resume, dist)
     if resume and session.state.epoch >= options.recipe.epochs and not options.time_budget:
