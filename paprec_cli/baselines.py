@@ -47,8 +47,9 @@ def popularity_scores(train: Sequence[np.ndarray], n_items: int) -> torch.Tensor
 
 def _user_item_matrix(train: Sequence[np.ndarray], n_items: int) -> torch.Tensor:
     """Binary sparse [users, n_items + 1] matrix of who interacted with what in training."""
-    rows = np.concatenate([np.full(len(seq), u, dtype=np.int64) for u, seq in enumerate(train)] or [np.zeros(0)])
-    cols = np.concatenate([np.asarray(seq, dtype=np.int64) for seq in train] or [np.zeros(0)])
+    empty = [np.zeros(0, dtype=np.int64)]
+    rows = np.concatenate([np.full(len(seq), u, dtype=np.int64) for u, seq in enumerate(train)] or empty)
+    cols = np.concatenate([np.asarray(seq, dtype=np.int64) for seq in train] or empty)
     pairs = np.unique(np.stack([rows, cols]).astype(np.int64), axis=1)
     values = torch.ones(pairs.shape[1], dtype=torch.float32)
     shape = (len(train), n_items + 1)

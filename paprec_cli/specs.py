@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -131,7 +131,7 @@ class Template:
     def slots(self) -> list[str]:
         return _SLOT.findall(self.source)
 
-    def render(self, values: dict[str, Sequence[Word]]) -> list[Word]:
+    def render(self, values: Mapping[str, Sequence[Word]]) -> list[Word]:
         """Fill the slots with word lists; plain text becomes text words (split on whitespace)."""
         words: list[Word] = []
         pos = 0

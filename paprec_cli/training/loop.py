@@ -42,7 +42,8 @@ def lr_factor(progress: float, recipe: Recipe) -> float:
 
 def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
     """Decay matrices only: layer-norm weights, biases and the whole-word embedding are exempt."""
-    decay, keep = [], []
+    decay: list[nn.Parameter] = []
+    keep: list[nn.Parameter] = []
     for name, param in model.named_parameters():
         if not param.requires_grad:
             continue
