@@ -125,6 +125,15 @@ else
     --max-rounds 1 --batch-size 1024 --max-seconds 95
 fi
 
+# 7. several GPUs: the same search and training work on 1 vs N processes (torchrun, NCCL), only when N > 1
+GPUS=0
+if [ "$DEVICE" != cpu ] && command -v nvidia-smi >/dev/null 2>&1; then GPUS=$(nvidia-smi -L | wc -l); fi
+if [ "$GPUS" -gt 1 ]; then
+  step distributed 120 "$PY" bench/distributed.py "${Q[@]}" "${COMMON[@]}" --processes "$GPUS"
+else
+  SUMMARY+=("distributed skipped ($GPUS GPU(s): the multi-GPU path needs 2 or more)")
+fi
+
 say "done in $(($(date +%s) - START))s"
 printf '%s\n' "${SUMMARY[@]}" | tee -a "$LOG" >&2
 ls -1 "$RESULTS" | tee -a "$LOG" >&2
