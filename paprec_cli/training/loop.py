@@ -13,6 +13,7 @@ rank 0's, so a --time-budget stops every rank at the same step.
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -52,15 +53,33 @@ def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, An
     return [{"params": decay, "weight_decay": weight_decay}, {"params": keep, "weight_decay": 0.0}]
 
 
-def cpu_threads(device: str) -> int:
-    """The intra-op threads CPU training uses: torch's default (one per core) unless `OMP_NUM_THREADS`.
+def _matmul_seconds(threads: int, size: int, repeats: int) -> float:
+    torch.set_num_threads(threads)
+    a, b = torch.randn(4096, size), torch.randn(size, size)
+    a @ b  # warm the thread pool up
+    started = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    return time.perf_counter() - started
 
-    A load-average heuristic was tried and dropped: the 1-minute average still counts just-finished work
-    (the `pip install` before the quick start), so a free machine trained on one thread at half speed.
-    On a machine shared with other busy processes, `OMP_NUM_THREADS=1` can be much faster (measured 6.5x
-    on 2 contended cores); that is the user's call, documented in the README.
+
+def cpu_threads(device: str, size: int = 128, repeats: int = 20) -> int:
+    """Intra-op threads for CPU training: torch's default or one, whichever is faster here right now.
+
+    On a machine whose cores are busy with other work, torch's default (one thread per core) stalls in
+    OpenMP spin-waits: measured 6.5x slower than one thread on 2 contended cores, which left the quick start
+    with one epoch. On a free machine the default is faster. The load average cannot tell the two apart
+    (it still counts the `pip install` that just finished), so a ~50 ms matmul of the model's width is timed
+    both ways. `OMP_NUM_THREADS` wins when set. Returns the thread count in use.
     """
-    return torch.get_num_threads()
+    default = torch.get_num_threads()
+    if not device.startswith("cpu") or os.environ.get("OMP_NUM_THREADS") or default <= 1:
+        return default
+    parallel = min(_matmul_seconds(default, size, repeats) for _ in range(2))
+    single = min(_matmul_seconds(1, size, repeats) for _ in range(2))
+    chosen = default if parallel <= single else 1
+    torch.set_num_threads(chosen)
+    return chosen
 
 
 @dataclass
