@@ -174,6 +174,8 @@ class TaskSpec(ABC):
     kind: TaskKind
     #: The template used as "the manual prompt" in search/eval comparisons.
     default_template: str
+    #: What the fixed argument looks like; an automatic prompt is `[prefix] {argument} [suffix] [personal]`.
+    argument_help: str = "the user id and the task's inputs"
 
     @property
     @abstractmethod
@@ -206,7 +208,3 @@ class TaskSpec(ABC):
         from paprec_cli.errors import unknown_name
 
         raise unknown_name(f"template of task {self.name}", wanted, [t.id for t in self.templates], "--template")
-
-    def argument_template(self) -> str:
-        """Where the fixed argument sits in an automatic prompt (documentation and export)."""
-        return "[prefix] {argument} [suffix] [personal]"

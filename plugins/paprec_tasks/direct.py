@@ -114,6 +114,7 @@ class DirectTask(RankingTask):
     description = "choose the user's next item among 100 candidates (1 positive + 99 sampled; HR/NDCG)"
     # 5-7 is the P5 prompt that names the user and picks from a candidate list, and one a P5 checkpoint was
     # trained on (5-8, the other such prompt, is P5's held-out one).
+    argument_help = "user_U : c1 , c2 , ... , c100 (the candidates in their seeded shuffled order)"
     default_template = "5-7"
     #: Size of each training candidate set (the positive included).
     train_candidates = 20
@@ -122,10 +123,6 @@ class DirectTask(RankingTask):
     def templates(self) -> list[Template]:
         return list(DIRECT)
 
-    def argument_template(self) -> str:
-        """The fixed argument is `user_U : c1 , c2 , ... , c100` (the user word, a colon, the candidate
-        items in their seeded shuffled order); triggers go around it as in the base."""
-        return super().argument_template()
 
     def examples(self, data: TaskData, part: Part) -> list[Example]:
         with no_gc():

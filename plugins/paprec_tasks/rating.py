@@ -29,16 +29,13 @@ class RatingTask(TaskSpec):
     name = "rating"
     description = "star rating of a user-item pair (seeded 80/10/10 split of rated interactions; RMSE/MAE)"
     kind = "rating"
+    argument_help = "user_U item_word (the user word, then the item word)"
     default_template = "1-1"
 
     @property
     def templates(self) -> list[Template]:
         return list(RATING)
 
-    def argument_template(self) -> str:
-        """The fixed argument is `user_U item_word` (the user word, then the item word); triggers go
-        around it as in the base."""
-        return super().argument_template()
 
     def examples(self, data: TaskData, part: Part) -> list[Example]:
         with no_gc():

@@ -23,6 +23,7 @@ class SequentialTask(RankingTask):
 
     name = "sequential"
     description = "next-item prediction from the purchase history (leave-one-out; HR/NDCG over all items)"
+    argument_help = "user_U : i1 , i2 , ... , iN (the at most max_history most recent items, oldest first)"
     default_template = "2-3"
     #: Histories keep the most recent `max_history` items (P5 truncates the same way).
     max_history = 20
@@ -31,10 +32,6 @@ class SequentialTask(RankingTask):
     def templates(self) -> list[Template]:
         return list(SEQUENTIAL)
 
-    def argument_template(self) -> str:
-        """The fixed argument is `user_U : i1 , i2 , ... , iN` (the user word, a colon, the history of the
-        at most `max_history` most recent items, oldest first); triggers go around it as in the base."""
-        return super().argument_template()
 
     def examples(self, data: TaskData, part: Part) -> list[Example]:
         with no_gc():
