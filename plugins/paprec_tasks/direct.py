@@ -112,9 +112,9 @@ class DirectTask(RankingTask):
 
     name = "direct"
     description = "choose the user's next item among 100 candidates (1 positive + 99 sampled; HR/NDCG)"
+    argument_help = "user_U : c1 , c2 , ... , c100 (the candidates in their seeded shuffled order)"
     # 5-7 is the P5 prompt that names the user and picks from a candidate list, and one a P5 checkpoint was
     # trained on (5-8, the other such prompt, is P5's held-out one).
-    argument_help = "user_U : c1 , c2 , ... , c100 (the candidates in their seeded shuffled order)"
     default_template = "5-7"
     #: Size of each training candidate set (the positive included).
     train_candidates = 20
