@@ -314,7 +314,7 @@ def train(
     """Train (or resume) and return the `--json` result (an empty dict on torchrun ranks other than 0)."""
     wall = time.perf_counter()
     if device.startswith("cpu"):
-        out.info(f"CPU training with {cpu_threads(device)} thread(s) (the faster here now; OMP_NUM_THREADS sets it)")
+        out.debug(f"CPU training with {cpu_threads(device)} thread(s) (OMP_NUM_THREADS sets it)")
     torch.manual_seed(options.seed)
     session = open_session(options, home, out, registry, device, resume, dist)
     if resume and session.state.epoch >= options.recipe.epochs and not options.time_budget:
