@@ -5,12 +5,15 @@ from __future__ import annotations
 import gc
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from paprec_cli.metrics import as_numpy, ndcg_hr_at_5_per_example, ranking_metrics
-from paprec_cli.specs import Example, TaskSpec, Word
+from paprec_cli.specs import Example, Part, TaskSpec, Word
+
+if TYPE_CHECKING:
+    from paprec_cli.data.splits import TaskData
 
 #: P5 separates listed items with a stand-alone comma ("45 , 873 , 22").
 COMMA = Word(",")
@@ -65,7 +68,18 @@ def ranking_predictions(predictions: Any, examples: Sequence[Example]) -> tuple[
     return ranked, targets
 
 
-class RankingTask(TaskSpec):
+class BuiltTask(TaskSpec):
+    """Builds examples with the garbage collector paused (`no_gc`); subclasses implement `_build`."""
+
+    def examples(self, data: TaskData, part: Part) -> list[Example]:
+        with no_gc():
+            return self._build(data, part)
+
+    def _build(self, data: TaskData, part: Part) -> list[Example]:
+        raise NotImplementedError
+
+
+class RankingTask(BuiltTask):
     """Base of the item-ranking tasks: the answer is one item; HR/NDCG metrics; NDCG@5 + HR@5 surrogate."""
 
     kind = "ranking"

@@ -9,7 +9,7 @@ import numpy as np
 
 from paprec_cli.specs import Example, Part, Template, Word
 
-from .common import COLON, ItemWords, RankingTask, no_gc
+from .common import COLON, ItemWords, RankingTask
 from .templates import DIRECT
 
 if TYPE_CHECKING:
@@ -122,11 +122,6 @@ class DirectTask(RankingTask):
     @property
     def templates(self) -> list[Template]:
         return list(DIRECT)
-
-
-    def examples(self, data: TaskData, part: Part) -> list[Example]:
-        with no_gc():
-            return self._build(data, part)
 
     def _build(self, data: TaskData, part: Part) -> list[Example]:
         words = ItemWords(data.n_items)

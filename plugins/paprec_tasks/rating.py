@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from paprec_cli.metrics import as_numpy, neg_squared_error_per_example, rating_metrics
-from paprec_cli.specs import Example, Part, TaskSpec, Template, Word
+from paprec_cli.specs import Example, Part, Template, Word
 
-from .common import ItemWords, no_gc
+from .common import BuiltTask, ItemWords
 from .templates import RATING
 
 if TYPE_CHECKING:
@@ -23,7 +23,7 @@ def rating_word(rating: float) -> Word:
     return Word(str(int(value)) if value.is_integer() else f"{value:.1f}", "rating")
 
 
-class RatingTask(TaskSpec):
+class RatingTask(BuiltTask):
     """Predict the rating of a (user, item) pair; RMSE and MAE; surrogate = negative squared error."""
 
     name = "rating"
@@ -35,11 +35,6 @@ class RatingTask(TaskSpec):
     @property
     def templates(self) -> list[Template]:
         return list(RATING)
-
-
-    def examples(self, data: TaskData, part: Part) -> list[Example]:
-        with no_gc():
-            return self._build(data, part)
 
     def _build(self, data: TaskData, part: Part) -> list[Example]:
         if part not in ("train", "validation", "test"):

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from paprec_cli.specs import Example, Part, Template, Word
 
-from .common import COLON, ItemWords, RankingTask, no_gc
+from .common import COLON, ItemWords, RankingTask
 from .templates import SEQUENTIAL
 
 if TYPE_CHECKING:
@@ -31,11 +31,6 @@ class SequentialTask(RankingTask):
     @property
     def templates(self) -> list[Template]:
         return list(SEQUENTIAL)
-
-
-    def examples(self, data: TaskData, part: Part) -> list[Example]:
-        with no_gc():
-            return self._build(data, part)
 
     def _build(self, data: TaskData, part: Part) -> list[Example]:
         words = ItemWords(data.n_items)
