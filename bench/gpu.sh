@@ -5,17 +5,25 @@
 #   BENCH_DEVICE=cpu BENCH_QUICK=1 bash bench/gpu.sh   # smoke the whole script on a CPU machine
 #
 # Installs nothing from the network. If polars/platformdirs are missing there, carry wheels in .whl/
-# (see bench/README.md); they are installed with --no-index into /tmp/site. Results (JSON) go to $OUT
-# when set, else bench/results/; the log goes next to them as gpu-log.txt. Every step has its own
-# `timeout` and a failed step does not stop the others; the summary lists each step's exit status.
+# (see bench/README.md); they are installed with --no-index into /tmp/site. Results (JSON) and the log
+# (gpu-log.txt) go to bench/results/, or, when $OUT is set (the device tool brings back at most 8 files),
+# to a scratch folder that is packed into $OUT/gpu-results.tgz after every step, the log copied beside it.
+# Every step has its own `timeout`, cut to what is left of the whole script's budget (BENCH_BUDGET, 540 s);
+# a failed step does not stop the others; the summary lists each step's exit status.
 #
-# Steps (GPU budget in seconds, sum < 480):
-#   1. bench/train.py                                     (examples/s, tokens/s, MFU)        100
-#   2. train synthetic-tiny-atomic for the agreement check (paprec train --time-budget 30)  60
-#   3. surrogate: synthetic tiny atomic, trained model     (speedup + same/not-worse)       50
-#   4. surrogate: beauty small atomic, random init          (speed at P5-small/Beauty size)  75
-#   5. surrogate: beauty small subword, random init         (speed, trie beam vs generate)   75
-#   6. search: beauty tiny atomic at 500,5000,all users, 1 round (cost vs users, memory)   110
+# BENCH_ONLY=name,name runs only those steps (e.g. a follow-up on a short lease); BENCH_TRAIN_BATCHES,
+# BENCH_TRAIN_SIZE, BENCH_TRAIN_STEPS and BENCH_COMPILE_BATCH narrow the training benchmark.
+#
+# Steps, in priority order (the later ones are skipped when the budget runs out):
+#   0. pytest tests/test_gpu.py                 (CUDA agreement, gradient capture, CLI train->search->eval)
+#   1. bench/train.py, tiny and small at batch 256/1024/4096   (examples/s, tokens/s, MFU)
+#   2. paprec train synthetic tiny, atomic and subword side by side (30 s budgets; for agreement)
+#   3. surrogate: synthetic tiny atomic, trained     (speedup + same_choice / not_worse)
+#   4. surrogate: beauty small atomic, random init    (speed at P5-small/Beauty size)
+#   5. surrogate: beauty small subword, random init   (speed: trie beam vs 20-beam generate)
+#   6. search: beauty small atomic at 500, 5000, all users, one round (cost vs users, memory)
+#   7. surrogate: synthetic tiny subword, trained (agreement); bench/train.py small with torch.compile
+#   8. with several GPUs: bench/distributed.py over torchrun/NCCL
 set -uo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -23,7 +31,7 @@ cd "$REPO"
 DEVICE="${BENCH_DEVICE:-cuda}"
 QUICK="${BENCH_QUICK:-0}"
 PY="${PYTHON:-python3}"
-RESULTS="${OUT:-$REPO/bench/results}"
+if [ -n "${OUT:-}" ]; then RESULTS="${TMPDIR:-/tmp}/paprec-gpu-results"; else RESULTS="$REPO/bench/results"; fi
 mkdir -p "$RESULTS"
 LOG="$RESULTS/gpu-log.txt"
 : >"$LOG"
@@ -76,56 +84,86 @@ done
 say "device $DEVICE, quick=$QUICK, results in $RESULTS, large dataset: $BIG"
 
 declare -a SUMMARY=()
-step() {  # step NAME SECONDS COMMAND...
+BUDGET_S="${BENCH_BUDGET:-540}"   # the whole script's wall-clock budget; a step never runs past it
+DEADLINE=$((START + BUDGET_S))
+step() {  # step NAME SECONDS COMMAND...   (the timeout is cut to what is left of the budget)
   local name="$1" limit="$2"; shift 2
+  if [ -n "${BENCH_ONLY:-}" ] && [[ ",$BENCH_ONLY," != *",$name,"* ]]; then return; fi  # BENCH_ONLY=a,b,...
   if [ "$QUICK" = 1 ]; then limit=$((limit * 2)); fi  # a CPU smoke is slower per item, not bigger
+  local left=$((DEADLINE - $(date +%s) - 5))
+  if [ "$left" -lt 15 ]; then SUMMARY+=("$name skipped (budget spent)"); say "step $name: skipped, budget spent"; return; fi
+  if [ "$limit" -gt "$left" ]; then limit=$left; fi
   say "step $name (timeout ${limit}s): $*"
   local t0=$(date +%s)
-  timeout --kill-after=10 "$limit" "$@" >>"$LOG" 2>&1
+  timeout --kill-after=5 "$limit" "$@" >>"$LOG" 2>&1
   local rc=$?
   SUMMARY+=("$name rc=$rc $(($(date +%s) - t0))s")
   say "step $name: rc=$rc in $(($(date +%s) - t0))s"
+  pack
+}
+pack() {  # under the device tool: everything so far into $OUT/gpu-results.tgz (atomically), the log beside it
+  [ -n "${OUT:-}" ] || return 0
+  tar czf "$OUT/.gpu-results.tgz" -C "$RESULTS" . && mv "$OUT/.gpu-results.tgz" "$OUT/gpu-results.tgz"
+  cp "$LOG" "$OUT/gpu-log.txt"
 }
 
 Q=(); [ "$QUICK" = 1 ] && Q=(--quick)
 COMMON=(--json --device "$DEVICE" --out "$RESULTS")
+SIZE=small; [ "$QUICK" = 1 ] && SIZE=tiny
 
-# 1. training throughput (bench/train.py belongs to the training work; skipped when absent)
-if [ -f bench/train.py ]; then
-  step train 100 "$PY" bench/train.py "${Q[@]}" "${COMMON[@]}"
+# 0. the CUDA tests (tests/test_gpu.py: CPU/GPU agreement, gradient capture, train -> search -> eval -> recommend)
+if [ "$DEVICE" != cpu ]; then
+  step gpu-tests 70 "$PY" -m pytest -q -p no:cacheprovider tests/test_gpu.py
+fi
+
+# 1. training throughput and MFU at several batch sizes
+if [ "$QUICK" = 1 ]; then
+  step train 60 "$PY" bench/train.py --quick --size tiny "${COMMON[@]}"
 else
-  SUMMARY+=("train skipped (bench/train.py absent)"); say "bench/train.py absent: skipping"
+  TRAIN_ARGS=(--batch-sizes "${BENCH_TRAIN_BATCHES:-256,1024,4096}")
+  [ -n "${BENCH_TRAIN_SIZE:-}" ] && TRAIN_ARGS+=(--size "$BENCH_TRAIN_SIZE")
+  [ -n "${BENCH_TRAIN_STEPS:-}" ] && TRAIN_ARGS+=(--steps "$BENCH_TRAIN_STEPS")
+  step train 120 "$PY" bench/train.py "${COMMON[@]}" "${TRAIN_ARGS[@]}"
 fi
 
-# 2. a trained tiny model, so that choice agreement means something (reused if already there)
-if [ ! -f "$PAPREC_HOME/models/synthetic-tiny-atomic/config.json" ]; then
-  BUDGET=30; [ "$QUICK" = 1 ] && BUDGET=10
-  step train-tiny 60 "$PY" -m paprec_cli train --dataset synthetic --size tiny --ids atomic \
-    --time-budget "$BUDGET" --device "$DEVICE" --quiet --home "$PAPREC_HOME"
-fi
+# 2. trained tiny synthetic models (atomic and subword, side by side), so that choice agreement means something
+BUDGET=30; [ "$QUICK" = 1 ] && BUDGET=10
+train_tiny() {  # train_tiny IDS
+  [ -f "$PAPREC_HOME/models/synthetic-tiny-$1/config.json" ] && return 0
+  "$PY" -m paprec_cli train --dataset synthetic --size tiny --ids "$1" --time-budget "$BUDGET" --device "$DEVICE" \
+    --quiet --json --home "$PAPREC_HOME" >"$RESULTS/train-tiny-$1.json"
+}
+export -f train_tiny; export PAPREC_HOME BUDGET DEVICE PY RESULTS
+"$PY" -m paprec_cli data import synthetic --home "$PAPREC_HOME" -q >>"$LOG" 2>&1  # once, before two writers race
+step train-tiny 80 bash -c 'train_tiny atomic & a=$!; train_tiny subword & s=$!; wait $a; ra=$?; wait $s; exit $((ra + $?))'
 
 # 3-5. surrogate evaluator vs the 20-beam baseline (--max-seconds: no new step after that; >= 1 step)
 if [ "$QUICK" = 1 ]; then
   step surrogate-agree 60 "$PY" bench/surrogate.py --quick "${COMMON[@]}" --model auto
   step surrogate-subword 70 "$PY" bench/surrogate.py --quick "${COMMON[@]}" --model random --ids subword
 else
-  step surrogate-agree 50 "$PY" bench/surrogate.py "${COMMON[@]}" --model auto --dataset synthetic \
-    --size tiny --ids atomic --users 300 --candidates 5 --steps 10 --max-seconds 30
-  step surrogate-atomic 75 "$PY" bench/surrogate.py "${COMMON[@]}" --model random --dataset "$BIG" \
-    --size small --ids atomic --users 96 --candidates 5 --steps 3 --max-seconds 25
-  step surrogate-subword 75 "$PY" bench/surrogate.py "${COMMON[@]}" --model random --dataset "$BIG" \
-    --size small --ids subword --users 256 --candidates 5 --steps 3 --max-seconds 30
+  step surrogate-agree 50 "$PY" bench/surrogate.py "${COMMON[@]}" --model auto --train-budget 20 --dataset synthetic \
+    --size tiny --ids atomic --users 300 --candidates 5 --steps 10 --max-seconds 25
+  step surrogate-atomic 55 "$PY" bench/surrogate.py "${COMMON[@]}" --model random --dataset "$BIG" \
+    --size "$SIZE" --ids atomic --users 256 --candidates 5 --steps 3 --max-seconds 20
+  step surrogate-subword 65 "$PY" bench/surrogate.py "${COMMON[@]}" --model random --dataset "$BIG" \
+    --size "$SIZE" --ids subword --users 256 --candidates 5 --steps 3 --max-seconds 25
 fi
 
 # 6. end-to-end search cost vs validation users (one round: the full stopping rule does not fit 8 minutes)
 if [ "$QUICK" = 1 ]; then
   step search 60 "$PY" bench/search.py --quick "${COMMON[@]}"
 else
-  step search 110 "$PY" bench/search.py "${COMMON[@]}" --dataset "$BIG" --val-users 500,5000,all \
-    --max-rounds 1 --batch-size 1024 --max-seconds 95
+  step search 120 "$PY" bench/search.py "${COMMON[@]}" --dataset "$BIG" --size "$SIZE" \
+    --val-users 500,5000,all --max-rounds 1 --batch-size 1024 --max-seconds 100
+  # 7. agreement for subword ids on the trained tiny model, then torch.compile's effect on training (if time is left)
+  step surrogate-agree-subword 50 "$PY" bench/surrogate.py "${COMMON[@]}" --model auto --train-budget 20 --dataset synthetic \
+    --size tiny --ids subword --users 200 --candidates 5 --steps 10 --max-seconds 25
+  step train-compile 80 "$PY" bench/train.py "${COMMON[@]}" --size small --batch-sizes "${BENCH_COMPILE_BATCH:-1024}" \
+    --compile --steps 30
 fi
 
-# 7. several GPUs: the same search and training work on 1 vs N processes (torchrun, NCCL), only when N > 1
+# 8. several GPUs: the same search and training work on 1 vs N processes (torchrun, NCCL), only when N > 1
 GPUS=0
 if [ "$DEVICE" != cpu ] && command -v nvidia-smi >/dev/null 2>&1; then GPUS=$(nvidia-smi -L | wc -l); fi
 if [ "$GPUS" -gt 1 ]; then
@@ -137,3 +175,4 @@ fi
 say "done in $(($(date +%s) - START))s"
 printf '%s\n' "${SUMMARY[@]}" | tee -a "$LOG" >&2
 ls -1 "$RESULTS" | tee -a "$LOG" >&2
+pack

@@ -1,7 +1,7 @@
 """Training throughput of paprec's RLM: examples/s and tokens/s per model size, and on CUDA the model
 FLOP utilisation (MFU).
 
-It times real training steps (the `paprec train` loop: AdamW, clipping, bf16 autocast on CUDA) on
+It times real training steps (the `paprec train` step: AdamW, clipping, bf16 autocast on CUDA) on
 batches of the synthetic dataset's multitask pairs (sequential + direct + rating, auxiliary word
 families included), after a few warm-up steps. Tokens are non-padding encoder tokens plus decoder
 target tokens. MFU = 6 * parameters * tokens/s / the card's dense bf16 peak (H100 SXM and H200:
@@ -16,6 +16,8 @@ Prints a table and writes JSON (machine, versions, device, figures) to bench/res
 from __future__ import annotations
 
 import argparse
+import functools
+import itertools
 import json
 import os
 import platform
@@ -65,25 +67,47 @@ def synthetic_pairs(home: Path, seed: int) -> tuple[Any, Any]:
     return dataset, training
 
 
-def measure(
-    size: str, device: str, batch_size: int, warmup: int, steps: int, home: Path, seed: int = 0
-) -> dict[str, Any]:
-    """Time `steps` training steps after `warmup` steps for one model size."""
-    from paprec_cli.model import build_codec, create_model
-    from paprec_cli.training.batches import encode_pairs, iterate_batches
-    from paprec_cli.training.loop import Trainer
-    from paprec_cli.training.recipe import recipe_for
+@functools.cache
+def prepared(home: Path, seed: int) -> tuple[Any, Any]:
+    """(codec, one encoded epoch): built once per process, shared by every size and batch size."""
+    from paprec_cli.model import build_codec
+    from paprec_cli.training.batches import encode_pairs
 
     dataset, training = synthetic_pairs(home, seed)
     codec = build_codec(dataset, "atomic", training.texts())
+    return codec, encode_pairs(codec, training.epoch(1))
+
+
+def measure(
+    size: str,
+    device: str,
+    batch_size: int,
+    warmup: int,
+    steps: int,
+    home: Path,
+    seed: int = 0,
+    compile_model: bool = False,
+) -> dict[str, Any]:
+    """Time `steps` training steps after `warmup` steps for one model size and batch size."""
+    from paprec_cli.model import create_model
+    from paprec_cli.training.batches import iterate_batches
+    from paprec_cli.training.loop import Trainer
+    from paprec_cli.training.recipe import recipe_for
+
+    codec, encoded = prepared(home, seed)
     bundle = create_model(size, codec, seed)
     model = bundle.model.to(device)
     params = sum(p.numel() for p in model.parameters())
     embedding = model.t5.shared.weight.numel() + model.whole_word.weight.numel()
     recipe = recipe_for(size)
     trainer = Trainer(model, recipe, device, planned_steps=10 * (warmup + steps))
-    encoded = encode_pairs(codec, training.epoch(1))
-    batches = iterate_batches(codec, encoded, batch_size, seed)
+    if compile_model:
+        trainer.net = torch.compile(model, dynamic=True)  # the warm-up steps absorb the compile time
+    # Collated up front (a data loader's prefetch would hide it); its cost is reported separately.
+    collate_start = time.perf_counter()
+    pool = list(itertools.islice(iterate_batches(codec, encoded, batch_size, seed), warmup + steps))
+    collate_ms = 1000 * (time.perf_counter() - collate_start) / max(len(pool), 1)
+    batches = itertools.cycle(pool)
     sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
     for _ in range(warmup):
         trainer.train_step(next(batches))
@@ -99,12 +123,14 @@ def measure(
     seconds = time.perf_counter() - start
     out = {
         "size": size,
+        "compiled": compile_model,
         "batch_size": batch_size,
         "steps": steps,
         "parameters": params,
         "non_embedding_parameters": params - embedding,
         "seconds": round(seconds, 3),
         "ms_per_step": round(1000 * seconds / steps, 2),
+        "collate_ms_per_batch": round(collate_ms, 2),
         "examples_per_s": round(examples / seconds, 1),
         "tokens_per_s": round(tokens / seconds, 1),
         "tokens_per_example": round(tokens / max(examples, 1), 1),
@@ -116,6 +142,25 @@ def measure(
         out["mfu"] = round(achieved / peak, 5)
         out["mfu_non_embedding"] = round(6 * (params - embedding) * tokens / seconds / peak, 5)
     return out
+
+
+def measured_or_failed(
+    size: str, device: str, batch: int, warmup: int, steps: int, home: Path, compiled: bool
+) -> dict[str, Any]:
+    """One configuration's row; running out of GPU memory is a result (recorded), not the end of the run."""
+    try:
+        return measure(size, device, batch, warmup, steps, home, compile_model=compiled)
+    except torch.OutOfMemoryError as exc:
+        return {"size": size, "compiled": compiled, "batch_size": batch, "error": f"out of memory: {exc}"[:200]}
+    finally:
+        if device.startswith("cuda"):
+            torch.cuda.empty_cache()
+
+
+def write_json(path: Path, report: dict[str, Any]) -> None:
+    partial = path.with_suffix(".json.tmp")
+    partial.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    partial.replace(path)
 
 
 def machine() -> dict[str, Any]:
@@ -144,24 +189,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="few steps (under a minute on a CPU)")
     parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    parser.add_argument("--batch-size", type=int, help="default: 64 on CPU, 256 on CUDA")
+    parser.add_argument(
+        "--batch-sizes", default=None, help="comma-separated batch sizes to time (default: 64 on CPU, 256,1024 on CUDA)"
+    )
+    parser.add_argument("--compile", action="store_true", help="also time torch.compile(model) (CUDA only)")
+    parser.add_argument("--steps", type=int, help="timed steps per configuration (default: 100 on CUDA)")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results", help="results folder")
     args = parser.parse_args(argv)
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
     if device.startswith("cuda") and not torch.cuda.is_available():
         parser.error(f"--device {device}: no CUDA device visible")
     cuda = device.startswith("cuda")
-    batch = args.batch_size or (256 if cuda else 64)
+    batches = [int(b) for b in (args.batch_sizes or ("256,1024" if cuda else "64")).split(",")]
     sizes = [args.size] if args.size else ["tiny", "small"]
     plan = {"tiny": (3, 10 if args.quick else 40), "small": (2, 4 if args.quick else 15)}
     if cuda:
         plan = {"tiny": (10, 30 if args.quick else 100), "small": (10, 30 if args.quick else 100)}
-    results = []
-    with tempfile.TemporaryDirectory(prefix="paprec-bench-") as tmp:
-        for size in sizes:
-            warmup, steps = plan[size]
-            results.append(measure(size, device, batch, warmup, steps, Path(tmp)))
-            print(f"{size}: {results[-1]['examples_per_s']} ex/s", file=sys.stderr)
+    if args.steps:
+        plan = {size: (warmup, args.steps) for size, (warmup, _) in plan.items()}
     _, peak_note = peak_flops(torch.device(device))
     report = {
         "benchmark": "train",
@@ -171,12 +216,22 @@ def main(argv: list[str] | None = None) -> int:
         "autocast": "bf16" if cuda else "none (fp32)",
         "peak": peak_note,
         "quick": args.quick,
-        "results": results,
+        "results": [],
     }
-    print_table(report, to_stderr=args.json)
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"train-{'cuda' if cuda else 'cpu'}-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    with tempfile.TemporaryDirectory(prefix="paprec-bench-") as tmp:
+        variants = [False, True] if (args.compile and cuda) else [False]
+        for size in sizes:
+            warmup, steps = plan[size]
+            for batch in batches:
+                for compiled in variants:
+                    row = measured_or_failed(size, device, batch, warmup, steps, Path(tmp), compiled)
+                    report["results"].append(row)
+                    write_json(path, report)  # after every row: a later kill or OOM keeps what was measured
+                    print(f"{size} batch {batch} compiled={compiled}: {row.get('examples_per_s', '-')} ex/s, "
+                          f"mfu {row.get('mfu', '-')} {row.get('error', '')}", file=sys.stderr)
+    print_table(report, to_stderr=args.json)
     print(f"wrote {path}", file=sys.stderr)
     if args.json:
         print(json.dumps(report))
@@ -188,7 +243,7 @@ def print_table(report: dict[str, Any], to_stderr: bool) -> None:
     from rich.table import Table
 
     table = Table(title=f"paprec training throughput on {report['device']} ({report['autocast']})")
-    columns = ["size", "parameters", "batch_size", "ms_per_step", "examples_per_s", "tokens_per_s", "mfu"]
+    columns = ["size", "compiled", "parameters", "batch_size", "ms_per_step", "examples_per_s", "tokens_per_s", "mfu"]
     for column in columns:
         table.add_column(column, justify="right")
     for row in report["results"]:

@@ -34,7 +34,8 @@ def test_surrogate_quick_json(tmp_path: Path) -> None:
                 "baseline_ms_per_user_candidate", "machine", "sizes", "settings", "model", "results"):
         assert key in doc, key
     assert doc["speedup"] > 0
-    assert 0.0 <= doc["same_choice_rate"] <= 1.0 and 0.0 <= doc["not_worse_rate"] <= 1.0
+    assert 0.0 <= doc["same_choice_rate"] <= 1.0
+    assert doc["not_worse_rate"] is None  # random weights: the exact reference is not computed (meaningless)
     assert doc["sizes"]["users"] == 8 and doc["sizes"]["candidates"] == 2 and doc["results"]["steps"] == 1
     assert doc["model"]["source"] == "random" and doc["model"]["agreement_meaningful"] is False
     for key in ("hostname", "cpu_model", "cores", "torch", "device", "device_name"):

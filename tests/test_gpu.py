@@ -6,10 +6,15 @@ search's gradient capture works on the device.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 import torch
 from test_model_helpers import TINY_DIMS, codec_for, prompts
+from typer.testing import CliRunner
 
+from paprec_cli.cli import app
 from paprec_cli.model import Recommender, collate, create_model
 
 pytestmark = pytest.mark.gpu
@@ -51,3 +56,28 @@ def test_cuda_nll_gradient_reaches_the_embeddings() -> None:
     assert captured and captured[0].grad is not None
     assert torch.isfinite(captured[0].grad).all()
     assert all(p.grad is None for p in model.parameters())
+
+
+def test_cuda_train_search_eval_recommend_end_to_end(tmp_path: Path) -> None:
+    """The CLI path a GPU user takes: bf16 training with fused AdamW, search, eval and recommend on CUDA."""
+    home = str(tmp_path / "home")
+    runner = CliRunner()
+
+    def cli(*args: str) -> dict:
+        result = runner.invoke(app, [*args, "--home", home])
+        assert result.exit_code == 0, result.stderr or result.stdout
+        return json.loads(result.stdout.strip().splitlines()[-1]) if "--json" in args else {}
+
+    cli("data", "import", "synthetic", "-q", "-o", "users=60", "-o", "items=150", "-o", "length=8")
+    trained = cli("train", "--dataset", "synthetic", "--size", "tiny", "--tasks", "sequential,rating", "--epochs", "2",
+                  "--val-users", "30", "--device", "cuda", "--name", "gpu-tiny", "--json")  # fmt: skip
+    assert trained["epochs"] == 2
+    assert 0.0 <= trained["test"]["sequential"]["HR@10"] <= 1.0
+    searched = cli("search", "--task", "sequential", "--dataset", "synthetic", "--model", "gpu-tiny",
+                   "--val-users", "30", "--grad-examples", "32", "--max-rounds", "1", "--device", "cuda",
+                   "--json")  # fmt: skip
+    assert searched["stop_reason"] in {"converged", "max-rounds"}
+    evaluated = cli("eval", searched["run"], "--device", "cuda", "--json")
+    assert "test" in json.dumps(evaluated)
+    served = cli("recommend", "--prompts", searched["run"], "--user", "1", "--device", "cuda", "--json")
+    assert served

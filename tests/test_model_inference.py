@@ -130,6 +130,15 @@ def test_predict_rating_is_expectation_over_rating_tokens(rec: Recommender) -> N
     torch.testing.assert_close(ratings, probs @ torch.arange(1.0, 6.0), rtol=1e-5, atol=1e-5)
 
 
+def test_predict_rating_stays_float32_under_bf16_autocast(rec: Recommender, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On CUDA inference runs under bf16 autocast; the ratings must still come back as float32 (numpy has no
+    bf16: a bf16 result broke `paprec train` with the rating task on an H200)."""
+    monkeypatch.setattr(rec, "autocast", lambda: torch.autocast("cpu", dtype=torch.bfloat16))
+    ratings = rec.predict_rating(_batch(rec, 4))
+    assert ratings.dtype == torch.float32
+    assert ratings.cpu().numpy().shape == (4,)
+
+
 def test_rank_beam_baseline_yields_valid_items(rec: Recommender) -> None:
     top = rec.rank_beam(_batch(rec, 3), 5, num_beams=8)
     assert top.shape == (3, 5)

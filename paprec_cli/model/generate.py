@@ -1,14 +1,17 @@
 """The reference-style baseline: transformers' `generate` with many beams, constrained to valid ids.
 
-Kept as the slow, straightforward comparison point for the benchmarks (`--evaluator beam`). The trie
-is a plain dict from token prefix to allowed next tokens, consulted per beam per step by
-`prefix_allowed_tokens_fn`; every returned sequence is an item's, so mapping back never fails.
+Kept as the slow, straightforward comparison point for the benchmarks (`--evaluator beam`). For subword
+ids the trie is a plain dict from token prefix to allowed next tokens, consulted per beam per step by
+`prefix_allowed_tokens_fn`, as the P5 reference does; every returned sequence is an item's, so mapping back
+never fails. Atomic ids (which the reference never used) get one vectorised mask per step instead: the
+per-beam callback would turn every item row into a Python list for every beam, which made the baseline
+look far slower on a GPU than a fair 20-beam search is.
 """
 
 from __future__ import annotations
 
 import torch
-from transformers import GenerationConfig
+from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList
 from transformers.modeling_outputs import BaseModelOutput
 
 from paprec_cli.model.backbone import RecLM
@@ -25,6 +28,28 @@ def item_trie(codec: PromptCodec) -> tuple[dict[tuple[int, ...], list[int]], dic
             allowed.setdefault(tuple(tokens[:depth]), set()).add(tokens[depth])
         items[tuple(tokens[:-1])] = row
     return {k: sorted(v) for k, v in allowed.items()}, items
+
+
+class AtomicItemsOnly(LogitsProcessor):
+    """Atomic ids: the first generated token must be an item row, every later one EOS (padding)."""
+
+    def __init__(self, codec: PromptCodec) -> None:
+        self.items = codec.item_token_ids()
+        self.eos_id = codec.eos_id
+        self._masks: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def _build(self, scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        first = torch.full(scores.shape[-1:], float("-inf"), device=scores.device)
+        first[self.items.to(scores.device)] = 0.0
+        then = torch.full_like(first, float("-inf"))
+        then[self.eos_id] = 0.0
+        return first, then
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        if self._masks is None:
+            self._masks = self._build(scores)
+        mask = self._masks[0] if input_ids.shape[1] == 1 else self._masks[1]
+        return scores + mask.to(scores.dtype)
 
 
 def generate_items(
@@ -50,11 +75,16 @@ def generate_items(
         eos_token_id=codec.eos_id,
         pad_token_id=codec.pad_id,
     )
+    constraint: dict[str, object] = (
+        {"logits_processor": LogitsProcessorList([AtomicItemsOnly(codec)])}
+        if codec.id_scheme == "atomic"
+        else {"prefix_allowed_tokens_fn": prefix_allowed}
+    )
     out = model.t5.generate(
         encoder_outputs=BaseModelOutput(last_hidden_state=enc),
         attention_mask=mask,
         generation_config=config,
-        prefix_allowed_tokens_fn=prefix_allowed,
+        **constraint,
     )
     result = torch.zeros(enc.shape[0] * k, dtype=torch.long)
     for row, seq in enumerate(out.tolist()):

@@ -228,7 +228,7 @@ class Recommender:
             hidden = self._last_hidden(enc, batch.attention_mask, prefix.tolist())
             probs = torch.softmax(self.model.project(hidden, ids).float(), dim=-1)
             values = torch.arange(1, ids.numel() + 1, dtype=torch.float32, device=self.device)
-            return probs @ values
+            return (probs * values).sum(dim=-1)  # not `probs @ values`: autocast would make that bf16
 
 
 def _pad(rows: Sequence[Sequence[int]], value: int) -> torch.Tensor:
