@@ -205,6 +205,13 @@ class DistContext:
         self._call("all_gather_object", lambda: dist.all_gather_object(out, obj))
         return out
 
+    def gather_shards(self, items: Sequence[T]) -> list[T]:
+        """Every rank's contiguous shard (from `shard`), joined in rank order: the list one process builds.
+
+        For per-item results (predictions, per-user answers) that rank 0 must report in input order.
+        """
+        return [item for part in self.all_gather_object(list(items)) for item in part]
+
     def broadcast_object(self, obj: T | None, src: int = 0) -> T:
         """`src`'s `obj` on every rank (others pass anything, e.g. None)."""
         if not self.active:

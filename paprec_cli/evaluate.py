@@ -7,19 +7,26 @@ search itself never calls this on the test split before it has finished.
 - manual: the task's default (or the document's) template, rendered with each example's `values`;
 - shared: the automatic layout with the shared tokens and the default personal token(s) for everyone;
 - personalized: each user's own personal tokens where the search found some, else the default.
+
+Under torchrun (`dist`), each rank predicts a contiguous share of whole batches of the single-process
+batch order and the predictions are gathered to every rank before any metric is computed, so results,
+per-example values and their order are exactly those of one process.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from paprec_cli.metrics import RANKING_KEYS, as_numpy, hits_at_k, ndcg_per_example
 from paprec_cli.search.layout import Layout, PromptBuilder, PromptTokens
 from paprec_cli.specs import Example, TaskSpec
+
+if TYPE_CHECKING:
+    from paprec_cli.distributed import DistContext
 
 VARIANTS = ("manual", "shared", "personalized")
 
@@ -96,15 +103,36 @@ def per_example_metrics(task: TaskSpec, predictions: Any, examples: Sequence[Exa
     return out
 
 
-def score_prompts(recommender: Any, task: TaskSpec, examples: Sequence[Example], prompts: Sequence[Any],
-                  batch_size: int) -> tuple[dict[str, float], PerExample]:
-    """Task metrics and per-example values of one prompt per example."""
+def sharded_predictions(recommender: Any, task: TaskSpec, examples: Sequence[Example], prompts: Sequence[Any],
+                        batch_size: int, dist: DistContext | None = None) -> np.ndarray:
+    """`predict.predictions` of all examples, each rank running a contiguous share of whole batches.
+
+    The shares are cut from the single-process batch order (prompts sorted by length), so every batch,
+    and hence every prediction, is the one a single process computes; gathered back in example order.
+    """
     from paprec_cli.model import predict
 
+    if dist is None or not dist.active:
+        return predict.predictions(recommender, task, examples, prompts, batch_size)
+    batches = predict.batch_indices(prompts, batch_size)  # predict's own order, so shards hold whole batches
+    order = np.concatenate(batches) if batches else np.zeros(0, dtype=np.int64)
+    start, stop = dist.bounds(len(order), align=batch_size)
+    mine = order[start:stop].tolist()
+    local = predict.predictions(recommender, task, [examples[i] for i in mine], [prompts[i] for i in mine],
+                                batch_size)
+    gathered = np.concatenate(dist.all_gather_object(local))
+    out = np.empty_like(gathered)
+    out[order] = gathered
+    return out
+
+
+def score_prompts(recommender: Any, task: TaskSpec, examples: Sequence[Example], prompts: Sequence[Any],
+                  batch_size: int, dist: DistContext | None = None) -> tuple[dict[str, float], PerExample]:
+    """Task metrics and per-example values of one prompt per example (predictions split over `dist`)."""
     examples = list(examples)
     if not examples:
         return {}, PerExample(np.zeros(0, np.int64), np.zeros(0), {})
-    preds = predict.predictions(recommender, task, examples, list(prompts), batch_size)
+    preds = sharded_predictions(recommender, task, examples, list(prompts), batch_size, dist)
     metrics = {k: float(v) for k, v in task.metrics(preds, examples).items()}
     detail = PerExample(
         users=np.asarray([ex.user for ex in examples], dtype=np.int64),
@@ -116,8 +144,13 @@ def score_prompts(recommender: Any, task: TaskSpec, examples: Sequence[Example],
 
 def evaluate_prompts(bundle: Any, task: TaskSpec, data: Any, prompts_doc: dict[str, Any],
                      parts: Sequence[str] = ("validation", "test"), batch_size: int = 256,
-                     device: str | None = None, recommender: Any = None) -> tuple[Results, Details]:
-    """({variant: {part: {metric: value}}}, {variant: {part: PerExample}}) for manual/shared/personalized."""
+                     device: str | None = None, recommender: Any = None,
+                     dist: DistContext | None = None) -> tuple[Results, Details]:
+    """({variant: {part: {metric: value}}}, {variant: {part: PerExample}}) for manual/shared/personalized.
+
+    With `dist`, every rank must call this with the same arguments: each predicts its share, all get
+    the full results.
+    """
     from paprec_cli.model import Recommender
 
     rec = recommender or Recommender(bundle.model, bundle.codec, device)
@@ -128,13 +161,14 @@ def evaluate_prompts(bundle: Any, task: TaskSpec, data: Any, prompts_doc: dict[s
     for part in parts:
         examples = task.examples(data, part)  # type: ignore[arg-type]
         prompts = manual_prompts(codec, task, examples, prompts_doc.get("manual_template"))
-        results["manual"][part], details["manual"][part] = score_prompts(rec, task, examples, prompts, batch_size)
+        manual = score_prompts(rec, task, examples, prompts, batch_size, dist)
+        results["manual"][part], details["manual"][part] = manual
         for name, tokens in variants.items():
             if name == "personalized" and not tokens.personal:  # nobody has own tokens: same prompts as shared
                 results[name][part], details[name][part] = results["shared"][part], details["shared"][part]
                 continue
             prompts = automatic_prompts(codec, layout, examples, tokens)
-            results[name][part], details[name][part] = score_prompts(rec, task, examples, prompts, batch_size)
+            results[name][part], details[name][part] = score_prompts(rec, task, examples, prompts, batch_size, dist)
     return results, details
 
 

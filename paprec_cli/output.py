@@ -11,16 +11,16 @@ from typing import Any
 from rich.console import Console
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
     """Floats that are NaN/inf become null: JSON has no such numbers and we never fake them."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     if hasattr(value, "item") and callable(value.item):  # numpy / torch scalars
-        return _jsonable(value.item())
+        return jsonable(value.item())
     return value
 
 
@@ -51,5 +51,5 @@ class Output:
     def result(self, obj: dict[str, Any]) -> None:
         """The machine-readable result: exactly one JSON object as the last line of stdout."""
         if self.json:
-            sys.stdout.write(json.dumps(_jsonable(obj), sort_keys=False) + "\n")
+            sys.stdout.write(json.dumps(jsonable(obj), sort_keys=False) + "\n")
             sys.stdout.flush()

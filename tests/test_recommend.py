@@ -105,3 +105,83 @@ def test_refusals(home: Home, prompts: Path, tmp_path: Path) -> None:
     bad = write_json(tmp_path / "bad.json", doc)
     code, _, stderr = invoke("recommend", "--prompts", str(bad), "--user", "1", "--home", str(home.root))
     assert code == 2 and len(stderr.strip().splitlines()) == 1 and "dataset in use" in stderr
+
+
+# -- many users in one call ------------------------------------------------------------------------------
+def recommend_lines(home: Home, *args: str) -> tuple[list[dict[str, Any]], str]:
+    code, stdout, stderr = invoke("recommend", *args, "--home", str(home.root), "--device", "cpu")
+    assert code == 0, stderr
+    return [json.loads(line) for line in stdout.splitlines()], stderr
+
+
+def test_users_file_answers_each_user_in_order_like_user(home: Home, prompts: Path, tmp_path: Path) -> None:
+    """One JSON line per listed user (repeats and blank lines as written); batch size 1 gives `--user`'s answer."""
+    raw = load_dataset(home, "synthetic").user_raw_id(7)
+    users = tmp_path / "users.txt"
+    users.write_text(f"user_3\n\n {raw} \n1\nuser_3\n", encoding="utf-8")
+    answers, stderr = recommend_lines(home, "--prompts", str(prompts), "--users-file", str(users), "-k", "3",
+                                      "--batch-size", "1")  # fmt: skip
+    assert [a["user_idx"] for a in answers] == [3, 7, 1, 3]
+    assert [a["prompt"] for a in answers] == ["shared", "shared", "personalized", "shared"]
+    assert "3 of 4 users have no personalized tokens" in stderr
+    for answer, user in zip(answers, ("3", raw, "1"), strict=False):
+        alone, _ = recommend_json(home, "--prompts", str(prompts), "--user", user, "-k", "3")
+        assert answer == alone
+    batched, _ = recommend_lines(home, "--prompts", str(prompts), "--users-file", str(users), "-k", "3")
+    assert [[row["item_idx"] for row in a["items"]] for a in batched] == [
+        [row["item_idx"] for row in a["items"]] for a in answers
+    ]
+
+
+def test_all_users_to_output_file(home: Home, tmp_path: Path) -> None:
+    output = tmp_path / "deep" / "recs.jsonl"
+    code, stdout, stderr = invoke("recommend", "--dataset", "synthetic", "--all-users", "-k", "2", "--exclude-seen",
+                                  "-o", str(output), "--json", "--home", str(home.root), "--device", "cpu")  # fmt: skip
+    assert code == 0, stderr
+    assert json.loads(stdout) == {"output": str(output), "users": 40, "prompts": {"manual": 40}}
+    answers = [json.loads(line) for line in output.read_text(encoding="utf-8").splitlines()]
+    data = load_dataset(home, "synthetic")
+    assert [a["user_idx"] for a in answers] == list(range(1, 41))
+    for answer in answers:
+        seen = {int(i) for i in data.sequences[answer["user_idx"]]}
+        assert len(answer["items"]) == 2 and not seen & {row["item_idx"] for row in answer["items"]}
+    assert sorted(p.name for p in output.parent.iterdir()) == ["recs.jsonl"], "no temporary file left"
+
+
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [
+        (None, "no such file"),
+        (b"", "no users in it"),
+        (b"\n  \n", "no users in it"),
+        (b"user_1\n2\nnobody\n", "users.txt:3: unknown user 'nobody' in dataset 'synthetic'"),
+        (b"user_1\nuser_41\n", "users.txt:2: unknown user 'user_41'"),
+        (b"\xff\xfe1\n", "not UTF-8 text"),
+    ],
+    ids=["missing", "empty", "blank", "unknown-line-3", "out-of-range", "not-utf8"],
+)
+def test_users_file_errors_exit_2_one_line(home: Home, prompts: Path, tmp_path: Path, content: bytes | None,
+                                           needle: str) -> None:  # fmt: skip
+    path = tmp_path / "users.txt"
+    if content is not None:
+        path.write_bytes(content)
+    code, stdout, stderr = invoke("recommend", "--prompts", str(prompts), "--users-file", str(path),
+                                  "--home", str(home.root), "--device", "cpu")  # fmt: skip
+    lines = stderr.strip().splitlines()
+    assert code == 2 and stdout == "" and len(lines) == 1, stderr
+    assert needle in lines[0] and str(path) in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        ([], "exactly one of --user U, --users-file FILE or --all-users"),
+        (["--user", "1", "--all-users"], "exactly one of"),
+        (["--all-users", "--batch-size", "0"], "--batch-size must be"),
+        (["--all-users", "--output", "."], "is a folder"),
+        (["--users-file", "."], "is a folder"),
+    ],
+)
+def test_request_refusals(home: Home, prompts: Path, args: list[str], needle: str) -> None:
+    code, _, stderr = invoke("recommend", "--prompts", str(prompts), *args, "--home", str(home.root))
+    assert code == 2 and len(stderr.strip().splitlines()) == 1 and needle in stderr, stderr

@@ -7,14 +7,16 @@ interval of the per-user difference excludes 0; otherwise the output says the di
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
 from paprec_cli.commands.common import (
+    Ctx,
     DeviceOpt,
     HomeOpt,
     JsonOpt,
@@ -27,9 +29,13 @@ from paprec_cli.commands.common import (
 )
 from paprec_cli.errors import PaprecError
 
+if TYPE_CHECKING:  # evaluate pulls in the model stack; the CLI imports commands at startup
+    from paprec_cli.evaluate import Details, Results
+
 #: Per-example values where lower is better (rating errors); all others are higher-is-better.
 LOWER_IS_BETTER = frozenset({"squared_error", "abs_error", "RMSE", "MAE"})
 COMPARISONS = {"shared_vs_manual": "shared", "personalized_vs_manual": "personalized"}
+PARTS = ("validation", "test")
 
 
 def paired_differences(details: dict[str, dict[str, Any]], part: str, n_boot: int, seed: int) -> dict[str, Any]:
@@ -176,6 +182,78 @@ def summary(paired: dict[str, Any]) -> list[str]:
     return lines
 
 
+@dataclass
+class Evaluated:
+    """What `evaluate_source` hands to `report`: the invocation, the bound prompts and their scores."""
+
+    ctx: Ctx
+    bound: Any  # export.BoundPrompts
+    task: Any  # TaskSpec
+    data: Any  # TaskData
+    results: Results
+    details: Details
+
+
+def evaluate_source(source: str | Path, model: str | None, home: Path | None, batch_size: int, device: str,
+                    json_out: bool, quiet: bool, verbose: bool) -> Evaluated | None:
+    """The prompts' scores on validation and test, on rank 0; None on the other ranks.
+
+    The only part split across processes: every rank opens the same prompts and predicts its share;
+    the process group ends here, so rank 0's reporting that follows waits on nobody.
+    """
+    from paprec_cli.data.splits import TaskData
+    from paprec_cli.distributed import distributed
+    from paprec_cli.evaluate import evaluate_prompts
+    from paprec_cli.export import open_prompts
+
+    with distributed(resolve_device(device)) as dist:
+        ctx = make_ctx(home, json_out and dist.is_main, quiet or not dist.is_main, verbose)
+        bound = open_prompts(source, ctx.home, model=model)
+        task = ctx.registry.task(str(bound.doc["task"]), option="the prompts' task")
+        data = TaskData(bound.dataset, bound.split_seed)
+        ctx.out.info(f"Evaluating {task.name} prompts from {bound.source} on '{bound.dataset.name}'")
+        results, details = evaluate_prompts(bound.bundle, task, data, bound.doc, parts=PARTS, batch_size=batch_size,
+                                            device=dist.device, dist=dist)
+    return Evaluated(ctx, bound, task, data, results, details) if dist.is_main else None
+
+
+def report(found: Evaluated, n_boot: int, seed: int, with_baselines: bool) -> None:
+    """Paired differences, baselines, tables and the `--json` line: what one process prints."""
+    ctx, bound, task, data, results = found.ctx, found.bound, found.task, found.data, found.results
+    paired = paired_differences(found.details, "test", n_boot, seed)
+    baselines = baselines_for(data, task, "test") if with_baselines else {}
+    protocol = protocol_of(bound, task, data, task.examples(data, "test"))
+    ctx.out.show(results_table(results, baselines, list(PARTS)))
+    ctx.out.show(paired_table(paired, "test"))
+    ctx.out.show(
+        escape(
+            "protocol: "
+            + "; ".join(f"{k}={protocol.get(k)}" for k in ("split", "evaluated", "indexing", "tie_break", "split_seed"))
+        )
+    )
+    for line in summary(paired):
+        ctx.out.show(escape(line))
+    taste = taste_of(bound)
+    if taste is not None and taste.get("agreement") is not None:
+        ctx.out.show(
+            f"personal tokens vs hidden taste: {taste['agreement']:.3f} of {taste['users']} users "
+            f"(chance {taste['chance']:.3f}); an attribute word for {taste['attribute_share']:.3f} of them"
+        )
+    ctx.out.result(
+        {
+            "run": str(bound.run) if bound.run is not None else None,
+            "prompts": str(bound.source),
+            "task": task.name,
+            "dataset": bound.dataset.name,
+            "results": results,
+            "paired": paired,
+            "protocol": protocol,
+            "baselines": baselines,
+            "taste_agreement": taste,
+        }
+    )
+
+
 def register(app: PaprecTyper) -> None:
     @app.command("eval")
     def eval_prompts(
@@ -201,56 +279,14 @@ def register(app: PaprecTyper) -> None:
         """Evaluate manual, shared and personalized prompts of a run (or a prompts file) on validation and test.
 
         The prompts name their task, dataset and model; for automatic vs manual the per-user paired
-        difference is reported with a 95% bootstrap confidence interval.
+        difference is reported with a 95% bootstrap confidence interval. Under torchrun the model's
+        predictions are split across processes; rank 0 alone prints (docs/DISTRIBUTED.md).
         """
-        from paprec_cli.data.splits import TaskData
-        from paprec_cli.evaluate import evaluate_prompts
-        from paprec_cli.export import open_prompts
-
         if (run is None) == (prompts is None):
             raise PaprecError("give a run (paprec eval RUN) or --prompts FILE, not both and not neither")
         if n_boot < 1 or batch_size < 1:
             raise PaprecError("--n-boot and --batch-size must be integers >= 1")
-        ctx = make_ctx(home, json_out, quiet, verbose)
-        bound = open_prompts(run if run is not None else prompts, ctx.home, model=model)  # type: ignore[arg-type]
-        task = ctx.registry.task(str(bound.doc["task"]), option="the prompts' task")
-        data = TaskData(bound.dataset, bound.split_seed)
-        ctx.out.info(f"Evaluating {task.name} prompts from {bound.source} on '{bound.dataset.name}'")
-        parts = ["validation", "test"]
-        results, details = evaluate_prompts(
-            bound.bundle, task, data, bound.doc, parts=parts, batch_size=batch_size, device=resolve_device(device)
-        )
-        paired = paired_differences(details, "test", n_boot, seed)
-        found = baselines_for(data, task, "test") if baselines else {}
-        protocol = protocol_of(bound, task, data, task.examples(data, "test"))
-        ctx.out.show(results_table(results, found, parts))
-        ctx.out.show(paired_table(paired, "test"))
-        ctx.out.show(
-            escape(
-                "protocol: "
-                + "; ".join(
-                    f"{k}={protocol.get(k)}" for k in ("split", "evaluated", "indexing", "tie_break", "split_seed")
-                )
-            )
-        )
-        for line in summary(paired):
-            ctx.out.show(escape(line))
-        taste = taste_of(bound)
-        if taste is not None and taste.get("agreement") is not None:
-            ctx.out.show(
-                f"personal tokens vs hidden taste: {taste['agreement']:.3f} of {taste['users']} users "
-                f"(chance {taste['chance']:.3f}); an attribute word for {taste['attribute_share']:.3f} of them"
-            )
-        ctx.out.result(
-            {
-                "run": str(bound.run) if bound.run is not None else None,
-                "prompts": str(bound.source),
-                "task": task.name,
-                "dataset": bound.dataset.name,
-                "results": results,
-                "paired": paired,
-                "protocol": protocol,
-                "baselines": found,
-                "taste_agreement": taste,
-            }
-        )
+        source: str | Path = run if run is not None else prompts  # type: ignore[assignment]
+        found = evaluate_source(source, model, home, batch_size, device, json_out, quiet, verbose)
+        if found is not None:  # rank 0 (or the only process)
+            report(found, n_boot, seed, baselines)

@@ -10,6 +10,8 @@ look far slower on a GPU than a fair 20-beam search is.
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList
 from transformers.modeling_outputs import BaseModelOutput
@@ -49,7 +51,7 @@ class AtomicItemsOnly(LogitsProcessor):
         if self._masks is None:
             self._masks = self._build(scores)
         mask = self._masks[0] if input_ids.shape[1] == 1 else self._masks[1]
-        return scores + mask.to(scores.dtype)
+        return cast(torch.FloatTensor, scores + mask.to(scores.dtype))
 
 
 def generate_items(

@@ -21,7 +21,8 @@ from paprec_cli.specs import Example, TaskSpec
 TOP_K = 10
 
 
-def _batches(prompts: Sequence[EncodedPrompt], batch_size: int) -> list[np.ndarray]:
+def batch_indices(prompts: Sequence[EncodedPrompt], batch_size: int) -> list[np.ndarray]:
+    """Batches of prompt indices, sorted by length (little padding); sharded evaluation reuses the same cut."""
     order = np.argsort(np.fromiter((len(p) for p in prompts), dtype=np.int64, count=len(prompts)), kind="stable")
     return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
 
@@ -40,12 +41,12 @@ def predictions(
     codec = recommender.codec
     if task.kind == "rating":
         ratings = np.zeros(len(examples), dtype=np.float64)
-        for idx in _batches(prompts, batch_size):
+        for idx in batch_indices(prompts, batch_size):
             batch = codec.collate([prompts[i] for i in idx], recommender.device)
             ratings[idx] = recommender.predict_rating(batch).cpu().numpy()
         return ratings
     ranked = np.zeros((len(examples), k), dtype=np.int64)
-    for idx in _batches(prompts, batch_size):
+    for idx in batch_indices(prompts, batch_size):
         batch = codec.collate([prompts[i] for i in idx], recommender.device)
         with_cands = [j for j, i in enumerate(idx) if examples[i].candidates is not None]
         plain = [j for j, i in enumerate(idx) if examples[i].candidates is None]
