@@ -59,7 +59,7 @@ def register(app: PaprecTyper) -> None:
             float | None, typer.Option("--weight-decay", help="AdamW weight decay (default per size).")
         ] = None,
         val_users: Annotated[
-            int | None, typer.Option("--val-users", help="Validation users sampled per epoch (seeded).")
+            int | None, typer.Option("--val-users", help="Validation users per epoch (seeded; default per size).")
         ] = None,
         name: Annotated[str | None, typer.Option("--name", help="Model name (default <dataset>-<size>-<ids>).")] = None,
         resume: Annotated[

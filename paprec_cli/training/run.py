@@ -250,7 +250,10 @@ def final_report(session: Session, stopped: str, wall: float) -> dict[str, Any]:
     test = evaluate_tasks(recommender, session.tasks, test_examples, batch)
     tasks_by_name = {t.name: t for t in session.tasks}
     baselines = baseline_results(session.data, list(tasks_by_name), "test", tasks=tasks_by_name)
-    sensitivity = prompt_sensitivity(recommender, session.tasks, session.data, test_examples, batch, options.seed)
+    sensitivity = prompt_sensitivity(
+        recommender, session.tasks, session.data, test_examples, batch, options.seed,
+        limit=options.recipe.sensitivity_examples,
+    )
     best = next(h for h in state.history if h["epoch"] == state.best_epoch)
     result = {
         "model": str(session.model_dir),
