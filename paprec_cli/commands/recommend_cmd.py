@@ -198,11 +198,6 @@ def prepare_prompts(codec: Any, task: Any, examples: Sequence[Any], doc: dict[st
     return out
 
 
-def prepare_prompt(codec: Any, task: Any, example: Any, doc: dict[str, Any] | None) -> Prepared:
-    """Personalized, else shared automatic prompt from `doc`; the manual template without a document."""
-    return prepare_prompts(codec, task, [example], doc)[0]
-
-
 # -- ranking ------------------------------------------------------------------------------------------
 def top_items_batch(recommender: Any, codec: Any, prompts: Sequence[Any], k: int,
                     excludes: Sequence[set[int]]) -> list[list[tuple[int, float]]]:
@@ -218,13 +213,9 @@ def top_items_batch(recommender: Any, codec: Any, prompts: Sequence[Any], k: int
     return out
 
 
-def top_items(recommender: Any, codec: Any, prompt: Any, k: int, exclude: set[int]) -> list[tuple[int, float]]:
-    """(item index, log-probability) of the best `k` items, skipping `exclude`."""
-    return top_items_batch(recommender, codec, [prompt], k, [exclude])[0]
-
-
 def item_rows_many(dataset: Any, ranked: Sequence[list[tuple[int, float]]]) -> list[list[dict[str, Any]]]:
-    """`item_rows` of several ranked lists with one look-up in the item table."""
+    """Output rows (rank, item index and id, score, title/attributes where present) of several ranked lists,
+    with one look-up in the item table."""
     import polars as pl
 
     wanted = sorted({i for items in ranked for i, _ in items})
@@ -242,11 +233,6 @@ def item_row(rank: int, idx: int, score: float, info: dict[str, Any]) -> dict[st
     if info.get("attributes"):
         row["attributes"] = list(info["attributes"])
     return row
-
-
-def item_rows(dataset: Any, ranked: list[tuple[int, float]]) -> list[dict[str, Any]]:
-    """Rank, item index and id, score, and title/attributes where the dataset has them, per ranked item."""
-    return item_rows_many(dataset, [ranked])[0]
 
 
 # -- serving ------------------------------------------------------------------------------------------
