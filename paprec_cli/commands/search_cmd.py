@@ -43,6 +43,10 @@ Opt = typer.Option
 MODEL_HELP = "Model folder or name (default: <dataset>-tiny-atomic, or the one model trained on the dataset)."
 SELECTION_HELP = "surrogate (the task's validation metric) or loss (validation NLL: the paper's ablation)."
 EVALUATOR_HELP = "fast (all candidates in batched exact ranking) or beam (20-beam generate, one candidate at a time)."
+INIT_HELP = (
+    "Starting prompt: random (seeded whole words, as PAP-REC) or manual (the task's manual template words "
+    "around the argument; sets --n-prefix/--n-suffix)."
+)
 RUN_DIR_HELP = "Run folder (default: <home>/runs/<time>-<task>-<dataset>)."
 RESUME_HELP = "Continue an interrupted run (its folder, or its name under <home>/runs)."
 
@@ -55,8 +59,13 @@ def search_command(
     task: Annotated[str | None, Opt("--task", help="Task to search prompts for (sequential, direct, rating).")] = None,
     dataset: Annotated[str | None, Opt("--dataset", help="Imported dataset to search on.")] = None,
     model: Annotated[str | None, Opt("--model", help=MODEL_HELP)] = None,
-    n_prefix: Annotated[int, Opt("--n-prefix", help="Shared trigger tokens before the argument.")] = 0,
-    n_suffix: Annotated[int, Opt("--n-suffix", help="Shared trigger tokens after the argument.")] = 5,
+    n_prefix: Annotated[
+        int | None, Opt("--n-prefix", help="Shared trigger tokens before the argument (default 0).")
+    ] = None,
+    n_suffix: Annotated[
+        int | None, Opt("--n-suffix", help="Shared trigger tokens after the argument (default 5).")
+    ] = None,
+    init: Annotated[str, Opt("--init", help=INIT_HELP)] = "random",
     n_personal: Annotated[int, Opt("--n-personal", help="Personalized tokens per user (0: shared only).")] = 1,
     top_k: Annotated[int, Opt("--top-k", help="Candidates per slot, from the gradient ranking.")] = 5,
     val_users: Annotated[int | None, Opt("--val-users", help="Seeded sample of validation users.")] = None,
@@ -92,9 +101,12 @@ def search_command(
             if task is None or dataset is None:
                 raise PaprecError("--task and --dataset are required (or --resume RUN to continue a run)")
             ctx.registry.task(task)
+            if init == "manual" and (n_prefix is not None or n_suffix is not None):
+                raise PaprecError("--n-prefix/--n-suffix: not with --init manual (the template's words set them)")
             config = SearchConfig(
-                task=task, dataset=dataset, model=model or runner.default_model(ctx.home, dataset), n_prefix=n_prefix,
-                n_suffix=n_suffix, n_personal=n_personal, top_k=top_k, val_users=val_users,
+                task=task, dataset=dataset, model=model or runner.default_model(ctx.home, dataset),
+                n_prefix=0 if n_prefix is None else n_prefix, n_suffix=5 if n_suffix is None else n_suffix,
+                init=init, n_personal=n_personal, top_k=top_k, val_users=val_users,
                 grad_examples=grad_examples, max_rounds=max_rounds, time_budget=time_budget, selection=selection,
                 evaluator=evaluator, batch_size=batch_size, seed=seed,
                 allow_list=str(allow_list.resolve()) if allow_list else None,
@@ -113,7 +125,7 @@ def search_command(
             state = runner.search(session, writer, state, observe)
         final = state.history[-1] if state.history else state.initial_value
         out.info(f"Search stopped ({state.stop_reason}) after {state.round} round(s), {state.seconds:.1f}s: surrogate "
-                 f"{state.initial_value:.4f} (random initial prompt) -> {final:.4f}; evaluating")
+                 f"{state.initial_value:.4f} ({session.config.init} initial prompt) -> {final:.4f}; evaluating")
         doc = runner.finalize(session, writer, state)
         if dist.is_main:
             out.show(_table(doc))

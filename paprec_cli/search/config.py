@@ -10,6 +10,7 @@ from paprec_cli.search.layout import Layout
 
 SELECTIONS = ("surrogate", "loss")
 EVALUATORS = ("fast", "beam")
+INITS = ("random", "manual")
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,9 @@ class SearchConfig:
     seed: int = 0
     split_seed: int | None = None  # the splits the model was trained on (None: from the model's config)
     manual_template: str | None = None
+    #: The starting prompt: a seeded random draw, or the manual template's words around the argument
+    #: (then n_prefix/n_suffix are the template's word counts, set when the search is prepared).
+    init: str = "random"
 
     @property
     def layout(self) -> Layout:
@@ -52,6 +56,7 @@ class SearchConfig:
             (self.time_budget is None or self.time_budget > 0, "--time-budget", "a positive number of seconds"),
             (self.selection in SELECTIONS, "--selection", " or ".join(SELECTIONS)),
             (self.evaluator in EVALUATORS, "--evaluator", " or ".join(EVALUATORS)),
+            (self.init in INITS, "--init", " or ".join(INITS)),
             (self.batch_size >= 1, "--batch-size", "an integer >= 1"),
         ]
         for ok, option, expected in checks:

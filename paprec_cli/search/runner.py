@@ -33,7 +33,7 @@ from paprec_cli.search.rundir import RunDir
 from paprec_cli.search.schedule import Schedule, ScheduleConfig, overall, start_state
 from paprec_cli.search.state import SearchState, tokens_to_json
 from paprec_cli.search.surrogate import make_scorer, per_user_means
-from paprec_cli.search.vocab import candidate_vocabulary, initial_tokens
+from paprec_cli.search.vocab import candidate_vocabulary, initial_tokens, manual_start
 from paprec_cli.specs import Example, TaskSpec
 
 RUN_FORMAT = "paprec-run/1"
@@ -138,7 +138,14 @@ def prepare(config: SearchConfig, registry: Registry, home: Home, device: str,
     data = TaskData(dataset, config.split_seed or 0)
     recommender = Recommender(bundle.model, bundle.codec, device)
     vocab = candidate_vocabulary(bundle.codec, Path(config.allow_list) if config.allow_list else None)
-    initial = initial_tokens(vocab, config.layout, config.seed)
+    shared = None
+    if config.init == "manual":
+        start = manual_start(bundle.codec, vocab, task.manual(config.manual_template))
+        config = replace(config, n_prefix=len(start.prefix), n_suffix=len(start.suffix))
+        shared = start.prefix + start.suffix
+        if start.skipped:
+            note(f"--init manual: left out the template words {' '.join(start.skipped)} (not trigger tokens)")
+    initial = initial_tokens(vocab, config.layout, config.seed, shared)
     note("building examples")
     validation = sample_validation(task.examples(data, "validation"), config.val_users, config.seed)
     if not validation:

@@ -1,4 +1,4 @@
-"""The tokens a trigger slot may hold, and the seeded initial prompt.
+"""The tokens a trigger slot may hold, and the initial prompt (seeded random, or the manual template's words).
 
 Candidates are the codec's whole-word tokens (no specials, sub-word continuations, user, item or
 number tokens), optionally narrowed by an allow-list file so that a user can keep prompts readable.
@@ -6,6 +6,8 @@ number tokens), optionally narrowed by an allow-list file so that a user can kee
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,7 @@ import torch
 
 from paprec_cli.errors import DataFormatError, PaprecError
 from paprec_cli.search.layout import Layout, PromptTokens
+from paprec_cli.specs import Template
 
 
 def read_allow_list(path: Path, codec: Any, vocab: torch.Tensor) -> torch.Tensor:
@@ -58,10 +61,50 @@ def candidate_vocabulary(codec: Any, allow_list: Path | None = None) -> torch.Te
     return vocab
 
 
-def initial_tokens(vocab: torch.Tensor, layout: Layout, seed: int) -> PromptTokens:
-    """A seeded random draw: shared slots plus one personal draw that every user starts from."""
+def initial_tokens(vocab: torch.Tensor, layout: Layout, seed: int, shared: Sequence[int] | None = None) -> PromptTokens:
+    """A seeded random draw: shared slots (unless given) plus one personal draw that every user starts from."""
     rng = np.random.default_rng([seed, 103])
     ids = vocab.numpy()
-    shared = tuple(int(t) for t in rng.choice(ids, size=layout.n_shared))
+    drawn = tuple(int(t) for t in rng.choice(ids, size=layout.n_shared))
     personal = tuple(int(t) for t in rng.choice(ids, size=layout.n_personal))
-    return PromptTokens(shared=shared, personal_default=personal)
+    return PromptTokens(shared=tuple(int(t) for t in shared) if shared is not None else drawn,
+                        personal_default=personal)
+
+
+@dataclass(frozen=True)
+class ManualStart:
+    """The manual template's words as trigger tokens: those before its first slot, those after its last."""
+
+    prefix: tuple[int, ...]
+    suffix: tuple[int, ...]
+    skipped: tuple[str, ...]  # words that are no trigger token (punctuation, numbers, one letter, unknown)
+
+
+def manual_start(codec: Any, vocab: torch.Tensor, template: Template) -> ManualStart:
+    """`--init manual`: start the search from the hand-written prompt instead of random words.
+
+    For templates whose slots sit together (P5's sequential ones: `... of {user} : {history} ...`) the
+    starting prompt is the manual prompt itself, so a search that keeps only improvements ends at least as
+    good on its validation sample. Words between slots, and words that cannot be triggers, are left out
+    and listed in `skipped` (reported, never replaced by other words).
+    """
+    first, last = template.source.find("{"), template.source.rfind("}")
+    if first < 0:
+        raise PaprecError(f"--init manual: template {template.id} has no argument slot")
+    allowed = set(int(v) for v in vocab.tolist())
+    skipped = [w for w in template.source[first : last + 1].split() if not w.startswith("{")]
+
+    def triggers(text: str) -> tuple[int, ...]:
+        kept: list[int] = []
+        for word in text.split():
+            token = _lookup(codec, word)
+            if token is None or token not in allowed:
+                skipped.append(word)
+            else:
+                kept.append(token)
+        return tuple(kept)
+
+    start = ManualStart(triggers(template.source[:first]), triggers(template.source[last + 1 :]), ())
+    if not start.prefix and not start.suffix:
+        raise PaprecError(f"--init manual: template {template.id} has no word usable as a trigger; use --init random")
+    return ManualStart(start.prefix, start.suffix, tuple(skipped))
