@@ -119,6 +119,8 @@ def search_command(
         else:
             assert recorded is not None
             runner.check_resumable(session, recorded)
+        if session.left_out:
+            out.info(f"--init manual: left out the template words {' '.join(session.left_out)} (not trigger tokens)")
         out.info(f"Run directory: {run.path}")
         writer = run if dist.is_main else None  # the other ranks compute their share and write nothing
         with _interrupts(run.path), _progress(out, session) as observe:

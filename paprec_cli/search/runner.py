@@ -55,6 +55,7 @@ class Session:
     model_fingerprint: str
     device: str
     dist: DistContext | None = None  # torchrun ranks; None = one process
+    left_out: tuple[str, ...] = ()  # --init manual: template words that could not become triggers
 
 
 # -- model resolution --------------------------------------------------------------------------------
@@ -138,13 +139,12 @@ def prepare(config: SearchConfig, registry: Registry, home: Home, device: str,
     data = TaskData(dataset, config.split_seed or 0)
     recommender = Recommender(bundle.model, bundle.codec, device)
     vocab = candidate_vocabulary(bundle.codec, Path(config.allow_list) if config.allow_list else None)
-    shared = None
+    shared: tuple[int, ...] | None = None
+    left_out: tuple[str, ...] = ()
     if config.init == "manual":
         start = manual_start(bundle.codec, vocab, task.manual(config.manual_template))
         config = replace(config, n_prefix=len(start.prefix), n_suffix=len(start.suffix))
-        shared = start.prefix + start.suffix
-        if start.skipped:
-            note(f"--init manual: left out the template words {' '.join(start.skipped)} (not trigger tokens)")
+        shared, left_out = start.prefix + start.suffix, start.skipped
     initial = initial_tokens(vocab, config.layout, config.seed, shared)
     note("building examples")
     validation = sample_validation(task.examples(data, "validation"), config.val_users, config.seed)
@@ -158,7 +158,7 @@ def prepare(config: SearchConfig, registry: Registry, home: Home, device: str,
                            validation=validation, shared_grad=shared_grad, personal_grad=personal_grad,
                            batch_size=config.batch_size, dist=dist)
     return Session(config, task, dataset, data, bundle, recommender, vocab, problem, initial,
-                   model_fingerprint(bundle), device, dist)
+                   model_fingerprint(bundle), device, dist, left_out)
 
 
 def library_versions() -> dict[str, str]:
