@@ -21,7 +21,7 @@ import datetime
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
 import numpy as np
@@ -87,6 +87,8 @@ class DistContext:
     device: str = "cpu"
     backend: str | None = None
     timeout: float = DEFAULT_TIMEOUT
+    #: Collectives that failed here (a peer died or timed out): the group cannot meet again at the end.
+    failures: list[str] = field(default_factory=list, compare=False, repr=False)
 
     # -- construction ---------------------------------------------------------------------------
     @classmethod
@@ -239,6 +241,7 @@ class DistContext:
         try:
             return op()
         except Exception as exc:  # DistBackendError, RuntimeError from gloo, timeouts ...
+            self.failures.append(name)
             raise PaprecError(f"{self.describe()}: {name} failed: another process failed or did not answer "
                               f"within {self.timeout:g}s ({TIMEOUT_ENV}) ({_first_line(exc)})") from None
 
@@ -303,8 +306,15 @@ def distributed(device: str = "auto", env: dict[str, str] | None = None) -> Iter
     ctx = DistContext.from_env(device, env)
     try:
         yield ctx
-    finally:
+    except BaseException:
         ctx.destroy()
+        raise
+    # A rank that tears its gloo connections down while a peer still reads from them can abort in C++
+    # ("terminate called without an active exception", seen 1 run in 3): all finish together first,
+    # unless a collective already failed (the peers are gone; waiting would only add a timeout).
+    if not ctx.failures:
+        ctx.barrier()
+    ctx.destroy()
 
 
 def launched_by_torchrun(env: dict[str, str] | None = None) -> bool:
