@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import gc
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -298,6 +299,9 @@ class DistContext:
         if dist.is_initialized():
             with contextlib.suppress(Exception):
                 dist.destroy_process_group()
+            # Drop finished collective work now, while the interpreter is whole: gloo objects first freed
+            # during interpreter shutdown can abort the process ("terminate called without an active exception").
+            gc.collect()
 
 
 @contextlib.contextmanager
