@@ -247,8 +247,8 @@ def finalize(session: Session, run: RunDir | None, state: SearchState) -> dict[s
     """Evaluate the three prompt variants on validation and test and write `prompts.json`."""
     config = session.config
     draft = _document(session, state, surrogate={}, results={})
-    results, _ = evaluate_prompts(session.bundle, session.task, session.data, draft,
-                                  batch_size=config.batch_size, recommender=session.recommender)
+    results, _ = evaluate_prompts(session.bundle, session.task, session.data, draft,  # sharded under torchrun
+                                  batch_size=config.batch_size, recommender=session.recommender, dist=session.dist)
     doc = _document(session, state, surrogate=surrogates(session, state), results=results)
     if run is not None:
         run.write_prompts(doc)
