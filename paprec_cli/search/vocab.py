@@ -104,7 +104,7 @@ def manual_start(codec: Any, vocab: torch.Tensor, template: Template) -> ManualS
                 kept.append(token)
         return tuple(kept)
 
-    start = ManualStart(triggers(template.source[:first]), triggers(template.source[last + 1 :]), ())
-    if not start.prefix and not start.suffix:
+    prefix, suffix = triggers(template.source[:first]), triggers(template.source[last + 1 :])
+    if not prefix and not suffix:
         raise PaprecError(f"--init manual: template {template.id} has no word usable as a trigger; use --init random")
-    return ManualStart(start.prefix, start.suffix, tuple(skipped))
+    return ManualStart(prefix, suffix, tuple(skipped))
