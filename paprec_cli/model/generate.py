@@ -55,9 +55,16 @@ class AtomicItemsOnly(LogitsProcessor):
 
 
 def generate_items(
-    model: RecLM, codec: PromptCodec, enc: torch.Tensor, mask: torch.Tensor, k: int, num_beams: int
+    model: RecLM,
+    codec: PromptCodec,
+    enc: torch.Tensor,
+    mask: torch.Tensor,
+    k: int,
+    num_beams: int,
+    trie: tuple[dict[tuple[int, ...], list[int]], dict[tuple[int, ...], int]] | None = None,
 ) -> torch.Tensor:
-    allowed, items = item_trie(codec)
+    """Top-k items per row by `num_beams`-beam generation; `trie` is `item_trie(codec)` (built if not given)."""
+    allowed, items = trie if trie is not None else item_trie(codec)
     longest = max(len(p) for p in allowed) + 1
     pad = [codec.pad_id]
 

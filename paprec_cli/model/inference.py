@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -47,6 +48,7 @@ class Recommender:
         self.codec = codec
         self._item_seqs: torch.Tensor | None = None
         self._trie: ItemTrie | None = None
+        self._baseline_trie: Any = None  # generate.item_trie(codec), built once for the beam baseline
         self._rating: tuple[torch.Tensor, torch.Tensor] | None = None
 
     # ------------------------------------------------------------------ plumbing
@@ -201,14 +203,20 @@ class Recommender:
         return torch.cat(out).view(n_batch, n_packs * per_pack)[:, :n_cand]
 
     def rank_beam(self, batch: Batch, k: int, num_beams: int = 20) -> torch.Tensor:
-        """The slow baseline: transformers' `generate` with `num_beams` beams, constrained to valid
-        ids with `prefix_allowed_tokens_fn` (a Python trie), [B, k] 1-based indices."""
-        from paprec_cli.model.generate import generate_items
+        """The slow baseline: transformers' `generate` with `num_beams` beams, constrained to valid ids
+        (a Python trie for subword ids, one mask per step for atomic ids), [B, k] 1-based indices.
 
+        The trie is built once per recommender, so the baseline's time is the beam search, not set-up."""
+        from paprec_cli.model.generate import generate_items, item_trie
+
+        if self._baseline_trie is None:
+            self._baseline_trie = item_trie(self.codec)
         k = min(int(k), self.codec.n_items)
         with self._eval():
             batch, enc = self._encode(batch)
-            return generate_items(self.model, self.codec, enc, batch.attention_mask, k, max(num_beams, k))
+            return generate_items(
+                self.model, self.codec, enc, batch.attention_mask, k, max(num_beams, k), self._baseline_trie
+            )
 
     # ------------------------------------------------------------------ rating
     def rating_tokens(self) -> tuple[torch.Tensor, torch.Tensor]:
