@@ -110,9 +110,25 @@ def test_time_budget_stops_cleanly(home: Path) -> None:
         (["--dataset", "beauty"], "paprec data import"),
         (["--resume", "never-trained"], "--resume"),
         (["--resume", "m1", "--size", "small"], "--size"),
+        (["--dataset", "synthetic", "--item-init", "svd"], "--item-init"),
+        (["--dataset", "synthetic", "--ids", "subword", "--item-init", "cooccurrence"], "--item-init"),
+        (["--resume", "m1", "--item-init", "random"], "--item-init"),
     ],
 )
 def test_bad_options_exit_2_with_one_line(args: list[str], needle: str, home: Path, trained: dict) -> None:
     code, _, err = _run(CliRunner(), "train", *args, "--home", str(home))
     assert code == 2
     assert needle in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_item_init_is_recorded_and_subword_falls_back_to_random(home: Path) -> None:
+    """tiny's default (co-occurrence rows) is recorded; subword ids, which have no row per item, record
+    "random" rather than claiming an init that did not happen."""
+    records = {}
+    for ids in ("atomic", "subword"):
+        code, out, err = _run(CliRunner(), "train", "--dataset", "synthetic", *FAST, "--epochs", "1", "--ids", ids,
+                              "--name", f"init-{ids}", "--home", str(home), "--json")  # fmt: skip
+        assert code == 0, err
+        folder = Path(_last_json(out)["model"])
+        records[ids] = json.loads((folder / "training.json").read_text())["options"]["recipe"]["item_init"]
+    assert records == {"atomic": "cooccurrence", "subword": "random"}

@@ -58,6 +58,14 @@ def register(app: PaprecTyper) -> None:
         weight_decay: Annotated[
             float | None, typer.Option("--weight-decay", help="AdamW weight decay (default per size).")
         ] = None,
+        item_init: Annotated[
+            str | None,
+            typer.Option(
+                "--item-init",
+                help="Fresh atomic-id models: start item/user rows from training co-occurrence "
+                "('cooccurrence', tiny's default) or T5's random init ('random').",
+            ),
+        ] = None,
         val_users: Annotated[
             int | None, typer.Option("--val-users", help="Validation users per epoch (seeded; default per size).")
         ] = None,
@@ -86,7 +94,7 @@ def register(app: PaprecTyper) -> None:
         ctx = make_ctx(home, json_out and dist.is_main, quiet or not dist.is_main, verbose)
         overrides: dict[str, Any] = {
             "lr": lr, "batch_size": batch_size, "epochs": epochs, "patience": patience, "dropout": dropout,
-            "weight_decay": weight_decay, "val_users": val_users,
+            "weight_decay": weight_decay, "val_users": val_users, "item_init": item_init,
         }  # fmt: skip
         if size is not None and size not in SIZES:
             raise PaprecError(f"--size {size}: expected one of {', '.join(SIZES)}")
@@ -97,6 +105,9 @@ def register(app: PaprecTyper) -> None:
         registry = ctx.registry
         if resume:
             from paprec_cli.training.state import read_state, state_dir
+
+            if item_init is not None:
+                raise PaprecError("--item-init applies to a fresh run only; drop it when using --resume")
 
             saved = read_state(state_dir(ctx.home, resume), resume).options
             given = {"--dataset": dataset, "--size": size, "--ids": ids, "--tasks": task_names, "--init": init}

@@ -32,6 +32,7 @@ from paprec_cli.specs import Example, TaskSpec
 from paprec_cli.training import state as run_state
 from paprec_cli.training.batches import encode_pairs, iterate_batches
 from paprec_cli.training.evaluation import evaluate_tasks, sample_examples, selection_score
+from paprec_cli.training.item_init import apply_cooccurrence_init
 from paprec_cli.training.loop import Clock, EpochStats, Trainer, cpu_threads
 from paprec_cli.training.mixture import TrainingData
 from paprec_cli.training.progress import epoch_bar
@@ -134,6 +135,10 @@ def _fresh_bundle(api: Any, options: TrainOptions, dataset: Dataset, training: T
     bundle = api.create_model(options.size, codec, options.seed, dropout=options.recipe.dropout)
     if options.recipe.zero_whole_word:
         torch.nn.init.zeros_(bundle.model.whole_word.weight)
+    if options.recipe.item_init == "cooccurrence":
+        codec, data = bundle.codec, training.data
+        apply_cooccurrence_init(bundle.model.t5.shared.weight, codec.user_offset, codec.item_offset,
+                                data.loo.train, data.n_users, data.n_items, options.seed)
     return bundle
 
 

@@ -12,7 +12,7 @@ from paprec_cli.errors import PaprecError
 from paprec_cli.paths import Home
 from paprec_cli.plugins import Registry
 from paprec_cli.specs import TaskSpec
-from paprec_cli.training.recipe import TrainOptions, mixture_for, recipe_for, with_overrides
+from paprec_cli.training.recipe import Recipe, TrainOptions, mixture_for, recipe_for, with_overrides
 
 #: Datasets `paprec train` imports by itself when missing (generated, no files needed).
 AUTO_IMPORT = ("synthetic",)
@@ -72,7 +72,7 @@ def new_options(
         raise PaprecError(f"--ids {ids}: expected one of {', '.join(ID_SCHEMES)}")
     if time_budget is not None and time_budget <= 0:
         raise PaprecError(f"--time-budget {time_budget}: expected a positive number of seconds")
-    recipe = with_overrides(recipe_for(size), **overrides)
+    recipe = _item_init_for(with_overrides(recipe_for(size), **overrides), ids, init, overrides.get("item_init"))
     if time_budget is None and overrides.get("epochs") is None:
         time_budget = recipe.default_time_budget
     return TrainOptions(
@@ -87,6 +87,17 @@ def new_options(
         time_budget=time_budget,
         init=init,
     )
+
+
+def _item_init_for(recipe: Recipe, ids: str, init: str | None, asked: str | None) -> Recipe:
+    """Co-occurrence rows need a row per item (atomic ids) and a fresh model; a size default that cannot
+    apply is recorded as "random", an explicit request that cannot apply is an error."""
+    if recipe.item_init != "cooccurrence" or (ids == "atomic" and not init):
+        return recipe
+    if asked is not None:
+        reason = "--init loads every row from the checkpoint" if init else f"--ids {ids} has no row per item"
+        raise PaprecError(f"--item-init cooccurrence: {reason}; use --ids atomic without --init, or drop --item-init")
+    return replace(recipe, item_init="random")
 
 
 def resumed_options(saved: TrainOptions, given: dict[str, Any], overrides: dict[str, Any]) -> TrainOptions:
