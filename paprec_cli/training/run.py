@@ -136,7 +136,7 @@ def _fresh_bundle(api: Any, options: TrainOptions, dataset: Dataset, training: T
     if options.recipe.zero_whole_word:
         torch.nn.init.zeros_(bundle.model.whole_word.weight)
     if options.recipe.item_init == "cooccurrence":
-        codec, data = bundle.codec, training.data
+        data = training.data
         apply_cooccurrence_init(bundle.model.t5.shared.weight, codec.user_offset, codec.item_offset,
                                 data.loo.train, data.n_users, data.n_items, options.seed)
     return bundle

@@ -110,13 +110,7 @@ def restore(folder: Path, model: nn.Module, optimizer: torch.optim.Optimizer) ->
     """Last weights, optimiser moments and RNG state, as saved after the last finished epoch."""
     load_weights(model, folder / "last.safetensors")
     extra = torch.load(folder / "optimizer.pt", map_location="cpu", weights_only=True)
-    try:
-        optimizer.load_state_dict(extra["optimizer"])
-    except ValueError as error:  # parameter groups changed (a state saved by another paprec version)
-        raise PaprecError(
-            f"{folder / 'optimizer.pt'}: optimiser state does not match this paprec's parameter groups ({error}); "
-            "train anew under another --name"
-        ) from None
+    optimizer.load_state_dict(extra["optimizer"])
     torch.set_rng_state(extra["torch_rng"])
     if "cuda_rng" in extra and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(extra["cuda_rng"])
