@@ -176,6 +176,9 @@ class TaskSpec(ABC):
     default_template: str
     #: What the fixed argument looks like; an automatic prompt is `[prefix] {argument} [suffix] [personal]`.
     argument_help: str = "the user id and the task's inputs"
+    #: Ranking tasks: how many ranked items `surrogate` reads. The search ranks only that deep, which
+    #: sets the beam width for subword ids (half the decoding work at 5 instead of 10).
+    surrogate_depth: int = 10
 
     @property
     @abstractmethod

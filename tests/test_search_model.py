@@ -189,6 +189,28 @@ def test_beam_and_loss_scorers_run(session) -> None:  # type: ignore[no-untyped-
     assert ((beam >= 0) & (beam <= 2)).all()
 
 
+def test_fast_scorer_ranks_only_as_deep_as_the_surrogate_reads(session, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from paprec_cli.model import predict
+    from paprec_cli.search.surrogate import FastScorer
+
+    problem = session.problem
+    examples = problem.validation.examples[:6]
+    prompts = [problem.validation.builder.prompt(i, session.initial.triggers_for(ex.user))
+               for i, ex in enumerate(examples)]
+    full = predict.predictions(session.recommender, session.task, examples, prompts, 4, k=predict.TOP_K)
+    depths: list[int] = []
+    real = predict.predictions
+
+    def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
+        depths.append(kwargs["k"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(predict, "predictions", spy)
+    values = FastScorer(session.recommender, session.task, batch_size=4)(prompts, examples)
+    assert depths == [session.task.surrogate_depth] and session.task.surrogate_depth == 5
+    np.testing.assert_allclose(values, session.task.surrogate(full, examples))
+
+
 # -- evaluate.py ---------------------------------------------------------------------------------------
 def test_evaluate_prompts_structure_and_per_example_values(session) -> None:  # type: ignore[no-untyped-def]
     from paprec_cli.evaluate import evaluate_prompts

@@ -125,7 +125,9 @@ def constrained_beam_search(
     last = trie.root_token[slot]
 
     cache.batch_repeat_interleave(beams)
-    enc_k = enc.repeat_interleave(beams, dim=0)
+    # After the first step cross-attention reads its keys and values from the cache, so the decoder
+    # only needs the encoder states' shape, dtype and device: a stride-0 view instead of a K-fold copy.
+    enc_k = enc[:1, :1].expand(batch * beams, enc.shape[1], enc.shape[2])
     mask_k = mask.repeat_interleave(beams, dim=0)
     offsets = (torch.arange(batch, device=device) * beams).unsqueeze(1)
     width = trie.max_children

@@ -57,7 +57,10 @@ class FastScorer:
         from paprec_cli.model import predict
 
         with torch.no_grad(), autocast(self.recommender.device):
-            preds = predict.predictions(self.recommender, self.task, list(examples), list(prompts), self.batch_size)
+            depth = int(getattr(self.task, "surrogate_depth", predict.TOP_K))
+            preds = predict.predictions(
+                self.recommender, self.task, list(examples), list(prompts), self.batch_size, k=depth
+            )
         return np.asarray(self.task.surrogate(preds, list(examples)), dtype=np.float64)
 
 

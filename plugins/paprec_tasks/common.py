@@ -83,6 +83,7 @@ class RankingTask(BuiltTask):
     """Base of the item-ranking tasks: the answer is one item; HR/NDCG metrics; NDCG@5 + HR@5 surrogate."""
 
     kind = "ranking"
+    surrogate_depth = 5  # NDCG@5 + HR@5 read the top 5
 
     def target_words(self, example: Example) -> list[Word]:
         return [Word.item(int(example.target))]
