@@ -154,3 +154,34 @@ def test_task_share_draws_a_seeded_part_of_a_task(data: TaskData) -> None:
     n_full, n_part = full.family_counts(full.epoch(1)), part.family_counts(part.epoch(1))
     assert n_part["sequential"] == n_full["sequential"]
     assert n_part["direct"] == round(0.25 * n_full["direct"])
+
+
+def test_a_default_cap_stops_but_does_not_shape_the_schedule() -> None:
+    """A user's --time-budget anneals the learning rate within it; a size's default cap only stops the
+    run, so a run that finishes in time follows its epochs whatever the machine's speed."""
+    import torch
+
+    from paprec_cli.training.loop import Clock, Trainer
+
+    recipe = Recipe(lr=1e-3, batch_size=8, epochs=1)
+    late = Clock(offset=60.0)  # 60 s already spent of a 100 s budget
+    model = torch.nn.Linear(2, 2)
+    annealed = Trainer(model, recipe, "cpu", planned_steps=100, time_budget=100.0, clock=late)
+    capped = Trainer(model, recipe, "cpu", planned_steps=100, time_budget=100.0, clock=late, anneal_to_budget=False)
+    annealed.step = capped.step = 10
+    assert annealed.progress() >= 0.6
+    assert capped.progress() == pytest.approx(0.1)
+    assert capped.out_of_time() is False and Trainer(
+        model, recipe, "cpu", 100, time_budget=50.0, clock=late, anneal_to_budget=False
+    ).out_of_time()
+
+
+def test_only_the_size_default_budget_is_a_cap() -> None:
+    from paprec_cli.training.setup import new_options
+
+    common = {"dataset": "synthetic", "tasks": ["sequential"], "size": "tiny", "ids": "atomic", "name": None,
+              "seed": 0, "init": None, "overrides": {}}
+    default = new_options(**common, time_budget=None)
+    asked = new_options(**common, time_budget=90.0)
+    assert (default.time_budget, default.anneal_to_budget) == (150.0, False)
+    assert (asked.time_budget, asked.anneal_to_budget) == (90.0, True)

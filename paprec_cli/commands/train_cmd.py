@@ -44,7 +44,8 @@ def register(app: PaprecTyper) -> None:
             float | None,
             typer.Option(
                 "--time-budget",
-                help="Stop after this many seconds, then validate and save the best (tiny: 150 unless --epochs given).",
+                help="Stop after this many seconds (the learning rate anneals within them), then validate and save "
+                "the best. Tiny caps at 150 s unless --epochs is given; that cap does not shape the schedule.",
             ),
         ] = None,
         lr: Annotated[float | None, typer.Option("--lr", help="Peak learning rate (default per size).")] = None,

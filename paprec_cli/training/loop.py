@@ -119,6 +119,7 @@ class Trainer:
         time_budget: float | None = None,
         clock: Clock | None = None,
         dist: DistContext | None = None,
+        anneal_to_budget: bool = True,
     ) -> None:
         self.model = model
         self.dist = dist or DistContext.single(device)
@@ -132,6 +133,7 @@ class Trainer:
         self.device = torch.device(device)
         self.planned_steps = max(planned_steps, 1)
         self.time_budget = time_budget
+        self.anneal_to_budget = anneal_to_budget
         self.clock = clock or Clock()
         self._elapsed = self.dist.main_clock(self.clock.elapsed)
         self.step = 0
@@ -149,7 +151,7 @@ class Trainer:
 
     def progress(self) -> float:
         done = self.step / self.planned_steps
-        if self.time_budget:
+        if self.time_budget and self.anneal_to_budget:
             done = max(done, self._elapsed() / self.time_budget)
         return min(done, 1.0)
 

@@ -42,8 +42,9 @@ class Recipe:
     #: How a fresh model's item and user rows start (atomic ids only; `item_init.py`): "cooccurrence"
     #: (training co-occurrence) or "random" (T5's initialisation).
     item_init: str = "random"
-    #: Budget (seconds) applied when neither --epochs nor --time-budget is given: tiny is the CPU quick
-    #: start and should finish in minutes on any machine (the schedule anneals within the budget).
+    #: Cap (seconds) applied when neither --epochs nor --time-budget is given: tiny is the CPU quick
+    #: start and should finish in minutes on any machine. The run stops there if not done; the schedule
+    #: still follows the epochs (`TrainOptions.anneal_to_budget`), so results do not depend on speed.
     default_time_budget: float | None = None
 
 
@@ -97,6 +98,10 @@ class TrainOptions:
     mixture: Mixture = field(default_factory=Mixture)
     seed: int = 0
     time_budget: float | None = None
+    #: Whether the learning-rate schedule anneals within `time_budget` (a budget the user asked for) or
+    #: follows the planned epochs with the budget only as a stop (a size's default cap): a capped run that
+    #: finishes in time is then the same on a fast and on a slow machine.
+    anneal_to_budget: bool = True
     init: str | None = None
 
     def to_json(self) -> dict[str, Any]:

@@ -170,7 +170,8 @@ def train_epochs(session: Session, say: Callable[[str], None]) -> str:
     options, recipe, state = session.options, session.options.recipe, session.state
     planned = recipe.epochs * max(1, -(-len(session.training.epoch(state.epoch)) // recipe.batch_size))
     trainer = Trainer(
-        session.bundle.model, recipe, session.device, planned, options.time_budget, Clock(), dist=session.dist
+        session.bundle.model, recipe, session.device, planned, options.time_budget, Clock(), dist=session.dist,
+        anneal_to_budget=options.anneal_to_budget,
     )
     trainer.step = state.step
     if state.epoch:

@@ -73,8 +73,9 @@ def new_options(
     if time_budget is not None and time_budget <= 0:
         raise PaprecError(f"--time-budget {time_budget}: expected a positive number of seconds")
     recipe = _item_init_for(with_overrides(recipe_for(size), **overrides), ids, init, overrides.get("item_init"))
-    if time_budget is None and overrides.get("epochs") is None:
-        time_budget = recipe.default_time_budget
+    anneal_to_budget = True
+    if time_budget is None and overrides.get("epochs") is None and recipe.default_time_budget:
+        time_budget, anneal_to_budget = recipe.default_time_budget, False
     return TrainOptions(
         dataset=dataset,
         tasks=tuple(tasks),
@@ -85,6 +86,7 @@ def new_options(
         mixture=mixture_for(size),
         seed=seed,
         time_budget=time_budget,
+        anneal_to_budget=anneal_to_budget,
         init=init,
     )
 
@@ -113,4 +115,4 @@ def resumed_options(saved: TrainOptions, given: dict[str, Any], overrides: dict[
             )
     time_budget = overrides.pop("time_budget", None)
     recipe = with_overrides(saved.recipe, **overrides)
-    return replace(saved, recipe=recipe, time_budget=time_budget)
+    return replace(saved, recipe=recipe, time_budget=time_budget, anneal_to_budget=True)
