@@ -225,3 +225,19 @@ def test_create_model_is_seeded_and_leaves_global_rng_alone() -> None:
     assert (cfg.num_layers, cfg.num_decoder_layers, cfg.d_model, cfg.num_heads, cfg.d_ff) == (6, 6, 512, 8, 2048)
     assert small.config["size"] == "small" and cfg.vocab_size == codec.vocab_size
     assert create_model({"d_model": 48, "num_heads": 3}, codec, dropout=0.2).model.config.d_kv == 16
+
+
+def test_forward_with_labels_teacher_forces_without_an_internal_loss() -> None:
+    """Training computes its own loss from the logits; T5's would be a second cross-entropy per step."""
+    codec = codec_for("atomic")
+    model = create_model(TINY_DIMS, codec, seed=2).model.eval()
+    batch = collate(codec.encode_batch(prompts(3)))
+    labels = torch.tensor([[7, 1, -100], [8, 9, 1], [5, 1, -100]])
+    with torch.no_grad():
+        out = model(batch.input_ids, batch.attention_mask, batch.whole_word_ids, labels=labels)
+        ref = model(batch.input_ids, batch.attention_mask, batch.whole_word_ids,
+                    decoder_input_ids=model.t5.prepare_decoder_input_ids_from_labels(labels=labels))  # fmt: skip
+    assert out.loss is None
+    assert torch.equal(out.logits, ref.logits)
+    start = model.t5.prepare_decoder_input_ids_from_labels(labels=labels)[:, 0]
+    assert (start == model.config.decoder_start_token_id).all()

@@ -100,14 +100,17 @@ class RecLM(nn.Module):
         encoder_outputs: torch.Tensor | None = None,
         **kwargs: Any,
     ) -> Seq2SeqLMOutput:
-        """As T5's forward; `labels` use -100 for ignored positions. `encoder_outputs` (hidden states
-        from `encode`) skips the encoder."""
+        """As T5's forward, except that `labels` (-100 for ignored positions) only supply the
+        teacher-forced decoder inputs: the caller computes its own loss from the logits, so T5's
+        internal cross-entropy (a second one over [B, T, vocab] per step) is never computed and `loss`
+        stays None. `encoder_outputs` (hidden states from `encode`) skips the encoder."""
         if encoder_outputs is None:
             encoder_outputs = self.encode(input_ids, attention_mask, whole_word_ids)
+        if decoder_input_ids is None and labels is not None:
+            decoder_input_ids = self.t5.prepare_decoder_input_ids_from_labels(labels=labels)
         out: Seq2SeqLMOutput = self.t5(
             encoder_outputs=BaseModelOutput(last_hidden_state=encoder_outputs),
             attention_mask=attention_mask,
-            labels=labels,
             decoder_input_ids=decoder_input_ids,
             **kwargs,
         )
