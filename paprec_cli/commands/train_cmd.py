@@ -31,7 +31,12 @@ def register(app: PaprecTyper) -> None:
             str | None, typer.Option("--dataset", "-d", help="An imported dataset ('synthetic' imports itself).")
         ] = None,
         tasks: Annotated[
-            str | None, typer.Option("--tasks", help="Comma-separated tasks (default: all the dataset supports).")
+            str | None,
+            typer.Option(
+                "--tasks",
+                help="Comma-separated tasks (default: all the dataset supports). The first ranking task listed "
+                "picks the best epoch (its validation NDCG@10).",
+            ),
         ] = None,
         size: Annotated[
             str | None, typer.Option("--size", help="Model size: tiny, small (P5-small) or base (P5-base).")
