@@ -57,9 +57,8 @@ class FastScorer:
         from paprec_cli.model import predict
 
         with torch.no_grad(), autocast(self.recommender.device):
-            depth = int(getattr(self.task, "surrogate_depth", predict.TOP_K))
             preds = predict.predictions(
-                self.recommender, self.task, list(examples), list(prompts), self.batch_size, k=depth
+                self.recommender, self.task, list(examples), list(prompts), self.batch_size, k=self.task.surrogate_depth
             )
         return np.asarray(self.task.surrogate(preds, list(examples)), dtype=np.float64)
 
