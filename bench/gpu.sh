@@ -16,11 +16,11 @@
 #
 # Steps, in priority order (the later ones are skipped when the budget runs out):
 #   0. pytest tests/test_gpu.py                 (CUDA agreement, gradient capture, CLI train->search->eval)
-#   1. bench/train.py, tiny and small at batch 256/1024/4096   (examples/s, tokens/s, MFU)
+#   1. bench/train.py, tiny and small at batch 256/1024/4096   (examples/s, tokens/s, MFU; a profile of each)
 #   2. paprec train synthetic tiny, atomic and subword side by side (30 s budgets; for agreement)
 #   3. surrogate: synthetic tiny atomic, trained     (speedup + same_choice / not_worse)
-#   4. surrogate: beauty small atomic, random init    (speed at P5-small/Beauty size)
-#   5. surrogate: beauty small subword, random init   (speed: trie beam vs 20-beam generate)
+#   4. surrogate: beauty small atomic, random init, 2048 users (speed at P5-small/Beauty size), again at 256 rows a pass
+#   5. surrogate: beauty small subword, random init, 1024 users (speed: trie beam vs 20-beam generate)
 #   6. search: beauty small atomic at 500, 5000, all users, one round (cost vs users, memory)
 #   7. surrogate: synthetic tiny subword, trained (agreement); bench/train.py small with torch.compile
 #   8. with several GPUs: bench/distributed.py over torchrun/NCCL
@@ -123,7 +123,7 @@ else
   TRAIN_ARGS=(--batch-sizes "${BENCH_TRAIN_BATCHES:-256,1024,4096}")
   [ -n "${BENCH_TRAIN_SIZE:-}" ] && TRAIN_ARGS+=(--size "$BENCH_TRAIN_SIZE")
   [ -n "${BENCH_TRAIN_STEPS:-}" ] && TRAIN_ARGS+=(--steps "$BENCH_TRAIN_STEPS")
-  step train 120 "$PY" bench/train.py "${COMMON[@]}" "${TRAIN_ARGS[@]}"
+  step train 120 "$PY" bench/train.py "${COMMON[@]}" "${TRAIN_ARGS[@]}" --profile
 fi
 
 # 2. trained tiny synthetic models (atomic and subword, side by side), so that choice agreement means something
@@ -144,10 +144,13 @@ if [ "$QUICK" = 1 ]; then
 else
   step surrogate-agree 50 "$PY" bench/surrogate.py "${COMMON[@]}" --model auto --train-budget 20 --dataset synthetic \
     --size tiny --ids atomic --users 300 --candidates 5 --steps 10 --max-seconds 25
+  # the search's CUDA default (2048 surrogate rows a pass) on 2048 users, then the same at 256 rows a pass
   step surrogate-atomic 55 "$PY" bench/surrogate.py "${COMMON[@]}" --model random --dataset "$BIG" \
-    --size "$SIZE" --ids atomic --users 256 --candidates 5 --steps 3 --max-seconds 20
+    --size "$SIZE" --ids atomic --users 2048 --candidates 5 --steps 3 --max-seconds 20
+  step surrogate-atomic-256 45 "$PY" bench/surrogate.py "${COMMON[@]}" --model random --dataset "$BIG" \
+    --size "$SIZE" --ids atomic --users 2048 --candidates 5 --steps 2 --max-seconds 15 --batch-size 256 --tag batch256
   step surrogate-subword 65 "$PY" bench/surrogate.py "${COMMON[@]}" --model random --dataset "$BIG" \
-    --size "$SIZE" --ids subword --users 256 --candidates 5 --steps 3 --max-seconds 25
+    --size "$SIZE" --ids subword --users 1024 --candidates 5 --steps 2 --max-seconds 25
 fi
 
 # 6. end-to-end search cost vs validation users (one round: the full stopping rule does not fit 8 minutes)
@@ -155,7 +158,7 @@ if [ "$QUICK" = 1 ]; then
   step search 60 "$PY" bench/search.py --quick "${COMMON[@]}"
 else
   step search 120 "$PY" bench/search.py "${COMMON[@]}" --dataset "$BIG" --size "$SIZE" \
-    --val-users 500,5000,all --max-rounds 1 --batch-size 1024 --max-seconds 100
+    --val-users 500,5000,all --max-rounds 1 --max-seconds 100
   # 7. agreement for subword ids on the trained tiny model, then torch.compile's effect on training (if time is left)
   step surrogate-agree-subword 50 "$PY" bench/surrogate.py "${COMMON[@]}" --model auto --train-budget 20 --dataset synthetic \
     --size tiny --ids subword --users 200 --candidates 5 --steps 10 --max-seconds 25

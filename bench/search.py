@@ -56,7 +56,7 @@ def run_one(args: argparse.Namespace) -> dict[str, Any]:
     """Prepare and run one search with `args.one` validation users (0 = all); returns its figures."""
     from paprec_cli.plugins import load_registry
     from paprec_cli.search import runner
-    from paprec_cli.search.config import SearchConfig
+    from paprec_cli.search.config import SearchConfig, batch_sizes
     from paprec_cli.search.rundir import RunDir
 
     device = resolve_device(args.device)
@@ -96,6 +96,7 @@ def run_one(args: argparse.Namespace) -> dict[str, Any]:
         "s_per_step": round(searched[0] / max(1, state.steps), 4),
         "initial_surrogate": state.initial_value,
         "final_surrogate": state.history[-1] if state.history else state.initial_value,
+        "batch_sizes": dict(zip(("surrogate", "gradient"), batch_sizes(config.batch_size, str(device)), strict=True)),
         **peak_memory(device),
     }
 
@@ -148,7 +149,8 @@ def child(args: argparse.Namespace, home: Any, model: Path, users: int, timeout:
            "--home", str(home.root)]
     for key in ("dataset", "task", "device", "n_suffix", "n_personal", "top_k", "grad_examples", "max_rounds",
                 "evaluator", "batch_size", "seed"):
-        cmd += [f"--{key.replace('_', '-')}", str(getattr(args, key))]
+        if getattr(args, key) is not None:  # None: the child's own default (e.g. --batch-size by device)
+            cmd += [f"--{key.replace('_', '-')}", str(getattr(args, key))]
     if args.finalize:
         cmd.append("--finalize")
     say(f"search with {users} validation users ...")
@@ -181,7 +183,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--grad-examples", type=int, default=256)
     parser.add_argument("--max-rounds", type=int, default=None, help="round cap (default 2 on CPU, 20 on GPU)")
     parser.add_argument("--evaluator", choices=("fast", "beam"), default="fast")
-    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="rows per forward pass (default: the search's: 256; on CUDA 2048 surrogate, 512 gradient)")
     parser.add_argument("--finalize", action="store_true", help="also time the final validation/test evaluation")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--child-timeout", type=float, default=3600.0, help="seconds allowed per size")

@@ -87,15 +87,18 @@ class ExactScorer:
     def __init__(self, recommender: Any, task: TaskSpec, batch_size: int, k: int = 10) -> None:
         self.recommender, self.task, self.batch_size, self.k = recommender, task, batch_size, k
 
-    def __call__(self, prompts: list[Any], examples: list[Example]) -> np.ndarray:
+    def __call__(self, prompts: Any, examples: list[Example]) -> np.ndarray:
+        from paprec_cli.model.rows import as_rows
+
         rec = self.recommender
         n_items = rec.codec.n_items
+        prompts = as_rows(prompts, rec.codec)
         preds = np.zeros((len(prompts), self.k), dtype=np.int64)
         rows = max(1, self.batch_size if rec.codec.id_scheme == "atomic" else self.batch_size * 64 // n_items)
         every = torch.arange(1, n_items + 1).unsqueeze(0)
         with torch.no_grad():
             for start in range(0, len(prompts), rows):
-                batch = rec.codec.collate(list(prompts[start : start + rows]), rec.device)
+                batch = prompts.collate(np.arange(start, min(start + rows, len(prompts))), rec.device)
                 if rec.codec.id_scheme == "atomic":
                     top = rec.rank_all(batch, self.k)
                 else:
@@ -112,6 +115,7 @@ def load_setup(args: argparse.Namespace, device: torch.device) -> Setup:
     from paprec_cli.evaluate import split_seed
     from paprec_cli.model import Recommender, load_model
     from paprec_cli.plugins import load_registry
+    from paprec_cli.search.config import batch_sizes
     from paprec_cli.search.layout import Layout
     from paprec_cli.search.problem import ModelProblem
     from paprec_cli.search.runner import sample_training, sample_validation
@@ -150,15 +154,17 @@ def load_setup(args: argparse.Namespace, device: torch.device) -> Setup:
     shared_grad, _ = sample_training(task.examples(data, "train"), users, args.grad_examples, 0, args.seed)
     layout = Layout(0, args.n_suffix, 0)
     vocab = candidate_vocabulary(bundle.codec)
+    rows, grad_rows = batch_sizes(args.batch_size, str(device))  # the search's own defaults; both evaluators alike
+    args.batch_size = rows
     scorers = {
-        "fast": FastScorer(recommender, task, args.batch_size),
-        "beam": BeamScorer(recommender, task, args.batch_size),
-        "exact": ExactScorer(recommender, task, args.batch_size),
+        "fast": FastScorer(recommender, task, rows),
+        "beam": BeamScorer(recommender, task, rows),
+        "exact": ExactScorer(recommender, task, rows),
     }
     problems = {
         key: ModelProblem(recommender, task, layout, vocab, top_k=args.candidates, scorer=scorer,
                           validation=validation, shared_grad=shared_grad, personal_grad=[],
-                          batch_size=args.batch_size)
+                          batch_size=grad_rows)
         for key, scorer in scorers.items()
     }
     return Setup(device, bundle, source, dataset, task, recommender, validation, problems, vocab, layout)
@@ -262,8 +268,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--candidates", type=int, default=None, help="candidates per step (default 5; quick 2)")
     parser.add_argument("--steps", type=int, default=None, help="steps to measure (default 10; quick 2)")
     parser.add_argument("--n-suffix", type=int, default=5, help="shared trigger slots (steps cycle over them)")
+    parser.add_argument("--tag", default="", help="appended to the result file's name (two runs of one setting)")
     parser.add_argument("--grad-examples", type=int, default=None, help="gradient examples (default 128; quick 32)")
-    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="rows per pass for both evaluators (default: the search's, 256; on CUDA 2048)")
     parser.add_argument("--train-budget", type=float, default=90.0, help="seconds for training a missing model")
     parser.add_argument("--max-seconds", type=float, default=None,
                         help="start no new step after this many seconds of measuring (at least one step runs)")
@@ -297,6 +305,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         results=summary, setup_s=round(load_s, 2), memory=peak_memory(device), per_step=steps,
     )  # fmt: skip
     suffix = f"-{args.dataset}-{args.size}-{setup.bundle.codec.id_scheme}" + ("-quick" if args.quick else "")
+    suffix += f"-{args.tag}" if args.tag else ""
     path = write_result(doc, args.out, device, suffix=suffix)
     rows = [
         ("ours (fast, batched)", summary["ours_ms_per_user_candidate"], summary["ours_total_s"], "1.00"),

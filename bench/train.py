@@ -24,6 +24,7 @@ import platform
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -87,8 +88,10 @@ def measure(
     home: Path,
     seed: int = 0,
     compile_model: bool = False,
+    profile_dir: Path | None = None,
 ) -> dict[str, Any]:
-    """Time `steps` training steps after `warmup` steps for one model size and batch size."""
+    """Time `steps` training steps after `warmup` steps for one model size and batch size; with
+    `profile_dir`, profile 5 more steps (not timed) and write torch.profiler's tables there."""
     from paprec_cli.model import create_model
     from paprec_cli.training.batches import iterate_batches
     from paprec_cli.training.loop import Trainer
@@ -121,6 +124,7 @@ def measure(
         tokens += batch.n_tokens
     sync()
     seconds = time.perf_counter() - start
+    profile_file = profile(trainer, batches, 5, profile_dir, f"{size}-{batch_size}") if profile_dir else None
     out = {
         "size": size,
         "compiled": compile_model,
@@ -135,6 +139,8 @@ def measure(
         "tokens_per_s": round(tokens / seconds, 1),
         "tokens_per_example": round(tokens / max(examples, 1), 1),
     }
+    if profile_file is not None:
+        out["profile_file"] = str(profile_file)
     peak, _ = peak_flops(torch.device(device))
     if peak:
         achieved = 6 * params * tokens / seconds
@@ -144,12 +150,38 @@ def measure(
     return out
 
 
+def profile(trainer: Any, batches: Iterator[Any], steps: int, folder: Path, name: str) -> Path:
+    """torch.profiler over `steps` training steps: where a step's time goes (host vs device), as text tables."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as profiler
+
+    activities = [ProfilerActivity.CPU]
+    cuda = trainer.device.type == "cuda"
+    if cuda:
+        activities.append(ProfilerActivity.CUDA)
+    with profiler(activities=activities) as prof:
+        for _ in range(steps):
+            trainer.train_step(next(batches))
+        if cuda:
+            torch.cuda.synchronize()
+    averages = prof.key_averages()
+    parts = [f"# {steps} training steps, {name}, {trainer.device}\n", "## by self CPU time\n",
+             averages.table(sort_by="self_cpu_time_total", row_limit=30)]
+    if cuda:
+        parts += ["\n## by self device time\n", averages.table(sort_by="self_device_time_total", row_limit=30)]
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"train-profile-{name}.txt"
+    path.write_text("".join(parts), encoding="utf-8")
+    return path
+
+
 def measured_or_failed(
-    size: str, device: str, batch: int, warmup: int, steps: int, home: Path, compiled: bool
+    size: str, device: str, batch: int, warmup: int, steps: int, home: Path, compiled: bool,
+    profile_dir: Path | None = None,
 ) -> dict[str, Any]:
     """One configuration's row; running out of GPU memory is a result (recorded), not the end of the run."""
     try:
-        return measure(size, device, batch, warmup, steps, home, compile_model=compiled)
+        return measure(size, device, batch, warmup, steps, home, compile_model=compiled, profile_dir=profile_dir)
     except torch.OutOfMemoryError as exc:
         return {"size": size, "compiled": compiled, "batch_size": batch, "error": f"out of memory: {exc}"[:200]}
     finally:
@@ -194,6 +226,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--compile", action="store_true", help="also time torch.compile(model) (CUDA only)")
     parser.add_argument("--steps", type=int, help="timed steps per configuration (default: 100 on CUDA)")
+    parser.add_argument("--profile", action="store_true",
+                        help="after each configuration's timed steps, profile 5 more (tables next to the JSON)")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results", help="results folder")
     args = parser.parse_args(argv)
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
@@ -226,7 +260,8 @@ def main(argv: list[str] | None = None) -> int:
             warmup, steps = plan[size]
             for batch in batches:
                 for compiled in variants:
-                    row = measured_or_failed(size, device, batch, warmup, steps, Path(tmp), compiled)
+                    row = measured_or_failed(size, device, batch, warmup, steps, Path(tmp), compiled,
+                                             args.out if args.profile else None)
                     report["results"].append(row)
                     write_json(path, report)  # after every row: a later kill or OOM keeps what was measured
                     print(f"{size} batch {batch} compiled={compiled}: {row.get('examples_per_s', '-')} ex/s, "

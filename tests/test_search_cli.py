@@ -64,6 +64,7 @@ def test_search_end_to_end_json_and_run_directory(tiny_home: Home, tmp_path: Pat
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["config"]["val_users"] == 24 and manifest["protocol"]["dataset_fingerprint"]
     assert {"torch", "transformers", "python"} <= set(manifest["libraries"])
+    assert manifest["config"]["batch_size"] == 64 and manifest["batch_sizes"] == {"surrogate": 64, "gradient": 64}
     state = json.loads((run / "state.json").read_text())
     lines = (run / "trajectory.jsonl").read_text().splitlines()
     assert state["phase"] == "done" and len(lines) == state["steps"]
@@ -77,6 +78,7 @@ def test_search_end_to_end_json_and_run_directory(tiny_home: Home, tmp_path: Pat
         (["--task", "sequential", "--dataset", "synthetic", "--n-suffix", "-1"], "--n-suffix"),
         (["--task", "sequential", "--dataset", "synthetic", "--selection", "best"], "--selection"),
         (["--task", "sequential"], "--task and --dataset are required"),
+        (["--task", "sequential", "--dataset", "synthetic", "--batch-size", "0"], "--batch-size"),
     ],
 )
 def test_bad_options_exit_2_with_one_line(tiny_home: Home, args: list[str], needle: str) -> None:
@@ -132,3 +134,13 @@ def test_resume_after_sigkill_gives_the_same_prompts(tiny_home: Home, tmp_path: 
     assert [s["step"] for s in steps] == list(range(1, len(ref_steps) + 1))
     strip = [{k: v for k, v in s.items() if k != "seconds"} for s in steps]
     assert strip == [{k: v for k, v in s.items() if k != "seconds"} for s in ref_steps]
+
+
+def test_batch_size_defaults_per_device() -> None:
+    """Without --batch-size CUDA takes 2048 surrogate rows and 512 gradient rows a pass; the CPU 256."""
+    from paprec_cli.search.config import batch_sizes
+
+    assert batch_sizes(None, "cpu") == (256, 256)
+    assert batch_sizes(None, "cuda:1") == (2048, 512)
+    assert batch_sizes(32, "cuda") == (32, 32)
+

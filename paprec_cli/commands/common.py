@@ -59,6 +59,12 @@ def user_errors(func: F) -> F:
         except KeyboardInterrupt:
             sys.stderr.write("Interrupted.\n")
             raise typer.Exit(130) from None
+        except RuntimeError as exc:  # torch.OutOfMemoryError, matched by name: importing torch here costs seconds
+            if type(exc).__name__ != "OutOfMemoryError":
+                raise
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else "out of memory"
+            sys.stderr.write(f"Error: the device ran out of memory ({first}); pass a smaller --batch-size\n")
+            raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]
 

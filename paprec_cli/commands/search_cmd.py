@@ -42,6 +42,8 @@ trajectory, resumable state, prompts.json) and prints manual vs shared vs person
 Opt = typer.Option
 MODEL_HELP = "Model folder or name (default: <dataset>-tiny-atomic, or the one model trained on the dataset)."
 SELECTION_HELP = "surrogate (the task's validation metric) or loss (validation NLL: the paper's ablation)."
+BATCH_HELP = ("Rows per forward pass, for the surrogate and the gradients (default: 256; on CUDA 2048 for the "
+              "surrogate and 512 for gradients).")
 EVALUATOR_HELP = "fast (all candidates in batched exact ranking) or beam (20-beam generate, one candidate at a time)."
 INIT_HELP = (
     "Starting prompt: random (seeded whole words, as PAP-REC) or manual (the task's manual template words "
@@ -74,7 +76,7 @@ def search_command(
     time_budget: Annotated[float | None, Opt("--time-budget", help="Stop cleanly after this many seconds.")] = None,
     selection: Annotated[str, Opt("--selection", help=SELECTION_HELP)] = "surrogate",
     evaluator: Annotated[str, Opt("--evaluator", help=EVALUATOR_HELP)] = "fast",
-    batch_size: Annotated[int, Opt("--batch-size", help="Rows per forward pass.")] = 256,
+    batch_size: Annotated[int | None, Opt("--batch-size", help=BATCH_HELP)] = None,
     allow_list: Annotated[Path | None, Opt("--allow-list", help="File of allowed trigger words, one per line.")] = None,
     run_dir: Annotated[Path | None, Opt("--run-dir", help=RUN_DIR_HELP)] = None,
     resume: Annotated[str | None, Opt("--resume", help=RESUME_HELP)] = None,

@@ -58,7 +58,20 @@ def collate(
         ids[row, n] = eos_id
         wids[row, :n] = prompt.word_ids
         mask[row, : n + 1] = 1
-    batch = Batch(torch.from_numpy(ids), torch.from_numpy(mask), torch.from_numpy(wids))
+    return to_device(Batch(torch.from_numpy(ids), torch.from_numpy(mask), torch.from_numpy(wids)), device)
+
+
+def host_to_device(tensor: torch.Tensor, device: torch.device | str) -> torch.Tensor:
+    """A CPU tensor on `device`; to CUDA through pinned memory, so the copy does not wait for queued GPU work
+    (a plain copy from pageable memory synchronises the stream)."""
+    device = torch.device(device)
+    if device.type == "cuda" and tensor.device.type == "cpu":
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor.to(device)
+
+
+def to_device(batch: Batch, device: torch.device | str | None) -> Batch:
+    """A CPU-built batch on `device` (through pinned memory on CUDA); unchanged when `device` is None."""
     if device is None:
         return batch
     device = torch.device(device)

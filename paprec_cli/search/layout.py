@@ -13,14 +13,21 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
+import numpy as np
+
+from paprec_cli.model.rows import ArgumentTable, TriggerRows
+
 TEMPLATE = "[prefix] {argument} [suffix] [personal]"
 
 
 class Encoded(Protocol):
     """What `PromptCodec.encode`/`assemble` return (the model package's `EncodedPrompt`)."""
 
-    token_ids: tuple[int, ...]
-    word_ids: tuple[int, ...]
+    @property
+    def token_ids(self) -> tuple[int, ...]: ...
+
+    @property
+    def word_ids(self) -> tuple[int, ...]: ...
 
 
 class Codec(Protocol):
@@ -100,6 +107,15 @@ class PromptBuilder:
         self.codec = codec
         self.layout = layout
         self.arguments = [codec.encode(list(words)) for words in arguments]
+        self._table: ArgumentTable | None = None
+
+    def rows(self, examples: np.ndarray, triggers: np.ndarray) -> TriggerRows:
+        """Many prompts at once, row r = example `examples[r]` with `triggers[r]`: what the surrogate
+        scores each step, built as arrays (the same tokens as `prompt`, without Python per row)."""
+        codec: Any = self.codec
+        if self._table is None:
+            self._table = ArgumentTable.of(self.arguments, codec.pad_id)
+        return TriggerRows(self._table, self.layout.n_prefix, examples, triggers, codec.pad_id, codec.eos_id)
 
     def __len__(self) -> int:
         return len(self.arguments)

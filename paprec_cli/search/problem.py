@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from paprec_cli.distributed import DistContext
+from paprec_cli.model.rows import TriggerRows
 from paprec_cli.search.candidates import top_candidates
 from paprec_cli.search.gradients import gradient_sums
 from paprec_cli.search.layout import Layout, PromptBuilder, PromptTokens, check_positions
@@ -39,6 +40,17 @@ class ExampleSet:
 
     def prompts(self, triggers: Sequence[Sequence[int]]) -> list[Any]:
         return [self.builder.prompt(i, t) for i, t in enumerate(triggers)]
+
+    def trigger_matrix(self, tokens: PromptTokens) -> np.ndarray:
+        """[N, T] each example's trigger ids under `tokens` (shared slots, then its user's personal ones)."""
+        width = len(tokens.shared) + len(tokens.personal_default)
+        rows = [tokens.triggers_for(ex.user) for ex in self.examples]
+        return np.asarray(rows, dtype=np.int64).reshape(len(rows), width)
+
+    def rows(self, blocks: np.ndarray) -> TriggerRows:
+        """C blocks of per-example triggers [C, N, T] as rows: row c*N + i is example i with blocks[c, i]."""
+        n_blocks, n = blocks.shape[:2]
+        return self.builder.rows(np.tile(np.arange(n), n_blocks), blocks.reshape(n_blocks * n, -1))
 
 
 class ModelProblem:
@@ -63,6 +75,7 @@ class ModelProblem:
             first = self.validation
             trig = list(range(layout.n_triggers))
             check_positions(first.builder.prompt(0, trig), first.builder.positions(0), trig)
+            check_positions(first.rows(np.asarray([[trig]])).prompt(0), first.builder.positions(0), trig)
 
     def _set(self, examples: list[Example], user_pos: list[int]) -> ExampleSet:
         builder = PromptBuilder(self.codec, self.layout, [ex.argument for ex in examples])
@@ -72,66 +85,55 @@ class ModelProblem:
         return str(self.codec.token_text(int(token)))
 
     # -- surrogate ------------------------------------------------------------------------------
-    def _values(self, triggers: list[tuple[int, ...]], examples: list[Example]) -> np.ndarray:
-        """Score rows: example i repeated over candidate blocks is `self.validation` row i % N."""
-        n = len(self.validation.examples)
-        prompts = [self.validation.builder.prompt(r % n, t) for r, t in enumerate(triggers)]
-        return self.scorer(prompts, examples)
-
-    def _score_blocks(self, blocks: list[list[tuple[int, ...]]]) -> np.ndarray:
-        """[C, N] values of C blocks of per-example triggers; one batched pass when the scorer allows."""
-        examples = self.validation.examples
+    def _score_blocks(self, blocks: np.ndarray) -> np.ndarray:
+        """[C, N] values of C blocks of per-example triggers [C, N, T]; one batched pass when the scorer allows."""
+        examples, n = self.validation.examples, len(self.validation.examples)
         if self.scorer.batched:
-            flat = [t for block in blocks for t in block]
-            return self._values(flat, examples * len(blocks)).reshape(len(blocks), len(examples))
-        return np.stack([self._values(block, examples) for block in blocks]) if blocks else np.zeros((0, 0))
+            values = self.scorer(self.validation.rows(blocks), examples * len(blocks))
+            return values.reshape(len(blocks), n)
+        if not len(blocks):
+            return np.zeros((0, n))
+        return np.stack([self.scorer(self.validation.rows(block[None]), examples) for block in blocks])
 
-    def _user_means(self, blocks: list[list[tuple[int, ...]]]) -> np.ndarray:
+    def _user_means(self, blocks: np.ndarray) -> np.ndarray:
         """[C, U] per-user means of C blocks over all validation rows (rows sharded under torchrun)."""
         values = self._sharded_blocks(blocks) if self.dist.active else self._score_blocks(blocks)
         return per_user_means(values, self.validation.user_pos, len(self.users))
 
-    def _sharded_blocks(self, blocks: list[list[tuple[int, ...]]]) -> np.ndarray:
+    def _sharded_blocks(self, blocks: np.ndarray) -> np.ndarray:
         """`_score_blocks` computed by all ranks: each scores its whole batches, one float64 all_reduce."""
         n = len(self.validation.examples)
-        calls = [[t for block in blocks for t in block]] if self.scorer.batched else blocks
+        calls = [blocks] if self.scorer.batched else [block[None] for block in blocks]
         size = int(getattr(self.scorer, "batch_size", self.batch_size))
         parts = []
-        for flat in calls:
-            prompts = [self.validation.builder.prompt(r % n, t) for r, t in enumerate(flat)]
-            order = np.arange(len(prompts))
+        for part in calls:
+            rows = self.validation.rows(part)
+            order = np.arange(len(rows))
             if getattr(self.scorer, "sorts_by_length", False):
-                order = np.argsort(np.fromiter((len(p) for p in prompts), np.int64, len(prompts)), kind="stable")
+                order = np.argsort(rows.lengths(), kind="stable")
             start, stop = self.dist.bounds(len(order), align=size)
             mine = order[start:stop]
-            values = np.zeros(len(prompts))
+            values = np.zeros(len(rows))
             if len(mine):
-                values[mine] = self.scorer([prompts[i] for i in mine],
-                                           [self.validation.examples[i % n] for i in mine])
+                values[mine] = self.scorer(rows.subset(mine), [self.validation.examples[i % n] for i in mine])
             parts.append(values)
         total = self.dist.all_reduce_sum(torch.from_numpy(np.concatenate(parts) if parts else np.zeros(0))).numpy()
         return total.reshape(len(blocks), n)
 
     def evaluate(self, tokens: PromptTokens) -> np.ndarray:
-        block = [tokens.triggers_for(ex.user) for ex in self.validation.examples]
-        return self._user_means([block])[0]
+        return self._user_means(self.validation.trigger_matrix(tokens)[None])[0]
 
     def evaluate_shared(self, tokens: PromptTokens, slot: int, candidates: Sequence[int]) -> np.ndarray:
-        blocks = [[tokens.with_shared(slot, int(c)).triggers_for(ex.user) for ex in self.validation.examples]
-                  for c in candidates]
+        base = self.validation.trigger_matrix(tokens)
+        blocks = np.repeat(base[None], len(candidates), axis=0)
+        blocks[:, :, slot] = np.asarray(candidates, dtype=np.int64)[:, None]
         return self._user_means(blocks)
 
     def evaluate_personal(self, tokens: PromptTokens, slot: int, candidates: np.ndarray) -> np.ndarray:
         """Block j holds every user's own j-th candidate, so all users' candidates go in one pass."""
-        at = self.layout.n_shared + slot
-        blocks = []
-        for j in range(candidates.shape[1]):
-            block = []
-            for ex, pos in zip(self.validation.examples, self.validation.user_pos, strict=True):
-                trig = list(tokens.triggers_for(ex.user))
-                trig[at] = int(candidates[pos, j])
-                block.append(tuple(trig))
-            blocks.append(block)
+        base = self.validation.trigger_matrix(tokens)
+        blocks = np.repeat(base[None], candidates.shape[1], axis=0)
+        blocks[:, :, self.layout.n_shared + slot] = np.asarray(candidates, dtype=np.int64)[self.validation.user_pos].T
         return self._user_means(blocks).T  # [U, k]
 
     # -- candidates -----------------------------------------------------------------------------

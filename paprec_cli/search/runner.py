@@ -25,7 +25,7 @@ from paprec_cli.errors import PaprecError
 from paprec_cli.evaluate import evaluate_prompts, split_seed
 from paprec_cli.paths import Home, sha256_file
 from paprec_cli.plugins import Registry
-from paprec_cli.search.config import SearchConfig
+from paprec_cli.search.config import SearchConfig, batch_sizes
 from paprec_cli.search.layout import PromptTokens
 from paprec_cli.search.problem import ModelProblem
 from paprec_cli.search.result import prompts_document
@@ -153,10 +153,11 @@ def prepare(config: SearchConfig, registry: Registry, home: Home, device: str,
     users = {ex.user for ex in validation}
     shared_grad, personal_grad = sample_training(task.examples(data, "train"), users, config.grad_examples,
                                                  config.personal_grad_examples, config.seed)
-    scorer = make_scorer(recommender, task, config.selection, config.evaluator, config.batch_size)  # type: ignore[arg-type]
+    rows, grad_rows = batch_sizes(config.batch_size, device)
+    scorer = make_scorer(recommender, task, config.selection, config.evaluator, rows)  # type: ignore[arg-type]
     problem = ModelProblem(recommender, task, config.layout, vocab, top_k=config.top_k, scorer=scorer,
                            validation=validation, shared_grad=shared_grad, personal_grad=personal_grad,
-                           batch_size=config.batch_size, dist=dist)
+                           batch_size=grad_rows, dist=dist)
     return Session(config, task, dataset, data, bundle, recommender, vocab, problem, initial,
                    model_fingerprint(bundle), device, dist, left_out)
 
@@ -177,6 +178,8 @@ def manifest(session: Session) -> dict[str, Any]:
         "config": session.config.to_json(),
         "seed": session.config.seed,
         "device": session.device,
+        "batch_sizes": dict(zip(("surrogate", "gradient"), batch_sizes(session.config.batch_size, session.device),
+                                strict=True)),
         "libraries": library_versions(),
         "dataset": {"name": session.dataset.name, "fingerprint": session.dataset.fingerprint},
         "model": {"path": session.config.model, "fingerprint": session.model_fingerprint,
@@ -247,8 +250,9 @@ def finalize(session: Session, run: RunDir | None, state: SearchState) -> dict[s
     """Evaluate the three prompt variants on validation and test and write `prompts.json`."""
     config = session.config
     draft = _document(session, state, surrogate={}, results={})
+    rows = batch_sizes(config.batch_size, session.device)[0]  # inference only: the surrogate's batch
     results, _ = evaluate_prompts(session.bundle, session.task, session.data, draft,  # sharded under torchrun
-                                  batch_size=config.batch_size, recommender=session.recommender, dist=session.dist)
+                                  batch_size=rows, recommender=session.recommender, dist=session.dist)
     doc = _document(session, state, surrogate=surrogates(session, state), results=results)
     if run is not None:
         run.write_prompts(doc)

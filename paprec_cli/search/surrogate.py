@@ -15,11 +15,13 @@ from typing import Any, Literal, Protocol
 import numpy as np
 import torch
 
+from paprec_cli.model.rows import PromptRows, as_rows
 from paprec_cli.specs import Example, TaskSpec
 
 Evaluator = Literal["fast", "beam"]
 Selection = Literal["surrogate", "loss"]
 BEAMS = 20
+Prompts = PromptRows | Sequence[Any]
 
 
 def autocast(device: str) -> contextlib.AbstractContextManager[Any]:
@@ -33,13 +35,17 @@ class RowScorer(Protocol):
     #: True when one call may hold many candidates' rows (the schedule then batches them together).
     batched: bool
 
-    def __call__(self, prompts: Sequence[Any], examples: Sequence[Example]) -> np.ndarray:
-        """[N] per-row values, higher is better."""
+    def __call__(self, prompts: Prompts, examples: Sequence[Example]) -> np.ndarray:
+        """[N] per-row values, higher is better (`prompts`: a list of `EncodedPrompt` or `PromptRows`)."""
 
 
 def _chunks(n: int, size: int) -> Iterator[slice]:
     for start in range(0, n, size):
         yield slice(start, min(n, start + size))
+
+
+def _batch(rows: PromptRows, part: slice, device: Any) -> Any:
+    return rows.collate(np.arange(part.start, part.stop), device)
 
 
 class FastScorer:
@@ -53,12 +59,12 @@ class FastScorer:
     def __init__(self, recommender: Any, task: TaskSpec, batch_size: int) -> None:
         self.recommender, self.task, self.batch_size = recommender, task, batch_size
 
-    def __call__(self, prompts: Sequence[Any], examples: Sequence[Example]) -> np.ndarray:
+    def __call__(self, prompts: Prompts, examples: Sequence[Example]) -> np.ndarray:
         from paprec_cli.model import predict
 
         with torch.no_grad(), autocast(self.recommender.device):
             preds = predict.predictions(
-                self.recommender, self.task, list(examples), list(prompts), self.batch_size, k=self.task.surrogate_depth
+                self.recommender, self.task, list(examples), prompts, self.batch_size, k=self.task.surrogate_depth
             )
         return np.asarray(self.task.surrogate(preds, list(examples)), dtype=np.float64)
 
@@ -71,11 +77,11 @@ class BeamScorer:
     def __init__(self, recommender: Any, task: TaskSpec, batch_size: int, k: int = 10) -> None:
         self.recommender, self.task, self.batch_size, self.k = recommender, task, batch_size, k
 
-    def __call__(self, prompts: Sequence[Any], examples: Sequence[Example]) -> np.ndarray:
-        rec, parts = self.recommender, []
+    def __call__(self, prompts: Prompts, examples: Sequence[Example]) -> np.ndarray:
+        rec, parts, all_rows = self.recommender, [], as_rows(prompts, self.recommender.codec)
         with torch.no_grad(), autocast(rec.device):
-            for rows in _chunks(len(prompts), self.batch_size):
-                batch = rec.codec.collate(list(prompts[rows]), rec.device)
+            for rows in _chunks(len(all_rows), self.batch_size):
+                batch = _batch(all_rows, rows, rec.device)
                 if self.task.kind == "rating":
                     parts.append(rec.predict_rating(batch).float().cpu())
                 else:
@@ -103,11 +109,11 @@ class LossScorer:
     def __init__(self, recommender: Any, task: TaskSpec, batch_size: int) -> None:
         self.recommender, self.task, self.batch_size = recommender, task, batch_size
 
-    def __call__(self, prompts: Sequence[Any], examples: Sequence[Example]) -> np.ndarray:
-        rec, parts = self.recommender, []
+    def __call__(self, prompts: Prompts, examples: Sequence[Example]) -> np.ndarray:
+        rec, parts, all_rows = self.recommender, [], as_rows(prompts, self.recommender.codec)
         with torch.no_grad(), autocast(rec.device):
-            for rows in _chunks(len(prompts), self.batch_size):
-                batch = rec.codec.collate(list(prompts[rows]), rec.device)
+            for rows in _chunks(len(all_rows), self.batch_size):
+                batch = _batch(all_rows, rows, rec.device)
                 targets = [rec.codec.target_ids(self.task.target_words(ex)) for ex in examples[rows]]
                 parts.append(rec.nll(batch, targets).float().cpu())
         nll = torch.cat(parts) if parts else torch.zeros(0)
