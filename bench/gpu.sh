@@ -148,7 +148,7 @@ else
   step surrogate-atomic 55 "$PY" bench/surrogate.py "${COMMON[@]}" --model random --dataset "$BIG" \
     --size "$SIZE" --ids atomic --users 2048 --candidates 5 --steps 3 --max-seconds 20
   step surrogate-atomic-256 45 "$PY" bench/surrogate.py "${COMMON[@]}" --model random --dataset "$BIG" \
-    --size "$SIZE" --ids atomic --users 2048 --candidates 5 --steps 2 --max-seconds 15 --batch-size 256 --tag batch256
+    --size "$SIZE" --ids atomic --users 2048 --candidates 5 --steps 2 --max-seconds 15 --batch-size 256 --tag batch256 --no-flops
   step surrogate-subword 65 "$PY" bench/surrogate.py "${COMMON[@]}" --model random --dataset "$BIG" \
     --size "$SIZE" --ids subword --users 1024 --candidates 5 --steps 2 --max-seconds 25
 fi

@@ -16,6 +16,10 @@ What is measured, and how:
   pass for atomic ids, every item's teacher-forced log-probability for subword ids) is at least the
   baseline choice's on the same users. It is null for `--model random` (not computed: an untrained
   model's choices say nothing, and the exact subword reference costs minutes at Beauty size).
+- `flop_ratio`: model FLOPs per user per candidate of the baseline over ours (torch's FlopCounterMode on
+  one more, untimed pass of each over every user, padding included): the speed-up a device could reach if
+  both ran at the same efficiency. A measured speed-up far above it means the baseline runs inefficiently,
+  not that ours computes less. `--no-flops` skips the count.
 - Model: `--model auto` uses `<home>/models/<dataset>-<size>-<ids>` if present (also in the benchmark's
   scratch home), else trains one there with `paprec train --time-budget` (not under --quick, which uses
   a randomly initialised model instead); `--model random` always uses a fresh model (speed only: choices
@@ -232,6 +236,27 @@ def run_steps(setup: Setup, args: argparse.Namespace) -> list[dict[str, Any]]:
     return steps
 
 
+def count_flops(setup: Setup, args: argparse.Namespace) -> dict[str, Any]:
+    """Model FLOPs per user per candidate of each evaluator (torch's FlopCounterMode over one candidate on
+    every user, padding included), and their ratio: the speed-up a compute-bound device could reach at equal
+    efficiency. It runs each evaluator once more (untimed)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from paprec_cli.search.vocab import initial_tokens
+
+    tokens = initial_tokens(setup.vocab, setup.layout, args.seed)
+    n_users = len(setup.problems["fast"].users)
+    per_row: dict[str, float] = {}
+    for key in ("fast", "beam"):
+        with FlopCounterMode(display=False) as counter:
+            setup.problems[key].evaluate_shared(tokens, 0, [int(setup.vocab[0])])
+        per_row[key] = counter.get_total_flops() / max(n_users, 1)
+    ours, base = per_row["fast"], per_row["beam"]
+    return {"ours_mflop_per_user_candidate": round(ours / 1e6, 2),
+            "baseline_mflop_per_user_candidate": round(base / 1e6, 2),
+            "flop_ratio": round(base / ours, 2) if ours else None}
+
+
 def summarize(steps: list[dict[str, Any]], n_users: int, n_cands: int) -> dict[str, Any]:
     ours = sum(s["ours_s"] for s in steps)
     base = sum(s["baseline_s"] for s in steps)
@@ -269,6 +294,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=None, help="steps to measure (default 10; quick 2)")
     parser.add_argument("--n-suffix", type=int, default=5, help="shared trigger slots (steps cycle over them)")
     parser.add_argument("--tag", default="", help="appended to the result file's name (two runs of one setting)")
+    parser.add_argument("--no-flops", action="store_true",
+                        help="skip counting model FLOPs per row (one more untimed pass of each evaluator)")
     parser.add_argument("--grad-examples", type=int, default=None, help="gradient examples (default 128; quick 32)")
     parser.add_argument("--batch-size", type=int, default=None,
                         help="rows per pass for both evaluators (default: the search's, 256; on CUDA 2048)")
@@ -293,6 +320,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         f"{args.candidates} candidates, {args.steps} steps on {device}")
     steps = run_steps(setup, args)
     summary = summarize(steps, n_users, args.candidates)
+    if not args.no_flops:
+        summary |= count_flops(setup, args)
     doc = document(
         "surrogate", device,
         settings={k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
@@ -317,6 +346,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 f"{args.candidates} candidates x {len(steps)} steps on {device} ({setup.model_source})",
                 ["evaluator", "ms/user/candidate", "total s", "speedup"], rows, stream=stream)
     say(f"same_choice_rate {summary['same_choice_rate']}, not_worse_rate {summary['not_worse_rate']}; wrote {path}")
+    if "flop_ratio" in summary:
+        say(f"model FLOPs per user per candidate: ours {summary['ours_mflop_per_user_candidate']} M, baseline "
+            f"{summary['baseline_mflop_per_user_candidate']} M; ratio {summary['flop_ratio']}x (the speed-up at "
+            "equal efficiency)")
     if args.json:
         emit_json({k: v for k, v in doc.items() if k != "per_step"} | {"result_file": str(path)} | summary)
     return doc

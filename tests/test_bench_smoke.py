@@ -34,6 +34,7 @@ def test_surrogate_quick_json(tmp_path: Path) -> None:
                 "baseline_ms_per_user_candidate", "machine", "sizes", "settings", "model", "results"):
         assert key in doc, key
     assert doc["speedup"] > 0
+    assert doc["ours_mflop_per_user_candidate"] > 0 and doc["flop_ratio"] > 0  # FlopCounterMode saw the model
     assert 0.0 <= doc["same_choice_rate"] <= 1.0
     assert doc["not_worse_rate"] is None  # random weights: the exact reference is not computed (meaningless)
     assert doc["sizes"]["users"] == 8 and doc["sizes"]["candidates"] == 2 and doc["results"]["steps"] == 1
