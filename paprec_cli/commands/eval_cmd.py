@@ -194,7 +194,7 @@ class Evaluated:
     details: Details
 
 
-def evaluate_source(source: str | Path, model: str | None, home: Path | None, batch_size: int, device: str,
+def evaluate_source(source: str | Path, model: str | None, home: Path | None, batch_size: int | None, device: str,
                     json_out: bool, quiet: bool, verbose: bool) -> Evaluated | None:
     """The prompts' scores on validation and test, on rank 0; None on the other ranks.
 
@@ -205,8 +205,10 @@ def evaluate_source(source: str | Path, model: str | None, home: Path | None, ba
     from paprec_cli.distributed import distributed
     from paprec_cli.evaluate import evaluate_prompts
     from paprec_cli.export import open_prompts
+    from paprec_cli.search.config import batch_sizes
 
     with distributed(resolve_device(device)) as dist:
+        batch_size = batch_sizes(batch_size, dist.device)[0]  # inference: the search's surrogate batch
         ctx = make_ctx(home, json_out and dist.is_main, quiet or not dist.is_main, verbose)
         bound = open_prompts(source, ctx.home, model=model)
         task = ctx.registry.task(str(bound.doc["task"]), option="the prompts' task")
@@ -268,7 +270,9 @@ def register(app: PaprecTyper) -> None:
         baselines: Annotated[
             bool, typer.Option("--baselines/--no-baselines", help="Also report popularity and item-kNN.")
         ] = True,
-        batch_size: Annotated[int, typer.Option("--batch-size", help="Prompts per model batch.")] = 256,
+        batch_size: Annotated[
+            int | None, typer.Option("--batch-size", help="Prompts per model batch (default 256; 2048 on CUDA).")
+        ] = None,
         device: DeviceOpt = "auto",
         seed: SeedOpt = 0,
         json_out: JsonOpt = False,
@@ -284,7 +288,7 @@ def register(app: PaprecTyper) -> None:
         """
         if (run is None) == (prompts is None):
             raise PaprecError("give a run (paprec eval RUN) or --prompts FILE, not both and not neither")
-        if n_boot < 1 or batch_size < 1:
+        if n_boot < 1 or (batch_size is not None and batch_size < 1):
             raise PaprecError("--n-boot and --batch-size must be integers >= 1")
         source: str | Path = run if run is not None else prompts  # type: ignore[assignment]
         found = evaluate_source(source, model, home, batch_size, device, json_out, quiet, verbose)
