@@ -24,6 +24,7 @@
 #   6. search: beauty small atomic at 500, 5000, all users, one round (cost vs users, memory)
 #   7. surrogate: synthetic tiny subword, trained (agreement); bench/train.py small with torch.compile
 #   8. with several GPUs: bench/distributed.py over torchrun/NCCL
+#   9. only with BENCH_ONLY=full-search: train P5-small on Beauty, then the complete `paprec search` (all users)
 set -uo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -173,6 +174,25 @@ if [ "$GPUS" -gt 1 ]; then
   step distributed 120 "$PY" bench/distributed.py "${Q[@]}" "${COMMON[@]}" --processes "$GPUS"
 else
   SUMMARY+=("distributed skipped ($GPUS GPU(s): the multi-GPU path needs 2 or more)")
+fi
+
+# 9. only when asked (BENCH_ONLY=full-search, about 10 minutes, nothing else fits beside it): the complete Beauty
+#    search as a user runs it, a P5-small trained on Beauty for BENCH_FULL_TRAIN seconds, then `paprec search` over
+#    every validation user to the stopping rule, cut at BENCH_FULL_SEARCH seconds (--time-budget stops cleanly)
+full_search() {
+  [ -d "$PAPREC_HOME/data/beauty" ] || "$PY" -m paprec_cli data import beauty --from "$PAPREC_SHARED_DATA/beauty" \
+    --home "$PAPREC_HOME" -q || return 3
+  local size="${BENCH_FULL_SIZE:-small}"
+  [ -f "$PAPREC_HOME/models/beauty-$size-atomic/config.json" ] || "$PY" -m paprec_cli train --dataset beauty \
+    --size "$size" --ids atomic --tasks sequential --time-budget "${BENCH_FULL_TRAIN:-150}" --device "$DEVICE" \
+    --home "$PAPREC_HOME" --quiet --json >"$RESULTS/full-train-beauty-$size-atomic.json" || return 4
+  "$PY" -m paprec_cli search --task sequential --dataset beauty --model "beauty-$size-atomic" \
+    --time-budget "${BENCH_FULL_SEARCH:-360}" --device "$DEVICE" --home "$PAPREC_HOME" --quiet --json \
+    >"$RESULTS/full-search-beauty-$size-atomic.json"
+}
+export -f full_search; export PAPREC_SHARED_DATA
+if [ "$BIG" = beauty ] && [[ ",${BENCH_ONLY:-}," == *",full-search,"* ]]; then
+  step full-search 590 bash -c full_search
 fi
 
 say "done in $(($(date +%s) - START))s"

@@ -42,6 +42,8 @@ trajectory, resumable state, prompts.json) and prints manual vs shared vs person
 Opt = typer.Option
 MODEL_HELP = "Model folder or name (default: <dataset>-tiny-atomic, or the one model trained on the dataset)."
 SELECTION_HELP = "surrogate (the task's validation metric) or loss (validation NLL: the paper's ablation)."
+BUDGET_HELP = ("Stop cleanly once this many seconds have passed. Checked between steps: the step under way "
+               "finishes first (a personal step on Beauty-sized data can take minutes on a CPU).")
 BATCH_HELP = ("Rows per forward pass, for the surrogate and the gradients (default: 256; on CUDA 2048 for the "
               "surrogate and 512 for gradients).")
 EVALUATOR_HELP = "fast (all candidates in batched exact ranking) or beam (20-beam generate, one candidate at a time)."
@@ -73,7 +75,7 @@ def search_command(
     val_users: Annotated[int | None, Opt("--val-users", help="Seeded sample of validation users.")] = None,
     grad_examples: Annotated[int, Opt("--grad-examples", help="Training examples for the shared gradient.")] = 256,
     max_rounds: Annotated[int, Opt("--max-rounds", help="Stop after this many shared+personal rounds.")] = 20,
-    time_budget: Annotated[float | None, Opt("--time-budget", help="Stop cleanly after this many seconds.")] = None,
+    time_budget: Annotated[float | None, Opt("--time-budget", help=BUDGET_HELP)] = None,
     selection: Annotated[str, Opt("--selection", help=SELECTION_HELP)] = "surrogate",
     evaluator: Annotated[str, Opt("--evaluator", help=EVALUATOR_HELP)] = "fast",
     batch_size: Annotated[int | None, Opt("--batch-size", help=BATCH_HELP)] = None,

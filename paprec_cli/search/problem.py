@@ -147,8 +147,12 @@ class ModelProblem:
         n_groups = 1 if which == "shared" else len(self.users)
         rec, codec = self.recommender, self.codec
         prompts = group.prompts([tokens.triggers_for(ex.user) for ex in group.examples])
-        targets = [codec.target_ids(self.task.target_words(ex)) for ex in group.examples]
-        positions = [group.builder.positions(i) for i in range(len(group.examples))]
+        # Sums are per group, so the order is free: by length, each batch is padded only to similar prompts.
+        order = np.argsort(np.fromiter((len(p) for p in prompts), np.int64, len(prompts)), kind="stable").tolist()
+        prompts = [prompts[i] for i in order]
+        targets = [codec.target_ids(self.task.target_words(group.examples[i])) for i in order]
+        positions = [group.builder.positions(i) for i in order]
+        owners = group.user_pos[order].tolist()
 
         def loss(batch_prompts: Sequence[Any], batch_targets: Sequence[Sequence[int]]) -> torch.Tensor:
             with autocast(rec.device):
@@ -157,7 +161,7 @@ class ModelProblem:
         start, stop = self.dist.bounds(len(prompts), align=self.batch_size)  # whole batches: see module doc
         if start < stop:
             result = gradient_sums(loss, rec.model.t5.shared, prompts[start:stop], targets[start:stop],
-                                   positions[start:stop], group.user_pos.tolist()[start:stop], n_groups,
+                                   positions[start:stop], owners[start:stop], n_groups,
                                    self.batch_size)
         else:  # more ranks than batches: this rank adds zeros
             result = (torch.zeros(n_groups, self.layout.n_triggers, self._embedding().shape[1], dtype=torch.float64),
