@@ -15,15 +15,11 @@ import numpy as np
 import torch
 
 from paprec_cli.model.batching import host_to_device
-from paprec_cli.model.codec import EncodedPrompt
 from paprec_cli.model.inference import Recommender
-from paprec_cli.model.rows import PromptRows, as_rows
+from paprec_cli.model.rows import PromptRows, Prompts, as_rows
 from paprec_cli.specs import Example, TaskSpec
 
 TOP_K = 10
-
-
-Prompts = PromptRows | Sequence[EncodedPrompt]
 
 
 def prompt_lengths(prompts: Prompts) -> np.ndarray:
@@ -100,14 +96,13 @@ def _rank_candidates(recommender: Recommender, batch: Any, examples: Sequence[Ex
         cands[row, : len(items)] = items
         cands[row, len(items) :] = items[0] if items else 1
         valid[row, : len(items)] = True
-    cand_t = torch.from_numpy(cands)
+    cand_t = host_to_device(torch.from_numpy(cands), recommender.device)
+    valid_t = host_to_device(torch.from_numpy(valid), recommender.device)
     scores = recommender.score_candidates(batch, cand_t)
-    on = scores.device
-    valid_t, cand_t = host_to_device(torch.from_numpy(valid), on), host_to_device(cand_t, on)
     top = min(k, width)
     order = scores.masked_fill(~valid_t, float("-inf")).topk(top, dim=1).indices
     chosen = torch.where(valid_t.gather(1, order), cand_t.gather(1, order), 0)
-    out = torch.zeros(len(examples), k, dtype=torch.long, device=on)
+    out = torch.zeros(len(examples), k, dtype=torch.long, device=scores.device)
     out[:, :top] = chosen
     return out
 

@@ -58,7 +58,11 @@ class EncodedRows:
         return EncodedRows([self.prompts[i] for i in index], self.pad_id, self.eos_id)
 
 
-def as_rows(prompts: PromptRows | Sequence[EncodedPrompt], codec: Any) -> PromptRows:
+#: What `predict.predictions` and the search's scorers accept.
+Prompts = PromptRows | Sequence[EncodedPrompt]
+
+
+def as_rows(prompts: Prompts, codec: Any) -> PromptRows:
     """`prompts` unchanged if they are rows already, else the list wrapped with the codec's pad and EOS."""
     if isinstance(prompts, PromptRows):
         return prompts

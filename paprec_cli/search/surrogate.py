@@ -15,13 +15,12 @@ from typing import Any, Literal, Protocol
 import numpy as np
 import torch
 
-from paprec_cli.model.rows import PromptRows, as_rows
+from paprec_cli.model.rows import PromptRows, Prompts, as_rows
 from paprec_cli.specs import Example, TaskSpec
 
 Evaluator = Literal["fast", "beam"]
 Selection = Literal["surrogate", "loss"]
 BEAMS = 20
-Prompts = PromptRows | Sequence[Any]
 
 
 def autocast(device: str) -> contextlib.AbstractContextManager[Any]:
