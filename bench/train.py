@@ -124,7 +124,8 @@ def measure(
         tokens += batch.n_tokens
     sync()
     seconds = time.perf_counter() - start
-    profile_file = profile(trainer, batches, 5, profile_dir, f"{size}-{batch_size}") if profile_dir else None
+    name = f"{trainer.device.type}-{size}-{batch_size}" + ("-compiled" if compile_model else "")
+    profile_file = profile(trainer, batches, 5, profile_dir, name) if profile_dir else None
     out = {
         "size": size,
         "compiled": compile_model,
