@@ -31,7 +31,8 @@ from paprec_cli.model.codec import PromptCodec
 
 #: Elements (rows x max(vocab, items)) one chunk of beam search or candidate scoring may touch: 128 MiB
 #: of float32 logits on the CPU; 1 GiB on CUDA, where a chunk of a few hundred rows is mostly launch
-#: overhead (P5-small's 36,867-token vocabulary with 5 beams gives 182 rows under the CPU budget).
+#: overhead (a real P5 checkpoint's 32,100-token T5 vocabulary with 5 beams gives 209 rows under the CPU
+#: budget; paprec's own subword vocabularies are far smaller).
 ROW_BUDGET = 1 << 25
 CUDA_ROW_BUDGET = 1 << 28
 #: Decoder tokens per packed row when scoring sub-word candidates (see `_score_subword`).
