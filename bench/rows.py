@@ -35,12 +35,13 @@ def per_row_batches(builder: Any, codec: Any, triggers: np.ndarray, batch_size: 
     return [codec.collate([prompts[i] for i in idx]) for idx in predict.batch_indices(prompts, batch_size)]
 
 
-def array_batches(builder: Any, base: np.ndarray, slot: int, candidates: np.ndarray, batch_size: int) -> list[Any]:
+def array_batches(examples: Any, base: np.ndarray, slot: int, candidates: np.ndarray, batch_size: int) -> list[Any]:
+    """The search's own path: `ExampleSet.rows` over [C, N, T] blocks (as `ModelProblem.evaluate_shared`)."""
     from paprec_cli.model import predict
 
     blocks = np.repeat(base[None], len(candidates), axis=0)
     blocks[:, :, slot] = candidates[:, None]
-    rows = builder.rows(np.tile(np.arange(base.shape[0]), len(candidates)), blocks.reshape(-1, base.shape[1]))
+    rows = examples.rows(blocks)
     return [rows.collate(idx) for idx in predict.batch_indices(rows, batch_size)]
 
 
@@ -75,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     from paprec_cli.model import build_codec, predict  # noqa: F401  (imported here, not inside the timing)
     from paprec_cli.plugins import load_registry
     from paprec_cli.search.layout import Layout, PromptBuilder
+    from paprec_cli.search.problem import ExampleSet
     from paprec_cli.search.runner import sample_validation
     from paprec_cli.training.words import AUX_TEXTS
 
@@ -87,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     validation = sample_validation(task.examples(TaskData(dataset, 0), "validation"), users, 0)
     layout = Layout(0, args.n_suffix, args.n_personal)
     builder = PromptBuilder(codec, layout, [ex.argument for ex in validation])
+    examples = ExampleSet(validation, builder, np.zeros(len(validation), dtype=np.int64))
     rng = np.random.default_rng(0)
     base = rng.integers(codec.text_vocab_size // 2, codec.text_vocab_size, size=(len(validation), layout.n_triggers))
     candidates = rng.integers(3, codec.text_vocab_size, size=args.candidates)
@@ -98,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     say(f"{args.dataset}: {len(validation)} validation examples x {args.candidates} candidates = {n_rows} rows")
 
     old, old_s = best_of(args.repeats, lambda: per_row_batches(builder, codec, flat, args.batch_size))
-    new, new_s = best_of(args.repeats, lambda: array_batches(builder, base, slot, candidates, args.batch_size))
+    new, new_s = best_of(args.repeats, lambda: array_batches(examples, base, slot, candidates, args.batch_size))
     identical = len(old) == len(new) and all(
         torch.equal(a.input_ids, b.input_ids) and torch.equal(a.attention_mask, b.attention_mask)
         and torch.equal(a.whole_word_ids, b.whole_word_ids)

@@ -47,6 +47,13 @@ class ExampleSet:
         rows = [tokens.triggers_for(ex.user) for ex in self.examples]
         return np.asarray(rows, dtype=np.int64).reshape(len(rows), width)
 
+    def blocks(self, tokens: PromptTokens, column: int, values: np.ndarray) -> np.ndarray:
+        """[C, N, T] every example's triggers under `tokens`, with trigger `column` set to values[c] (a [C, N]
+        array, or [C, 1] for one token per block)."""
+        blocks = np.repeat(self.trigger_matrix(tokens)[None], len(values), axis=0)
+        blocks[:, :, column] = values
+        return blocks
+
     def rows(self, blocks: np.ndarray) -> TriggerRows:
         """C blocks of per-example triggers [C, N, T] as rows: row c*N + i is example i with blocks[c, i]."""
         n_blocks, n = blocks.shape[:2]
@@ -124,17 +131,13 @@ class ModelProblem:
         return self._user_means(self.validation.trigger_matrix(tokens)[None])[0]
 
     def evaluate_shared(self, tokens: PromptTokens, slot: int, candidates: Sequence[int]) -> np.ndarray:
-        base = self.validation.trigger_matrix(tokens)
-        blocks = np.repeat(base[None], len(candidates), axis=0)
-        blocks[:, :, slot] = np.asarray(candidates, dtype=np.int64)[:, None]
-        return self._user_means(blocks)
+        values = np.asarray(candidates, dtype=np.int64)[:, None]
+        return self._user_means(self.validation.blocks(tokens, slot, values))
 
     def evaluate_personal(self, tokens: PromptTokens, slot: int, candidates: np.ndarray) -> np.ndarray:
         """Block j holds every user's own j-th candidate, so all users' candidates go in one pass."""
-        base = self.validation.trigger_matrix(tokens)
-        blocks = np.repeat(base[None], candidates.shape[1], axis=0)
-        blocks[:, :, self.layout.n_shared + slot] = np.asarray(candidates, dtype=np.int64)[self.validation.user_pos].T
-        return self._user_means(blocks).T  # [U, k]
+        values = np.asarray(candidates, dtype=np.int64)[self.validation.user_pos].T  # [k, N]
+        return self._user_means(self.validation.blocks(tokens, self.layout.n_shared + slot, values)).T  # [U, k]
 
     # -- candidates -----------------------------------------------------------------------------
     def _gradients(self, which: str, tokens: PromptTokens) -> tuple[torch.Tensor, torch.Tensor]:
