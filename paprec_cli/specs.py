@@ -46,6 +46,8 @@ class SourceFile:
 
     path: Path
     sha256: str
+    #: How a text file was decoded (`paprec_cli.textio.Decoded.encoding`); None for binary files.
+    encoding: str | None = None
 
 
 @dataclass

@@ -106,7 +106,10 @@ def import_dataset(
         "dataset": spec.name,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "paprec_version": __version__,
-        "sources": [{"path": str(s.path), "sha256": s.sha256} for s in raw.sources],
+        "sources": [
+            {"path": str(s.path), "sha256": s.sha256, **({"encoding": s.encoding} if s.encoding else {})}
+            for s in raw.sources
+        ],
         "indexing": indexing,
         "tie_break": tie,
         "seed": options.seed,

@@ -12,6 +12,24 @@ def empty_items() -> pl.DataFrame:
     return pl.DataFrame(schema=ITEM_SCHEMA)
 
 
+#: The fields that make two interaction records the same record.
+RECORD_KEY = ("user", "item", "rating", "timestamp")
+
+
+def drop_exact_duplicates(table: pl.DataFrame) -> tuple[pl.DataFrame, int]:
+    """Drop repeated records (same user, item, rating and timestamp), keeping the first in file order.
+
+    Only timestamped records are compared: without a timestamp (P5 sequence files) a repeated item
+    is a revisit, not a duplicate, and stays. Returns the table and how many rows were dropped.
+    """
+    if "timestamp" not in table.columns:
+        return table, 0
+    key = [c for c in RECORD_KEY if c in table.columns]
+    duplicate = pl.col("timestamp").is_not_null() & ~pl.struct(key).is_first_distinct()
+    kept = table.filter(~duplicate)
+    return kept, table.height - kept.height
+
+
 def normalise(raw: RawDataset, dataset: str) -> RawDataset:
     """Cast to the canonical schema and reject what no later step could use."""
     table = raw.interactions
@@ -28,9 +46,11 @@ def normalise(raw: RawDataset, dataset: str) -> RawDataset:
         raise PaprecError(f"dataset '{dataset}': no interactions were read; check the files given with --from")
     if table["user"].null_count() or table["item"].null_count():
         raise PaprecError(f"dataset '{dataset}': some interactions have no user or item id")
+    table, dropped = drop_exact_duplicates(table)
+    notes = {**raw.notes, "duplicates_removed": int(raw.notes.get("duplicates_removed", 0)) + dropped}
     items = raw.items if raw.items.height else empty_items()
     for column, dtype in ITEM_SCHEMA.items():
         if column not in items.columns:
             items = items.with_columns(pl.lit(None, dtype=dtype).alias(column))
     items = items.select([pl.col(c).cast(t) for c, t in ITEM_SCHEMA.items()]).unique("item", keep="first")
-    return RawDataset(table, items, raw.sources, raw.extras, raw.notes)
+    return RawDataset(table, items, raw.sources, raw.extras, notes)

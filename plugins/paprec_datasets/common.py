@@ -14,6 +14,7 @@ import polars as pl
 from paprec_cli.errors import DataFormatError, PaprecError
 from paprec_cli.paths import sha256_file
 from paprec_cli.specs import ImportOptions, SourceFile
+from paprec_cli.textio import Decoded, read_text_file
 
 
 def take_options(options: ImportOptions, dataset: str, defaults: Mapping[str, str]) -> dict[str, str]:
@@ -67,33 +68,25 @@ def optional_file(folder: Path, names: Sequence[str]) -> Path | None:
     return None
 
 
-def source_of(path: Path) -> SourceFile:
-    return SourceFile(path=path.resolve(), sha256=sha256_file(path))
+def source_of(path: Path, encoding: str | None = None) -> SourceFile:
+    """The manifest's record of a file read: path, checksum and (text files) the encoding used."""
+    return SourceFile(path=path.resolve(), sha256=sha256_file(path), encoding=encoding)
 
 
-def decode(path: Path, data: bytes, encoding: str, option_hint: str = "") -> str:
-    """Decode a whole file; a failure names the line and suggests what to do."""
-    try:
-        return data.decode(encoding)
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        hint = f"; pass {option_hint}" if option_hint else ""
-        raise DataFormatError(
-            path,
-            line,
-            f"byte 0x{data[exc.start]:02x} is not valid {encoding}",
-            f"{encoding} text (if the file uses another encoding, e.g. ISO-8859-1{hint})",
-        ) from None
+def text_source(path: Path, declared: str | None = None) -> SourceFile:
+    """`source_of` for a text file read with the shared reader: the same rules give the same answer."""
+    return source_of(path, read_text_file(path, declared).encoding)
 
 
-def read_text(path: Path, encoding: str = "utf-8", option_hint: str = "") -> str:
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise PaprecError(f"{path}: cannot read ({exc.strerror})") from None
-    if not data.strip():
+def read_text(path: Path, encoding: str | None = None, option_hint: str = "", fallback: str | None = None) -> Decoded:
+    """Decode a data file with the shared reader (`paprec_cli.textio`); an empty file is an error.
+
+    `encoding`: declared by the user (always wins); `fallback`: the format's encoding for bytes that
+    are not UTF-8 (GroupLens: ISO-8859-1)."""
+    decoded = read_text_file(path, encoding, fallback, option_hint)
+    if not decoded.text.strip():
         raise DataFormatError(path, None, "the file is empty", "at least one data line")
-    return decode(path, data, encoding, option_hint)
+    return decoded
 
 
 def lines_frame(text: str) -> pl.DataFrame:
@@ -122,16 +115,19 @@ def read_delimited(
     sep: str,
     columns: Mapping[str, pl.DataType | type[pl.DataType]],
     expected: str,
-    encoding: str = "utf-8",
+    encoding: str | None = None,
     min_fields: int | None = None,
     option_hint: str = "",
-) -> pl.DataFrame:
+    fallback: str | None = None,
+) -> tuple[pl.DataFrame, str]:
     """Split each line on `sep` (no quoting) into typed `columns` plus `line`.
 
     Lines may have more fields than `columns` (ignored) but at least `min_fields` (default: all).
     Any line with too few fields or a value that does not parse raises with its line number.
+    Returns the table and the encoding used (see `read_text`).
     """
-    frame = lines_frame(read_text(path, encoding, option_hint))
+    decoded = read_text(path, encoding, option_hint, fallback)
+    frame = lines_frame(decoded.text)
     names = list(columns)
     need = len(names) if min_fields is None else min_fields
     frame = frame.with_columns(pl.col("text").str.split(sep).alias("fields"))
@@ -156,4 +152,4 @@ def read_delimited(
             line, text = bad
             raise DataFormatError(path, line, f"'{shorten(text)}' has a missing or non-numeric {name}", expected)
         out.append(cast.alias(name))
-    return parsed.select(out)
+    return parsed.select(out), decoded.encoding

@@ -3,8 +3,10 @@
 Columns user and item are required; rating and timestamp (integer unix time) are optional. Their names
 are set with `--option user_col=... item_col=... rating_col=... timestamp_col=...` (defaults: user, item,
 rating and timestamp, the last two used when present; set one to '' to ignore it); `sep=` (one
-character, or `tab`), `encoding=` (default utf-8). Other columns are ignored. Parsing goes through polars;
-when anything is wrong, a line-by-line pass finds the first bad line so the error can name it.
+character, or `tab`), `encoding=` (default auto: a BOM decides, else UTF-8; see `paprec_cli.textio`).
+Other header columns are not used; they are listed in the manifest (`notes.unused_columns`) and in
+the import's output, never dropped without a word. Parsing goes through polars; when anything is
+wrong, a line-by-line pass finds the first bad line so the error can name it.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import csv
 import io
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
@@ -25,7 +28,7 @@ DEFAULTS = {
     "rating_col": "rating",
     "timestamp_col": "timestamp",
     "sep": ",",
-    "encoding": "utf-8",
+    "encoding": "auto",
 }
 SEPARATORS = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "pipe": "|"}
 
@@ -41,7 +44,9 @@ def load(path: Path | None, options: ImportOptions) -> RawDataset:
     sep = SEPARATORS.get(values["sep"], values["sep"])
     if len(sep) != 1:
         raise PaprecError(f"--option sep={values['sep']}: expected one character (or tab)")
-    text = read_text(path, values["encoding"], "--option encoding=NAME")
+    declared = None if values["encoding"] in ("", "auto") else values["encoding"]
+    decoded = read_text(path, declared, "--option encoding=NAME")
+    text = decoded.text
     header = next(csv.reader(io.StringIO(text.split("\n", 1)[0].rstrip("\r")), delimiter=sep), [])
     header = [h.strip() for h in header]
     seen: set[str] = set()
@@ -51,9 +56,13 @@ def load(path: Path | None, options: ImportOptions) -> RawDataset:
         seen.add(name)
     cols = _columns(values, header, path, sep)
     table = _parse(path, text, sep, header, cols)
-    notes = {"format": "csv", "columns": cols, "sep": sep}
+    unused = [name for name in header if name not in cols.values()]
+    notes: dict[str, Any] = {"format": "csv", "columns": cols, "sep": sep, "encoding": decoded.encoding}
+    if unused:
+        notes["unused_columns"] = unused
+        notes["reports"] = [f"{path.name}: columns not used: {', '.join(unused)} (name them with --option *_col=)"]
     items = pl.DataFrame(schema={"item": pl.String, "title": pl.String, "attributes": pl.List(pl.String)})
-    return RawDataset(table, items, sources=[source_of(path)], notes=notes)
+    return RawDataset(table, items, sources=[source_of(path, decoded.encoding)], notes=notes)
 
 
 def _columns(values: dict[str, str], header: list[str], path: Path, sep: str) -> dict[str, str]:

@@ -5,6 +5,12 @@ ISO-8859-1: id, title, dates, URL, 19 genre flags; genre names from `u.genre` wh
 ml-1m: `ratings.dat` (UserID::MovieID::Rating::Timestamp) and optional `movies.dat`
 (MovieID::Title::Genre|Genre, ISO-8859-1). Genres become item attributes ("unknown" is dropped).
 About half of ml-100k's consecutive ratings share a timestamp; the default tie-break keeps file order.
+
+Every file goes through the shared reader (`paprec_cli.textio`): a BOM decides, valid UTF-8 is read as
+UTF-8, and ISO-8859-1 (GroupLens' encoding) is the fallback only for bytes that are not UTF-8;
+`--option encoding=NAME` overrides all of it. User and item ids are integers (GroupLens' README):
+'abc' or '3.0' is an error at file:line, and when the catalogue file (`u.item` / `movies.dat`) is
+present, a rated item it does not list is an error at the ratings file's line.
 """
 
 from __future__ import annotations
@@ -17,10 +23,12 @@ from paprec_cli.errors import DataFormatError
 from paprec_cli.specs import DatasetSpec, ImportOptions, RawDataset
 from paprec_datasets.common import (
     find_file,
+    first_line,
     lines_frame,
     optional_file,
     read_delimited,
     read_text,
+    shorten,
     source_of,
     take_options,
 )
@@ -30,34 +38,67 @@ GENRES_100K = (
     "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller", "War", "Western",
 )  # fmt: skip
 RATING_COLUMNS = {"user": pl.String, "item": pl.String, "rating": pl.Float64, "timestamp": pl.Int64}
-DEFAULTS = {"encoding": "iso-8859-1"}
+DEFAULTS = {"encoding": "auto"}
+FALLBACK = "iso-8859-1"
+HINT = "--option encoding=NAME"
+_INTEGER_ID = r"^[0-9]+$"
 
 
-def _ratings(path: Path, sep: str, expected: str) -> pl.DataFrame:
-    table = read_delimited(path, sep, RATING_COLUMNS, expected)
-    return table.with_columns(pl.int_range(pl.len(), dtype=pl.Int64).alias("order")).drop("line")
+def _declared(values: dict[str, str]) -> str | None:
+    return None if values["encoding"] in ("", "auto") else values["encoding"]
 
 
-def _genre_names(folder: Path, encoding: str) -> list[str]:
+def _ratings(path: Path, sep: str, expected: str, declared: str | None) -> tuple[pl.DataFrame, str]:
+    table, encoding = read_delimited(path, sep, RATING_COLUMNS, expected, declared, option_hint=HINT, fallback=FALLBACK)
+    check_integer_ids(table, path, ("user", "item"), expected)
+    return table.with_columns(pl.int_range(pl.len(), dtype=pl.Int64).alias("order")), encoding
+
+
+def check_integer_ids(table: pl.DataFrame, path: Path, columns: tuple[str, ...], expected: str) -> None:
+    """GroupLens ids are positive integers written as digits: 'abc', '3.0' or '-1' is an error at its line."""
+    for column in columns:
+        bad = first_line(table, ~pl.col(column).str.contains(_INTEGER_ID))
+        if bad is not None:
+            value = table.filter(pl.col("line") == bad[0])[column][0]
+            raise DataFormatError(path, bad[0], f"{column} id '{shorten(str(value))}' is not an integer", expected)
+
+
+def check_catalogue(table: pl.DataFrame, items: pl.DataFrame, path: Path, catalogue: Path) -> None:
+    """Every rated item must be listed in the catalogue file; the first one that is not names its line."""
+    missing = table.join(items.select("item"), on="item", how="anti").sort("line")
+    if missing.height:
+        row = missing.row(0, named=True)
+        raise DataFormatError(
+            path, int(row["line"]), f"item {row['item']} is not in {catalogue.name}",
+            f"ratings of the movies {catalogue.name} lists (is {catalogue.name} from the same release?)",
+        )  # fmt: skip
+
+
+def _genre_names(folder: Path, declared: str | None) -> tuple[list[str], Path | None, str | None]:
     path = optional_file(folder, ["u.genre"])
     if path is None:
-        return list(GENRES_100K)
-    frame = read_delimited(path, "|", {"name": pl.String, "id": pl.Int64}, "'name|id' per line", encoding)
-    return [name for _, name in sorted(zip(frame["id"], frame["name"], strict=True))]
+        return list(GENRES_100K), None, None
+    frame, encoding = read_delimited(
+        path, "|", {"name": pl.String, "id": pl.Int64}, "'name|id' per line", declared, option_hint=HINT,
+        fallback=FALLBACK,
+    )  # fmt: skip
+    return [name for _, name in sorted(zip(frame["id"], frame["name"], strict=True))], path, encoding
 
 
 def load_100k(path: Path | None, options: ImportOptions) -> RawDataset:
     assert path is not None
-    encoding = take_options(options, "ml-100k", DEFAULTS)["encoding"]
+    declared = _declared(take_options(options, "ml-100k", DEFAULTS))
     data = find_file(path, ["u.data"], "ml-100k", "GroupLens u.data (+ u.item)")
-    table = _ratings(data, "\t", "'user<TAB>item<TAB>rating<TAB>timestamp' with integer fields")
-    sources = [source_of(data)]
+    table, data_encoding = _ratings(data, "\t", "'user<TAB>item<TAB>rating<TAB>timestamp' with integer fields",
+                                    declared)  # fmt: skip
+    sources = [source_of(data, data_encoding)]
     items = pl.DataFrame(schema={"item": pl.String, "title": pl.String, "attributes": pl.List(pl.String)})
     item_path = optional_file(data.parent, ["u.item"])
     if item_path is not None:
-        genres = _genre_names(data.parent, encoding)
-        expected = f"'id|title|release|video release|URL|{len(genres)} genre flags' ({encoding})"
-        frame = lines_frame(read_text(item_path, encoding, "--option encoding=NAME"))
+        genres, genre_path, genre_encoding = _genre_names(data.parent, declared)
+        expected = f"'id|title|release|video release|URL|{len(genres)} genre flags'"
+        decoded = read_text(item_path, declared, HINT, FALLBACK)
+        frame = lines_frame(decoded.text)
         frame = frame.with_columns(pl.col("text").str.split("|").alias("fields"))
         bad = frame.filter(pl.col("fields").list.len() != 5 + len(genres))
         if bad.height:
@@ -65,34 +106,44 @@ def load_100k(path: Path | None, options: ImportOptions) -> RawDataset:
             raise DataFormatError(item_path, int(row["line"]), f"{len(row['fields'])} fields", expected)
         flags = [pl.when(pl.col("fields").list.get(5 + i) == "1").then(pl.lit(g)) for i, g in enumerate(genres)
                  if g != "unknown"]  # fmt: skip
+        frame = frame.with_columns(pl.col("fields").list.get(0).str.strip_chars().alias("item"))
+        check_integer_ids(frame, item_path, ("item",), expected)
         items = frame.select(
-            pl.col("fields").list.get(0).alias("item"),
+            "item",
             pl.col("fields").list.get(1).alias("title"),
             pl.concat_list(flags).list.drop_nulls().alias("attributes"),
         )
-        sources.append(source_of(item_path))
-    return RawDataset(table, items, sources=sources, notes={"format": "GroupLens ml-100k"})
+        check_catalogue(table, items, data, item_path)
+        sources.append(source_of(item_path, decoded.encoding))
+        if genre_path is not None:
+            sources.append(source_of(genre_path, genre_encoding))
+    notes = {"format": "GroupLens ml-100k", "encoding": data_encoding}
+    return RawDataset(table.drop("line"), items, sources=sources, notes=notes)
 
 
 def load_1m(path: Path | None, options: ImportOptions) -> RawDataset:
     assert path is not None
-    encoding = take_options(options, "ml-1m", DEFAULTS)["encoding"]
+    declared = _declared(take_options(options, "ml-1m", DEFAULTS))
     data = find_file(path, ["ratings.dat"], "ml-1m", "GroupLens ratings.dat (+ movies.dat)")
-    table = _ratings(data, "::", "'UserID::MovieID::Rating::Timestamp' with integer fields")
-    sources = [source_of(data)]
+    table, data_encoding = _ratings(data, "::", "'UserID::MovieID::Rating::Timestamp' with integer fields", declared)
+    sources = [source_of(data, data_encoding)]
     items = pl.DataFrame(schema={"item": pl.String, "title": pl.String, "attributes": pl.List(pl.String)})
     movies = optional_file(data.parent, ["movies.dat"])
     if movies is not None:
-        frame = read_delimited(
-            movies, "::", {"item": pl.String, "title": pl.String, "genres": pl.String},
-            f"'MovieID::Title::Genre|Genre' ({encoding})", encoding,
+        expected = "'MovieID::Title::Genre|Genre'"
+        frame, movies_encoding = read_delimited(
+            movies, "::", {"item": pl.String, "title": pl.String, "genres": pl.String}, expected, declared,
+            option_hint=HINT, fallback=FALLBACK,
         )  # fmt: skip
+        check_integer_ids(frame, movies, ("item",), expected)
         items = frame.select(
             "item", "title", pl.col("genres").str.split("|").list.eval(pl.element().filter(pl.element() != ""))
             .alias("attributes"),
         )  # fmt: skip
-        sources.append(source_of(movies))
-    return RawDataset(table, items, sources=sources, notes={"format": "GroupLens ml-1m"})
+        check_catalogue(table, items, data, movies)
+        sources.append(source_of(movies, movies_encoding))
+    notes = {"format": "GroupLens ml-1m", "encoding": data_encoding}
+    return RawDataset(table.drop("line"), items, sources=sources, notes=notes)
 
 
 SPEC_100K = DatasetSpec(

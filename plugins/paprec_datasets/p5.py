@@ -7,7 +7,10 @@ attribute ids per item; with `item2attributes_names.tsv` (columns s3rec_attribut
 words. Without a names table the attribute ids are anonymous: by default they are skipped, because an
 id such as `attr_17` is not a word a prompt can use; `--option anonymous_attributes=keep` stores them as
 `attr_<id>`. There are no ratings or timestamps: the order inside a line is the time order (`order`).
-Sequences may repeat an item (Yelp, Toys); nothing here assumes otherwise.
+Sequences may repeat an item (Yelp, Toys); nothing here assumes otherwise: a repeated item, even on
+adjacent positions, is a separate visit and is kept (these files carry no timestamps or ratings, so
+an exact duplicate record cannot be told from a revisit). Every file goes through the shared reader
+(BOM stripped, UTF-8 or a BOM's UTF-16; `paprec_cli.textio`).
 """
 
 from __future__ import annotations
@@ -20,14 +23,15 @@ import polars as pl
 
 from paprec_cli.errors import DataFormatError, PaprecError
 from paprec_cli.specs import RawDataset, SourceFile
-from paprec_datasets.common import first_line, lines_frame, optional_file, read_text, shorten, source_of
+from paprec_datasets.common import first_line, lines_frame, optional_file, read_text, shorten, text_source
 
 SEQUENCE_EXPECTED = "'USER ITEM ITEM ...': space-separated integer ids, one user per line"
 
 
-def read_sequences(path: Path) -> pl.DataFrame:
+def read_sequences(path: Path, encoding: str | None = None) -> pl.DataFrame:
     """Parse `sequential_data.txt` into user, item (integer ids as strings), line and order."""
-    frame = lines_frame(read_text(path)).with_columns(pl.col("text").str.extract_all(r"\S+").alias("tokens"))
+    frame = lines_frame(read_text(path, encoding).text)
+    frame = frame.with_columns(pl.col("text").str.extract_all(r"\S+").alias("tokens"))
     tabbed = first_line(frame, pl.col("text").str.contains("\t"))
     if tabbed is not None:
         line, text = tabbed
@@ -55,19 +59,21 @@ def read_sequences(path: Path) -> pl.DataFrame:
     return table
 
 
-def read_json(path: Path) -> Any:
-    text = read_text(path)
+def read_json(path: Path, encoding: str | None = None) -> Any:
+    text = read_text(path, encoding).text
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise DataFormatError(path, exc.lineno, f"invalid JSON ({exc.msg})", "a JSON document") from None
 
 
-def apply_datamaps(table: pl.DataFrame, path: Path, seq_path: Path) -> tuple[pl.DataFrame, dict[str, str]]:
+def apply_datamaps(
+    table: pl.DataFrame, path: Path, seq_path: Path, encoding: str | None = None
+) -> tuple[pl.DataFrame, dict[str, str]]:
     """Replace integer ids by the raw ids of P5's `datamaps.json` (ids it lacks are errors).
 
     Returns the table and `id2item`, so item metadata can be mapped the same way."""
-    maps = read_json(path)
+    maps = read_json(path, encoding)
     if not isinstance(maps, dict) or not all(isinstance(maps.get(k), dict) for k in ("id2user", "id2item")):
         raise DataFormatError(path, None, "no 'id2user'/'id2item' objects", "P5's datamaps.json")
     for column, key in (("user", "id2user"), ("item", "id2item")):
@@ -87,14 +93,16 @@ def apply_datamaps(table: pl.DataFrame, path: Path, seq_path: Path) -> tuple[pl.
     return table, {str(k): str(v) for k, v in maps["id2item"].items()}
 
 
-def read_attributes(path: Path, names_path: Path | None, keep_anonymous: bool) -> tuple[pl.DataFrame, str]:
+def read_attributes(
+    path: Path, names_path: Path | None, keep_anonymous: bool, encoding: str | None = None
+) -> tuple[pl.DataFrame, str]:
     """item (integer id) -> attribute words; returns the table and a note on what was used."""
-    data = read_json(path)
+    data = read_json(path, encoding)
     if not isinstance(data, dict):
         raise DataFormatError(path, None, "not a JSON object", "{item_id: [attribute_id, ...]}")
     names: dict[str, str] = {}
     if names_path is not None:
-        table = _read_names(names_path)
+        table = _read_names(names_path, encoding)
         names = dict(zip(table["s3rec_attribute_id"], table["name"], strict=True))
     items, attrs = [], []
     for item, ids in data.items():
@@ -119,8 +127,8 @@ def read_attributes(path: Path, names_path: Path | None, keep_anonymous: bool) -
     return frame, note
 
 
-def _read_names(path: Path) -> pl.DataFrame:
-    frame = lines_frame(read_text(path))
+def _read_names(path: Path, encoding: str | None = None) -> pl.DataFrame:
+    frame = lines_frame(read_text(path, encoding).text)
     header = frame.row(0, named=True)
     columns = header["text"].split("\t")
     expected = "a TSV with a header including s3rec_attribute_id and name"
@@ -142,21 +150,23 @@ def load_p5(folder: Path, seq_path: Path, stem: str, options: dict[str, str]) ->
     keep = options.get("anonymous_attributes", "skip")
     if keep not in ("skip", "keep"):
         raise PaprecError(f"--option anonymous_attributes={keep}: expected skip or keep")
-    sources: list[SourceFile] = [source_of(seq_path)]
-    table = read_sequences(seq_path)
+    declared = options.get("encoding", "auto")
+    encoding = None if declared in ("", "auto") else declared
+    table = read_sequences(seq_path, encoding)
+    sources: list[SourceFile] = [text_source(seq_path, encoding)]
     notes: dict[str, Any] = {"format": "P5/S3-Rec sequential_data.txt", "ratings": "none", "timestamps": "none"}
     datamaps = optional_file(folder, ["datamaps.json"])
     attr_path = optional_file(folder, ["item2attributes.json", f"{stem}_item2attributes.json"])
     items = pl.DataFrame(schema={"item": pl.String, "attributes": pl.List(pl.String)})
     if attr_path is not None:
         names_path = optional_file(folder, ["item2attributes_names.tsv", f"{stem}_item2attributes_names.tsv"])
-        items, notes["attributes"] = read_attributes(attr_path, names_path, keep == "keep")
-        sources.append(source_of(attr_path))
+        items, notes["attributes"] = read_attributes(attr_path, names_path, keep == "keep", encoding)
+        sources.append(text_source(attr_path, encoding))
         if names_path is not None:
-            sources.append(source_of(names_path))
+            sources.append(text_source(names_path, encoding))
     if datamaps is not None:
-        sources.append(source_of(datamaps))
-        table, id2item = apply_datamaps(table, datamaps, seq_path)
+        sources.append(text_source(datamaps, encoding))
+        table, id2item = apply_datamaps(table, datamaps, seq_path, encoding)
         items = items.with_columns(pl.col("item").replace_strict(id2item, default=None, return_dtype=pl.String))
         items = items.drop_nulls("item")
         notes["ids"] = "raw ids from datamaps.json"

@@ -11,7 +11,7 @@ from paprec_cli.specs import DatasetSpec, ImportOptions, RawDataset
 from paprec_datasets.common import find_file, take_options
 from paprec_datasets.p5 import load_p5
 
-DEFAULTS = {"anonymous_attributes": "skip"}
+DEFAULTS = {"anonymous_attributes": "skip", "encoding": "auto"}
 
 
 def load(path: Path | None, options: ImportOptions) -> RawDataset:
