@@ -156,7 +156,7 @@ def test_all_users_to_output_file(home: Home, tmp_path: Path) -> None:
         (b"\n  \n", "no users in it"),
         (b"user_1\n2\nnobody\n", "users.txt:3: unknown user 'nobody' in dataset 'synthetic'"),
         (b"user_1\nuser_41\n", "users.txt:2: unknown user 'user_41'"),
-        (b"\xff\xfe1\n", "not UTF-8 text"),
+        (b"1\n\xe9\n", "users.txt:2: byte 0xe9 is not valid utf-8"),
     ],
     ids=["missing", "empty", "blank", "unknown-line-3", "out-of-range", "not-utf8"],
 )

@@ -85,6 +85,9 @@ def describe(dataset: Dataset) -> dict[str, Any]:
         "repeat_interactions": repeats,
         "rating_histogram": histogram,
         "with_timestamp": int(manifest["counts"].get("with_timestamp", 0)),
+        "layout": manifest.get("layout") or manifest.get("notes", {}).get("format"),
+        "duplicates_removed": manifest["counts"].get("duplicates_removed"),
+        "encodings": {Path(s["path"]).name: s["encoding"] for s in manifest.get("sources", []) if s.get("encoding")},
         "items_with_attributes": int((attrs.list.len() > 0).sum()),
         "distinct_attributes": int(attrs.explode().drop_nulls().n_unique()),
         "items_with_title": int(dataset.items["title"].is_not_null().sum()),
@@ -111,6 +114,7 @@ def _info_table(info: dict[str, Any]) -> Table:
     lengths = info["sequence_length"]
     rows = [
         ("dataset", info["dataset"]),
+        ("layout", info["layout"] or "unknown"),
         ("users", f"{info['users']:,}"),
         ("items", f"{info['items']:,}"),
         ("interactions", f"{info['interactions']:,}"),
@@ -118,6 +122,8 @@ def _info_table(info: dict[str, Any]) -> Table:
         ("sequence length", f"min {lengths['min']}, mean {lengths['mean']}, median {lengths['median']:g}, "
          f"max {lengths['max']}"),
         ("repeat interactions", f"{info['repeat_interactions']:,}"),
+        ("duplicates removed", "not recorded (imported before this was counted)"
+         if info["duplicates_removed"] is None else f"{info['duplicates_removed']:,}"),
         ("ratings", "none" if info["rating_histogram"] is None
          else ", ".join(f"{k}: {v:,}" for k, v in info["rating_histogram"].items())),
         ("items with attributes", f"{info['items_with_attributes']:,} ({info['distinct_attributes']:,} distinct)"),
@@ -129,7 +135,8 @@ def _info_table(info: dict[str, Any]) -> Table:
         ("fingerprint", info["fingerprint"]),
     ]  # fmt: skip
     for source in info["sources"]:
-        rows.append(("source", f"{source['path']} (sha256 {source['sha256'][:12]}...)"))
+        encoding = f", {source['encoding']}" if source.get("encoding") else ""
+        rows.append(("source", f"{source['path']} (sha256 {source['sha256'][:12]}...{encoding})"))
     for field, value in rows:
         table.add_row(field, escape(str(value)))
     return table
@@ -217,6 +224,8 @@ def register(app: PaprecTyper) -> None:
             options=options,
         )
         ctx.out.debug(escape(f"notes: {manifest['notes']}"))
+        for report in manifest["notes"].get("reports", []):
+            ctx.out.info(escape(report))
         counts = manifest["counts"]
         target = ctx.home.dataset_dir(manifest["name"])
         ctx.out.show(

@@ -36,6 +36,7 @@ from paprec_cli.commands.common import (
     resolve_device,
 )
 from paprec_cli.errors import DataFormatError, PaprecError
+from paprec_cli.textio import read_text_file
 
 if TYPE_CHECKING:
     from paprec_cli.distributed import DistContext
@@ -92,16 +93,7 @@ def chosen_users(data: Any, user: str | None, users_file: Path | None, all_users
 
 def users_file_lines(path: Path) -> list[tuple[int, str]]:
     """(line number, user text) of each non-blank line; unreadable files become one-line errors."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise PaprecError(f"--users-file {path}: no such file") from None
-    except IsADirectoryError:
-        raise PaprecError(f"--users-file {path}: is a folder; expected a file with one user per line") from None
-    except UnicodeDecodeError:
-        raise DataFormatError(path, None, "not UTF-8 text", "one user id per line") from None
-    except OSError as exc:
-        raise PaprecError(f"--users-file {path}: cannot read it ({exc.strerror or exc})") from None
+    text = read_text_file(path, what="--users-file").text  # the shared reader: BOM, UTF-16, UTF-8
     return [(number, line.strip()) for number, line in enumerate(text.splitlines(), start=1) if line.strip()]
 
 

@@ -17,15 +17,20 @@ import torch
 from paprec_cli.errors import DataFormatError, PaprecError
 from paprec_cli.search.layout import Layout, PromptTokens
 from paprec_cli.specs import Template
+from paprec_cli.textio import read_text_file
 
 
 def read_allow_list(path: Path, codec: Any, vocab: torch.Tensor) -> torch.Tensor:
-    """Token ids of the words in `path` (one per line, `#` comments and blank lines skipped)."""
+    """Token ids of the words in `path` (one per line, `#` comments and blank lines skipped).
+
+    The file is decoded by the shared reader (`paprec_cli.textio`: BOM stripped, UTF-16 with a BOM,
+    else UTF-8); a byte that is not UTF-8 is an error at its line."""
     if not path.is_file():
         raise PaprecError(f"--allow-list {path}: no such file")
     allowed = set(int(v) for v in vocab.tolist())
     chosen: list[int] = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    text = read_text_file(path, what="--allow-list").text
+    for number, line in enumerate(text.splitlines(), start=1):
         word = line.split("#", 1)[0].strip()
         if not word:
             continue
