@@ -172,6 +172,15 @@ def evaluate_prompts(bundle: Any, task: TaskSpec, data: Any, prompts_doc: dict[s
     return results, details
 
 
+def split_negatives(bundle: Any) -> int:
+    """The direct task's negatives per candidate list the model was trained with (`-o negatives=N`); 99 if
+    unrecorded (models trained before the option existed used 99)."""
+    from paprec_cli.data.splits import N_NEGATIVES
+
+    value = (getattr(bundle, "config", {}) or {}).get("negatives")
+    return int(value) if value is not None else N_NEGATIVES
+
+
 def split_seed(bundle: Any) -> int:
     """The seed of the splits the model was trained on (rating split, direct negatives); 0 if unrecorded."""
     config = getattr(bundle, "config", {}) or {}

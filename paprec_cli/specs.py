@@ -164,6 +164,20 @@ Part = Literal["train", "validation", "test"]
 TaskKind = Literal["ranking", "rating"]
 
 
+@dataclass(frozen=True)
+class TaskNeeds:
+    """What a task needs a dataset to offer; the core checks it before any work
+    (`paprec_cli.data.needs`), so a task the data cannot support is refused or left out in one line.
+
+    `ratings`: rated interactions. `negatives`: every evaluated user must have the protocol's number of
+    never-seen negative items (99 unless `-o negatives=N`), i.e. the catalogue holds at least that many
+    items plus the user's distinct items: at least 100 items for the direct task by default.
+    """
+
+    ratings: bool = False
+    negatives: bool = False
+
+
 class TaskSpec(ABC):
     """A recommendation task plugin (sequential, direct, rating, or a third party's).
 
@@ -178,6 +192,8 @@ class TaskSpec(ABC):
     default_template: str
     #: What the fixed argument looks like; an automatic prompt is `[prefix] {argument} [suffix] [personal]`.
     argument_help: str = "the user id and the task's inputs"
+    #: What the dataset must offer (checked before any work); the default needs nothing.
+    needs: TaskNeeds = TaskNeeds()
     #: Ranking tasks: how many ranked items `surrogate` reads. The search ranks only that deep, which
     #: sets the beam width for subword ids (half the decoding work at 5 instead of 10).
     surrogate_depth: int = 10

@@ -203,7 +203,7 @@ def evaluate_source(source: str | Path, model: str | None, home: Path | None, ba
     """
     from paprec_cli.data.splits import TaskData
     from paprec_cli.distributed import distributed
-    from paprec_cli.evaluate import evaluate_prompts
+    from paprec_cli.evaluate import evaluate_prompts, split_negatives
     from paprec_cli.export import open_prompts
     from paprec_cli.search.config import batch_sizes
 
@@ -212,7 +212,7 @@ def evaluate_source(source: str | Path, model: str | None, home: Path | None, ba
         ctx = make_ctx(home, json_out and dist.is_main, quiet or not dist.is_main, verbose)
         bound = open_prompts(source, ctx.home, model=model)
         task = ctx.registry.task(str(bound.doc["task"]), option="the prompts' task")
-        data = TaskData(bound.dataset, bound.split_seed)
+        data = TaskData(bound.dataset, bound.split_seed, split_negatives(bound.bundle))
         ctx.out.info(f"Evaluating {task.name} prompts from {bound.source} on '{bound.dataset.name}'")
         results, details = evaluate_prompts(bound.bundle, task, data, bound.doc, parts=PARTS, batch_size=batch_size,
                                             device=dist.device, dist=dist)

@@ -82,6 +82,11 @@ def register(app: PaprecTyper) -> None:
         init: Annotated[
             str | None, typer.Option("--init", help="Start from weights: a paprec model, HF T5 folder or P5 .pth.")
         ] = None,
+        option: Annotated[
+            list[str] | None,
+            typer.Option("--option", "-o", help="Protocol setting KEY=VALUE: negatives=N (direct-task negatives, "
+                         "default 99; recorded in the protocol)."),
+        ] = None,
         seed: SeedOpt = 0,
         device: DeviceOpt = "auto",
         json_out: JsonOpt = False,
@@ -107,6 +112,7 @@ def register(app: PaprecTyper) -> None:
         if time_budget is not None and not (time_budget > 0 and math.isfinite(time_budget)):
             raise PaprecError(f"--time-budget {time_budget}: expected a positive number of seconds")
         task_names = setup.parse_tasks(tasks)
+        settings = setup.parse_train_options(option or [])
         chosen_device = dist.device
         registry = ctx.registry
         if resume:
@@ -116,14 +122,15 @@ def register(app: PaprecTyper) -> None:
                 raise PaprecError("--item-init applies to a fresh run only; drop it when using --resume")
 
             saved = read_state(state_dir(ctx.home, resume), resume).options
-            given = {"--dataset": dataset, "--size": size, "--ids": ids, "--tasks": task_names, "--init": init}
+            given = {"--dataset": dataset, "--size": size, "--ids": ids, "--tasks": task_names, "--init": init,
+                     "--negatives": settings.get("negatives")}  # fmt: skip
             options = setup.resumed_options(saved, given, {**overrides, "time_budget": time_budget})
         else:
             if dataset is None:
                 raise PaprecError("--dataset is required (e.g. --dataset synthetic); see `paprec data list`")
             options = setup.new_options(
                 dataset=dataset, tasks=task_names or [], size=size or "tiny", ids=ids or "atomic", name=name,
-                seed=seed, time_budget=time_budget, init=init, overrides=overrides,
+                seed=seed, time_budget=time_budget, init=init, overrides=overrides, **settings,
             )  # fmt: skip
         result = run_training(options, ctx.home, ctx.out, registry, chosen_device, resume=bool(resume), dist=dist)
         dist.destroy()

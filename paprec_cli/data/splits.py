@@ -93,7 +93,8 @@ def sample_negatives(seen: np.ndarray, n_items: int, n: int, seed: int, user: in
     available = n_items - len(seen_set)
     if available < n:
         raise PaprecError(
-            f"user {user} interacted with {len(seen_set)} of {n_items} items: fewer than {n} negatives remain"
+            f"direct task: user {user} interacted with {len(seen_set)} of {n_items} items: fewer than {n} "
+            f"negatives remain; drop direct from --tasks or use -o negatives=N with N <= {available}"
         )
     rng = np.random.default_rng([seed, user, salt])
     chosen: list[int] = []
@@ -112,9 +113,11 @@ def sample_negatives(seen: np.ndarray, n_items: int, n: int, seed: int, user: in
 class TaskData:
     """A dataset plus every split a task needs, computed lazily and cached for one process."""
 
-    def __init__(self, dataset: Dataset, seed: int = 0) -> None:
+    def __init__(self, dataset: Dataset, seed: int = 0, negatives: int = N_NEGATIVES) -> None:
         self.dataset = dataset
         self.seed = seed
+        #: Never-seen negatives in each direct-task candidate list (99 as in P5; `-o negatives=N`).
+        self.negatives = negatives
 
     @property
     def n_users(self) -> int:
@@ -133,10 +136,10 @@ class TaskData:
         return rating_split(self.dataset.interactions, self.seed)
 
     def candidates(self, user: int, part: str) -> np.ndarray:
-        """Direct task: the held-out positive plus 99 seeded negatives, in a seeded shuffled order."""
+        """Direct task: the held-out positive plus `negatives` (99) seeded negatives, in a seeded shuffled order."""
         target = int(self.loo.validation[user] if part == "validation" else self.loo.test[user])
         salt = 1 if part == "validation" else 2
-        negatives = sample_negatives(self.dataset.sequences[user], self.n_items, N_NEGATIVES, self.seed, user, salt)
+        negatives = sample_negatives(self.dataset.sequences[user], self.n_items, self.negatives, self.seed, user, salt)
         pool = np.append(negatives, target)
         return np.random.default_rng([self.seed, user, salt, 7]).permutation(pool)
 
@@ -153,7 +156,8 @@ class TaskData:
         return {
             "split": "leave-one-out by time (last test, second-to-last validation); rating 80/10/10 seeded",
             "min_sequence_length": MIN_LOO_LENGTH,
-            "direct_candidates": f"held-out positive + {N_NEGATIVES} seeded negatives never interacted with",
+            "direct_candidates": f"held-out positive + {self.negatives} seeded negatives never interacted with",
+            "negatives": self.negatives,
             "indexing": self.dataset.manifest.get("indexing"),
             "tie_break": self.dataset.manifest.get("tie_break"),
             "seed": self.seed,

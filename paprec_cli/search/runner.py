@@ -18,11 +18,12 @@ import numpy as np
 import torch
 
 from paprec_cli import __version__
+from paprec_cli.data import needs
 from paprec_cli.data.splits import TaskData
 from paprec_cli.data.store import Dataset, load_dataset
 from paprec_cli.distributed import DistContext
 from paprec_cli.errors import PaprecError
-from paprec_cli.evaluate import evaluate_prompts, split_seed
+from paprec_cli.evaluate import evaluate_prompts, split_negatives, split_seed
 from paprec_cli.paths import Home, sha256_file
 from paprec_cli.plugins import Registry
 from paprec_cli.search.config import SearchConfig, batch_sizes
@@ -136,7 +137,10 @@ def prepare(config: SearchConfig, registry: Registry, home: Home, device: str,
     bundle.model.eval()
     if config.split_seed is None:
         config = replace(config, split_seed=split_seed(bundle))
-    data = TaskData(dataset, config.split_seed or 0)
+    data = TaskData(dataset, config.split_seed or 0, split_negatives(bundle))
+    reason = needs.unmet(task, dataset, data.negatives)
+    if reason is not None:
+        raise PaprecError(f"--task {task.name}: {reason}; search another task or retrain with -o negatives=N")
     recommender = Recommender(bundle.model, bundle.codec, device)
     vocab = candidate_vocabulary(bundle.codec, Path(config.allow_list) if config.allow_list else None)
     shared: tuple[int, ...] | None = None

@@ -103,6 +103,8 @@ class TrainOptions:
     #: finishes in time is then the same on a fast and on a slow machine.
     anneal_to_budget: bool = True
     init: str | None = None
+    #: Never-seen negatives per direct-task candidate list (`-o negatives=N`; P5's 99 by default).
+    negatives: int = 99
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)

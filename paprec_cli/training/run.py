@@ -91,9 +91,9 @@ def open_session(
 ) -> Session:
     """Load data, build or restore the codec and model; for a resume, read the saved state."""
     dataset = ensure_dataset(home, options.dataset, registry, out.info)
-    tasks = resolve_tasks(list(options.tasks), dataset, registry)
+    tasks = resolve_tasks(list(options.tasks), dataset, registry, options.negatives, out.info)
     options = _with_tasks(options, [t.name for t in tasks])
-    data = TaskData(dataset, options.seed)
+    data = TaskData(dataset, options.seed, options.negatives)
     training = TrainingData(data, tasks, options.mixture, options.seed)
     folder = run_state.state_dir(home, options.name)
     api = _model_api()
@@ -162,7 +162,8 @@ def _save_best(session: Session, training_json: dict[str, Any] | None = None) ->
 
 
 def _config_extra(session: Session) -> dict[str, Any]:
-    return {"trained_on": session.options.dataset, "tasks": list(session.options.tasks), "seed": session.options.seed}
+    return {"trained_on": session.options.dataset, "tasks": list(session.options.tasks), "seed": session.options.seed,
+            "negatives": session.options.negatives}  # fmt: skip
 
 
 def train_epochs(session: Session, say: Callable[[str], None]) -> str:

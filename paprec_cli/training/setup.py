@@ -7,6 +7,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
+from paprec_cli.data import needs
+from paprec_cli.data.splits import N_NEGATIVES
 from paprec_cli.data.store import Dataset, dataset_exists, import_dataset, load_dataset
 from paprec_cli.errors import PaprecError
 from paprec_cli.paths import Home
@@ -33,17 +35,53 @@ def ensure_dataset(home: Home, name: str, registry: Registry, say: Callable[[str
     return load_dataset(home, name)
 
 
-def resolve_tasks(names: Sequence[str] | None, dataset: Dataset, registry: Registry) -> list[TaskSpec]:
-    """Requested tasks, or those the dataset supports (rating only when it has ratings)."""
+def resolve_tasks(
+    names: Sequence[str] | None,
+    dataset: Dataset,
+    registry: Registry,
+    negatives: int = N_NEGATIVES,
+    say: Callable[[str], None] | None = None,
+) -> list[TaskSpec]:
+    """Requested tasks, or those the dataset supports (each task's `needs`, see `paprec_cli.data.needs`).
+
+    The default set leaves out a task the dataset cannot support and says so in one line via `say`;
+    a task named explicitly that the dataset cannot support is refused (PaprecError) naming the fix.
+    """
     if not names:
-        names = [t for t in DEFAULT_TASK_ORDER if t in registry.tasks and (t != "rating" or dataset.has_ratings)]
-    tasks = [registry.task(n, "--tasks") for n in dict.fromkeys(names)]
-    for task in tasks:
-        if task.kind == "rating" and not dataset.has_ratings:
-            raise PaprecError(f"--tasks {task.name}: dataset '{dataset.name}' has no ratings; drop {task.name}")
+        tasks = []
+        for name in (t for t in DEFAULT_TASK_ORDER if t in registry.tasks):
+            task = registry.task(name, "--tasks")
+            reason = needs.unmet(task, dataset, negatives)
+            if reason is None:
+                tasks.append(task)
+            elif say is not None:
+                say(f"Task {name} left out: {reason}; to train it, {needs.fix(task, dataset, negatives)}")
+    else:
+        tasks = [registry.task(n, "--tasks") for n in dict.fromkeys(names)]
+        for task in tasks:
+            reason = needs.unmet(task, dataset, negatives)
+            if reason is not None:
+                raise PaprecError(f"--tasks {task.name}: {reason}; {needs.fix(task, dataset, negatives)}")
     if not tasks:
         raise PaprecError("--tasks: no task to train; give e.g. --tasks sequential,direct")
     return tasks
+
+
+def parse_train_options(pairs: Sequence[str]) -> dict[str, int]:
+    """`-o KEY=VALUE` settings of a training run; only `negatives=N` (direct-task negatives) exists."""
+    out: dict[str, int] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        key = key.strip()
+        if not sep or key != "negatives":
+            raise PaprecError(f"-o {pair}: expected negatives=N (the direct task's never-seen negatives, default 99)")
+        if key in out:
+            raise PaprecError(f"-o {key} given twice; give it once")
+        try:
+            out[key] = needs.check_negatives(int(value))
+        except ValueError:
+            raise PaprecError(f"-o {pair}: expected a whole number of negatives, e.g. negatives=49") from None
+    return out
 
 
 def parse_tasks(text: str | None) -> list[str] | None:
@@ -66,6 +104,7 @@ def new_options(
     time_budget: float | None,
     init: str | None,
     overrides: dict[str, Any],
+    negatives: int = N_NEGATIVES,
 ) -> TrainOptions:
     """Options of a fresh run: the size's recipe with command-line overrides."""
     if ids not in ID_SCHEMES:
@@ -88,6 +127,7 @@ def new_options(
         time_budget=time_budget,
         anneal_to_budget=anneal_to_budget,
         init=init,
+        negatives=negatives,
     )
 
 

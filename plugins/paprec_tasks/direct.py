@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from paprec_cli.specs import Example, Part, Template, Word
+from paprec_cli.specs import Example, Part, TaskNeeds, Template, Word
 
 from .common import COLON, ItemWords, RankingTask
 from .templates import DIRECT
@@ -111,6 +111,7 @@ class DirectTask(RankingTask):
     """
 
     name = "direct"
+    needs = TaskNeeds(negatives=True)  # the candidate list: positive + N never-seen items
     description = "choose the user's next item among 100 candidates (1 positive + 99 sampled; HR/NDCG)"
     argument_help = "user_U : c1 , c2 , ... , c100 (the candidates in their seeded shuffled order)"
     # 5-7 is the P5 prompt that names the user and picks from a candidate list, and one a P5 checkpoint was

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from paprec_cli.metrics import as_numpy, neg_squared_error_per_example, rating_metrics
-from paprec_cli.specs import Example, Part, Template, Word
+from paprec_cli.specs import Example, Part, TaskNeeds, Template, Word
 
 from .common import BuiltTask, ItemWords
 from .templates import RATING
@@ -27,6 +27,7 @@ class RatingTask(BuiltTask):
     """Predict the rating of a (user, item) pair; RMSE and MAE; surrogate = negative squared error."""
 
     name = "rating"
+    needs = TaskNeeds(ratings=True)
     description = "star rating of a user-item pair (seeded 80/10/10 split of rated interactions; RMSE/MAE)"
     kind = "rating"
     argument_help = "user_U item_word (the user word, then the item word)"
