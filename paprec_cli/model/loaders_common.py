@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
 
 import torch
@@ -57,13 +56,35 @@ def check_vocab(where: Path, rows: int, codec: PromptCodec) -> None:
         )
 
 
-def check_tied_head(where: Path, state: Mapping[str, torch.Tensor]) -> None:
-    """transformers' T5 always ties the LM head to `shared`; an untied head (T5 v1.1) cannot load."""
-    head, shared = state.get("lm_head.weight"), state.get("shared.weight")
-    if head is not None and shared is not None and (head.shape != shared.shape or not torch.equal(head, shared)):
+#: Where a tied T5 checkpoint may keep its one embedding: transformers' T5 classes tie `shared` with the
+#: encoder's and decoder's `embed_tokens` and (with `tie_word_embeddings`) `lm_head`, and load a checkpoint
+#: that stores any of them (`T5ForConditionalGeneration._tied_weights_keys`).
+TIED_EMBEDDING_KEYS = ("shared.weight", "encoder.embed_tokens.weight", "decoder.embed_tokens.weight", "lm_head.weight")
+
+
+def tie_embeddings(where: Path, state: dict[str, torch.Tensor], tie_word_embeddings: bool = True) -> None:
+    """Give `state` its `shared.weight` from whichever tied key the checkpoint stores (in place).
+
+    Every key of `TIED_EMBEDDING_KEYS` that is present must hold the same matrix: a head or embedding
+    that differs is an untied model (T5 v1.1 style), refused as such, as is a config that says
+    `tie_word_embeddings: false`. A state with none of the keys is not a T5 checkpoint.
+    """
+    present = [key for key in TIED_EMBEDDING_KEYS if key in state]
+    if not present:
+        copies = ", ".join(TIED_EMBEDDING_KEYS[1:])
+        raise PaprecError(f"{where}: missing keys shared.weight (or a tied copy: {copies}); not a T5 checkpoint")
+    if not tie_word_embeddings:
         raise PaprecError(
-            f"{where}: lm_head.weight differs from shared.weight (untied head, T5 v1.1 style); unsupported"
+            f"{where}: config says tie_word_embeddings is false (untied head, T5 v1.1 style); unsupported"
         )
+    reference = state[present[0]]
+    for key in present[1:]:
+        if state[key].shape != reference.shape or not torch.equal(state[key], reference):
+            what = "head" if key == "lm_head.weight" else "embedding"
+            raise PaprecError(
+                f"{where}: {key} differs from {present[0]} (untied {what}, T5 v1.1 style); unsupported"
+            )
+    state.setdefault("shared.weight", reference)
 
 
 def copy_whole_word(model: RecLM, whole: torch.Tensor | None, where: Path) -> None:

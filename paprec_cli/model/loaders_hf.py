@@ -2,6 +2,9 @@
 
 `config.json` + `model.safetensors` (or `pytorch_model.bin`, read with `weights_only=True`). The
 whole-word embedding is zero unless the folder carries one, so the model starts as the plain T5.
+Any tied key layout transformers' T5 accepts loads (the embedding stored as `shared.weight`, or only as
+`encoder.embed_tokens.weight` / `decoder.embed_tokens.weight` / `lm_head.weight`); an untied head is
+refused as untied (`loaders_common.tie_embeddings`).
 With the `atomic` id scheme the vocabulary grows by one row per user and item (new rows initialised
 by transformers' `resize_token_embeddings`).
 """
@@ -18,7 +21,7 @@ from paprec_cli.model.backbone import build_model, t5_config
 from paprec_cli.model.bundle import ModelBundle, describe
 from paprec_cli.model.checkpoint import load_weights
 from paprec_cli.model.codec import DatasetLike, IdScheme
-from paprec_cli.model.loaders_common import OPTIONAL_KEYS, check_tied_head, check_vocab, copy_whole_word, t5_codec
+from paprec_cli.model.loaders_common import OPTIONAL_KEYS, check_vocab, copy_whole_word, t5_codec, tie_embeddings
 from paprec_cli.model.weights import IGNORED_T5_KEYS, read_state_dict
 
 WHOLE_WORD_KEYS = ("whole_word.weight", "encoder.whole_word_embeddings.weight", "whole_word_embeddings.weight")
@@ -40,16 +43,13 @@ def load_hf_folder(
     codec = t5_codec(folder, tokenizer, dataset, id_scheme, folder / "tokenizer.json")
     state = read_state_dict(weights)
     whole = next((state.pop(k) for k in WHOLE_WORD_KEYS if k in state), None)
-    shared = state.get("shared.weight")
-    if shared is None:
-        raise PaprecError(f"{weights}: missing keys shared.weight; not a T5 checkpoint")
-    rows = int(shared.shape[0])
+    tie_embeddings(weights, state, bool(info.get("tie_word_embeddings", True)))
+    rows = int(state["shared.weight"].shape[0])
     if int(info.get("vocab_size", rows)) != rows:
         raise PaprecError(
             f"{folder / 'config.json'}: vocab_size {info.get('vocab_size')} but {weights.name} has {rows} rows"
         )
     check_vocab(weights, rows, codec)
-    check_tied_head(weights, state)
     dims = {k: info[k] for k in T5_CONFIG_KEYS if k in info}
     config = t5_config(dims, rows, pad_id=codec.pad_id, eos_id=codec.eos_id)
     model = build_model(config, seed=0, zero_whole_word=True)

@@ -20,7 +20,7 @@ from paprec_cli.model.backbone import build_model, t5_config
 from paprec_cli.model.bundle import ModelBundle, describe
 from paprec_cli.model.checkpoint import load_weights
 from paprec_cli.model.codec import DatasetLike
-from paprec_cli.model.loaders_common import OPTIONAL_KEYS, check_tied_head, check_vocab, copy_whole_word, t5_codec
+from paprec_cli.model.loaders_common import OPTIONAL_KEYS, check_vocab, copy_whole_word, t5_codec, tie_embeddings
 from paprec_cli.model.weights import IGNORED_T5_KEYS, read_state_dict
 
 P5_WHOLE_WORD = "encoder.whole_word_embeddings.weight"
@@ -74,10 +74,10 @@ def load_p5(
     codec = t5_codec(path, tokenizer, dataset, "subword", path.parent / "tokenizer.json")
     state = read_state_dict(path)
     whole = state.pop(P5_WHOLE_WORD, None)
+    tie_embeddings(path, state)
     dims = infer_dims(path, state, num_heads)
     rows = int(state["shared.weight"].shape[0])
     check_vocab(path, rows, codec)
-    check_tied_head(path, state)
     config = t5_config(dims, rows, pad_id=codec.pad_id, eos_id=codec.eos_id)
     model = build_model(config, seed=0, zero_whole_word=True)
     renamed = {f"t5.{k}": v for k, v in state.items() if k not in IGNORED_T5_KEYS}
