@@ -18,7 +18,9 @@ from paprec_cli.model import collate, load_model
 EMBEDDING_KEYS = ("shared.weight", "encoder.embed_tokens.weight", "decoder.embed_tokens.weight", "lm_head.weight")
 
 
-def _folder(tmp_path: Path, keep: tuple[str, ...], change: str | None = None) -> tuple[Path, T5ForConditionalGeneration]:
+def _folder(
+    tmp_path: Path, keep: tuple[str, ...], change: str | None = None
+) -> tuple[Path, T5ForConditionalGeneration]:
     """A tiny tied T5 saved with only the embedding keys in `keep` (`change`: perturb that one)."""
     folder = t5_style_tokenizer(tmp_path / "hf")
     t5 = _tiny_t5(_tokenizer_size(folder))
@@ -57,7 +59,8 @@ def test_tied_layouts_load_and_match_transformers(tmp_path: Path, keep: tuple[st
 @pytest.mark.parametrize(
     ("keep", "change", "message"),
     [
-        (("shared.weight", "lm_head.weight"), "lm_head.weight", "lm_head.weight differs from shared.weight (untied head"),
+        (("shared.weight", "lm_head.weight"), "lm_head.weight",
+         "lm_head.weight differs from shared.weight (untied head"),
         (("encoder.embed_tokens.weight", "lm_head.weight"), "lm_head.weight", "untied head"),
         (("encoder.embed_tokens.weight", "decoder.embed_tokens.weight"), "decoder.embed_tokens.weight",
          "untied embedding"),
