@@ -21,6 +21,7 @@ from typing import Any, Literal, Protocol
 
 from paprec_cli.errors import PaprecError
 from paprec_cli.paths import Home, atomic_path, write_text_atomic
+from paprec_cli.textio import read_text_file
 
 FORMAT = "paprec-prompts/1"
 ExportFormat = Literal["json", "parquet", "csv"]
@@ -350,8 +351,8 @@ def load_prompts(path: str | Path, home: Home | None = None) -> Document:
 
 def _read_json(source: Path) -> Any:
     try:
-        return json.loads(source.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return json.loads(read_text_file(source).text)  # the shared reader: a BOM or UTF-16 from an editor is fine
+    except json.JSONDecodeError as exc:
         raise PaprecError(f"{source}: not valid JSON ({exc}); pass a file written by `paprec export-prompts`") from None
 
 
@@ -366,10 +367,7 @@ def _meta_json(text: str, source: Path) -> dict[str, Any]:
 
 
 def _read_csv(source: Path) -> Document:
-    try:
-        text = source.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise PaprecError(f"{source}: not a UTF-8 CSV file; pass a file written by `paprec export-prompts`") from None
+    text = read_text_file(source).text  # the shared reader: a spreadsheet's BOM is stripped
     first, _, body = text.partition("\n")
     if not first.startswith(CSV_META_PREFIX):
         raise PaprecError(f"{source}: first line is not '{CSV_META_PREFIX.strip()} {{...}}'; {REEXPORT}")

@@ -296,3 +296,22 @@ def test_mcauley_several_releases_in_one_folder_is_an_error(tmp_path: Path) -> N
     with pytest.raises(PaprecError, match="several review files"):
         BEAUTY.load(folder, ImportOptions())
     assert BEAUTY.load(folder / "All_Beauty_5.json.gz", ImportOptions()).notes["layout"] == "McAuley 2018"
+
+
+# --- prompts files edited by hand -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json"])
+def test_prompts_file_saved_with_a_bom_or_as_utf16_reads_back(tmp_path: Path, fmt: str) -> None:
+    from test_export_helpers import sample_document
+
+    from paprec_cli import export
+
+    doc = sample_document()
+    path = tmp_path / f"p.{fmt}"
+    export.export_prompts(doc, path)
+    text = path.read_text(encoding="utf-8")
+    path.write_bytes(BOM + text.replace("\n", "\r\n").encode())  # what a spreadsheet or editor saves
+    assert export.load_prompts(path) == doc
+    path.write_bytes(text.encode("utf-16"))
+    assert export.load_prompts(path) == doc
