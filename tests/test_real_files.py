@@ -165,8 +165,9 @@ def test_grouplens_utf8_is_read_as_utf8_latin1_stays_the_fallback(tmp_path: Path
         ("12\t3.0\t3\t881250949", r"u.data:2: item id '3.0' is not an integer"),
         ("u12\t10\t3\t881250949", r"u.data:2: user id 'u12' is not an integer"),
         ("12\t30\t3\t881250949", r"u.data:2: item 30 is not in u.item"),
+        ("12\t10\t3\t881250949\t7", r"u.data:2: .* has more than 4 fields"),
     ],
-    ids=["text-item", "float-item", "text-user", "not-in-catalogue"],
+    ids=["text-item", "float-item", "text-user", "not-in-catalogue", "extra-column"],
 )
 def test_grouplens_bad_ids_name_the_line(tmp_path: Path, line: str, message: str) -> None:
     folder = write_100k(tmp_path / "ml", f"1\t10\t4\t100\n{line}\n")

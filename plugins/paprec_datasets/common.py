@@ -119,10 +119,12 @@ def read_delimited(
     min_fields: int | None = None,
     option_hint: str = "",
     fallback: str | None = None,
+    max_fields: int | None = None,
 ) -> tuple[pl.DataFrame, str]:
     """Split each line on `sep` (no quoting) into typed `columns` plus `line`.
 
-    Lines may have more fields than `columns` (ignored) but at least `min_fields` (default: all).
+    Lines have at least `min_fields` fields (default: all) and at most `max_fields` (default: no limit;
+    formats with a fixed field count pass it, so that an extra column is an error, never dropped silently).
     Any line with too few fields or a value that does not parse raises with its line number.
     Returns the table and the encoding used (see `read_text`).
     """
@@ -135,6 +137,11 @@ def read_delimited(
     if short is not None:
         line, text = short
         raise DataFormatError(path, line, f"'{shorten(text)}' has too few fields", expected)
+    if max_fields is not None:
+        extra = first_line(frame, pl.col("fields").list.len() > max_fields)
+        if extra is not None:
+            line, text = extra
+            raise DataFormatError(path, line, f"'{shorten(text)}' has more than {max_fields} fields", expected)
     parsed = frame.select(
         "line",
         "text",

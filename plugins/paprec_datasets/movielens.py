@@ -49,7 +49,8 @@ def _declared(values: dict[str, str]) -> str | None:
 
 
 def _ratings(path: Path, sep: str, expected: str, declared: str | None) -> tuple[pl.DataFrame, str]:
-    table, encoding = read_delimited(path, sep, RATING_COLUMNS, expected, declared, option_hint=HINT, fallback=FALLBACK)
+    table, encoding = read_delimited(path, sep, RATING_COLUMNS, expected, declared, option_hint=HINT, fallback=FALLBACK,
+                                     max_fields=len(RATING_COLUMNS))  # fmt: skip
     check_integer_ids(table, path, ("user", "item"), expected)
     return table.with_columns(pl.int_range(pl.len(), dtype=pl.Int64).alias("order")), encoding
 
@@ -133,7 +134,7 @@ def load_1m(path: Path | None, options: ImportOptions) -> RawDataset:
         expected = "'MovieID::Title::Genre|Genre'"
         frame, movies_encoding = read_delimited(
             movies, "::", {"item": pl.String, "title": pl.String, "genres": pl.String}, expected, declared,
-            option_hint=HINT, fallback=FALLBACK,
+            option_hint=HINT, fallback=FALLBACK, max_fields=3,
         )  # fmt: skip
         check_integer_ids(frame, movies, ("item",), expected)
         items = frame.select(
