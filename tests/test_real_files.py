@@ -74,6 +74,7 @@ def test_csv_bom_crlf_with_timestamp_first_keeps_timestamps(tmp_path: Path) -> N
     raw = csv_dataset.SPEC.load(_csv(tmp_path, BOM + text.encode()), ImportOptions())
     assert raw.interactions["timestamp"].to_list() == [300, 100, 200]
     assert raw.interactions["item"].to_list() == ["i2", "i1", "i3"]
+    assert raw.interactions["rating"].to_list() == [5.0, 4.0, 3.0]
     assert raw.notes["encoding"] == "utf-8 (BOM)" and raw.sources[0].encoding == "utf-8 (BOM)"
 
 
@@ -273,6 +274,8 @@ def test_mcauley_2023_jsonl_millisecond_times_and_meta(tmp_path: Path) -> None:
     # U0 rated P4 at ...4_100 ms and P5 at ...4_900 ms, one second; the file lists P5 first: P4 comes first.
     rows[4]["timestamp"], rows[5]["timestamp"] = 1_600_000_004_100, 1_600_000_004_900
     rows = rows[:4] + [rows[5], rows[4]] + rows[6:]  # the file lists P5 before P4
+    rows.append(dict(rows[7]))  # an exact duplicate (same millisecond): removed
+    rows.append({**rows[8], "timestamp": int(rows[8]["timestamp"]) + 1})  # 1 ms later, same second: kept
     _write_lines(folder / "All_Beauty.jsonl", rows, compress=False)
     meta = [{"main_category": "All Beauty", "title": f"Soap {i}", "store": "Bubbles", "parent_asin": f"P{i}",
              "categories": ["Beauty & Personal Care", "Bath"], "details": {}} for i in range(6)]  # fmt: skip
@@ -286,6 +289,7 @@ def test_mcauley_2023_jsonl_millisecond_times_and_meta(tmp_path: Path) -> None:
     assert u0["timestamp"].to_list() == [1_600_000_000, 1_600_000_001, 1_600_000_002, 1_600_000_003,
                                          1_600_000_004, 1_600_000_004]  # fmt: skip
     assert raw.notes["timestamps"] == "milliseconds, stored as seconds"
+    assert raw.notes["duplicates_removed"] == 1 and table.height == 37
     p0 = raw.items.filter(pl.col("item") == "P0").row(0, named=True)
     assert p0["attributes"] == ["Bubbles", "Bath"] and p0["title"] == "Soap 0"
 

@@ -31,7 +31,8 @@ def drop_exact_duplicates(table: pl.DataFrame) -> tuple[pl.DataFrame, int]:
 
 
 def normalise(raw: RawDataset, dataset: str) -> RawDataset:
-    """Cast to the canonical schema and reject what no later step could use."""
+    """Cast to the canonical schema, drop exact duplicate records (unless the loader did and recorded
+    `notes["duplicates_removed"]`), and reject what no later step could use."""
     table = raw.interactions
     missing = [c for c in ("user", "item") if c not in table.columns]
     if missing:
@@ -46,8 +47,9 @@ def normalise(raw: RawDataset, dataset: str) -> RawDataset:
         raise PaprecError(f"dataset '{dataset}': no interactions were read; check the files given with --from")
     if table["user"].null_count() or table["item"].null_count():
         raise PaprecError(f"dataset '{dataset}': some interactions have no user or item id")
-    table, dropped = drop_exact_duplicates(table)
-    notes = {**raw.notes, "duplicates_removed": int(raw.notes.get("duplicates_removed", 0)) + dropped}
+    notes = dict(raw.notes)
+    if "duplicates_removed" not in notes:  # a loader that deduplicated itself (at its own precision) says so
+        table, notes["duplicates_removed"] = drop_exact_duplicates(table)
     items = raw.items if raw.items.height else empty_items()
     for column, dtype in ITEM_SCHEMA.items():
         if column not in items.columns:

@@ -140,7 +140,7 @@ def review_layout(path: Path, text: str) -> ReviewLayout:
 
 
 def read_reviews(path: Path, declared: str | None = None) -> tuple[pl.DataFrame, ReviewLayout, str]:
-    """user, item, rating, timestamp (seconds), order; plus the layout and encoding used.
+    """user, item, rating, timestamp (in the layout's unit), order; plus the layout and encoding used.
 
     Fast path through polars, line by line to report errors at file:line."""
     decoded = read_file_text(path, declared)
@@ -159,13 +159,18 @@ def read_reviews(path: Path, declared: str | None = None) -> tuple[pl.DataFrame,
         pl.col(layout.time).alias("timestamp"),
         pl.int_range(pl.len(), dtype=pl.Int64).alias("order"),
     )
-    if layout.per_second != 1:
-        # Order by the fine-grained time (file order breaks exact ties), then keep seconds.
-        frame = frame.sort(["timestamp", "order"]).with_columns(
-            pl.int_range(pl.len(), dtype=pl.Int64).alias("order"),
-            pl.col("timestamp").floordiv(layout.per_second),
-        ).sort("order")
     return frame, layout, decoded.encoding
+
+
+def to_seconds(frame: pl.DataFrame, per_second: int) -> pl.DataFrame:
+    """Store fine-grained times as seconds; their order (file order breaks exact ties) becomes `order`."""
+    if per_second == 1:
+        return frame
+    return (
+        frame.sort(["timestamp", "order"])
+        .with_columns(pl.int_range(pl.len(), dtype=pl.Int64).alias("order"), pl.col("timestamp").floordiv(per_second))
+        .sort("order")
+    )
 
 
 def _count_lines(text: str) -> int:
@@ -278,7 +283,8 @@ def read_meta(path: Path, wanted: set[str], declared: str | None = None) -> tupl
 def load_raw(reviews: Path, meta: Path | None, core: int, declared: str | None = None) -> RawDataset:
     """Read a review file (+ meta) of any of the three layouts, drop duplicates, apply the k-core filter."""
     table, layout, encoding = read_reviews(reviews, declared)
-    table, duplicates = drop_exact_duplicates(table)
+    table, duplicates = drop_exact_duplicates(table)  # at the release's own time precision
+    table = to_seconds(table, layout.per_second)
     before = table.height
     table, rounds = k_core(table, core)
     if table.height == 0:
