@@ -217,8 +217,14 @@ def test_p5_repeats_stay(home: Path, runner: CliRunner, tmp_path: Path) -> None:
     folder = tmp_path / "p5"
     folder.mkdir()
     (folder / "sequential_data.txt").write_text("1 1 2 2 3\n2 4 4 5 1\n")
+    (folder / "item2attributes.json").write_text(json.dumps({"1": [1], "2": [2]}))
+    names = b"s3rec_attribute_id\tname\titem_count\r\n1\tLips\t9\r\n2\tEyes\t4\r\n"
+    (folder / "item2attributes_names.tsv").write_bytes(BOM + names)  # BOM + CRLF
     summary = last_json(runner.invoke(app, ["data", "import", "beauty", "--from", str(folder), "--json"]))
     assert summary["interactions"] == 8 and summary["duplicates_removed"] == 0
+    manifest = json.loads((Path(summary["folder"]) / "manifest.json").read_text())
+    note = "attribute names from item2attributes_names.tsv (columns not used: item_count)"
+    assert manifest["notes"]["attributes"] == note
 
 
 # --- McAuley layouts ----------------------------------------------------------------------------

@@ -101,8 +101,9 @@ def read_attributes(
     if not isinstance(data, dict):
         raise DataFormatError(path, None, "not a JSON object", "{item_id: [attribute_id, ...]}")
     names: dict[str, str] = {}
+    unused: list[str] = []
     if names_path is not None:
-        table = _read_names(names_path, encoding)
+        table, unused = _read_names(names_path, encoding)
         names = dict(zip(table["s3rec_attribute_id"], table["name"], strict=True))
     items, attrs = [], []
     for item, ids in data.items():
@@ -118,6 +119,8 @@ def read_attributes(
         attrs.append(words)
     if names:
         note = f"attribute names from {names_path.name if names_path else ''}"
+        if unused:
+            note += f" (columns not used: {', '.join(unused)})"
     elif keep_anonymous:
         note = "anonymous attribute ids stored as attr_<id> (no names table)"
     else:
@@ -127,7 +130,8 @@ def read_attributes(
     return frame, note
 
 
-def _read_names(path: Path, encoding: str | None = None) -> pl.DataFrame:
+def _read_names(path: Path, encoding: str | None = None) -> tuple[pl.DataFrame, list[str]]:
+    """s3rec_attribute_id -> name, and the header's other columns (reported in the note, not used)."""
     frame = lines_frame(read_text(path, encoding).text)
     header = frame.row(0, named=True)
     columns = header["text"].split("\t")
@@ -139,10 +143,11 @@ def _read_names(path: Path, encoding: str | None = None) -> pl.DataFrame:
     short = first_line(body, pl.col("fields").list.len() != len(columns))
     if short is not None:
         raise DataFormatError(path, short[0], f"'{shorten(short[1])}' has the wrong number of fields", expected)
-    return body.select(
+    table = body.select(
         pl.col("fields").list.get(id_pos).str.strip_chars().alias("s3rec_attribute_id"),
         pl.col("fields").list.get(name_pos).str.strip_chars().alias("name"),
     )
+    return table, [c.strip() for c in columns if c.strip() not in ("s3rec_attribute_id", "name")]
 
 
 def load_p5(folder: Path, seq_path: Path, stem: str, options: dict[str, str]) -> RawDataset:
