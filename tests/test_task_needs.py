@@ -42,7 +42,7 @@ def test_default_task_set_leaves_out_what_the_data_cannot_support(small: Dataset
     assert len(said) == 2 and all("\n" not in line for line in said)
     assert said[0].startswith("Task direct left out: dataset 'small' has 60 items and user")
     assert "leaving 52 of the 99 never-seen negatives" in said[0] and "-o negatives=N with N <= 52" in said[0]
-    assert said[1] == "Task rating left out: dataset 'small' has no ratings; to train it, drop rating from --tasks"
+    assert said[1] == "Task rating left out: dataset 'small' has no ratings"
 
 
 def test_explicit_direct_is_refused_naming_the_task_and_the_fix(small: Dataset) -> None:

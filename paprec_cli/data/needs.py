@@ -1,7 +1,7 @@
 """Whether a dataset offers what a task declares it needs (`TaskSpec.needs`), before any work starts.
 
 `unmet(task, dataset, negatives)` is None when the task can run, else one sentence saying what is
-missing and how much; `fix(task, dataset, negatives)` says what the user can do. Training's default
+missing and how much; `fix(task, dataset)` (and `remedy`) say what the user can do. Training's default
 task set leaves such tasks out (one line each); an explicit `--tasks` naming one is refused.
 """
 
@@ -47,13 +47,20 @@ def unmet(task: TaskSpec, dataset: Dataset, negatives: int = N_NEGATIVES) -> str
     return None
 
 
-def fix(task: TaskSpec, dataset: Dataset, negatives: int = N_NEGATIVES) -> str:
-    """What the user can do about `unmet(...)`."""
-    if task.needs.negatives and (not task.needs.ratings or dataset.has_ratings):
-        most = max_negatives(dataset)
-        if most >= 1:
-            return f"drop {task.name} from --tasks or pass -o negatives=N with N <= {most} (recorded in the protocol)"
-    return f"drop {task.name} from --tasks"
+def remedy(task: TaskSpec, dataset: Dataset) -> str | None:
+    """What makes `task` possible on `dataset` without other data, or None (ratings cannot be made up)."""
+    if task.needs.ratings and not dataset.has_ratings:
+        return None
+    most = max_negatives(dataset)
+    if task.needs.negatives and most >= 1:
+        return f"pass -o negatives=N with N <= {most} (recorded in the protocol)"
+    return None
+
+
+def fix(task: TaskSpec, dataset: Dataset) -> str:
+    """What the user can do about `unmet(...)` when they named the task in `--tasks`."""
+    other = remedy(task, dataset)
+    return f"drop {task.name} from --tasks" + (f" or {other}" if other else "")
 
 
 def check_negatives(negatives: int) -> int:

@@ -55,13 +55,14 @@ def resolve_tasks(
             if reason is None:
                 tasks.append(task)
             elif say is not None:
-                say(f"Task {name} left out: {reason}; to train it, {needs.fix(task, dataset, negatives)}")
+                other = needs.remedy(task, dataset)
+                say(f"Task {name} left out: {reason}" + (f"; to train it, {other}" if other else ""))
     else:
         tasks = [registry.task(n, "--tasks") for n in dict.fromkeys(names)]
         for task in tasks:
             reason = needs.unmet(task, dataset, negatives)
             if reason is not None:
-                raise PaprecError(f"--tasks {task.name}: {reason}; {needs.fix(task, dataset, negatives)}")
+                raise PaprecError(f"--tasks {task.name}: {reason}; {needs.fix(task, dataset)}")
     if not tasks:
         raise PaprecError("--tasks: no task to train; give e.g. --tasks sequential,direct")
     return tasks
