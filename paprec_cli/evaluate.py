@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from paprec_cli.export import layout_of, tokens_of
 from paprec_cli.metrics import RANKING_KEYS, as_numpy, hits_at_k, ndcg_per_example
 from paprec_cli.search.layout import Layout, PromptBuilder, PromptTokens
 from paprec_cli.specs import Example, TaskSpec
@@ -51,26 +52,6 @@ class PerExample:
 
 Results = dict[str, dict[str, dict[str, float]]]
 Details = dict[str, dict[str, PerExample]]
-
-
-def layout_of(doc: dict[str, Any]) -> Layout:
-    layout = doc["layout"]
-    return Layout(int(layout["n_prefix"]), int(layout["n_suffix"]), int(layout["n_personal"]))
-
-
-def _ids(tokens: Sequence[dict[str, Any]]) -> tuple[int, ...]:
-    return tuple(int(t["id"]) for t in tokens)
-
-
-def tokens_of(doc: dict[str, Any], personalized: bool) -> PromptTokens:
-    """The document's prompt as `PromptTokens` (without per-user tokens unless `personalized`)."""
-    shared = doc["shared"]
-    personal = {int(u): _ids(t) for u, t in (doc.get("personal") or {}).items()} if personalized else {}
-    return PromptTokens(
-        shared=_ids(shared.get("prefix", [])) + _ids(shared.get("suffix", [])),
-        personal_default=_ids(shared.get("personal_default", [])),
-        personal=personal,
-    )
 
 
 def manual_prompts(codec: Any, task: TaskSpec, examples: Sequence[Example],
@@ -170,13 +151,3 @@ def evaluate_prompts(bundle: Any, task: TaskSpec, data: Any, prompts_doc: dict[s
             prompts = automatic_prompts(codec, layout, examples, tokens)
             results[name][part], details[name][part] = score_prompts(rec, task, examples, prompts, batch_size, dist)
     return results, details
-
-
-def split_seed(bundle: Any) -> int:
-    """The seed of the splits the model was trained on (rating split, direct negatives); 0 if unrecorded."""
-    config = getattr(bundle, "config", {}) or {}
-    training = config.get("training") or {}
-    for value in (config.get("split_seed"), training.get("split_seed"), training.get("seed"), config.get("seed")):
-        if value is not None:
-            return int(value)
-    return 0

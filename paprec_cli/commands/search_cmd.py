@@ -26,7 +26,8 @@ from paprec_cli.commands.common import (
 )
 from paprec_cli.errors import PaprecError
 from paprec_cli.output import Output
-from paprec_cli.paths import Home
+from paprec_cli.registry import default_model
+from paprec_cli.runs import resume_path
 from paprec_cli.search.config import SearchConfig
 from paprec_cli.search.rundir import RunDir, new_run_path
 from paprec_cli.search.state import SearchState
@@ -98,7 +99,7 @@ def search_command(
         out = ctx.out
         chosen_device = dist.device
         if resume is not None:
-            run, recorded, state = dist.run_on_main(lambda: RunDir.open_for_resume(_run_path(ctx.home, resume)))
+            run, recorded, state = dist.run_on_main(lambda: RunDir.open_for_resume(resume_path(ctx.home, resume)))
             config = SearchConfig.from_json(recorded["config"])
             out.info(f"Resuming {run.path} at step {state.steps if state else 0}")
         else:
@@ -108,7 +109,7 @@ def search_command(
             if init == "manual" and (n_prefix is not None or n_suffix is not None):
                 raise PaprecError("--n-prefix/--n-suffix: not with --init manual (the template's words set them)")
             config = SearchConfig(
-                task=task, dataset=dataset, model=model or runner.default_model(ctx.home, dataset),
+                task=task, dataset=dataset, model=model or default_model(ctx.home, dataset),
                 n_prefix=0 if n_prefix is None else n_prefix, n_suffix=5 if n_suffix is None else n_suffix,
                 init=init, n_personal=n_personal, top_k=top_k, val_users=val_users,
                 grad_examples=grad_examples, max_rounds=max_rounds, time_budget=time_budget, selection=selection,
@@ -137,15 +138,6 @@ def search_command(
             out.show(_table(doc))
         out.result({"run": str(run.path), "results": doc["results"], "surrogate": doc["surrogate"],
                     "stop_reason": state.stop_reason, "seconds": doc["search"]["seconds"]})
-
-
-def _run_path(home: Home, name: str) -> Path:
-    path = Path(name).expanduser()
-    if path.is_dir():
-        return path
-    if (home.runs / name).is_dir():
-        return home.runs / name
-    raise PaprecError(f"--resume {name}: no such run folder (a path, or a name under {home.runs})")
 
 
 @contextlib.contextmanager

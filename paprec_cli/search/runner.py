@@ -22,9 +22,10 @@ from paprec_cli.data.splits import TaskData
 from paprec_cli.data.store import Dataset, load_dataset
 from paprec_cli.distributed import DistContext
 from paprec_cli.errors import PaprecError
-from paprec_cli.evaluate import evaluate_prompts, split_seed
-from paprec_cli.paths import Home, sha256_file
+from paprec_cli.evaluate import evaluate_prompts
+from paprec_cli.paths import Home
 from paprec_cli.plugins import Registry
+from paprec_cli.registry import model_fingerprint, split_seed
 from paprec_cli.search.config import SearchConfig, batch_sizes
 from paprec_cli.search.layout import PromptTokens
 from paprec_cli.search.problem import ModelProblem
@@ -56,44 +57,6 @@ class Session:
     device: str
     dist: DistContext | None = None  # torchrun ranks; None = one process
     left_out: tuple[str, ...] = ()  # --init manual: template words that could not become triggers
-
-
-# -- model resolution --------------------------------------------------------------------------------
-def default_model(home: Home, dataset: str) -> str:
-    """`<dataset>-tiny-atomic`, else the single model trained on `dataset`; a one-line fix otherwise."""
-    import json
-
-    preferred = home.model_dir(f"{dataset}-tiny-atomic")
-    if (preferred / "config.json").is_file():
-        return str(preferred)
-    found = []
-    for config in sorted(home.models.glob("*/config.json")):
-        try:
-            info = json.loads(config.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        if (info.get("dataset") or {}).get("name") == dataset:
-            found.append(config.parent)
-    if len(found) == 1:
-        return str(found[0])
-    if found:
-        names = ", ".join(p.name for p in found)
-        raise PaprecError(f"several models are trained on '{dataset}' ({names}); choose one with --model NAME")
-    raise PaprecError(
-        f"no trained model for dataset '{dataset}' in {home.models}; train one with "
-        f"`paprec train --dataset {dataset}` or pass --model PATH"
-    )
-
-
-def model_fingerprint(bundle: Any) -> str:
-    config = getattr(bundle, "config", {}) or {}
-    if config.get("weights_sha256"):
-        return str(config["weights_sha256"])[:16]
-    folder = getattr(bundle, "folder", None)
-    weights = Path(folder) / "model.safetensors" if folder else None
-    if weights is not None and weights.is_file():
-        return sha256_file(weights)[:16]
-    return "unsaved"
 
 
 # -- sampling ----------------------------------------------------------------------------------------

@@ -1,0 +1,60 @@
+"""Dataset statistics: counts, density, sequence lengths, ratings, attributes and provenance of an import.
+
+What `paprec data info` prints (`describe`); reads the stored tables and manifest only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from paprec_cli.data.store import Dataset
+
+
+def describe(dataset: Dataset) -> dict[str, Any]:
+    """Counts and shape statistics of an imported dataset (what `data info` prints)."""
+    table = dataset.interactions
+    manifest = dataset.manifest
+    lengths = table.group_by("user_idx").len()["len"].to_numpy()
+    users, items, n = dataset.n_users, dataset.n_items, table.height
+    histogram: dict[str, int] | None = None
+    if dataset.has_ratings:
+        counts = table.filter(pl.col("rating").is_not_null()).group_by("rating").len().sort("rating")
+        histogram = {_rating_key(r): int(c) for r, c in zip(counts["rating"], counts["len"], strict=True)}
+    repeats = n - table.select("user_idx", "item_idx").unique().height
+    attrs = dataset.items["attributes"]
+    return {
+        "name": dataset.name,
+        "dataset": manifest.get("dataset", dataset.name),
+        "users": users,
+        "items": items,
+        "interactions": n,
+        "density": n / (users * items) if users and items else 0.0,
+        "sequence_length": {
+            "min": int(lengths.min()),
+            "mean": round(float(lengths.mean()), 3),
+            "median": float(np.median(lengths)),
+            "max": int(lengths.max()),
+        },
+        "repeat_interactions": repeats,
+        "rating_histogram": histogram,
+        "with_timestamp": int(manifest["counts"].get("with_timestamp", 0)),
+        "items_with_attributes": int((attrs.list.len() > 0).sum()),
+        "distinct_attributes": int(attrs.explode().drop_nulls().n_unique()),
+        "items_with_title": int(dataset.items["title"].is_not_null().sum()),
+        "indexing": manifest["indexing"],
+        "tie_break": manifest["tie_break"],
+        "seed": manifest.get("seed"),
+        "options": manifest.get("options", {}),
+        "extras": manifest.get("extras", []),
+        "fingerprint": dataset.fingerprint,
+        "sources": manifest.get("sources", []),
+        "created": manifest.get("created"),
+        "folder": str(dataset.folder),
+    }
+
+
+def _rating_key(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
