@@ -80,18 +80,3 @@ class PaprecTyper(typer.Typer):
             return func
 
         return decorator
-
-
-def resolve_device(device: str) -> str:
-    """Validate --device; "auto" picks CUDA when torch sees one."""
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cpu":
-        return device
-    if device.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise PaprecError(f"--device {device}: no CUDA device is visible to torch; use --device cpu or auto")
-        return device
-    raise PaprecError(f"--device {device}: expected auto, cpu, cuda or cuda:N")

@@ -24,7 +24,6 @@ from paprec_cli.commands.common import (
     SeedOpt,
     VerboseOpt,
     make_ctx,
-    resolve_device,
 )
 from paprec_cli.errors import PaprecError
 from paprec_cli.paired import Paired, summary, verdict
@@ -132,7 +131,7 @@ def register(app: PaprecTyper) -> None:
             raise PaprecError("give a run (paprec eval RUN) or --prompts FILE, not both and not neither")
         if n_boot < 1 or (batch_size is not None and batch_size < 1):
             raise PaprecError("--n-boot and --batch-size must be integers >= 1")
-        from paprec_cli.distributed import distributed
+        from paprec_cli.distributed import distributed, resolve_device
 
         source: str | Path = run if run is not None else prompts  # type: ignore[assignment]
         with distributed(resolve_device(device)) as dist:  # the process group ends before rank 0 reports

@@ -22,7 +22,6 @@ from paprec_cli.commands.common import (
     PaprecTyper,
     QuietOpt,
     make_ctx,
-    resolve_device,
 )
 
 
@@ -93,7 +92,7 @@ def register(app: PaprecTyper) -> None:
         --users-file and --all-users print one JSON object per user and line, in the requested order (or
         write them to --output); under torchrun the users are split across processes.
         """
-        from paprec_cli.distributed import distributed
+        from paprec_cli.distributed import distributed, resolve_device
 
         request = serving.Request(user, users_file, all_users, output, dataset, model, prompts, task_name, k,
                                   exclude_seen, batch_size)

@@ -17,7 +17,6 @@ from paprec_cli.commands.common import (
     SeedOpt,
     VerboseOpt,
     make_ctx,
-    resolve_device,
 )
 from paprec_cli.errors import PaprecError
 
@@ -91,7 +90,7 @@ def register(app: PaprecTyper) -> None:
     ) -> None:
         """Train a P5-style recommendation LM (multitask, multi-template, words that steer) and report
         test metrics next to popularity and item-kNN, plus prompt sensitivity."""
-        from paprec_cli.distributed import DistContext
+        from paprec_cli.distributed import DistContext, resolve_device
         from paprec_cli.training import setup
         from paprec_cli.training.run import train as run_training
 

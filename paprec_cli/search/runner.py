@@ -168,6 +168,83 @@ def check_resumable(session: Session, recorded: dict[str, Any]) -> None:
                           "start a new run")
 
 
+# -- from options to a started run ------------------------------------------------------------------
+@dataclass(frozen=True)
+class SearchRequest:
+    """`paprec search`'s options as given (None: not given). With `resume`, the run's recorded config
+    is used and the search options are ignored; else `task` and `dataset` are required."""
+
+    task: str | None = None
+    dataset: str | None = None
+    model: str | None = None
+    n_prefix: int | None = None
+    n_suffix: int | None = None
+    init: str = "random"
+    n_personal: int = 1
+    top_k: int = 5
+    val_users: int | None = None
+    grad_examples: int = 256
+    max_rounds: int = 20
+    time_budget: float | None = None
+    selection: str = "surrogate"
+    evaluator: str = "fast"
+    batch_size: int | None = None
+    allow_list: Path | None = None
+    run_dir: Path | None = None
+    resume: str | None = None
+    seed: int = 0
+
+
+@dataclass
+class Started:
+    """A prepared session, its run directory, and the state to continue from (None: a fresh search)."""
+
+    session: Session
+    run: RunDir
+    state: SearchState | None
+    resumed: bool
+
+
+def config_of(request: SearchRequest, home: Home, registry: Registry) -> SearchConfig:
+    """The checked `SearchConfig` of a fresh search (defaults: prefix 0, suffix 5, the dataset's model)."""
+    from paprec_cli.registry import default_model
+
+    if request.task is None or request.dataset is None:
+        raise PaprecError("--task and --dataset are required (or --resume RUN to continue a run)")
+    registry.task(request.task)
+    if request.init == "manual" and (request.n_prefix is not None or request.n_suffix is not None):
+        raise PaprecError("--n-prefix/--n-suffix: not with --init manual (the template's words set them)")
+    return SearchConfig(
+        task=request.task, dataset=request.dataset, model=request.model or default_model(home, request.dataset),
+        n_prefix=0 if request.n_prefix is None else request.n_prefix,
+        n_suffix=5 if request.n_suffix is None else request.n_suffix,
+        init=request.init, n_personal=request.n_personal, top_k=request.top_k, val_users=request.val_users,
+        grad_examples=request.grad_examples, max_rounds=request.max_rounds, time_budget=request.time_budget,
+        selection=request.selection, evaluator=request.evaluator, batch_size=request.batch_size, seed=request.seed,
+        allow_list=str(request.allow_list.resolve()) if request.allow_list else None,
+    ).check()
+
+
+def start(request: SearchRequest, home: Home, registry: Registry, dist: DistContext,
+          note: Callable[[str], None] = lambda _: None) -> Started:
+    """Prepare a fresh search (creating its run directory on rank 0) or reopen one to resume (checking
+    that its dataset and model have not changed)."""
+    from paprec_cli.runs import resume_path
+    from paprec_cli.search.rundir import new_run_path
+
+    if request.resume is not None:
+        name = request.resume
+        run, recorded, state = dist.run_on_main(lambda: RunDir.open_for_resume(resume_path(home, name)))
+        session = prepare(SearchConfig.from_json(recorded["config"]), registry, home, dist.device, note=note,
+                          dist=dist)
+        check_resumable(session, recorded)
+        return Started(session, run, state, resumed=True)
+    session = prepare(config_of(request, home, registry), registry, home, dist.device, note=note, dist=dist)
+    folder = request.run_dir or new_run_path(home, session.config.task, session.config.dataset)
+    run = dist.run_on_main(lambda: RunDir.create(folder, manifest(session)))
+    return Started(session, run, None, resumed=False)
+
+
 # -- search and result -------------------------------------------------------------------------------
 def search(session: Session, run: RunDir | None, state: SearchState | None, observer: Observer | None = None,
            clock: Callable[[], float] = time.monotonic) -> SearchState:
