@@ -29,7 +29,8 @@ if TYPE_CHECKING:
     from paprec_cli.distributed import DistContext
     from paprec_cli.export import Document
     from paprec_cli.model.bundle import ModelBundle
-    from paprec_cli.model.codec import EncodedPrompt, PromptCodec
+    from paprec_cli.model.codec import PromptCodec
+    from paprec_cli.model.encoded import EncodedPrompt
     from paprec_cli.model.inference import Recommender
     from paprec_cli.paths import Home
     from paprec_cli.plugins import Registry

@@ -248,7 +248,7 @@ def final_report(session: Session, stopped: str, wall: float) -> dict[str, Any]:
     state, options = session.state, session.options
     if state.best_epoch == 0:
         raise PaprecError("training stopped before one validation; raise --time-budget or --epochs")
-    run_state.load_weights(session.bundle.model, session.state_dir / "best.safetensors")
+    run_state.load_weights_file(session.bundle.model, session.state_dir / "best.safetensors")
     recommender = _recommender(session)
     batch = options.recipe.eval_batch_size
     test_examples = {task.name: task.examples(session.data, "test") for task in session.tasks}

@@ -76,7 +76,8 @@ def save_weights(model: nn.Module, path: Path) -> None:
         save_model(model, str(tmp))
 
 
-def load_weights(model: nn.Module, path: Path) -> None:
+def load_weights_file(model: nn.Module, path: Path) -> None:
+    """Weights saved by `save_weights` (tied embeddings may be absent); anything else missing is an error."""
     missing, unexpected = load_model(model, str(path), strict=False)
     if unexpected or [k for k in missing if "embed_tokens" not in k and "lm_head" not in k]:
         raise PaprecError(f"{path}: weights do not fit the model (missing {missing[:3]}, unexpected {unexpected[:3]})")
@@ -108,7 +109,7 @@ def read_state(folder: Path, name: str) -> RunState:
 
 def restore(folder: Path, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
     """Last weights, optimiser moments and RNG state, as saved after the last finished epoch."""
-    load_weights(model, folder / "last.safetensors")
+    load_weights_file(model, folder / "last.safetensors")
     extra = torch.load(folder / "optimizer.pt", map_location="cpu", weights_only=True)
     optimizer.load_state_dict(extra["optimizer"])
     torch.set_rng_state(extra["torch_rng"])
