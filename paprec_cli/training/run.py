@@ -26,7 +26,7 @@ from paprec_cli.data.store import Dataset
 from paprec_cli.distributed import DistContext
 from paprec_cli.errors import PaprecError
 from paprec_cli.output import Output
-from paprec_cli.paths import Home, write_json_atomic
+from paprec_cli.paths import Home
 from paprec_cli.plugins import Registry
 from paprec_cli.specs import Example, TaskSpec
 from paprec_cli.training import state as run_state
@@ -248,7 +248,7 @@ def final_report(session: Session, stopped: str, wall: float) -> dict[str, Any]:
     state, options = session.state, session.options
     if state.best_epoch == 0:
         raise PaprecError("training stopped before one validation; raise --time-budget or --epochs")
-    run_state.load_weights_file(session.bundle.model, session.state_dir / "best.safetensors")
+    run_state.load_weights_file(session.bundle.model, session.state_dir / run_state.BEST)
     recommender = _recommender(session)
     batch = options.recipe.eval_batch_size
     test_examples = {task.name: task.examples(session.data, "test") for task in session.tasks}
@@ -275,7 +275,7 @@ def final_report(session: Session, stopped: str, wall: float) -> dict[str, Any]:
     }
     _save_best(session, training_record(session, result))
     state.finished = True
-    write_json_atomic(session.state_dir / "state.json", state.to_json())
+    run_state.mark_finished(session.state_dir, state)
     return result
 
 
