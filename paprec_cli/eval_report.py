@@ -3,7 +3,7 @@
 `evaluate_source` is the part split across torchrun processes: every rank opens the same prompts and
 predicts its share (`paprec_cli.evaluate`). `build_report` runs on rank 0 alone: paired per-user
 differences with verdicts (`paprec_cli.paired`), popularity and item-kNN on the same examples, the
-protocol description, and taste agreement on datasets with a hidden taste (`paprec_cli.truth`).
+protocol description, and taste agreement on datasets with a hidden taste (`paprec_cli.taste`).
 """
 
 from __future__ import annotations
@@ -103,7 +103,7 @@ def baselines_for(data: TaskData, task: TaskSpec, part: str) -> dict[str, dict[s
 
 def taste_of(bound: BoundPrompts) -> dict[str, Any] | None:
     """Personal tokens vs the dataset's hidden taste (datasets with a truth table only), next to chance."""
-    from paprec_cli.truth import taste_agreement
+    from paprec_cli.taste import taste_agreement
 
     codec = bound.bundle.codec
     words = [codec.token_text(int(i)) for i in codec.candidate_vocab().tolist()]

@@ -43,7 +43,7 @@ Observer = Callable[[SearchState, dict[str, Any]], None]
 
 
 @dataclass
-class Session:
+class SearchSession:
     config: SearchConfig
     task: TaskSpec
     dataset: Dataset
@@ -84,7 +84,7 @@ def sample_training(examples: list[Example], users: set[int], n: int, per_user: 
 
 # -- preparation -------------------------------------------------------------------------------------
 def prepare(config: SearchConfig, registry: Registry, home: Home, device: str,
-            note: Callable[[str], None] = lambda _: None, dist: DistContext | None = None) -> Session:
+            note: Callable[[str], None] = lambda _: None, dist: DistContext | None = None) -> SearchSession:
     from paprec_cli.model import Recommender, load_model
 
     config.check()
@@ -121,7 +121,7 @@ def prepare(config: SearchConfig, registry: Registry, home: Home, device: str,
     problem = ModelProblem(recommender, task, config.layout, vocab, top_k=config.top_k, scorer=scorer,
                            validation=validation, shared_grad=shared_grad, personal_grad=personal_grad,
                            batch_size=grad_rows, dist=dist)
-    return Session(config, task, dataset, data, bundle, recommender, vocab, problem, initial,
+    return SearchSession(config, task, dataset, data, bundle, recommender, vocab, problem, initial,
                    model_fingerprint(bundle), device, dist, left_out)
 
 
@@ -133,7 +133,7 @@ def library_versions() -> dict[str, str]:
             "transformers": transformers.__version__, "numpy": np.__version__, "polars": polars.__version__}
 
 
-def manifest(session: Session) -> dict[str, Any]:
+def manifest(session: SearchSession) -> dict[str, Any]:
     problem = session.problem
     return {
         "format": RUN_FORMAT,
@@ -158,7 +158,7 @@ def manifest(session: Session) -> dict[str, Any]:
     }
 
 
-def check_resumable(session: Session, recorded: dict[str, Any]) -> None:
+def check_resumable(session: SearchSession, recorded: dict[str, Any]) -> None:
     """Refuse to resume against a different dataset or model than the run started with."""
     if recorded["dataset"]["fingerprint"] != session.dataset.fingerprint:
         raise PaprecError(f"--resume: dataset '{session.dataset.name}' changed since the run started "
@@ -199,7 +199,7 @@ class SearchRequest:
 class Started:
     """A prepared session, its run directory, and the state to continue from (None: a fresh search)."""
 
-    session: Session
+    session: SearchSession
     run: RunDir
     state: SearchState | None
     resumed: bool
@@ -246,7 +246,7 @@ def start(request: SearchRequest, home: Home, registry: Registry, dist: DistCont
 
 
 # -- search and result -------------------------------------------------------------------------------
-def search(session: Session, run: RunDir | None, state: SearchState | None, observer: Observer | None = None,
+def search(session: SearchSession, run: RunDir | None, state: SearchState | None, observer: Observer | None = None,
            clock: Callable[[], float] = time.monotonic) -> SearchState:
     """Run (or continue) the schedule, saving the state after every step (`run` None: a torchrun rank
     other than 0, which computes its share but writes nothing)."""
@@ -268,7 +268,7 @@ def search(session: Session, run: RunDir | None, state: SearchState | None, obse
     return schedule.run(state, on_step, clock)
 
 
-def surrogates(session: Session, state: SearchState) -> dict[str, float]:
+def surrogates(session: SearchSession, state: SearchState) -> dict[str, float]:
     """The search's surrogate (on its validation sample) of the initial, final and manual prompts."""
     from paprec_cli.evaluate import manual_prompts
 
@@ -286,7 +286,7 @@ def surrogates(session: Session, state: SearchState) -> dict[str, float]:
     }
 
 
-def finalize(session: Session, run: RunDir | None, state: SearchState) -> dict[str, Any]:
+def finalize(session: SearchSession, run: RunDir | None, state: SearchState) -> dict[str, Any]:
     """Evaluate the three prompt variants on validation and test and write `prompts.json`."""
     config = session.config
     draft = _document(session, state, surrogate={}, results={})
@@ -299,7 +299,7 @@ def finalize(session: Session, run: RunDir | None, state: SearchState) -> dict[s
     return doc
 
 
-def _document(session: Session, state: SearchState, surrogate: dict[str, float],
+def _document(session: SearchSession, state: SearchState, surrogate: dict[str, float],
               results: dict[str, Any]) -> dict[str, Any]:
     users = session.dataset.users
     raw = {}

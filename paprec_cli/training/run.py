@@ -44,7 +44,7 @@ TRAINING_FORMAT = "paprec-training"
 
 
 @dataclass
-class Session:
+class TrainingSession:
     """Everything one training invocation works with (built once, passed around; no globals)."""
 
     options: TrainOptions
@@ -88,7 +88,7 @@ def open_session(
     device: str,
     resume: bool,
     dist: DistContext | None = None,
-) -> Session:
+) -> TrainingSession:
     """Load data, build or restore the codec and model; for a resume, read the saved state."""
     dataset = ensure_dataset(home, options.dataset, registry, out.info)
     tasks = resolve_tasks(list(options.tasks), dataset, registry)
@@ -117,7 +117,7 @@ def open_session(
             folder.mkdir(parents=True, exist_ok=True)
             bundle.codec.save(folder / "codec")
     bundle.model.to(device)
-    return Session(options, home, out, device, dataset, data, tasks, training, bundle, state, dist=dist)
+    return TrainingSession(options, home, out, device, dataset, data, tasks, training, bundle, state, dist=dist)
 
 
 def _with_tasks(options: TrainOptions, names: list[str]) -> TrainOptions:
@@ -142,7 +142,7 @@ def _fresh_bundle(api: Any, options: TrainOptions, dataset: Dataset, training: T
     return bundle
 
 
-def validation_examples(session: Session) -> dict[str, list[Example]]:
+def validation_examples(session: TrainingSession) -> dict[str, list[Example]]:
     limit = session.options.recipe.val_users
     return {
         task.name: sample_examples(task.examples(session.data, "validation"), limit, session.options.seed)
@@ -150,22 +150,22 @@ def validation_examples(session: Session) -> dict[str, list[Example]]:
     }
 
 
-def _recommender(session: Session) -> Any:
+def _recommender(session: TrainingSession) -> Any:
     return _model_api().Recommender(session.bundle.model, session.bundle.codec, session.device)
 
 
-def _save_best(session: Session, training_json: dict[str, Any] | None = None) -> None:
+def _save_best(session: TrainingSession, training_json: dict[str, Any] | None = None) -> None:
     """Rewrite the model folder atomically (with training.json at the end of the run)."""
     session.bundle.config.update(_config_extra(session))
     extra = {"training.json": training_json} if training_json is not None else None
     _model_api().save_model(session.bundle, session.model_dir, extra_json=extra)
 
 
-def _config_extra(session: Session) -> dict[str, Any]:
+def _config_extra(session: TrainingSession) -> dict[str, Any]:
     return {"trained_on": session.options.dataset, "tasks": list(session.options.tasks), "seed": session.options.seed}
 
 
-def train_epochs(session: Session, say: Callable[[str], None]) -> str:
+def train_epochs(session: TrainingSession, say: Callable[[str], None]) -> str:
     """Run epochs until done, out of patience or out of time; returns why it stopped."""
     options, recipe, state = session.options, session.options.recipe, session.state
     planned = recipe.epochs * max(1, -(-len(session.training.epoch(state.epoch)) // recipe.batch_size))
@@ -201,7 +201,7 @@ def train_epochs(session: Session, say: Callable[[str], None]) -> str:
 
 
 def _end_epoch(
-    session: Session, trainer: Trainer, epoch: int, stats: EpochStats, pairs: list, say: Callable[[str], None]
+    session: TrainingSession, trainer: Trainer, epoch: int, stats: EpochStats, pairs: list, say: Callable[[str], None]
 ) -> bool:
     """Validate, record, save best model and resume state; True when validation improved."""
     state = session.state
@@ -243,7 +243,7 @@ def _headline(metrics: dict[str, dict[str, float]]) -> str:
     return ", ".join(parts)
 
 
-def final_report(session: Session, stopped: str, wall: float) -> dict[str, Any]:
+def final_report(session: TrainingSession, stopped: str, wall: float) -> dict[str, Any]:
     """Best weights on the test split, baselines, sensitivity; writes training.json; returns the result."""
     state, options = session.state, session.options
     if state.best_epoch == 0:
@@ -279,7 +279,7 @@ def final_report(session: Session, stopped: str, wall: float) -> dict[str, Any]:
     return result
 
 
-def training_record(session: Session, result: dict[str, Any]) -> dict[str, Any]:
+def training_record(session: TrainingSession, result: dict[str, Any]) -> dict[str, Any]:
     """The content of training.json."""
     import transformers
 
