@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import TYPE_CHECKING, TypedDict
 
 from paprec_cli.paired import Paired, paired_differences
 
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from paprec_cli.plugins import Registry
     from paprec_cli.runs import BoundPrompts
     from paprec_cli.specs import Example, TaskSpec
+    from paprec_cli.taste import TasteAgreement
 
 PARTS = ("validation", "test")
 
@@ -47,9 +48,9 @@ class Report(TypedDict):
     dataset: str
     results: Results
     paired: Paired
-    protocol: dict[str, Any]
+    protocol: dict[str, object]
     baselines: dict[str, dict[str, dict[str, float]]]
-    taste_agreement: dict[str, Any] | None
+    taste_agreement: TasteAgreement | None
 
 
 def evaluate_source(source: str | Path, home: Home, registry: Registry, model: str | None, batch_size: int | None,
@@ -70,9 +71,9 @@ def evaluate_source(source: str | Path, home: Home, registry: Registry, model: s
     return Evaluated(bound, task, data, results, details)
 
 
-def protocol_of(bound: BoundPrompts, task: TaskSpec, data: TaskData, test_examples: list[Example]) -> dict[str, Any]:
+def protocol_of(bound: BoundPrompts, task: TaskSpec, data: TaskData, test_examples: list[Example]) -> dict[str, object]:
     """How the numbers were produced: the dataset/split protocol plus what this task ranks over."""
-    proto = dict(data.protocol())
+    proto: dict[str, object] = dict(data.protocol())
     if task.kind == "rating":
         evaluated = "predicted rating vs held-out rating (RMSE, MAE)"
     elif test_examples and test_examples[0].candidates is not None:
@@ -101,7 +102,7 @@ def baselines_for(data: TaskData, task: TaskSpec, part: str) -> dict[str, dict[s
     return {name: {part: per_task[task.name]} for name, per_task in found.items() if task.name in per_task}
 
 
-def taste_of(bound: BoundPrompts) -> dict[str, Any] | None:
+def taste_of(bound: BoundPrompts) -> TasteAgreement | None:
     """Personal tokens vs the dataset's hidden taste (datasets with a truth table only), next to chance."""
     from paprec_cli.taste import taste_agreement
 

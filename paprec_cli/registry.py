@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from paprec_cli.errors import PaprecError
 from paprec_cli.paths import Home, sha256_file
@@ -21,8 +21,27 @@ if TYPE_CHECKING:
 CONFIG_FILE = "config.json"
 TRAINING_FILE = "training.json"
 
+#: A model's JSON record as stored (`config.json`, `training.json`); {} when absent.
+ModelJson = dict[str, Any]
 
-def read_model_json(path: Path) -> dict[str, Any]:
+
+class ModelSummary(TypedDict):
+    """One row of `paprec models list --json`."""
+
+    name: str
+    path: str
+    dataset: str | None
+    size: str | None
+    ids: str | None
+    tasks: list[str]
+    epochs: int | None
+    best_epoch: int | None
+    test: dict[str, dict[str, float]]
+    created: str | None
+    trained: bool
+
+
+def read_model_json(path: Path) -> ModelJson:
     """A model's JSON record ({} when absent or not an object); invalid JSON is a one-line error."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -42,7 +61,7 @@ def model_folders(home: Home) -> list[Path]:
     )
 
 
-def headline(training: dict[str, Any]) -> str:
+def headline(training: ModelJson) -> str:
     """The first test metric worth showing: HR@10 of the first ranking task, else RMSE."""
     for task, metrics in (training.get("test") or {}).items():
         for key in ("HR@10", "RMSE"):
@@ -51,14 +70,14 @@ def headline(training: dict[str, Any]) -> str:
     return ""
 
 
-def _dataset_name(record: dict[str, Any]) -> str | None:
+def _dataset_name(record: ModelJson) -> str | None:
     dataset = record.get("dataset")
     if isinstance(dataset, dict):
         return dataset.get("name")
     return str(dataset) if dataset else None
 
 
-def model_summary(folder: Path) -> dict[str, Any]:
+def model_summary(folder: Path) -> ModelSummary:
     """One model's identity and headline numbers from its JSON files (a row of `paprec models list --json`)."""
     config = read_model_json(folder / CONFIG_FILE)
     training = read_model_json(folder / TRAINING_FILE)
@@ -77,7 +96,7 @@ def model_summary(folder: Path) -> dict[str, Any]:
     }
 
 
-def model_record(home: Home, name: str) -> tuple[Path, dict[str, Any], dict[str, Any]]:
+def model_record(home: Home, name: str) -> tuple[Path, ModelJson, ModelJson]:
     """(folder, config, training record) of a model by name or folder; unknown names list the known ones."""
     folder = Path(name) if Path(name).is_dir() else home.model_dir(name)
     if not (folder / CONFIG_FILE).exists():

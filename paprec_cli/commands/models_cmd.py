@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.table import Table
 
+from paprec_cli import registry
 from paprec_cli.commands.common import HomeOpt, JsonOpt, PaprecTyper, QuietOpt, make_ctx
-from paprec_cli.registry import TRAINING_FILE, headline, model_folders, model_record, model_summary, read_model_json
 
 
 def register(app: PaprecTyper) -> None:
@@ -20,15 +20,15 @@ def register(app: PaprecTyper) -> None:
     def list_models(json_out: JsonOpt = False, quiet: QuietOpt = False, home: HomeOpt = None) -> None:
         """List the models under the models home with their dataset, size and headline test metric."""
         ctx = make_ctx(home, json_out, quiet)
-        rows = [model_summary(folder) for folder in model_folders(ctx.home)]
+        rows = [registry.model_summary(folder) for folder in registry.model_folders(ctx.home)]
         table = Table(title=f"models in {ctx.home.models}")
         for column in ("name", "dataset", "size", "ids", "tasks", "epochs", "test"):
             table.add_column(column)
         for row in rows:
-            training = read_model_json(Path(row["path"]) / TRAINING_FILE)
+            training = registry.read_model_json(Path(row["path"]) / registry.TRAINING_FILE)
             table.add_row(
                 row["name"], str(row["dataset"] or ""), str(row["size"] or ""), str(row["ids"] or ""),
-                ",".join(row["tasks"]), str(row["epochs"] or ""), headline(training),
+                ",".join(row["tasks"]), str(row["epochs"] or ""), registry.headline(training),
             )  # fmt: skip
         if not rows:
             ctx.out.info(f"No models in {ctx.home.models}; train one with `paprec train --dataset synthetic`.")
@@ -45,12 +45,12 @@ def register(app: PaprecTyper) -> None:
     ) -> None:
         """Show a model's config and training record (metrics per epoch, baselines, sensitivity)."""
         ctx = make_ctx(home, json_out, quiet)
-        folder, config, training = model_record(ctx.home, name)
+        folder, config, training = registry.model_record(ctx.home, name)
         ctx.out.show(_info_table(folder, config, training))
         ctx.out.result({"name": folder.name, "path": str(folder), "config": config, "training": training})
 
 
-def _info_table(folder: Path, config: dict[str, Any], training: dict[str, Any]) -> Table:
+def _info_table(folder: Path, config: registry.ModelJson, training: registry.ModelJson) -> Table:
     table = Table(title=f"model {folder.name}", show_header=False)
     table.add_column("key", style="bold")
     table.add_column("value")

@@ -7,7 +7,8 @@ import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from types import FrameType
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -25,6 +26,10 @@ from paprec_cli.commands.common import (
 )
 from paprec_cli.output import Output
 from paprec_cli.search.state import SearchState
+
+if TYPE_CHECKING:
+    from paprec_cli.export import Document
+    from paprec_cli.search.runner import Observer, SearchSession
 
 HELP = """Search trigger tokens for a frozen recommendation model (PAP-REC).
 
@@ -118,7 +123,7 @@ def search_command(
 def _interrupts(path: Path) -> Iterator[None]:
     """SIGTERM behaves like Ctrl-C; either ends with a one-line resume hint (the state is already saved)."""
 
-    def on_term(signum: int, frame: Any) -> None:
+    def on_term(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGTERM, on_term)
@@ -132,7 +137,7 @@ def _interrupts(path: Path) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _progress(out: Output, session: Any) -> Iterator[Any]:
+def _progress(out: Output, session: SearchSession) -> Iterator[Observer]:
     """Live progress on stderr: round, slot, best surrogate, accepted changes, ETA of the round."""
     layout = session.config.layout
     per_round = layout.n_shared + (1 if layout.n_personal else 0)
@@ -156,11 +161,11 @@ def _progress(out: Output, session: Any) -> Iterator[Any]:
         yield observe
 
 
-def _fmt(value: Any) -> str:
+def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.4f}"
 
 
-def _table(doc: dict[str, Any]) -> Table:
+def _table(doc: Document) -> Table:
     """Metrics as rows; manual / shared / personalized on validation, then on test, as columns."""
     results = doc["results"]
     parts = [p for p in ("validation", "test") if any(p in v for v in results.values())]

@@ -137,7 +137,7 @@ def register(app: PaprecTyper) -> None:
         ctx.out.result(result)
 
 
-def _fmt(value: Any) -> str:
+def _fmt(value: object) -> str:
     return f"{value:.4f}" if isinstance(value, (int, float)) and math.isfinite(value) else "-"
 
 

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -22,7 +22,8 @@ from paprec_cli.data.splits import TaskData
 from paprec_cli.data.store import Dataset, load_dataset
 from paprec_cli.distributed import DistContext
 from paprec_cli.errors import PaprecError
-from paprec_cli.evaluate import evaluate_prompts
+from paprec_cli.evaluate import Results, evaluate_prompts
+from paprec_cli.export import Document
 from paprec_cli.paths import Home
 from paprec_cli.plugins import Registry
 from paprec_cli.registry import model_fingerprint, split_seed
@@ -30,12 +31,16 @@ from paprec_cli.search.config import SearchConfig, batch_sizes
 from paprec_cli.search.layout import PromptTokens
 from paprec_cli.search.problem import ModelProblem
 from paprec_cli.search.result import prompts_document
-from paprec_cli.search.rundir import RunDir
+from paprec_cli.search.rundir import RunDir, RunManifest
 from paprec_cli.search.schedule import Schedule, ScheduleConfig, overall, start_state
 from paprec_cli.search.state import SearchState, tokens_to_json
 from paprec_cli.search.surrogate import make_scorer, per_user_means
 from paprec_cli.search.vocab import candidate_vocabulary, initial_tokens, manual_start
 from paprec_cli.specs import Example, TaskSpec
+
+if TYPE_CHECKING:
+    from paprec_cli.model.bundle import ModelBundle
+    from paprec_cli.model.inference import Recommender
 
 RUN_FORMAT = "paprec-run/1"
 RNG_VAL_USERS, RNG_GRAD = 101, 102
@@ -48,8 +53,8 @@ class SearchSession:
     task: TaskSpec
     dataset: Dataset
     data: TaskData
-    bundle: Any
-    recommender: Any
+    bundle: ModelBundle
+    recommender: Recommender
     vocab: torch.Tensor
     problem: ModelProblem
     initial: PromptTokens
@@ -133,7 +138,7 @@ def library_versions() -> dict[str, str]:
             "transformers": transformers.__version__, "numpy": np.__version__, "polars": polars.__version__}
 
 
-def manifest(session: SearchSession) -> dict[str, Any]:
+def manifest(session: SearchSession) -> RunManifest:
     problem = session.problem
     return {
         "format": RUN_FORMAT,
@@ -158,7 +163,7 @@ def manifest(session: SearchSession) -> dict[str, Any]:
     }
 
 
-def check_resumable(session: SearchSession, recorded: dict[str, Any]) -> None:
+def check_resumable(session: SearchSession, recorded: RunManifest) -> None:
     """Refuse to resume against a different dataset or model than the run started with."""
     if recorded["dataset"]["fingerprint"] != session.dataset.fingerprint:
         raise PaprecError(f"--resume: dataset '{session.dataset.name}' changed since the run started "
@@ -286,7 +291,7 @@ def surrogates(session: SearchSession, state: SearchState) -> dict[str, float]:
     }
 
 
-def finalize(session: SearchSession, run: RunDir | None, state: SearchState) -> dict[str, Any]:
+def finalize(session: SearchSession, run: RunDir | None, state: SearchState) -> Document:
     """Evaluate the three prompt variants on validation and test and write `prompts.json`."""
     config = session.config
     draft = _document(session, state, surrogate={}, results={})
@@ -300,7 +305,7 @@ def finalize(session: SearchSession, run: RunDir | None, state: SearchState) -> 
 
 
 def _document(session: SearchSession, state: SearchState, surrogate: dict[str, float],
-              results: dict[str, Any]) -> dict[str, Any]:
+              results: Results) -> Document:
     users = session.dataset.users
     raw = {}
     if state.tokens.personal:

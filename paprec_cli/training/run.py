@@ -14,7 +14,8 @@ import platform
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
@@ -40,6 +41,11 @@ from paprec_cli.training.recipe import TrainOptions
 from paprec_cli.training.sensitivity import prompt_sensitivity
 from paprec_cli.training.setup import ensure_dataset, resolve_tasks
 
+if TYPE_CHECKING:
+    from paprec_cli.model.bundle import ModelBundle
+    from paprec_cli.model.codec import IdScheme
+    from paprec_cli.model.inference import Recommender
+
 TRAINING_FORMAT = "paprec-training"
 
 
@@ -55,7 +61,7 @@ class TrainingSession:
     data: TaskData
     tasks: list[TaskSpec]
     training: TrainingData
-    bundle: Any  # paprec_cli.model.ModelBundle
+    bundle: ModelBundle
     state: run_state.RunState
     validation: dict[str, list[Example]] = field(default_factory=dict)
     dist: DistContext | None = None  # torchrun ranks (rank 0 writes); None = one process
@@ -65,19 +71,12 @@ class TrainingSession:
         return self.dist is None or self.dist.is_main
 
     @property
-    def model_dir(self) -> Any:
+    def model_dir(self) -> Path:
         return self.home.model_dir(self.options.name)
 
     @property
-    def state_dir(self) -> Any:
+    def state_dir(self) -> Path:
         return run_state.state_dir(self.home, self.options.name)
-
-
-def _model_api() -> Any:
-    """The model package, imported lazily (it pulls in transformers)."""
-    import paprec_cli.model as model_api
-
-    return model_api
 
 
 def open_session(
@@ -96,22 +95,23 @@ def open_session(
     data = TaskData(dataset, options.seed)
     training = TrainingData(data, tasks, options.mixture, options.seed)
     folder = run_state.state_dir(home, options.name)
-    api = _model_api()
+    from paprec_cli.model import PromptCodec, create_model  # lazily: the model package pulls in transformers
+
     if resume:
         saved = run_state.read_state(folder, options.name)
         if saved.options.dataset != options.dataset:
             raise PaprecError(f"--resume {options.name}: state belongs to dataset {saved.options.dataset}")
-        codec = api.PromptCodec.load(folder / "codec")
+        codec = PromptCodec.load(folder / "codec")
         if codec.dataset_fingerprint and codec.dataset_fingerprint != dataset.fingerprint:
             raise PaprecError(
                 f"--resume {options.name}: dataset '{dataset.name}' changed since training started "
                 f"(fingerprint {codec.dataset_fingerprint} -> {dataset.fingerprint}); train anew"
             )
-        bundle = api.create_model(options.size, codec, options.seed, dropout=options.recipe.dropout)
+        bundle = create_model(options.size, codec, options.seed, dropout=options.recipe.dropout)
         state = run_state.RunState(options, saved.epoch, saved.step, saved.seconds, saved.history,
                                    saved.best_epoch, saved.best_score)  # fmt: skip
     else:
-        bundle = _fresh_bundle(api, options, dataset, training, home)
+        bundle = _fresh_bundle(options, dataset, training, home)
         state = run_state.RunState(options)
         if dist is None or dist.is_main:
             folder.mkdir(parents=True, exist_ok=True)
@@ -126,13 +126,16 @@ def _with_tasks(options: TrainOptions, names: list[str]) -> TrainOptions:
     return replace(options, tasks=tuple(names))
 
 
-def _fresh_bundle(api: Any, options: TrainOptions, dataset: Dataset, training: TrainingData, home: Home) -> Any:
+def _fresh_bundle(options: TrainOptions, dataset: Dataset, training: TrainingData, home: Home) -> ModelBundle:
     """A new codec and model, or the weights of `--init` (paprec folder, HF T5 folder, P5 .pth)."""
+    from paprec_cli.model import build_codec, create_model, load_model
+
+    ids = cast("IdScheme", options.ids)  # checked against ID_SCHEMES when the options were made
     if options.init:
         # Checks users, items and fingerprint against the dataset; HF/P5 layouts get the codec from it.
-        return api.load_model(options.init, home, dataset=dataset, id_scheme=options.ids)
-    codec = api.build_codec(dataset, options.ids, training.texts())
-    bundle = api.create_model(options.size, codec, options.seed, dropout=options.recipe.dropout)
+        return load_model(options.init, home, dataset=dataset, id_scheme=ids)
+    codec = build_codec(dataset, ids, training.texts())
+    bundle = create_model(options.size, codec, options.seed, dropout=options.recipe.dropout)
     if options.recipe.zero_whole_word:
         torch.nn.init.zeros_(bundle.model.whole_word.weight)
     if options.recipe.item_init == "cooccurrence":
@@ -150,15 +153,19 @@ def validation_examples(session: TrainingSession) -> dict[str, list[Example]]:
     }
 
 
-def _recommender(session: TrainingSession) -> Any:
-    return _model_api().Recommender(session.bundle.model, session.bundle.codec, session.device)
+def _recommender(session: TrainingSession) -> Recommender:
+    from paprec_cli.model import Recommender
+
+    return Recommender(session.bundle.model, session.bundle.codec, session.device)
 
 
 def _save_best(session: TrainingSession, training_json: dict[str, Any] | None = None) -> None:
     """Rewrite the model folder atomically (with training.json at the end of the run)."""
     session.bundle.config.update(_config_extra(session))
     extra = {"training.json": training_json} if training_json is not None else None
-    _model_api().save_model(session.bundle, session.model_dir, extra_json=extra)
+    from paprec_cli.model import save_model
+
+    save_model(session.bundle, session.model_dir, extra_json=extra)
 
 
 def _config_extra(session: TrainingSession) -> dict[str, Any]:
