@@ -68,7 +68,7 @@ def format_of(path: Path, fmt: str | None = None) -> ExportFormat:
 # ---------------------------------------------------------------------------------------------------
 
 
-def _tokens(value: Any, where: str, source: Path | str) -> list[Token]:
+def _tokens(value: object, where: str, source: Path | str) -> list[Token]:
     if not isinstance(value, list):
         raise PaprecError(f"{source}: '{where}' must be a list of {{id, text}} tokens; {REEXPORT}")
     for token in value:
@@ -87,7 +87,7 @@ def token_lists(doc: Document) -> Iterable[tuple[str, list[Token]]]:
         yield f"personal.{user}", tokens
 
 
-def validate_document(doc: Any, source: Path | str) -> Document:
+def validate_document(doc: object, source: Path | str) -> Document:
     """Structural checks: format tag, required keys, token shapes. Returns the document."""
     if not isinstance(doc, dict):
         raise PaprecError(f"{source}: not a prompts document (expected a JSON object); {REEXPORT}")
@@ -334,7 +334,7 @@ def read_prompts(path: str | Path) -> Document:
     return validate_document(doc, source)
 
 
-def _read_json(source: Path) -> Any:
+def _read_json(source: Path) -> object:
     try:
         return json.loads(source.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:

@@ -6,7 +6,7 @@ Core: `paprec_cli.data.catalog` (list, checked import) and `paprec_cli.data.stat
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.markup import escape
@@ -14,7 +14,7 @@ from rich.table import Table
 
 from paprec_cli.commands.common import HomeOpt, JsonOpt, PaprecTyper, QuietOpt, SeedOpt, VerboseOpt, make_ctx
 from paprec_cli.data.catalog import catalog, import_checked
-from paprec_cli.data.stats import describe
+from paprec_cli.data.stats import DatasetInfo, describe
 from paprec_cli.data.store import load_dataset
 
 FromOpt = Annotated[
@@ -41,7 +41,7 @@ OptionOpt = Annotated[
 ]
 
 
-def _info_table(info: dict[str, Any]) -> Table:
+def _info_table(info: DatasetInfo) -> Table:
     table = Table(title=f"dataset {info['name']}", show_header=False)
     table.add_column("field", style="bold")
     table.add_column("value")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -19,6 +19,9 @@ from paprec_cli.commands.common import (
     make_ctx,
 )
 from paprec_cli.errors import PaprecError
+
+if TYPE_CHECKING:
+    from paprec_cli.training.run import TrainingResult
 
 SIZES = ("tiny", "small", "base")
 
@@ -141,7 +144,7 @@ def _fmt(value: object) -> str:
     return f"{value:.4f}" if isinstance(value, (int, float)) and math.isfinite(value) else "-"
 
 
-def results_table(result: dict[str, Any]) -> Table:
+def results_table(result: TrainingResult) -> Table:
     """Model vs baselines per task on the test split."""
     table = Table(title="test split: model vs baselines")
     table.add_column("task")

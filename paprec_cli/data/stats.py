@@ -5,7 +5,7 @@ What `paprec data info` prints (`describe`); reads the stored tables and manifes
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 import polars as pl
@@ -13,7 +13,43 @@ import polars as pl
 from paprec_cli.data.store import Dataset
 
 
-def describe(dataset: Dataset) -> dict[str, Any]:
+class SequenceLengths(TypedDict):
+    """Interactions per user."""
+
+    min: int
+    mean: float
+    median: float
+    max: int
+
+
+class DatasetInfo(TypedDict):
+    """What `paprec data info --json` prints."""
+
+    name: str
+    dataset: str
+    users: int
+    items: int
+    interactions: int
+    density: float
+    sequence_length: SequenceLengths
+    repeat_interactions: int
+    rating_histogram: dict[str, int] | None
+    with_timestamp: int
+    items_with_attributes: int
+    distinct_attributes: int
+    items_with_title: int
+    indexing: str
+    tie_break: str
+    seed: int | None
+    options: dict[str, str]
+    extras: list[str]
+    fingerprint: str
+    sources: list[dict[str, Any]]  # path, sha256 (and size) of each file read
+    created: str | None
+    folder: str
+
+
+def describe(dataset: Dataset) -> DatasetInfo:
     """Counts and shape statistics of an imported dataset (what `data info` prints)."""
     table = dataset.interactions
     manifest = dataset.manifest

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypedDict, cast
 
 import numpy as np
 import torch
@@ -47,6 +47,21 @@ if TYPE_CHECKING:
     from paprec_cli.model.inference import Recommender
 
 TRAINING_FORMAT = "paprec-training"
+
+
+class TrainingResult(TypedDict, total=False):
+    """What `paprec train --json` prints (empty on torchrun ranks other than 0)."""
+
+    model: str
+    name: str
+    test: dict[str, dict[str, float]]
+    validation: dict[str, dict[str, float]]
+    baselines: dict[str, dict[str, dict[str, float]]]
+    sensitivity: dict[str, Any]
+    epochs: int
+    best_epoch: int
+    stopped: str
+    seconds: float
 
 
 @dataclass
@@ -250,7 +265,7 @@ def _headline(metrics: dict[str, dict[str, float]]) -> str:
     return ", ".join(parts)
 
 
-def final_report(session: TrainingSession, stopped: str, wall: float) -> dict[str, Any]:
+def final_report(session: TrainingSession, stopped: str, wall: float) -> TrainingResult:
     """Best weights on the test split, baselines, sensitivity; writes training.json; returns the result."""
     state, options = session.state, session.options
     if state.best_epoch == 0:
@@ -268,7 +283,7 @@ def final_report(session: TrainingSession, stopped: str, wall: float) -> dict[st
         limit=options.recipe.sensitivity_examples,
     )
     best = next(h for h in state.history if h["epoch"] == state.best_epoch)
-    result = {
+    result: TrainingResult = {
         "model": str(session.model_dir),
         "name": options.name,
         "test": test,
@@ -286,7 +301,7 @@ def final_report(session: TrainingSession, stopped: str, wall: float) -> dict[st
     return result
 
 
-def training_record(session: TrainingSession, result: dict[str, Any]) -> dict[str, Any]:
+def training_record(session: TrainingSession, result: TrainingResult) -> dict[str, Any]:
     """The content of training.json."""
     import transformers
 
@@ -326,7 +341,7 @@ def train(
     device: str,
     resume: bool = False,
     dist: DistContext | None = None,
-) -> dict[str, Any]:
+) -> TrainingResult:
     """Train (or resume) and return the `--json` result (an empty dict on torchrun ranks other than 0)."""
     wall = time.perf_counter()
     if device.startswith("cpu"):
