@@ -23,6 +23,7 @@ from paprec_cli.model.bundle import CONFIG_FORMAT, ModelBundle
 from paprec_cli.model.codec import DatasetLike, IdScheme, PromptCodec
 from paprec_cli.model.weights import TIED_KEYS, load_state_strict, read_state_dict
 from paprec_cli.paths import Home, atomic_path, sha256_file
+from paprec_cli.registry import model_folders
 
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
@@ -60,9 +61,7 @@ def resolve_model_path(path_or_name: str | Path, home: Home | None) -> Path:
         return path
     if home is not None and (home.models / str(path_or_name)).exists():
         return home.models / str(path_or_name)
-    known = (
-        sorted(p.name for p in home.models.glob("*") if (p / CONFIG).exists()) if home and home.models.exists() else []
-    )
+    known = [p.name for p in model_folders(home)] if home is not None else []
     listing = ", ".join(known) or "none"
     where = f" (models in {home.models}: {listing})" if home is not None else ""
     raise PaprecError(f"model '{path_or_name}': no such file, folder or model name{where}")
