@@ -18,12 +18,10 @@ from paprec_cli.commands.common import (
     VerboseOpt,
     make_ctx,
 )
-from paprec_cli.errors import PaprecError
 
 if TYPE_CHECKING:
     from paprec_cli.training.run import TrainingResult
 
-SIZES = ("tiny", "small", "base")
 
 
 def register(app: PaprecTyper) -> None:
@@ -104,30 +102,9 @@ def register(app: PaprecTyper) -> None:
             "lr": lr, "batch_size": batch_size, "epochs": epochs, "patience": patience, "dropout": dropout,
             "weight_decay": weight_decay, "val_users": val_users, "item_init": item_init,
         }  # fmt: skip
-        if size is not None and size not in SIZES:
-            raise PaprecError(f"--size {size}: expected one of {', '.join(SIZES)}")
-        if time_budget is not None and not (time_budget > 0 and math.isfinite(time_budget)):
-            raise PaprecError(f"--time-budget {time_budget}: expected a positive number of seconds")
-        task_names = setup.parse_tasks(tasks)
-        chosen_device = dist.device
-        registry = ctx.registry
-        if resume:
-            from paprec_cli.training.state import read_state, state_dir
-
-            if item_init is not None:
-                raise PaprecError("--item-init applies to a fresh run only; drop it when using --resume")
-
-            saved = read_state(state_dir(ctx.home, resume), resume).options
-            given = {"--dataset": dataset, "--size": size, "--ids": ids, "--tasks": task_names, "--init": init}
-            options = setup.resumed_options(saved, given, {**overrides, "time_budget": time_budget})
-        else:
-            if dataset is None:
-                raise PaprecError("--dataset is required (e.g. --dataset synthetic); see `paprec data list`")
-            options = setup.new_options(
-                dataset=dataset, tasks=task_names or [], size=size or "tiny", ids=ids or "atomic", name=name,
-                seed=seed, time_budget=time_budget, init=init, overrides=overrides,
-            )  # fmt: skip
-        result = run_training(options, ctx.home, ctx.out, registry, chosen_device, resume=bool(resume), dist=dist)
+        options = setup.cli_options(ctx.home, dataset=dataset, tasks=tasks, size=size, ids=ids, name=name, seed=seed,
+                                    time_budget=time_budget, init=init, resume=resume, overrides=overrides)
+        result = run_training(options, ctx.home, ctx.out, ctx.registry, dist.device, resume=bool(resume), dist=dist)
         dist.destroy()
         if not dist.is_main:
             return
