@@ -116,9 +116,9 @@ class ExactScorer:
 def load_setup(args: argparse.Namespace, device: torch.device) -> Setup:
     from paprec_cli.data.splits import TaskData
     from paprec_cli.data.store import dataset_exists
-    from paprec_cli.evaluate import split_seed
     from paprec_cli.model import Recommender, load_model
     from paprec_cli.plugins import load_registry
+    from paprec_cli.registry import split_seed
     from paprec_cli.search.config import batch_sizes
     from paprec_cli.search.layout import Layout
     from paprec_cli.search.problem import ModelProblem

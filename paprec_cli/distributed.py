@@ -336,3 +336,16 @@ def _plain_device(device: str) -> str:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return (text[0] if text else type(exc).__name__)[:200]
+
+
+def resolve_device(device: str) -> str:
+    """The device a `--device` value names (validated); "auto" picks CUDA when torch sees one."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cpu":
+        return device
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise PaprecError(f"--device {device}: no CUDA device is visible to torch; use --device cpu or auto")
+        return device
+    raise PaprecError(f"--device {device}: expected auto, cpu, cuda or cuda:N")

@@ -21,12 +21,21 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from paprec_cli.export import layout_of, tokens_of
 from paprec_cli.metrics import RANKING_KEYS, as_numpy, hits_at_k, ndcg_per_example
 from paprec_cli.search.layout import Layout, PromptBuilder, PromptTokens
 from paprec_cli.specs import Example, TaskSpec
 
 if TYPE_CHECKING:
+    import torch
+
+    from paprec_cli.data.splits import TaskData
     from paprec_cli.distributed import DistContext
+    from paprec_cli.export import Document
+    from paprec_cli.model.bundle import ModelBundle
+    from paprec_cli.model.codec import PromptCodec
+    from paprec_cli.model.encoded import EncodedPrompt
+    from paprec_cli.model.inference import Recommender
 
 VARIANTS = ("manual", "shared", "personalized")
 
@@ -53,28 +62,8 @@ Results = dict[str, dict[str, dict[str, float]]]
 Details = dict[str, dict[str, PerExample]]
 
 
-def layout_of(doc: dict[str, Any]) -> Layout:
-    layout = doc["layout"]
-    return Layout(int(layout["n_prefix"]), int(layout["n_suffix"]), int(layout["n_personal"]))
-
-
-def _ids(tokens: Sequence[dict[str, Any]]) -> tuple[int, ...]:
-    return tuple(int(t["id"]) for t in tokens)
-
-
-def tokens_of(doc: dict[str, Any], personalized: bool) -> PromptTokens:
-    """The document's prompt as `PromptTokens` (without per-user tokens unless `personalized`)."""
-    shared = doc["shared"]
-    personal = {int(u): _ids(t) for u, t in (doc.get("personal") or {}).items()} if personalized else {}
-    return PromptTokens(
-        shared=_ids(shared.get("prefix", [])) + _ids(shared.get("suffix", [])),
-        personal_default=_ids(shared.get("personal_default", [])),
-        personal=personal,
-    )
-
-
-def manual_prompts(codec: Any, task: TaskSpec, examples: Sequence[Example],
-                   template_id: str | None = None) -> list[Any]:
+def manual_prompts(codec: PromptCodec, task: TaskSpec, examples: Sequence[Example],
+                   template_id: str | None = None) -> list[EncodedPrompt]:
     template = task.manual(template_id)
     rendered = []
     for ex in examples:
@@ -83,12 +72,14 @@ def manual_prompts(codec: Any, task: TaskSpec, examples: Sequence[Example],
     return list(codec.encode_batch(rendered))
 
 
-def automatic_prompts(codec: Any, layout: Layout, examples: Sequence[Example], tokens: PromptTokens) -> list[Any]:
+def automatic_prompts(codec: PromptCodec, layout: Layout, examples: Sequence[Example],
+                      tokens: PromptTokens) -> list[EncodedPrompt]:
     builder = PromptBuilder(codec, layout, [ex.argument for ex in examples])
     return [builder.prompt(i, tokens.triggers_for(ex.user)) for i, ex in enumerate(examples)]
 
 
-def per_example_metrics(task: TaskSpec, predictions: Any, examples: Sequence[Example]) -> dict[str, np.ndarray]:
+def per_example_metrics(task: TaskSpec, predictions: np.ndarray | torch.Tensor,
+                        examples: Sequence[Example]) -> dict[str, np.ndarray]:
     """Per-example values whose means are the task's metrics (for paired bootstrap intervals)."""
     targets = np.asarray([float(ex.target) for ex in examples])
     if task.kind == "rating":
@@ -103,7 +94,8 @@ def per_example_metrics(task: TaskSpec, predictions: Any, examples: Sequence[Exa
     return out
 
 
-def sharded_predictions(recommender: Any, task: TaskSpec, examples: Sequence[Example], prompts: Sequence[Any],
+def sharded_predictions(recommender: Recommender, task: TaskSpec, examples: Sequence[Example],
+                        prompts: Sequence[EncodedPrompt],
                         batch_size: int, dist: DistContext | None = None) -> np.ndarray:
     """`predict.predictions` of all examples, each rank running a contiguous share of whole batches.
 
@@ -126,7 +118,8 @@ def sharded_predictions(recommender: Any, task: TaskSpec, examples: Sequence[Exa
     return out
 
 
-def score_prompts(recommender: Any, task: TaskSpec, examples: Sequence[Example], prompts: Sequence[Any],
+def score_prompts(recommender: Recommender, task: TaskSpec, examples: Sequence[Example],
+                  prompts: Sequence[EncodedPrompt],
                   batch_size: int, dist: DistContext | None = None) -> tuple[dict[str, float], PerExample]:
     """Task metrics and per-example values of one prompt per example (predictions split over `dist`)."""
     examples = list(examples)
@@ -142,9 +135,9 @@ def score_prompts(recommender: Any, task: TaskSpec, examples: Sequence[Example],
     return metrics, detail
 
 
-def evaluate_prompts(bundle: Any, task: TaskSpec, data: Any, prompts_doc: dict[str, Any],
+def evaluate_prompts(bundle: ModelBundle, task: TaskSpec, data: TaskData, prompts_doc: Document,
                      parts: Sequence[str] = ("validation", "test"), batch_size: int = 256,
-                     device: str | None = None, recommender: Any = None,
+                     device: str | None = None, recommender: Recommender | None = None,
                      dist: DistContext | None = None) -> tuple[Results, Details]:
     """({variant: {part: {metric: value}}}, {variant: {part: PerExample}}) for manual/shared/personalized.
 
@@ -170,22 +163,3 @@ def evaluate_prompts(bundle: Any, task: TaskSpec, data: Any, prompts_doc: dict[s
             prompts = automatic_prompts(codec, layout, examples, tokens)
             results[name][part], details[name][part] = score_prompts(rec, task, examples, prompts, batch_size, dist)
     return results, details
-
-
-def split_negatives(bundle: Any) -> int:
-    """The direct task's negatives per candidate list the model was trained with (`-o negatives=N`); 99 if
-    unrecorded (models trained before the option existed used 99)."""
-    from paprec_cli.data.splits import N_NEGATIVES
-
-    value = (getattr(bundle, "config", {}) or {}).get("negatives")
-    return int(value) if value is not None else N_NEGATIVES
-
-
-def split_seed(bundle: Any) -> int:
-    """The seed of the splits the model was trained on (rating split, direct negatives); 0 if unrecorded."""
-    config = getattr(bundle, "config", {}) or {}
-    training = config.get("training") or {}
-    for value in (config.get("split_seed"), training.get("split_seed"), training.get("seed"), config.get("seed")):
-        if value is not None:
-            return int(value)
-    return 0

@@ -15,18 +15,17 @@ import csv
 import io
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from paprec_cli.errors import PaprecError
-from paprec_cli.paths import Home, atomic_path, write_text_atomic
+from paprec_cli.paths import atomic_path, write_text_atomic
+from paprec_cli.search.layout import Layout, PromptTokens
 from paprec_cli.textio import read_text_file
 
 FORMAT = "paprec-prompts/1"
 ExportFormat = Literal["json", "parquet", "csv"]
 FORMATS: tuple[ExportFormat, ...] = ("json", "parquet", "csv")
-PROMPTS_FILE = "prompts.json"
 #: Keys every document must have; the rest (initial, surrogate, results, search, ...) are optional.
 REQUIRED_KEYS = ("format", "task", "dataset", "dataset_fingerprint", "model", "model_fingerprint", "layout", "shared")
 #: Keys that live in the rows of a Parquet/CSV export rather than in its metadata.
@@ -53,41 +52,8 @@ class TokenCodec(Protocol):
 
 
 # ---------------------------------------------------------------------------------------------------
-# Locating runs and files
+# Files
 # ---------------------------------------------------------------------------------------------------
-
-
-#: Run name meaning "the most recently finished run in this home".
-LATEST = "latest"
-
-
-def resolve_run(run: str | Path, home: Home) -> Path:
-    """A run directory from a path, a run name under `<home>/runs`, or `latest` (the newest finished run)."""
-    path = Path(run).expanduser()
-    if path.is_dir():
-        return path
-    named = home.runs / str(run)
-    if named.is_dir():
-        return named
-    if str(run) == LATEST:
-        finished = sorted(p.parent for p in home.runs.glob(f"*/{PROMPTS_FILE}")) if home.runs.is_dir() else []
-        if finished:
-            return max(finished, key=lambda p: ((p / PROMPTS_FILE).stat().st_mtime, p.name))
-    known = sorted(p.name for p in home.runs.glob("*") if p.is_dir()) if home.runs.is_dir() else []
-    hint = f"runs in {home.runs}: {', '.join(known)}" if known else f"no runs in {home.runs} yet"
-    raise PaprecError(f"run '{run}': not a folder and not a run name ({hint}); pass a run folder or name")
-
-
-def run_prompts(run: str | Path, home: Home) -> Path:
-    """The `prompts.json` of a run (by folder or name); an error if the search has not written it yet."""
-    folder = resolve_run(run, home)
-    path = folder / PROMPTS_FILE
-    if not path.is_file():
-        raise PaprecError(
-            f"{folder}: no {PROMPTS_FILE} (the search has not finished); "
-            f"resume it with `paprec search --resume {folder}`"
-        )
-    return path
 
 
 def format_of(path: Path, fmt: str | None = None) -> ExportFormat:
@@ -103,7 +69,7 @@ def format_of(path: Path, fmt: str | None = None) -> ExportFormat:
 # ---------------------------------------------------------------------------------------------------
 
 
-def _tokens(value: Any, where: str, source: Path | str) -> list[Token]:
+def _tokens(value: object, where: str, source: Path | str) -> list[Token]:
     if not isinstance(value, list):
         raise PaprecError(f"{source}: '{where}' must be a list of {{id, text}} tokens; {REEXPORT}")
     for token in value:
@@ -122,7 +88,7 @@ def token_lists(doc: Document) -> Iterable[tuple[str, list[Token]]]:
         yield f"personal.{user}", tokens
 
 
-def validate_document(doc: Any, source: Path | str) -> Document:
+def validate_document(doc: object, source: Path | str) -> Document:
     """Structural checks: format tag, required keys, token shapes. Returns the document."""
     if not isinstance(doc, dict):
         raise PaprecError(f"{source}: not a prompts document (expected a JSON object); {REEXPORT}")
@@ -181,6 +147,27 @@ def check_fingerprints(
             f"{source}: searched with model fingerprint {doc.get('model_fingerprint')} ({doc.get('model')}), "
             f"but the model in use has {model_fingerprint}; pass --model with the model the prompts were searched with"
         )
+
+
+def layout_of(doc: Document) -> Layout:
+    """The document's prompt layout (shared prefix/suffix and personal slot counts)."""
+    layout = doc["layout"]
+    return Layout(int(layout["n_prefix"]), int(layout["n_suffix"]), int(layout["n_personal"]))
+
+
+def _ids(tokens: list[Token]) -> tuple[int, ...]:
+    return tuple(int(t["id"]) for t in tokens)
+
+
+def tokens_of(doc: Document, personalized: bool) -> PromptTokens:
+    """The document's prompt as `PromptTokens` (without per-user tokens unless `personalized`)."""
+    shared = doc["shared"]
+    personal = {int(u): _ids(t) for u, t in (doc.get("personal") or {}).items()} if personalized else {}
+    return PromptTokens(
+        shared=_ids(shared.get("prefix", [])) + _ids(shared.get("suffix", [])),
+        personal_default=_ids(shared.get("personal_default", [])),
+        personal=personal,
+    )
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -329,14 +316,13 @@ def _write_parquet(doc: Document, path: Path) -> None:
 # ---------------------------------------------------------------------------------------------------
 
 
-def load_prompts(path: str | Path, home: Home | None = None) -> Document:
-    """Read a prompts document from JSON, Parquet or CSV (or a run folder/name) and check its structure.
+def read_prompts(path: str | Path) -> Document:
+    """Read a prompts document from a JSON, Parquet or CSV file and check its structure.
 
-    Checks against a model or dataset are `check_codec` and `check_fingerprints`.
+    A run folder or name is `paprec_cli.runs.load_prompts`. Checks against a model or dataset are
+    `check_codec` and `check_fingerprints`.
     """
     source = Path(path).expanduser()
-    if source.is_dir() or (home is not None and not source.exists() and (home.runs / str(path)).is_dir()):
-        source = run_prompts(path, home or Home.resolve())
     if not source.is_file():
         raise PaprecError(f"{source}: no such prompts file; pass a file written by `paprec export-prompts` or a run")
     fmt = format_of(source)
@@ -349,7 +335,7 @@ def load_prompts(path: str | Path, home: Home | None = None) -> Document:
     return validate_document(doc, source)
 
 
-def _read_json(source: Path) -> Any:
+def _read_json(source: Path) -> object:
     try:
         return json.loads(read_text_file(source).text)  # the shared reader: a BOM or UTF-16 from an editor is fine
     except json.JSONDecodeError as exc:
@@ -408,58 +394,3 @@ def _read_parquet(source: Path) -> Document:
     if missing:
         raise PaprecError(f"{source}: missing column(s) {', '.join(missing)}; {REEXPORT}")
     return _rebuild(_meta_json(file_meta[PARQUET_META_KEY], source), table.iter_rows(named=True), source)
-
-
-# ---------------------------------------------------------------------------------------------------
-# Binding a document to the dataset and model it names
-# ---------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class BoundPrompts:
-    """A checked document with the dataset and model it was searched on, ready for eval or recommend."""
-
-    doc: Document
-    source: Path
-    dataset: Any  # paprec_cli.data.store.Dataset
-    bundle: Any  # paprec_cli.model.ModelBundle
-    split_seed: int
-    run: Path | None = None
-
-
-def open_prompts(
-    prompts: str | Path,
-    home: Home,
-    *,
-    model: str | None = None,
-    dataset: str | None = None,
-) -> BoundPrompts:
-    """Load a prompts file or run, then the dataset and model it names (or the overrides), and check
-    fingerprints and token ids so that a document is never applied to a model it was not searched for.
-
-    The split seed comes from the run's manifest when there is one, else from the model's config (the
-    splits the model was trained on), as the search does.
-    """
-    from paprec_cli.data.store import load_dataset
-    from paprec_cli.evaluate import split_seed
-    from paprec_cli.model import load_model
-    from paprec_cli.search.runner import model_fingerprint
-
-    path = Path(prompts).expanduser()
-    if not path.exists() and path.suffix.lstrip(".").lower() in FORMATS:
-        raise PaprecError(f"{path}: no such prompts file; pass a file written by `paprec export-prompts` or a run")
-    run = None if path.is_file() else resolve_run(prompts, home)
-    source = path if run is None else run_prompts(run, home)
-    doc = load_prompts(source)
-    data = load_dataset(home, dataset or str(doc["dataset"]))
-    check_fingerprints(doc, source, dataset_fingerprint=data.fingerprint)
-    model_ref = model or str(doc["model"])
-    bundle = load_model(model_ref, home, dataset=data)
-    check_fingerprints(doc, source, model_fingerprint=model_fingerprint(bundle))
-    check_codec(doc, bundle.codec, source, model=model_ref)
-    seed = split_seed(bundle)
-    manifest = run / "manifest.json" if run is not None else None
-    if manifest is not None and manifest.is_file():
-        recorded = (json.loads(manifest.read_text(encoding="utf-8")).get("config") or {}).get("split_seed")
-        seed = int(recorded) if recorded is not None else seed
-    return BoundPrompts(doc, source, data, bundle, seed, run)

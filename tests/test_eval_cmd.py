@@ -15,8 +15,8 @@ from typer.testing import CliRunner
 
 from paprec_cli import export
 from paprec_cli.cli import app
-from paprec_cli.commands.eval_cmd import paired_differences, verdict
 from paprec_cli.evaluate import PerExample
+from paprec_cli.paired import paired_differences, verdict
 from paprec_cli.paths import Home
 
 pytestmark = pytest.mark.slow

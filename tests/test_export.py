@@ -10,7 +10,7 @@ import pytest
 from test_export_helpers import FakeCodec, sample_document
 from typer.testing import CliRunner
 
-from paprec_cli import export
+from paprec_cli import export, runs
 from paprec_cli.cli import app
 from paprec_cli.errors import PaprecError
 from paprec_cli.paths import Home
@@ -21,7 +21,7 @@ def test_round_trip(tmp_path: Path, fmt: str) -> None:
     doc = sample_document()
     path = tmp_path / f"prompts.{fmt}"
     assert export.export_prompts(doc, path) == fmt
-    back = export.load_prompts(path)
+    back = export.read_prompts(path)
     assert back == doc
     assert list(back) == list(doc)  # key order too, so a re-export is byte-identical for JSON
     assert isinstance(back["users"]["1"], str) and back["users"]["1"] == "007"
@@ -33,7 +33,7 @@ def test_round_trip_without_personal(tmp_path: Path, fmt: str) -> None:
     doc["personal"], doc["users"] = {}, {}
     path = tmp_path / f"p.{fmt}"
     export.export_prompts(doc, path)
-    assert export.load_prompts(path) == doc
+    assert export.read_prompts(path) == doc
 
 
 def test_explicit_format_beats_suffix(tmp_path: Path) -> None:
@@ -81,7 +81,7 @@ def test_structural_refusals(tmp_path: Path, mutate: Any, message: str) -> None:
     path = tmp_path / "bad.json"
     path.write_text(json.dumps(doc), encoding="utf-8")
     with pytest.raises(PaprecError, match=message) as info:
-        export.load_prompts(path)
+        export.read_prompts(path)
     assert str(path) in str(info.value) and "\n" not in str(info.value)
 
 
@@ -110,11 +110,11 @@ def test_not_parquet_or_csv(tmp_path: Path) -> None:
     bad = tmp_path / "p.parquet"
     bad.write_text("hello", encoding="utf-8")
     with pytest.raises(PaprecError, match="not a readable Parquet"):
-        export.load_prompts(bad)
+        export.read_prompts(bad)
     bad_csv = tmp_path / "p.csv"
     bad_csv.write_text("user_idx,user\n1,a\n", encoding="utf-8")
     with pytest.raises(PaprecError, match="first line"):
-        export.load_prompts(bad_csv)
+        export.read_prompts(bad_csv)
 
 
 def make_run(home: Path, name: str = "run1", doc: dict[str, Any] | None = None) -> Path:
@@ -131,7 +131,7 @@ def test_cli_export_by_run_name(home: Path, runner: CliRunner, tmp_path: Path, f
     result = runner.invoke(app, ["export-prompts", "run1", "--format", fmt, "-o", str(out), "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout.splitlines()[-1]) == {"run": "run1", "path": str(out), "format": fmt, "users": 3}
-    assert export.load_prompts(out) == sample_document()
+    assert export.read_prompts(out) == sample_document()
     again = runner.invoke(app, ["export-prompts", "run1", "--format", fmt, "-o", str(out)])
     assert again.exit_code == 2 and "--force" in again.stderr and len(again.stderr.strip().splitlines()) == 1
     forced = runner.invoke(app, ["export-prompts", str(home / "runs" / "run1"), "-f", fmt, "-o", str(out), "--force"])
@@ -157,15 +157,15 @@ def test_cli_export_refusals(home: Path, runner: CliRunner, tmp_path: Path) -> N
 
 def test_load_prompts_accepts_run_folder(home: Path) -> None:
     folder = make_run(home)
-    assert export.load_prompts(folder) == sample_document()
-    assert export.load_prompts("run1", Home.resolve(home)) == sample_document()
+    assert runs.load_prompts(folder) == sample_document()
+    assert runs.load_prompts("run1", Home.resolve(home)) == sample_document()
 
 
 def test_latest_resolves_the_newest_finished_run(tmp_path) -> None:
     import os
 
-    from paprec_cli.export import resolve_run
     from paprec_cli.paths import Home
+    from paprec_cli.runs import resolve_run
 
     home = Home(tmp_path)
     for index, name in enumerate(["20260101-000000-a", "20260102-000000-b", "20260103-000000-unfinished"]):

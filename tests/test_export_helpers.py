@@ -79,9 +79,9 @@ def tiny_document(home: Home, personal_users: tuple[int, ...] = (1, 2)) -> dict[
     """A prompts document for the tiny model, written the way the search writes it (search.result)."""
     from paprec_cli.data.store import load_dataset
     from paprec_cli.model import load_model
+    from paprec_cli.registry import model_fingerprint
     from paprec_cli.search.layout import Layout, PromptTokens
     from paprec_cli.search.result import prompts_document
-    from paprec_cli.search.runner import model_fingerprint
 
     folder = home.model_dir("synthetic-tiny-atomic")
     bundle = load_model(folder, home)

@@ -184,7 +184,7 @@ def test_predict_ranking_rating_and_candidates(rec: Recommender) -> None:
     words = prompts(5)
     encoded = rec.codec.encode_batch(words)
     plain = [Example(user=1, argument=tuple(w), values={}, target=3) for w in words]
-    metrics, surrogate = predict_mod.evaluate(rec, _FakeTask("ranking"), plain, encoded, batch_size=2)
+    metrics, surrogate = predict_mod.metrics_and_surrogate(rec, _FakeTask("ranking"), plain, encoded, batch_size=2)
     assert metrics == {"n": 5.0} and surrogate.shape == (5,)
     ranked = predict_mod.predictions(rec, _FakeTask("ranking"), plain, encoded, batch_size=2)
     assert ranked.shape == (5, 10)

@@ -8,7 +8,8 @@ import torch
 from test_model_helpers import codec_for, history_prompt
 
 from paprec_cli.model import collate
-from paprec_cli.model.codec import MAX_WORD_ID, EncodedPrompt
+from paprec_cli.model.codec import MAX_WORD_ID
+from paprec_cli.model.encoded import EncodedPrompt
 from paprec_cli.model.rows import ArgumentTable, EncodedRows, TriggerRows, as_rows
 from paprec_cli.specs import Word
 

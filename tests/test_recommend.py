@@ -13,10 +13,10 @@ from typer.testing import CliRunner
 
 from paprec_cli import export
 from paprec_cli.cli import app
-from paprec_cli.commands.recommend_cmd import serving_example
 from paprec_cli.data.store import load_dataset
 from paprec_cli.paths import Home
 from paprec_cli.plugins import load_registry
+from paprec_cli.serving import serving_example
 
 pytestmark = pytest.mark.slow
 
@@ -49,7 +49,7 @@ def recommend_json(home: Home, *args: str) -> tuple[dict[str, Any], str]:
 
 def test_personalized_prompt(home: Home, prompts: Path) -> None:
     out, stderr = recommend_json(home, "--prompts", str(prompts), "--user", "1", "-k", "5")
-    doc = export.load_prompts(prompts)
+    doc = export.read_prompts(prompts)
     assert out["prompt"] == "personalized" and "shared prompt" not in stderr
     assert out["user"] == doc["users"]["1"] and out["user_idx"] == 1
     assert out["prompt_text"].endswith(doc["personal"]["1"][0]["text"])
@@ -64,7 +64,7 @@ def test_falls_back_to_shared_and_says_so(home: Home, prompts: Path) -> None:
     data = load_dataset(home, "synthetic")
     raw = data.user_raw_id(7)
     out, stderr = recommend_json(home, "--prompts", str(prompts), "--user", raw, "-k", "3")
-    doc = export.load_prompts(prompts)
+    doc = export.read_prompts(prompts)
     assert out["prompt"] == "shared" and out["user_idx"] == 7
     assert "no personalized tokens" in stderr and "shared prompt" in stderr
     assert out["prompt_text"].endswith(doc["shared"]["personal_default"][0]["text"])

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
 
@@ -44,13 +44,15 @@ def make_ctx(home: Path | None, json_out: bool = False, quiet: bool = False, ver
 
 
 F = TypeVar("F", bound=Callable[..., Any])
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
-def user_errors(func: F) -> F:
+def user_errors(func: Callable[P, R]) -> Callable[P, R]:
     """Turn `PaprecError` into one stderr line and exit code 2 (no traceback), Ctrl-C into 130."""
 
     @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return func(*args, **kwargs)
         except PaprecError as exc:
@@ -66,7 +68,7 @@ def user_errors(func: F) -> F:
             sys.stderr.write(f"Error: the device ran out of memory ({first}); pass a smaller --batch-size\n")
             raise typer.Exit(2) from None
 
-    return wrapper  # type: ignore[return-value]
+    return wrapper
 
 
 class PaprecTyper(typer.Typer):
@@ -80,18 +82,3 @@ class PaprecTyper(typer.Typer):
             return func
 
         return decorator
-
-
-def resolve_device(device: str) -> str:
-    """Validate --device; "auto" picks CUDA when torch sees one."""
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cpu":
-        return device
-    if device.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise PaprecError(f"--device {device}: no CUDA device is visible to torch; use --device cpu or auto")
-        return device
-    raise PaprecError(f"--device {device}: expected auto, cpu, cuda or cuda:N")

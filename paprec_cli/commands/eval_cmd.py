@@ -1,20 +1,19 @@
 """`paprec eval`: manual vs shared vs personalized prompts on the test split, with paired bootstrap CIs.
 
-A gain of automatic over manual prompts is only reported as a gain when the 95% paired bootstrap
-interval of the per-user difference excludes 0; otherwise the output says the difference is noise.
+Core: `paprec_cli.eval_report` (scores and report), `paprec_cli.paired` (intervals and verdicts).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
+from paprec_cli import eval_report
 from paprec_cli.commands.common import (
     Ctx,
     DeviceOpt,
@@ -25,103 +24,21 @@ from paprec_cli.commands.common import (
     SeedOpt,
     VerboseOpt,
     make_ctx,
-    resolve_device,
 )
 from paprec_cli.errors import PaprecError
-
-if TYPE_CHECKING:  # evaluate pulls in the model stack; the CLI imports commands at startup
-    from paprec_cli.evaluate import Details, Results
-
-#: Per-example values where lower is better (rating errors); all others are higher-is-better.
-LOWER_IS_BETTER = frozenset({"squared_error", "abs_error", "RMSE", "MAE"})
-COMPARISONS = {"shared_vs_manual": "shared", "personalized_vs_manual": "personalized"}
-PARTS = ("validation", "test")
+from paprec_cli.paired import Paired, summary, verdict
 
 
-def paired_differences(details: dict[str, dict[str, Any]], part: str, n_boot: int, seed: int) -> dict[str, Any]:
-    """`{comparison: {value: {"mean_diff","ci_low","ci_high","n"}}}`: automatic minus manual, per user.
-
-    Values are the surrogate and every per-example metric, averaged per user first (a rating user has
-    several test examples), and paired on the users both variants were evaluated on.
-    """
-    from paprec_cli.metrics import paired_bootstrap
-
-    manual = details["manual"].get(part)
-    out: dict[str, Any] = {}
-    for name, variant in COMPARISONS.items():
-        auto = details[variant].get(part)
-        out[name] = {}
-        if manual is None or auto is None or len(manual.users) == 0:
-            continue
-        for key in ("surrogate", *manual.metrics):
-            mine, theirs = auto.by_user(key), manual.by_user(key)
-            users = sorted(set(mine) & set(theirs))
-            out[name][key] = paired_bootstrap(
-                [mine[u] for u in users], [theirs[u] for u in users], n_boot=n_boot, seed=seed, alpha=0.05
-            )
-    return out
-
-
-def verdict(key: str, stats: dict[str, Any]) -> str:
-    """One word for one interval: "better" / "worse" than manual, or "noise" when the CI includes 0."""
-    low, high = stats.get("ci_low"), stats.get("ci_high")
-    if low is None or high is None or not (math.isfinite(low) and math.isfinite(high)):
-        return "no data"
-    if low <= 0 <= high:
-        return "noise"
-    better = (high < 0) if key in LOWER_IS_BETTER else (low > 0)
-    return "better" if better else "worse"
-
-
-def protocol_of(bound: Any, task: Any, data: Any, test_examples: list[Any]) -> dict[str, Any]:
-    """How the numbers were produced: the dataset/split protocol plus what this task ranks over."""
-    proto = dict(data.protocol())
-    if task.kind == "rating":
-        evaluated = "predicted rating vs held-out rating (RMSE, MAE)"
-    elif test_examples and test_examples[0].candidates is not None:
-        evaluated = f"ranking over {len(test_examples[0].candidates)} candidates (held-out positive + negatives)"
-    else:
-        evaluated = "ranking over all items"
-    proto.update(
-        task=task.name,
-        evaluated=evaluated,
-        manual_template=bound.doc.get("manual_template") or task.default_template,
-        split_seed=bound.split_seed,
-        test_examples=len(test_examples),
-        model=str(bound.doc.get("model")),
-        model_fingerprint=bound.doc.get("model_fingerprint"),
-    )
-    return proto
-
-
-def baselines_for(data: Any, task: Any, part: str) -> dict[str, Any]:
-    """Popularity and item-kNN on the same examples, when the baselines module is there (else {})."""
-    try:
-        from paprec_cli.baselines import baseline_results
-    except ImportError:
-        return {}
-    found = baseline_results(data, [task.name], part, tasks={task.name: task})
-    return {name: {part: per_task[task.name]} for name, per_task in found.items() if task.name in per_task}
-
-
-def taste_of(bound: Any) -> dict[str, Any] | None:
-    """Personal tokens vs the dataset's hidden taste (datasets with a truth table only), next to chance."""
-    from paprec_cli.truth import taste_agreement
-
-    codec = bound.bundle.codec
-    words = [codec.token_text(int(i)) for i in codec.candidate_vocab().tolist()]
-    return taste_agreement(bound.doc, bound.dataset, words)
-
-
-def _fmt(value: Any) -> str:
+def _fmt(value: float | None) -> str:
     return "-" if value is None or (isinstance(value, float) and not math.isfinite(value)) else f"{value:.4f}"
 
 
-def _signed(value: Any) -> str:
+def _signed(value: float | None) -> str:
     return "-" if value is None or (isinstance(value, float) and not math.isfinite(value)) else f"{value:+.4f}"
 
 
-def results_table(results: dict[str, Any], baselines: dict[str, Any], parts: list[str]) -> Table:
+def results_table(results: eval_report.Results, baselines: dict[str, dict[str, dict[str, float]]],
+                  parts: list[str]) -> Table:
     caption = "popularity and item_knn: non-neural baselines on the same test examples" if baselines else None
     table = Table(title="manual vs automatic prompts", caption=caption)
     metrics = list(dict.fromkeys(m for v in results.values() for p in parts for m in (v.get(p) or {})))
@@ -137,7 +54,7 @@ def results_table(results: dict[str, Any], baselines: dict[str, Any], parts: lis
     return table
 
 
-def paired_table(paired: dict[str, Any], part: str) -> Table:
+def paired_table(paired: Paired, part: str) -> Table:
     """One row per value; each cell `mean diff [95% CI] verdict` for one automatic variant vs manual."""
     table = Table(
         title=f"automatic - manual, paired per user on {part}",
@@ -162,98 +79,22 @@ def paired_table(paired: dict[str, Any], part: str) -> Table:
     return table
 
 
-def summary(paired: dict[str, Any]) -> list[str]:
-    """Plain sentences on the surrogate difference of each automatic prompt, so noise is not sold as a gain."""
-    lines = []
-    for name, per_key in paired.items():
-        stats = per_key.get("surrogate")
-        if not stats:
-            continue
-        word = verdict("surrogate", stats)
-        what = name.replace("_vs_manual", "")
-        interval = f"{_signed(stats['ci_low'])} to {_signed(stats['ci_high'])}"
-        if word == "noise":
-            lines.append(
-                f"{what} vs manual: the 95% CI of the per-user difference ({interval}) includes 0: "
-                "no evidence that it differs from the manual prompt on test"
-            )
-        else:
-            lines.append(f"{what} vs manual: {word} on test (per-user difference 95% CI {interval}, excludes 0)")
-    return lines
-
-
-@dataclass
-class Evaluated:
-    """What `evaluate_source` hands to `report`: the invocation, the bound prompts and their scores."""
-
-    ctx: Ctx
-    bound: Any  # export.BoundPrompts
-    task: Any  # TaskSpec
-    data: Any  # TaskData
-    results: Results
-    details: Details
-
-
-def evaluate_source(source: str | Path, model: str | None, home: Path | None, batch_size: int | None, device: str,
-                    json_out: bool, quiet: bool, verbose: bool) -> Evaluated | None:
-    """The prompts' scores on validation and test, on rank 0; None on the other ranks.
-
-    The only part split across processes: every rank opens the same prompts and predicts its share;
-    the process group ends here, so rank 0's reporting that follows waits on nobody.
-    """
-    from paprec_cli.data.splits import TaskData
-    from paprec_cli.distributed import distributed
-    from paprec_cli.evaluate import evaluate_prompts, split_negatives
-    from paprec_cli.export import open_prompts
-    from paprec_cli.search.config import batch_sizes
-
-    with distributed(resolve_device(device)) as dist:
-        batch_size = batch_sizes(batch_size, dist.device)[0]  # inference: the search's surrogate batch
-        ctx = make_ctx(home, json_out and dist.is_main, quiet or not dist.is_main, verbose)
-        bound = open_prompts(source, ctx.home, model=model)
-        task = ctx.registry.task(str(bound.doc["task"]), option="the prompts' task")
-        data = TaskData(bound.dataset, bound.split_seed, split_negatives(bound.bundle))
-        ctx.out.info(f"Evaluating {task.name} prompts from {bound.source} on '{bound.dataset.name}'")
-        results, details = evaluate_prompts(bound.bundle, task, data, bound.doc, parts=PARTS, batch_size=batch_size,
-                                            device=dist.device, dist=dist)
-    return Evaluated(ctx, bound, task, data, results, details) if dist.is_main else None
-
-
-def report(found: Evaluated, n_boot: int, seed: int, with_baselines: bool) -> None:
-    """Paired differences, baselines, tables and the `--json` line: what one process prints."""
-    ctx, bound, task, data, results = found.ctx, found.bound, found.task, found.data, found.results
-    paired = paired_differences(found.details, "test", n_boot, seed)
-    baselines = baselines_for(data, task, "test") if with_baselines else {}
-    protocol = protocol_of(bound, task, data, task.examples(data, "test"))
-    ctx.out.show(results_table(results, baselines, list(PARTS)))
-    ctx.out.show(paired_table(paired, "test"))
-    ctx.out.show(
-        escape(
-            "protocol: "
-            + "; ".join(f"{k}={protocol.get(k)}" for k in ("split", "evaluated", "indexing", "tie_break", "split_seed"))
-        )
-    )
-    for line in summary(paired):
+def show(ctx: Ctx, report: eval_report.Report) -> None:
+    """Tables, protocol line, verdict sentences, taste agreement and the `--json` line."""
+    protocol = report["protocol"]
+    ctx.out.show(results_table(report["results"], report["baselines"], list(eval_report.PARTS)))
+    ctx.out.show(paired_table(report["paired"], "test"))
+    keys = ("split", "evaluated", "indexing", "tie_break", "split_seed")
+    ctx.out.show(escape("protocol: " + "; ".join(f"{k}={protocol.get(k)}" for k in keys)))
+    for line in summary(report["paired"]):
         ctx.out.show(escape(line))
-    taste = taste_of(bound)
+    taste = report["taste_agreement"]
     if taste is not None and taste.get("agreement") is not None:
         ctx.out.show(
             f"personal tokens vs hidden taste: {taste['agreement']:.3f} of {taste['users']} users "
             f"(chance {taste['chance']:.3f}); an attribute word for {taste['attribute_share']:.3f} of them"
         )
-    ctx.out.result(
-        {
-            "run": str(bound.run) if bound.run is not None else None,
-            "prompts": str(bound.source),
-            "task": task.name,
-            "dataset": bound.dataset.name,
-            "results": results,
-            "paired": paired,
-            "protocol": protocol,
-            "baselines": baselines,
-            "taste_agreement": taste,
-        }
-    )
+    ctx.out.result(report)
 
 
 def register(app: PaprecTyper) -> None:
@@ -290,7 +131,11 @@ def register(app: PaprecTyper) -> None:
             raise PaprecError("give a run (paprec eval RUN) or --prompts FILE, not both and not neither")
         if n_boot < 1 or (batch_size is not None and batch_size < 1):
             raise PaprecError("--n-boot and --batch-size must be integers >= 1")
+        from paprec_cli.distributed import distributed, resolve_device
+
         source: str | Path = run if run is not None else prompts  # type: ignore[assignment]
-        found = evaluate_source(source, model, home, batch_size, device, json_out, quiet, verbose)
-        if found is not None:  # rank 0 (or the only process)
-            report(found, n_boot, seed, baselines)
+        with distributed(resolve_device(device)) as dist:  # the process group ends before rank 0 reports
+            ctx = make_ctx(home, json_out and dist.is_main, quiet or not dist.is_main, verbose)
+            found = eval_report.evaluate_source(source, ctx.home, ctx.registry, model, batch_size, dist, ctx.out.info)
+        if dist.is_main:
+            show(ctx, eval_report.build_report(found, n_boot, seed, baselines))

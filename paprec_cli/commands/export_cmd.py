@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from paprec_cli import export
+from paprec_cli import export, runs
 from paprec_cli.commands.common import HomeOpt, JsonOpt, PaprecTyper, QuietOpt, make_ctx
 
 
@@ -30,8 +30,7 @@ def register(app: PaprecTyper) -> None:
         The file is importable again with `--prompts FILE` on `eval` and `recommend`.
         """
         ctx = make_ctx(home, json_out, quiet)
-        source = Path(run).expanduser()
-        doc = export.load_prompts(source if source.is_file() else export.run_prompts(run, ctx.home))
+        doc = export.read_prompts(runs.prompts_source(run, ctx.home))
         chosen = export.export_prompts(doc, output, fmt, force=force)
         n_users = len(doc.get("personal") or {})
         ctx.out.info(f"Exported {doc['task']} prompts ({n_users} personalized users) to {output} as {chosen}")

@@ -7,7 +7,8 @@ import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from types import FrameType
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -22,14 +23,13 @@ from paprec_cli.commands.common import (
     SeedOpt,
     VerboseOpt,
     make_ctx,
-    resolve_device,
 )
-from paprec_cli.errors import PaprecError
 from paprec_cli.output import Output
-from paprec_cli.paths import Home
-from paprec_cli.search.config import SearchConfig
-from paprec_cli.search.rundir import RunDir, new_run_path
 from paprec_cli.search.state import SearchState
+
+if TYPE_CHECKING:
+    from paprec_cli.export import Document
+    from paprec_cli.search.runner import Observer, SearchSession
 
 HELP = """Search trigger tokens for a frozen recommendation model (PAP-REC).
 
@@ -89,46 +89,26 @@ def search_command(
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
-    from paprec_cli.distributed import distributed
+    from paprec_cli.distributed import distributed, resolve_device
     from paprec_cli.search import runner
 
+    request = runner.SearchRequest(task, dataset, model, n_prefix, n_suffix, init, n_personal, top_k, val_users,
+                                   grad_examples, max_rounds, time_budget, selection, evaluator, batch_size,
+                                   allow_list, run_dir, resume, seed)
     # Under torchrun every rank runs this; rank 0 alone writes the run folder and prints (see docs/DISTRIBUTED.md).
     with distributed(resolve_device(device)) as dist:
         ctx = make_ctx(home, json_out and dist.is_main, quiet or not dist.is_main, verbose)
         out = ctx.out
-        chosen_device = dist.device
-        if resume is not None:
-            run, recorded, state = dist.run_on_main(lambda: RunDir.open_for_resume(_run_path(ctx.home, resume)))
-            config = SearchConfig.from_json(recorded["config"])
-            out.info(f"Resuming {run.path} at step {state.steps if state else 0}")
-        else:
-            if task is None or dataset is None:
-                raise PaprecError("--task and --dataset are required (or --resume RUN to continue a run)")
-            ctx.registry.task(task)
-            if init == "manual" and (n_prefix is not None or n_suffix is not None):
-                raise PaprecError("--n-prefix/--n-suffix: not with --init manual (the template's words set them)")
-            config = SearchConfig(
-                task=task, dataset=dataset, model=model or runner.default_model(ctx.home, dataset),
-                n_prefix=0 if n_prefix is None else n_prefix, n_suffix=5 if n_suffix is None else n_suffix,
-                init=init, n_personal=n_personal, top_k=top_k, val_users=val_users,
-                grad_examples=grad_examples, max_rounds=max_rounds, time_budget=time_budget, selection=selection,
-                evaluator=evaluator, batch_size=batch_size, seed=seed,
-                allow_list=str(allow_list.resolve()) if allow_list else None,
-            ).check()
-            run, recorded, state = None, None, None
-        session = runner.prepare(config, ctx.registry, ctx.home, chosen_device, note=out.debug, dist=dist)
-        if run is None:
-            folder = run_dir or new_run_path(ctx.home, config.task, config.dataset)
-            run = dist.run_on_main(lambda: RunDir.create(folder, runner.manifest(session)))
-        else:
-            assert recorded is not None
-            runner.check_resumable(session, recorded)
+        started = runner.start(request, ctx.home, ctx.registry, dist, note=out.debug)
+        session, run = started.session, started.run
+        if started.resumed:
+            out.info(f"Resuming {run.path} at step {started.state.steps if started.state else 0}")
         if session.left_out:
             out.info(f"--init manual: left out the template words {' '.join(session.left_out)} (not trigger tokens)")
         out.info(f"Run directory: {run.path}")
         writer = run if dist.is_main else None  # the other ranks compute their share and write nothing
         with _interrupts(run.path), _progress(out, session) as observe:
-            state = runner.search(session, writer, state, observe)
+            state = runner.search(session, writer, started.state, observe)
         final = state.history[-1] if state.history else state.initial_value
         out.info(f"Search stopped ({state.stop_reason}) after {state.round} round(s), {state.seconds:.1f}s: surrogate "
                  f"{state.initial_value:.4f} ({session.config.init} initial prompt) -> {final:.4f}; evaluating")
@@ -139,20 +119,11 @@ def search_command(
                     "stop_reason": state.stop_reason, "seconds": doc["search"]["seconds"]})
 
 
-def _run_path(home: Home, name: str) -> Path:
-    path = Path(name).expanduser()
-    if path.is_dir():
-        return path
-    if (home.runs / name).is_dir():
-        return home.runs / name
-    raise PaprecError(f"--resume {name}: no such run folder (a path, or a name under {home.runs})")
-
-
 @contextlib.contextmanager
 def _interrupts(path: Path) -> Iterator[None]:
     """SIGTERM behaves like Ctrl-C; either ends with a one-line resume hint (the state is already saved)."""
 
-    def on_term(signum: int, frame: Any) -> None:
+    def on_term(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGTERM, on_term)
@@ -166,7 +137,7 @@ def _interrupts(path: Path) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _progress(out: Output, session: Any) -> Iterator[Any]:
+def _progress(out: Output, session: SearchSession) -> Iterator[Observer]:
     """Live progress on stderr: round, slot, best surrogate, accepted changes, ETA of the round."""
     layout = session.config.layout
     per_round = layout.n_shared + (1 if layout.n_personal else 0)
@@ -190,11 +161,11 @@ def _progress(out: Output, session: Any) -> Iterator[Any]:
         yield observe
 
 
-def _fmt(value: Any) -> str:
+def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.4f}"
 
 
-def _table(doc: dict[str, Any]) -> Table:
+def _table(doc: Document) -> Table:
     """Metrics as rows; manual / shared / personalized on validation, then on test, as columns."""
     results = doc["results"]
     parts = [p for p in ("validation", "test") if any(p in v for v in results.values())]

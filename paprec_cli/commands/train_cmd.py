@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -17,11 +17,11 @@ from paprec_cli.commands.common import (
     SeedOpt,
     VerboseOpt,
     make_ctx,
-    resolve_device,
 )
-from paprec_cli.errors import PaprecError
 
-SIZES = ("tiny", "small", "base")
+if TYPE_CHECKING:
+    from paprec_cli.training.run import TrainingResult
+
 
 
 def register(app: PaprecTyper) -> None:
@@ -96,7 +96,7 @@ def register(app: PaprecTyper) -> None:
     ) -> None:
         """Train a P5-style recommendation LM (multitask, multi-template, words that steer) and report
         test metrics next to popularity and item-kNN, plus prompt sensitivity."""
-        from paprec_cli.distributed import DistContext
+        from paprec_cli.distributed import DistContext, resolve_device
         from paprec_cli.training import setup
         from paprec_cli.training.run import train as run_training
 
@@ -107,32 +107,10 @@ def register(app: PaprecTyper) -> None:
             "lr": lr, "batch_size": batch_size, "epochs": epochs, "patience": patience, "dropout": dropout,
             "weight_decay": weight_decay, "val_users": val_users, "item_init": item_init,
         }  # fmt: skip
-        if size is not None and size not in SIZES:
-            raise PaprecError(f"--size {size}: expected one of {', '.join(SIZES)}")
-        if time_budget is not None and not (time_budget > 0 and math.isfinite(time_budget)):
-            raise PaprecError(f"--time-budget {time_budget}: expected a positive number of seconds")
-        task_names = setup.parse_tasks(tasks)
-        settings = setup.parse_train_options(option or [])
-        chosen_device = dist.device
-        registry = ctx.registry
-        if resume:
-            from paprec_cli.training.state import read_state, state_dir
-
-            if item_init is not None:
-                raise PaprecError("--item-init applies to a fresh run only; drop it when using --resume")
-
-            saved = read_state(state_dir(ctx.home, resume), resume).options
-            given = {"--dataset": dataset, "--size": size, "--ids": ids, "--tasks": task_names, "--init": init,
-                     "--negatives": settings.get("negatives")}  # fmt: skip
-            options = setup.resumed_options(saved, given, {**overrides, "time_budget": time_budget})
-        else:
-            if dataset is None:
-                raise PaprecError("--dataset is required (e.g. --dataset synthetic); see `paprec data list`")
-            options = setup.new_options(
-                dataset=dataset, tasks=task_names or [], size=size or "tiny", ids=ids or "atomic", name=name,
-                seed=seed, time_budget=time_budget, init=init, overrides=overrides, **settings,
-            )  # fmt: skip
-        result = run_training(options, ctx.home, ctx.out, registry, chosen_device, resume=bool(resume), dist=dist)
+        options = setup.cli_options(ctx.home, dataset=dataset, tasks=tasks, size=size, ids=ids, name=name, seed=seed,
+                                    time_budget=time_budget, init=init, resume=resume, overrides=overrides,
+                                    settings=option or [])
+        result = run_training(options, ctx.home, ctx.out, ctx.registry, dist.device, resume=bool(resume), dist=dist)
         dist.destroy()
         if not dist.is_main:
             return
@@ -145,11 +123,11 @@ def register(app: PaprecTyper) -> None:
         ctx.out.result(result)
 
 
-def _fmt(value: Any) -> str:
+def _fmt(value: object) -> str:
     return f"{value:.4f}" if isinstance(value, (int, float)) and math.isfinite(value) else "-"
 
 
-def results_table(result: dict[str, Any]) -> Table:
+def results_table(result: TrainingResult) -> Table:
     """Model vs baselines per task on the test split."""
     table = Table(title="test split: model vs baselines")
     table.add_column("task")

@@ -113,11 +113,15 @@ def sample_negatives(seen: np.ndarray, n_items: int, n: int, seed: int, user: in
 class TaskData:
     """A dataset plus every split a task needs, computed lazily and cached for one process."""
 
-    def __init__(self, dataset: Dataset, seed: int = 0, negatives: int = N_NEGATIVES) -> None:
+    def __init__(self, dataset: Dataset, seed: int = 0, negatives: int = N_NEGATIVES,
+                 loo: LeaveOneOut | None = None) -> None:
+        """`negatives`: never-seen negatives in each direct-task candidate list (99 as in P5; `-o negatives=N`).
+        `loo`: a leave-one-out split to use instead of the dataset's own (serving passes one whose
+        "test" history is each user's whole sequence); None computes the dataset's on first use."""
         self.dataset = dataset
         self.seed = seed
-        #: Never-seen negatives in each direct-task candidate list (99 as in P5; `-o negatives=N`).
         self.negatives = negatives
+        self._loo = loo
 
     @property
     def n_users(self) -> int:
@@ -127,9 +131,11 @@ class TaskData:
     def n_items(self) -> int:
         return self.dataset.n_items
 
-    @cached_property
+    @property
     def loo(self) -> LeaveOneOut:
-        return leave_one_out(self.dataset.sequences)
+        if self._loo is None:
+            self._loo = leave_one_out(self.dataset.sequences)
+        return self._loo
 
     @cached_property
     def ratings(self) -> RatingSplit:

@@ -19,10 +19,10 @@ import numpy as np
 import polars as pl
 
 from paprec_cli import __version__
+from paprec_cli.data.dataset_spec import DatasetSpec, ImportOptions
 from paprec_cli.data.table import normalise
 from paprec_cli.errors import PaprecError
 from paprec_cli.paths import Home, atomic_path
-from paprec_cli.specs import DatasetSpec, ImportOptions
 
 Indexing = Literal["random", "sequential"]
 TieBreak = Literal["source", "item"]

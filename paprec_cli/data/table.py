@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import polars as pl
 
+from paprec_cli.data.dataset_spec import INTERACTION_SCHEMA, ITEM_SCHEMA, RawDataset
 from paprec_cli.errors import PaprecError
-from paprec_cli.specs import INTERACTION_SCHEMA, ITEM_SCHEMA, RawDataset
 
 
 def empty_items() -> pl.DataFrame:

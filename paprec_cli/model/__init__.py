@@ -14,7 +14,8 @@ if TYPE_CHECKING:
     from paprec_cli.model.batching import Batch, collate
     from paprec_cli.model.bundle import ModelBundle, create_model
     from paprec_cli.model.checkpoint import check_dataset, load_model, save_model
-    from paprec_cli.model.codec import ID_SCHEMES, EncodedPrompt, IdScheme, PromptCodec, build_codec
+    from paprec_cli.model.codec import ID_SCHEMES, IdScheme, PromptCodec, build_codec
+    from paprec_cli.model.encoded import EncodedPrompt
     from paprec_cli.model.inference import Recommender, default_device
     from paprec_cli.model.sizes import MODEL_SIZES
 
@@ -28,7 +29,7 @@ _EXPORTS = {
     "load_model": "checkpoint",
     "save_model": "checkpoint",
     "ID_SCHEMES": "codec",
-    "EncodedPrompt": "codec",
+    "EncodedPrompt": "encoded",
     "IdScheme": "codec",
     "PromptCodec": "codec",
     "build_codec": "codec",

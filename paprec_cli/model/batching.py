@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from paprec_cli.model.codec import EncodedPrompt
+from paprec_cli.model.encoded import EncodedPrompt
 
 PAD_ID = 0  # T5's and paprec's tokenizers both put <pad> at 0 ...
 EOS_ID = 1  # ... and </s> at 1

@@ -21,12 +21,12 @@ from paprec_cli.errors import PaprecError
 from paprec_cli.model.backbone import build_model, t5_config
 from paprec_cli.model.bundle import CONFIG_FORMAT, ModelBundle
 from paprec_cli.model.codec import DatasetLike, IdScheme, PromptCodec
-from paprec_cli.model.weights import TIED_T5_KEYS, check_keys, read_state_dict
+from paprec_cli.model.weights import TIED_KEYS, load_state_strict, read_state_dict
 from paprec_cli.paths import Home, atomic_path, sha256_file
+from paprec_cli.registry import model_folders
 
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
-TIED_KEYS = frozenset(f"t5.{k}" for k in TIED_T5_KEYS)
 WEIGHT_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors")
 
 
@@ -61,9 +61,7 @@ def resolve_model_path(path_or_name: str | Path, home: Home | None) -> Path:
         return path
     if home is not None and (home.models / str(path_or_name)).exists():
         return home.models / str(path_or_name)
-    known = (
-        sorted(p.name for p in home.models.glob("*") if (p / CONFIG).exists()) if home and home.models.exists() else []
-    )
+    known = [p.name for p in model_folders(home)] if home is not None else []
     listing = ", ".join(known) or "none"
     where = f" (models in {home.models}: {listing})" if home is not None else ""
     raise PaprecError(f"model '{path_or_name}': no such file, folder or model name{where}")
@@ -137,20 +135,8 @@ def load_paprec_folder(folder: Path, info: dict[str, Any]) -> ModelBundle:
     except (KeyError, TypeError, ValueError) as err:
         raise PaprecError(f"{folder / CONFIG}: bad model dimensions ({err})") from err
     model = build_model(config, seed=0)
-    load_weights(model, state, weights)
+    load_state_strict(model, state, weights)
     return ModelBundle(model, codec, info, folder)
-
-
-def load_weights(model: Any, state: Mapping[str, Any], where: Path, optional: frozenset[str] = TIED_KEYS) -> None:
-    """Strict load: every key present (tied copies optional), none unexpected, shapes equal."""
-    own = model.state_dict()
-    check_keys(where, state.keys(), own.keys(), optional)
-    for key, value in state.items():
-        if key in own and tuple(own[key].shape) != tuple(value.shape):
-            raise PaprecError(
-                f"{where}: tensor '{key}' has shape {tuple(value.shape)}, the model expects {tuple(own[key].shape)}"
-            )
-    model.load_state_dict(state, strict=False)
 
 
 def check_dataset(codec: PromptCodec, dataset: DatasetLike, where: Path) -> None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -21,6 +20,8 @@ import torch
 from tokenizers import Tokenizer
 
 from paprec_cli.errors import PaprecError
+from paprec_cli.model.batching import Batch, collate
+from paprec_cli.model.encoded import EncodedPrompt
 from paprec_cli.model.tokenizer import DEFAULT_VOCAB_SIZE, EOS, MARKER, PAD, UNK, read_tokenizer, train_tokenizer
 from paprec_cli.specs import Word
 
@@ -47,17 +48,6 @@ class DatasetLike(Protocol):
 
     @property
     def item_attributes(self) -> list[list[str]]: ...
-
-
-@dataclass(frozen=True)
-class EncodedPrompt:
-    """A prompt's token ids and whole-word ids (1-based word numbers; no EOS yet)."""
-
-    token_ids: tuple[int, ...]
-    word_ids: tuple[int, ...]
-
-    def __len__(self) -> int:
-        return len(self.token_ids)
 
 
 class PromptCodec:
@@ -170,10 +160,8 @@ class PromptCodec:
             tuple(min(w, MAX_WORD_ID) for w in words),
         )
 
-    def collate(self, prompts: Sequence[EncodedPrompt], device: torch.device | str | None = None) -> Any:
+    def collate(self, prompts: Sequence[EncodedPrompt], device: torch.device | str | None = None) -> Batch:
         """`collate` with this codec's pad and EOS ids."""
-        from paprec_cli.model.batching import collate
-
         return collate(prompts, device, pad_id=self.pad_id, eos_id=self.eos_id)
 
     # ------------------------------------------------------------------ vocabulary views

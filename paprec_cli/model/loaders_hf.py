@@ -19,10 +19,9 @@ from tokenizers import Tokenizer
 from paprec_cli.errors import PaprecError
 from paprec_cli.model.backbone import build_model, t5_config
 from paprec_cli.model.bundle import ModelBundle, describe
-from paprec_cli.model.checkpoint import load_weights
 from paprec_cli.model.codec import DatasetLike, IdScheme
 from paprec_cli.model.loaders_common import OPTIONAL_KEYS, check_vocab, copy_whole_word, t5_codec, tie_embeddings
-from paprec_cli.model.weights import IGNORED_T5_KEYS, read_state_dict
+from paprec_cli.model.weights import IGNORED_T5_KEYS, load_state_strict, read_state_dict
 
 WHOLE_WORD_KEYS = ("whole_word.weight", "encoder.whole_word_embeddings.weight", "whole_word_embeddings.weight")
 T5_CONFIG_KEYS = (
@@ -53,7 +52,7 @@ def load_hf_folder(
     dims = {k: info[k] for k in T5_CONFIG_KEYS if k in info}
     config = t5_config(dims, rows, pad_id=codec.pad_id, eos_id=codec.eos_id)
     model = build_model(config, seed=0, zero_whole_word=True)
-    load_weights(
+    load_state_strict(
         model,
         {f"t5.{k}": v for k, v in state.items() if k not in IGNORED_T5_KEYS},
         weights,

@@ -18,10 +18,9 @@ from tokenizers import Tokenizer
 from paprec_cli.errors import PaprecError
 from paprec_cli.model.backbone import build_model, t5_config
 from paprec_cli.model.bundle import ModelBundle, describe
-from paprec_cli.model.checkpoint import load_weights
 from paprec_cli.model.codec import DatasetLike
 from paprec_cli.model.loaders_common import OPTIONAL_KEYS, check_vocab, copy_whole_word, t5_codec, tie_embeddings
-from paprec_cli.model.weights import IGNORED_T5_KEYS, read_state_dict
+from paprec_cli.model.weights import IGNORED_T5_KEYS, load_state_strict, read_state_dict
 
 P5_WHOLE_WORD = "encoder.whole_word_embeddings.weight"
 _BLOCK = re.compile(r"^(encoder|decoder)\.block\.(\d+)\.")
@@ -81,7 +80,7 @@ def load_p5(
     config = t5_config(dims, rows, pad_id=codec.pad_id, eos_id=codec.eos_id)
     model = build_model(config, seed=0, zero_whole_word=True)
     renamed = {f"t5.{k}": v for k, v in state.items() if k not in IGNORED_T5_KEYS}
-    load_weights(model, renamed, path, OPTIONAL_KEYS)
+    load_state_strict(model, renamed, path, OPTIONAL_KEYS)
     copy_whole_word(model, whole, path)
     info = describe(model, codec, "custom", init=f"p5:{path}", whole_word_loaded=whole is not None)
     return ModelBundle(model, codec, info, None)

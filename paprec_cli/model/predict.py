@@ -107,7 +107,7 @@ def _rank_candidates(recommender: Recommender, batch: Any, examples: Sequence[Ex
     return out
 
 
-def evaluate(
+def metrics_and_surrogate(
     recommender: Recommender,
     task: TaskSpec,
     examples: Sequence[Example],

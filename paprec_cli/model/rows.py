@@ -20,7 +20,8 @@ import numpy as np
 import torch
 
 from paprec_cli.model.batching import Batch, collate, to_device
-from paprec_cli.model.codec import MAX_WORD_ID, EncodedPrompt
+from paprec_cli.model.codec import MAX_WORD_ID
+from paprec_cli.model.encoded import EncodedPrompt
 
 
 @runtime_checkable

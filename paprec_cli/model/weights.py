@@ -11,11 +11,14 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from paprec_cli.errors import PaprecError
 
 #: Keys tied to `shared.weight` in transformers' T5 (saved by some writers, not by others).
 TIED_T5_KEYS = frozenset({"encoder.embed_tokens.weight", "decoder.embed_tokens.weight", "lm_head.weight"})
+#: The same keys inside paprec's `RecLM` (which holds T5 as `t5`): written once, optional on load.
+TIED_KEYS = frozenset(f"t5.{k}" for k in TIED_T5_KEYS)
 #: Present in some old T5 checkpoints and ignored by transformers too.
 IGNORED_T5_KEYS = frozenset({"decoder.block.0.layer.1.EncDecAttention.relative_attention_bias.weight"})
 
@@ -87,3 +90,16 @@ def _few(keys: list[str], n: int = 3) -> str:
 def _first_line(err: BaseException) -> str:
     text = str(err).strip().splitlines()
     return (text[0] if text else type(err).__name__)[:200]
+
+
+def load_state_strict(model: nn.Module, state: Mapping[str, torch.Tensor], where: Path,
+                      optional: frozenset[str] = TIED_KEYS) -> None:
+    """Strict load: every key present (tied copies optional), none unexpected, shapes equal."""
+    own = model.state_dict()
+    check_keys(where, state.keys(), own.keys(), optional)
+    for key, value in state.items():
+        if key in own and tuple(own[key].shape) != tuple(value.shape):
+            raise PaprecError(
+                f"{where}: tensor '{key}' has shape {tuple(value.shape)}, the model expects {tuple(own[key].shape)}"
+            )
+    model.load_state_dict(state, strict=False)

@@ -12,16 +12,37 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict, cast
 
 from paprec_cli.errors import PaprecError
 from paprec_cli.paths import Home, write_json_atomic, write_text_atomic
 from paprec_cli.search.state import SearchState
 
+if TYPE_CHECKING:
+    from paprec_cli.export import Document
+
 MANIFEST = "manifest.json"
 STATE = "state.json"
 TRAJECTORY = "trajectory.jsonl"
 PROMPTS = "prompts.json"
+
+
+class RunManifest(TypedDict):
+    """`manifest.json` (format `paprec-run/1`, docs/RUNS.md): what the run was started with."""
+
+    format: str
+    created: str
+    config: dict[str, Any]  # SearchConfig.to_json()
+    seed: int
+    device: str
+    batch_sizes: dict[str, int]
+    libraries: dict[str, str]
+    dataset: dict[str, str]  # name, fingerprint
+    model: dict[str, Any]  # path, fingerprint, id_scheme, size
+    protocol: dict[str, Any]
+    task: dict[str, Any]  # name, kind, manual_template
+    sizes: dict[str, int]
+    initial: dict[str, Any]  # tokens_to_json of the initial prompt
 
 
 def new_run_path(home: Home, task: str, dataset: str) -> Path:
@@ -42,7 +63,7 @@ class RunDir:
         self.path = Path(path)
 
     @classmethod
-    def create(cls, path: Path, manifest: dict[str, Any]) -> RunDir:
+    def create(cls, path: Path, manifest: RunManifest) -> RunDir:
         path = Path(path)
         if (path / STATE).exists() or (path / MANIFEST).exists():
             raise PaprecError(f"--run-dir {path} already holds a run; continue it with --resume {path}")
@@ -53,7 +74,7 @@ class RunDir:
         return run
 
     @classmethod
-    def open_for_resume(cls, path: Path) -> tuple[RunDir, dict[str, Any], SearchState | None]:
+    def open_for_resume(cls, path: Path) -> tuple[RunDir, RunManifest, SearchState | None]:
         """The run, its manifest, and its last saved state (None if it died before the first save)."""
         path = Path(path)
         if not (path / MANIFEST).is_file():
@@ -64,8 +85,8 @@ class RunDir:
         run.trim_trajectory(state.steps if state else 0)
         return run, manifest, state
 
-    def manifest(self) -> dict[str, Any]:
-        return json.loads((self.path / MANIFEST).read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+    def manifest(self) -> RunManifest:
+        return cast(RunManifest, json.loads((self.path / MANIFEST).read_text(encoding="utf-8")))
 
     def load_state(self) -> SearchState | None:
         path = self.path / STATE
@@ -108,9 +129,9 @@ class RunDir:
         kept = self.trajectory()[:n_steps]
         write_text_atomic(self.path / TRAJECTORY, "".join(json.dumps(r) + "\n" for r in kept))
 
-    def write_prompts(self, doc: dict[str, Any]) -> None:
+    def write_prompts(self, doc: Document) -> None:
         write_json_atomic(self.path / PROMPTS, doc)
 
-    def prompts(self) -> dict[str, Any] | None:
+    def prompts(self) -> Document | None:
         path = self.path / PROMPTS
         return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None

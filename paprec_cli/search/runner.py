@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -23,19 +23,25 @@ from paprec_cli.data.splits import TaskData
 from paprec_cli.data.store import Dataset, load_dataset
 from paprec_cli.distributed import DistContext
 from paprec_cli.errors import PaprecError
-from paprec_cli.evaluate import evaluate_prompts, split_negatives, split_seed
-from paprec_cli.paths import Home, sha256_file
+from paprec_cli.evaluate import Results, evaluate_prompts
+from paprec_cli.export import Document
+from paprec_cli.paths import Home
 from paprec_cli.plugins import Registry
+from paprec_cli.registry import model_fingerprint, split_negatives, split_seed
 from paprec_cli.search.config import SearchConfig, batch_sizes
 from paprec_cli.search.layout import PromptTokens
 from paprec_cli.search.problem import ModelProblem
 from paprec_cli.search.result import prompts_document
-from paprec_cli.search.rundir import RunDir
+from paprec_cli.search.rundir import RunDir, RunManifest
 from paprec_cli.search.schedule import Schedule, ScheduleConfig, overall, start_state
 from paprec_cli.search.state import SearchState, tokens_to_json
 from paprec_cli.search.surrogate import make_scorer, per_user_means
 from paprec_cli.search.vocab import candidate_vocabulary, initial_tokens, manual_start
 from paprec_cli.specs import Example, TaskSpec
+
+if TYPE_CHECKING:
+    from paprec_cli.model.bundle import ModelBundle
+    from paprec_cli.model.inference import Recommender
 
 RUN_FORMAT = "paprec-run/1"
 RNG_VAL_USERS, RNG_GRAD = 101, 102
@@ -43,13 +49,13 @@ Observer = Callable[[SearchState, dict[str, Any]], None]
 
 
 @dataclass
-class Session:
+class SearchSession:
     config: SearchConfig
     task: TaskSpec
     dataset: Dataset
     data: TaskData
-    bundle: Any
-    recommender: Any
+    bundle: ModelBundle
+    recommender: Recommender
     vocab: torch.Tensor
     problem: ModelProblem
     initial: PromptTokens
@@ -57,44 +63,6 @@ class Session:
     device: str
     dist: DistContext | None = None  # torchrun ranks; None = one process
     left_out: tuple[str, ...] = ()  # --init manual: template words that could not become triggers
-
-
-# -- model resolution --------------------------------------------------------------------------------
-def default_model(home: Home, dataset: str) -> str:
-    """`<dataset>-tiny-atomic`, else the single model trained on `dataset`; a one-line fix otherwise."""
-    import json
-
-    preferred = home.model_dir(f"{dataset}-tiny-atomic")
-    if (preferred / "config.json").is_file():
-        return str(preferred)
-    found = []
-    for config in sorted(home.models.glob("*/config.json")):
-        try:
-            info = json.loads(config.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        if (info.get("dataset") or {}).get("name") == dataset:
-            found.append(config.parent)
-    if len(found) == 1:
-        return str(found[0])
-    if found:
-        names = ", ".join(p.name for p in found)
-        raise PaprecError(f"several models are trained on '{dataset}' ({names}); choose one with --model NAME")
-    raise PaprecError(
-        f"no trained model for dataset '{dataset}' in {home.models}; train one with "
-        f"`paprec train --dataset {dataset}` or pass --model PATH"
-    )
-
-
-def model_fingerprint(bundle: Any) -> str:
-    config = getattr(bundle, "config", {}) or {}
-    if config.get("weights_sha256"):
-        return str(config["weights_sha256"])[:16]
-    folder = getattr(bundle, "folder", None)
-    weights = Path(folder) / "model.safetensors" if folder else None
-    if weights is not None and weights.is_file():
-        return sha256_file(weights)[:16]
-    return "unsaved"
 
 
 # -- sampling ----------------------------------------------------------------------------------------
@@ -122,7 +90,7 @@ def sample_training(examples: list[Example], users: set[int], n: int, per_user: 
 
 # -- preparation -------------------------------------------------------------------------------------
 def prepare(config: SearchConfig, registry: Registry, home: Home, device: str,
-            note: Callable[[str], None] = lambda _: None, dist: DistContext | None = None) -> Session:
+            note: Callable[[str], None] = lambda _: None, dist: DistContext | None = None) -> SearchSession:
     from paprec_cli.model import Recommender, load_model
 
     config.check()
@@ -162,7 +130,7 @@ def prepare(config: SearchConfig, registry: Registry, home: Home, device: str,
     problem = ModelProblem(recommender, task, config.layout, vocab, top_k=config.top_k, scorer=scorer,
                            validation=validation, shared_grad=shared_grad, personal_grad=personal_grad,
                            batch_size=grad_rows, dist=dist)
-    return Session(config, task, dataset, data, bundle, recommender, vocab, problem, initial,
+    return SearchSession(config, task, dataset, data, bundle, recommender, vocab, problem, initial,
                    model_fingerprint(bundle), device, dist, left_out)
 
 
@@ -174,7 +142,7 @@ def library_versions() -> dict[str, str]:
             "transformers": transformers.__version__, "numpy": np.__version__, "polars": polars.__version__}
 
 
-def manifest(session: Session) -> dict[str, Any]:
+def manifest(session: SearchSession) -> RunManifest:
     problem = session.problem
     return {
         "format": RUN_FORMAT,
@@ -199,7 +167,7 @@ def manifest(session: Session) -> dict[str, Any]:
     }
 
 
-def check_resumable(session: Session, recorded: dict[str, Any]) -> None:
+def check_resumable(session: SearchSession, recorded: RunManifest) -> None:
     """Refuse to resume against a different dataset or model than the run started with."""
     if recorded["dataset"]["fingerprint"] != session.dataset.fingerprint:
         raise PaprecError(f"--resume: dataset '{session.dataset.name}' changed since the run started "
@@ -209,8 +177,85 @@ def check_resumable(session: Session, recorded: dict[str, Any]) -> None:
                           "start a new run")
 
 
+# -- from options to a started run ------------------------------------------------------------------
+@dataclass(frozen=True)
+class SearchRequest:
+    """`paprec search`'s options as given (None: not given). With `resume`, the run's recorded config
+    is used and the search options are ignored; else `task` and `dataset` are required."""
+
+    task: str | None = None
+    dataset: str | None = None
+    model: str | None = None
+    n_prefix: int | None = None
+    n_suffix: int | None = None
+    init: str = "random"
+    n_personal: int = 1
+    top_k: int = 5
+    val_users: int | None = None
+    grad_examples: int = 256
+    max_rounds: int = 20
+    time_budget: float | None = None
+    selection: str = "surrogate"
+    evaluator: str = "fast"
+    batch_size: int | None = None
+    allow_list: Path | None = None
+    run_dir: Path | None = None
+    resume: str | None = None
+    seed: int = 0
+
+
+@dataclass
+class Started:
+    """A prepared session, its run directory, and the state to continue from (None: a fresh search)."""
+
+    session: SearchSession
+    run: RunDir
+    state: SearchState | None
+    resumed: bool
+
+
+def config_of(request: SearchRequest, home: Home, registry: Registry) -> SearchConfig:
+    """The checked `SearchConfig` of a fresh search (defaults: prefix 0, suffix 5, the dataset's model)."""
+    from paprec_cli.registry import default_model
+
+    if request.task is None or request.dataset is None:
+        raise PaprecError("--task and --dataset are required (or --resume RUN to continue a run)")
+    registry.task(request.task)
+    if request.init == "manual" and (request.n_prefix is not None or request.n_suffix is not None):
+        raise PaprecError("--n-prefix/--n-suffix: not with --init manual (the template's words set them)")
+    return SearchConfig(
+        task=request.task, dataset=request.dataset, model=request.model or default_model(home, request.dataset),
+        n_prefix=0 if request.n_prefix is None else request.n_prefix,
+        n_suffix=5 if request.n_suffix is None else request.n_suffix,
+        init=request.init, n_personal=request.n_personal, top_k=request.top_k, val_users=request.val_users,
+        grad_examples=request.grad_examples, max_rounds=request.max_rounds, time_budget=request.time_budget,
+        selection=request.selection, evaluator=request.evaluator, batch_size=request.batch_size, seed=request.seed,
+        allow_list=str(request.allow_list.resolve()) if request.allow_list else None,
+    ).check()
+
+
+def start(request: SearchRequest, home: Home, registry: Registry, dist: DistContext,
+          note: Callable[[str], None] = lambda _: None) -> Started:
+    """Prepare a fresh search (creating its run directory on rank 0) or reopen one to resume (checking
+    that its dataset and model have not changed)."""
+    from paprec_cli.runs import resume_path
+    from paprec_cli.search.rundir import new_run_path
+
+    if request.resume is not None:
+        name = request.resume
+        run, recorded, state = dist.run_on_main(lambda: RunDir.open_for_resume(resume_path(home, name)))
+        session = prepare(SearchConfig.from_json(recorded["config"]), registry, home, dist.device, note=note,
+                          dist=dist)
+        check_resumable(session, recorded)
+        return Started(session, run, state, resumed=True)
+    session = prepare(config_of(request, home, registry), registry, home, dist.device, note=note, dist=dist)
+    folder = request.run_dir or new_run_path(home, session.config.task, session.config.dataset)
+    run = dist.run_on_main(lambda: RunDir.create(folder, manifest(session)))
+    return Started(session, run, None, resumed=False)
+
+
 # -- search and result -------------------------------------------------------------------------------
-def search(session: Session, run: RunDir | None, state: SearchState | None, observer: Observer | None = None,
+def search(session: SearchSession, run: RunDir | None, state: SearchState | None, observer: Observer | None = None,
            clock: Callable[[], float] = time.monotonic) -> SearchState:
     """Run (or continue) the schedule, saving the state after every step (`run` None: a torchrun rank
     other than 0, which computes its share but writes nothing)."""
@@ -232,7 +277,7 @@ def search(session: Session, run: RunDir | None, state: SearchState | None, obse
     return schedule.run(state, on_step, clock)
 
 
-def surrogates(session: Session, state: SearchState) -> dict[str, float]:
+def surrogates(session: SearchSession, state: SearchState) -> dict[str, float]:
     """The search's surrogate (on its validation sample) of the initial, final and manual prompts."""
     from paprec_cli.evaluate import manual_prompts
 
@@ -250,7 +295,7 @@ def surrogates(session: Session, state: SearchState) -> dict[str, float]:
     }
 
 
-def finalize(session: Session, run: RunDir | None, state: SearchState) -> dict[str, Any]:
+def finalize(session: SearchSession, run: RunDir | None, state: SearchState) -> Document:
     """Evaluate the three prompt variants on validation and test and write `prompts.json`."""
     config = session.config
     draft = _document(session, state, surrogate={}, results={})
@@ -263,8 +308,8 @@ def finalize(session: Session, run: RunDir | None, state: SearchState) -> dict[s
     return doc
 
 
-def _document(session: Session, state: SearchState, surrogate: dict[str, float],
-              results: dict[str, Any]) -> dict[str, Any]:
+def _document(session: SearchSession, state: SearchState, surrogate: dict[str, float],
+              results: Results) -> Document:
     users = session.dataset.users
     raw = {}
     if state.tokens.personal:

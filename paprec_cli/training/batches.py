@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from paprec_cli.distributed import DistContext
-from paprec_cli.model.codec import EncodedPrompt
+from paprec_cli.model.encoded import EncodedPrompt
 from paprec_cli.training.words import Pair
 
 IGNORE = -100

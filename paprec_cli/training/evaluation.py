@@ -14,10 +14,10 @@ import numpy as np
 
 from paprec_cli.specs import Example, TaskSpec, Template, Word
 
-PromptBuilder = Callable[[Example], Sequence[Word]]
+WordsBuilder = Callable[[Example], Sequence[Word]]
 
 
-def manual_prompt(template: Template) -> PromptBuilder:
+def manual_prompt(template: Template) -> WordsBuilder:
     def build(example: Example) -> Sequence[Word]:
         return template.render(example.values)
 
@@ -37,8 +37,8 @@ def sample_examples(examples: Sequence[Example], limit: int | None, seed: int) -
     return [examples[i] for i in keep.tolist()]
 
 
-def evaluate(
-    recommender: Any, task: TaskSpec, examples: Sequence[Example], build: PromptBuilder, batch_size: int
+def template_metrics(
+    recommender: Any, task: TaskSpec, examples: Sequence[Example], build: WordsBuilder, batch_size: int
 ) -> dict[str, float]:
     """The task's metrics of `examples` under prompts from `build` (via `model.predict`)."""
     if not examples:
@@ -46,7 +46,7 @@ def evaluate(
     from paprec_cli.model import predict
 
     prompts = recommender.codec.encode_batch([list(build(ex)) for ex in examples])
-    metrics, _ = predict.evaluate(recommender, task, examples, prompts, batch_size)
+    metrics, _ = predict.metrics_and_surrogate(recommender, task, examples, prompts, batch_size)
     return {k: float(v) for k, v in metrics.items()}
 
 
@@ -58,7 +58,7 @@ def evaluate_tasks(
 ) -> dict[str, dict[str, float]]:
     """Every task under its default manual template."""
     return {
-        task.name: evaluate(recommender, task, examples[task.name], manual_prompt(task.manual()), batch_size)
+        task.name: template_metrics(recommender, task, examples[task.name], manual_prompt(task.manual()), batch_size)
         for task in tasks
     }
 

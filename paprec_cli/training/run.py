@@ -14,7 +14,8 @@ import platform
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypedDict, cast
 
 import numpy as np
 import torch
@@ -26,7 +27,7 @@ from paprec_cli.data.store import Dataset
 from paprec_cli.distributed import DistContext
 from paprec_cli.errors import PaprecError
 from paprec_cli.output import Output
-from paprec_cli.paths import Home, write_json_atomic
+from paprec_cli.paths import Home
 from paprec_cli.plugins import Registry
 from paprec_cli.specs import Example, TaskSpec
 from paprec_cli.training import state as run_state
@@ -40,11 +41,31 @@ from paprec_cli.training.recipe import TrainOptions
 from paprec_cli.training.sensitivity import prompt_sensitivity
 from paprec_cli.training.setup import ensure_dataset, resolve_tasks
 
+if TYPE_CHECKING:
+    from paprec_cli.model.bundle import ModelBundle
+    from paprec_cli.model.codec import IdScheme
+    from paprec_cli.model.inference import Recommender
+
 TRAINING_FORMAT = "paprec-training"
 
 
+class TrainingResult(TypedDict, total=False):
+    """What `paprec train --json` prints (empty on torchrun ranks other than 0)."""
+
+    model: str
+    name: str
+    test: dict[str, dict[str, float]]
+    validation: dict[str, dict[str, float]]
+    baselines: dict[str, dict[str, dict[str, float]]]
+    sensitivity: dict[str, Any]
+    epochs: int
+    best_epoch: int
+    stopped: str
+    seconds: float
+
+
 @dataclass
-class Session:
+class TrainingSession:
     """Everything one training invocation works with (built once, passed around; no globals)."""
 
     options: TrainOptions
@@ -55,7 +76,7 @@ class Session:
     data: TaskData
     tasks: list[TaskSpec]
     training: TrainingData
-    bundle: Any  # paprec_cli.model.ModelBundle
+    bundle: ModelBundle
     state: run_state.RunState
     validation: dict[str, list[Example]] = field(default_factory=dict)
     dist: DistContext | None = None  # torchrun ranks (rank 0 writes); None = one process
@@ -65,19 +86,12 @@ class Session:
         return self.dist is None or self.dist.is_main
 
     @property
-    def model_dir(self) -> Any:
+    def model_dir(self) -> Path:
         return self.home.model_dir(self.options.name)
 
     @property
-    def state_dir(self) -> Any:
+    def state_dir(self) -> Path:
         return run_state.state_dir(self.home, self.options.name)
-
-
-def _model_api() -> Any:
-    """The model package, imported lazily (it pulls in transformers)."""
-    import paprec_cli.model as model_api
-
-    return model_api
 
 
 def open_session(
@@ -88,7 +102,7 @@ def open_session(
     device: str,
     resume: bool,
     dist: DistContext | None = None,
-) -> Session:
+) -> TrainingSession:
     """Load data, build or restore the codec and model; for a resume, read the saved state."""
     dataset = ensure_dataset(home, options.dataset, registry, out.info)
     tasks = resolve_tasks(list(options.tasks), dataset, registry, options.negatives, out.info)
@@ -96,28 +110,29 @@ def open_session(
     data = TaskData(dataset, options.seed, options.negatives)
     training = TrainingData(data, tasks, options.mixture, options.seed)
     folder = run_state.state_dir(home, options.name)
-    api = _model_api()
+    from paprec_cli.model import PromptCodec, create_model  # lazily: the model package pulls in transformers
+
     if resume:
         saved = run_state.read_state(folder, options.name)
         if saved.options.dataset != options.dataset:
             raise PaprecError(f"--resume {options.name}: state belongs to dataset {saved.options.dataset}")
-        codec = api.PromptCodec.load(folder / "codec")
+        codec = PromptCodec.load(folder / "codec")
         if codec.dataset_fingerprint and codec.dataset_fingerprint != dataset.fingerprint:
             raise PaprecError(
                 f"--resume {options.name}: dataset '{dataset.name}' changed since training started "
                 f"(fingerprint {codec.dataset_fingerprint} -> {dataset.fingerprint}); train anew"
             )
-        bundle = api.create_model(options.size, codec, options.seed, dropout=options.recipe.dropout)
+        bundle = create_model(options.size, codec, options.seed, dropout=options.recipe.dropout)
         state = run_state.RunState(options, saved.epoch, saved.step, saved.seconds, saved.history,
                                    saved.best_epoch, saved.best_score)  # fmt: skip
     else:
-        bundle = _fresh_bundle(api, options, dataset, training, home)
+        bundle = _fresh_bundle(options, dataset, training, home)
         state = run_state.RunState(options)
         if dist is None or dist.is_main:
             folder.mkdir(parents=True, exist_ok=True)
             bundle.codec.save(folder / "codec")
     bundle.model.to(device)
-    return Session(options, home, out, device, dataset, data, tasks, training, bundle, state, dist=dist)
+    return TrainingSession(options, home, out, device, dataset, data, tasks, training, bundle, state, dist=dist)
 
 
 def _with_tasks(options: TrainOptions, names: list[str]) -> TrainOptions:
@@ -126,13 +141,16 @@ def _with_tasks(options: TrainOptions, names: list[str]) -> TrainOptions:
     return replace(options, tasks=tuple(names))
 
 
-def _fresh_bundle(api: Any, options: TrainOptions, dataset: Dataset, training: TrainingData, home: Home) -> Any:
+def _fresh_bundle(options: TrainOptions, dataset: Dataset, training: TrainingData, home: Home) -> ModelBundle:
     """A new codec and model, or the weights of `--init` (paprec folder, HF T5 folder, P5 .pth)."""
+    from paprec_cli.model import build_codec, create_model, load_model
+
+    ids = cast("IdScheme", options.ids)  # checked against ID_SCHEMES when the options were made
     if options.init:
         # Checks users, items and fingerprint against the dataset; HF/P5 layouts get the codec from it.
-        return api.load_model(options.init, home, dataset=dataset, id_scheme=options.ids)
-    codec = api.build_codec(dataset, options.ids, training.texts())
-    bundle = api.create_model(options.size, codec, options.seed, dropout=options.recipe.dropout)
+        return load_model(options.init, home, dataset=dataset, id_scheme=ids)
+    codec = build_codec(dataset, ids, training.texts())
+    bundle = create_model(options.size, codec, options.seed, dropout=options.recipe.dropout)
     if options.recipe.zero_whole_word:
         torch.nn.init.zeros_(bundle.model.whole_word.weight)
     if options.recipe.item_init == "cooccurrence":
@@ -142,7 +160,7 @@ def _fresh_bundle(api: Any, options: TrainOptions, dataset: Dataset, training: T
     return bundle
 
 
-def validation_examples(session: Session) -> dict[str, list[Example]]:
+def validation_examples(session: TrainingSession) -> dict[str, list[Example]]:
     limit = session.options.recipe.val_users
     return {
         task.name: sample_examples(task.examples(session.data, "validation"), limit, session.options.seed)
@@ -150,23 +168,27 @@ def validation_examples(session: Session) -> dict[str, list[Example]]:
     }
 
 
-def _recommender(session: Session) -> Any:
-    return _model_api().Recommender(session.bundle.model, session.bundle.codec, session.device)
+def _recommender(session: TrainingSession) -> Recommender:
+    from paprec_cli.model import Recommender
+
+    return Recommender(session.bundle.model, session.bundle.codec, session.device)
 
 
-def _save_best(session: Session, training_json: dict[str, Any] | None = None) -> None:
+def _save_best(session: TrainingSession, training_json: dict[str, Any] | None = None) -> None:
     """Rewrite the model folder atomically (with training.json at the end of the run)."""
     session.bundle.config.update(_config_extra(session))
     extra = {"training.json": training_json} if training_json is not None else None
-    _model_api().save_model(session.bundle, session.model_dir, extra_json=extra)
+    from paprec_cli.model import save_model
+
+    save_model(session.bundle, session.model_dir, extra_json=extra)
 
 
-def _config_extra(session: Session) -> dict[str, Any]:
+def _config_extra(session: TrainingSession) -> dict[str, Any]:
     return {"trained_on": session.options.dataset, "tasks": list(session.options.tasks), "seed": session.options.seed,
             "negatives": session.options.negatives}  # fmt: skip
 
 
-def train_epochs(session: Session, say: Callable[[str], None]) -> str:
+def train_epochs(session: TrainingSession, say: Callable[[str], None]) -> str:
     """Run epochs until done, out of patience or out of time; returns why it stopped."""
     options, recipe, state = session.options, session.options.recipe, session.state
     planned = recipe.epochs * max(1, -(-len(session.training.epoch(state.epoch)) // recipe.batch_size))
@@ -202,7 +224,7 @@ def train_epochs(session: Session, say: Callable[[str], None]) -> str:
 
 
 def _end_epoch(
-    session: Session, trainer: Trainer, epoch: int, stats: EpochStats, pairs: list, say: Callable[[str], None]
+    session: TrainingSession, trainer: Trainer, epoch: int, stats: EpochStats, pairs: list, say: Callable[[str], None]
 ) -> bool:
     """Validate, record, save best model and resume state; True when validation improved."""
     state = session.state
@@ -244,12 +266,12 @@ def _headline(metrics: dict[str, dict[str, float]]) -> str:
     return ", ".join(parts)
 
 
-def final_report(session: Session, stopped: str, wall: float) -> dict[str, Any]:
+def final_report(session: TrainingSession, stopped: str, wall: float) -> TrainingResult:
     """Best weights on the test split, baselines, sensitivity; writes training.json; returns the result."""
     state, options = session.state, session.options
     if state.best_epoch == 0:
         raise PaprecError("training stopped before one validation; raise --time-budget or --epochs")
-    run_state.load_weights(session.bundle.model, session.state_dir / "best.safetensors")
+    run_state.load_weights_file(session.bundle.model, session.state_dir / run_state.BEST)
     recommender = _recommender(session)
     batch = options.recipe.eval_batch_size
     test_examples = {task.name: task.examples(session.data, "test") for task in session.tasks}
@@ -262,7 +284,7 @@ def final_report(session: Session, stopped: str, wall: float) -> dict[str, Any]:
         limit=options.recipe.sensitivity_examples,
     )
     best = next(h for h in state.history if h["epoch"] == state.best_epoch)
-    result = {
+    result: TrainingResult = {
         "model": str(session.model_dir),
         "name": options.name,
         "test": test,
@@ -276,11 +298,11 @@ def final_report(session: Session, stopped: str, wall: float) -> dict[str, Any]:
     }
     _save_best(session, training_record(session, result))
     state.finished = True
-    write_json_atomic(session.state_dir / "state.json", state.to_json())
+    run_state.mark_finished(session.state_dir, state)
     return result
 
 
-def training_record(session: Session, result: dict[str, Any]) -> dict[str, Any]:
+def training_record(session: TrainingSession, result: TrainingResult) -> dict[str, Any]:
     """The content of training.json."""
     import transformers
 
@@ -320,7 +342,7 @@ def train(
     device: str,
     resume: bool = False,
     dist: DistContext | None = None,
-) -> dict[str, Any]:
+) -> TrainingResult:
     """Train (or resume) and return the `--json` result (an empty dict on torchrun ranks other than 0)."""
     wall = time.perf_counter()
     if device.startswith("cpu"):

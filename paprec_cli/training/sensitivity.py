@@ -23,7 +23,7 @@ import torch
 
 from paprec_cli.data.splits import TaskData
 from paprec_cli.specs import Example, TaskSpec, Word
-from paprec_cli.training.evaluation import PromptBuilder, argument_only, evaluate, manual_prompt, sample_examples
+from paprec_cli.training.evaluation import WordsBuilder, argument_only, manual_prompt, sample_examples, template_metrics
 
 #: Keys reported per variant (the sensitivity table stays readable).
 RANKING_KEYS = ("HR@10", "NDCG@10")
@@ -40,7 +40,7 @@ def _pick(metrics: dict[str, float], task: TaskSpec) -> dict[str, float]:
     return {k: metrics[k] for k in _keys(task) if k in metrics}
 
 
-def with_words(base: PromptBuilder, words_for: dict[int, tuple[Word, ...]]) -> PromptBuilder:
+def with_words(base: WordsBuilder, words_for: dict[int, tuple[Word, ...]]) -> WordsBuilder:
     """`base` with per-user words appended (the personal-token position)."""
 
     def build(example: Example) -> Sequence[Word]:
@@ -55,15 +55,17 @@ def template_sensitivity(
     templates = {}
     for template in task.templates:
         label = f"{template.id} (held out)" if template.held_out else template.id
-        templates[label] = _pick(evaluate(recommender, task, examples, manual_prompt(template), batch_size), task)
-    no_instruction = _pick(evaluate(recommender, task, examples, argument_only, batch_size), task)
+        measured = template_metrics(recommender, task, examples, manual_prompt(template), batch_size)
+        templates[label] = _pick(measured, task)
+    no_instruction = _pick(template_metrics(recommender, task, examples, argument_only, batch_size), task)
     key = _keys(task)[0]
     values = [m[key] for m in [*templates.values(), no_instruction] if key in m and np.isfinite(m[key])]
     spread = float(max(values) - min(values)) if values else float("nan")
     return {"templates": templates, "argument_only": no_instruction, f"spread_{key}": spread}
 
 
-def target_ranks(recommender: Any, examples: Sequence[Example], build: PromptBuilder, batch_size: int) -> np.ndarray:
+def model_target_ranks(recommender: Any, examples: Sequence[Example], build: WordsBuilder,
+                       batch_size: int) -> np.ndarray:
     """1-based rank of each example's target among all items (ties count against it)."""
     codec = recommender.codec
     n_items = codec.n_items
@@ -123,7 +125,7 @@ def taste_sensitivity(
         return None
     base = manual_prompt(task.manual())
     variants = {"none": base, "taste_word": with_words(base, taste), "unrelated_word": with_words(base, other)}
-    ranks = {label: target_ranks(recommender, examples, build, batch_size) for label, build in variants.items()}
+    ranks = {label: model_target_ranks(recommender, examples, build, batch_size) for label, build in variants.items()}
     out: dict[str, Any] = {"template": task.manual().id, "users": len(examples)}
     out.update({label: rank_metrics(r) for label, r in ranks.items()})
     out["mean_target_rank"] = {label: float(r.mean()) for label, r in ranks.items()}
@@ -153,8 +155,10 @@ def attribute_hint(
     return {
         "oracle": True,
         "users": len(kept),
-        "target_attribute": _pick(evaluate(recommender, task, kept, with_words(base, target), batch_size), task),
-        "random_attribute": _pick(evaluate(recommender, task, kept, with_words(base, random_), batch_size), task),
+        "target_attribute": _pick(template_metrics(recommender, task, kept, with_words(base, target), batch_size),
+                                  task),
+        "random_attribute": _pick(template_metrics(recommender, task, kept, with_words(base, random_), batch_size),
+                                  task),
     }
 
 

@@ -19,6 +19,7 @@ from paprec_cli.training.recipe import Recipe, TrainOptions, mixture_for, recipe
 #: Datasets `paprec train` imports by itself when missing (generated, no files needed).
 AUTO_IMPORT = ("synthetic",)
 ID_SCHEMES = ("atomic", "subword")
+SIZES = ("tiny", "small", "base")
 #: Order of the built-in tasks when the dataset decides.
 DEFAULT_TASK_ORDER = ("sequential", "direct", "rating")
 
@@ -157,3 +158,33 @@ def resumed_options(saved: TrainOptions, given: dict[str, Any], overrides: dict[
     time_budget = overrides.pop("time_budget", None)
     recipe = with_overrides(saved.recipe, **overrides)
     return replace(saved, recipe=recipe, time_budget=time_budget, anneal_to_budget=True)
+
+
+def cli_options(home: Home, *, dataset: str | None, tasks: str | None, size: str | None, ids: str | None,
+                name: str | None, seed: int, time_budget: float | None, init: str | None, resume: str | None,
+                overrides: dict[str, object], settings: Sequence[str] = ()) -> TrainOptions:
+    """`paprec train`'s options as given (None: not given) -> checked `TrainOptions`: a fresh run's, or,
+    with `resume`, the saved run's with the allowed overrides (a one-line error for each conflict)."""
+    import math
+
+    if size is not None and size not in SIZES:
+        raise PaprecError(f"--size {size}: expected one of {', '.join(SIZES)}")
+    if time_budget is not None and not (time_budget > 0 and math.isfinite(time_budget)):
+        raise PaprecError(f"--time-budget {time_budget}: expected a positive number of seconds")
+    task_names = parse_tasks(tasks)
+    parsed = parse_train_options(settings)
+    if resume:
+        from paprec_cli.training.state import read_state, state_dir
+
+        if overrides.get("item_init") is not None:
+            raise PaprecError("--item-init applies to a fresh run only; drop it when using --resume")
+        saved = read_state(state_dir(home, resume), resume).options
+        given = {"--dataset": dataset, "--size": size, "--ids": ids, "--tasks": task_names, "--init": init,
+                 "--negatives": parsed.get("negatives")}  # fmt: skip
+        return resumed_options(saved, given, {**overrides, "time_budget": time_budget})
+    if dataset is None:
+        raise PaprecError("--dataset is required (e.g. --dataset synthetic); see `paprec data list`")
+    return new_options(
+        dataset=dataset, tasks=task_names or [], size=size or "tiny", ids=ids or "atomic", name=name,
+        seed=seed, time_budget=time_budget, init=init, overrides=overrides, **parsed,
+    )  # fmt: skip

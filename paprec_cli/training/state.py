@@ -2,14 +2,24 @@
 
 `<home>/models/.train-state/<name>/` holds the *last* epoch's weights (`last.safetensors`), optimiser
 and RNG state (`optimizer.pt`, tensors and numbers only, read with `weights_only=True`), the best
-epoch's weights (`best.safetensors`) and `state.json` (options, epoch, step, history, best). The model
-folder itself is rewritten atomically with the best weights whenever validation improves, so it never
-holds training state. `--resume NAME` reads this folder and continues with the next epoch.
+epoch's weights (`best.safetensors`), `state.json` (options, epoch, step, history, best) and the
+codec (`codec/`, written when the run starts). The model folder itself is rewritten atomically with
+the best weights whenever validation improves, so it never holds training state. `--resume NAME`
+reads this folder and continues with the next epoch.
+
+One checkpoint, one owner, one swap (as nanoGPT writes one object): `save_state` stages the whole
+folder (new files written, unchanged ones such as `codec/` and a best that did not change hard-linked
+from the previous checkpoint) and swaps it in with one `atomic_path`, so weights, optimiser and
+`state.json` always belong to the same epoch. A crash between the swap's two renames leaves the previous
+checkpoint at `.<name>.old`; `read_state` puts it back. Checkpoints written before this layout hold the
+same files in the same folder and resume unchanged.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +33,7 @@ from paprec_cli.paths import Home, atomic_path, write_json_atomic
 from paprec_cli.training.recipe import TrainOptions
 
 STATE_VERSION = 1
+LAST, BEST, OPTIMIZER, STATE = "last.safetensors", "best.safetensors", "optimizer.pt", "state.json"
 
 
 def state_dir(home: Home, name: str) -> Path:
@@ -70,34 +81,65 @@ class RunState:
         )
 
 
-def save_weights(model: nn.Module, path: Path) -> None:
-    """Safetensors, with tied T5 embeddings handled by `safetensors.torch.save_model`."""
-    with atomic_path(path) as tmp:
-        save_model(model, str(tmp))
-
-
-def load_weights(model: nn.Module, path: Path) -> None:
+def load_weights_file(model: nn.Module, path: Path) -> None:
+    """Weights saved by `save_state` (tied embeddings may be absent); anything else missing is an error."""
     missing, unexpected = load_model(model, str(path), strict=False)
     if unexpected or [k for k in missing if "embed_tokens" not in k and "lm_head" not in k]:
         raise PaprecError(f"{path}: weights do not fit the model (missing {missing[:3]}, unexpected {unexpected[:3]})")
 
 
 def save_state(folder: Path, state: RunState, model: nn.Module, optimizer: torch.optim.Optimizer, best: bool) -> None:
-    """Write last weights (and best weights when this epoch is the best), optimiser, RNG, state.json."""
-    folder.mkdir(parents=True, exist_ok=True)
-    save_weights(model, folder / "last.safetensors")
-    if best:
-        save_weights(model, folder / "best.safetensors")
+    """Write the checkpoint of a finished epoch as one staged folder swapped in at once: last weights
+    (and best weights when this epoch is the best), optimiser and RNG state, `state.json`; everything
+    else in the folder (the codec, an unchanged best) carries over from the previous checkpoint."""
+    rewritten = {LAST, OPTIMIZER, STATE} | ({BEST} if best else set())
     extra = {"optimizer": optimizer.state_dict(), "torch_rng": torch.get_rng_state()}
     if torch.cuda.is_available():
         extra["cuda_rng"] = torch.cuda.get_rng_state_all()
-    with atomic_path(folder / "optimizer.pt") as tmp:
-        torch.save(extra, tmp)
-    write_json_atomic(folder / "state.json", state.to_json())
+    with atomic_path(folder) as staged:
+        staged.mkdir(parents=True)
+        if folder.is_dir():
+            for entry in folder.iterdir():
+                if entry.name not in rewritten:
+                    _carry(entry, staged / entry.name)
+        save_model(model, str(staged / LAST))
+        if best:
+            save_model(model, str(staged / BEST))
+        torch.save(extra, staged / OPTIMIZER)
+        (staged / STATE).write_text(json.dumps(state.to_json(), indent=2, default=str) + "\n", encoding="utf-8")
+
+
+def _carry(source: Path, target: Path) -> None:
+    """Hard-link (else copy) a file or folder of the previous checkpoint into the staged one."""
+    if source.is_dir():
+        shutil.copytree(source, target, copy_function=_link_or_copy)
+    else:
+        _link_or_copy(str(source), str(target))
+
+
+def _link_or_copy(source: str, target: str) -> None:
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
+def recover(folder: Path) -> None:
+    """Put back the previous checkpoint if a crash interrupted a swap (only `.<name>.old` is left)."""
+    backup = folder.with_name(f".{folder.name}.old")
+    if not folder.exists() and backup.is_dir():
+        backup.rename(folder)
+
+
+def mark_finished(folder: Path, state: RunState) -> None:
+    """Record that the run finished (its best model is saved): `state.json` alone changes."""
+    write_json_atomic(folder / STATE, state.to_json())
 
 
 def read_state(folder: Path, name: str) -> RunState:
-    path = folder / "state.json"
+    """The saved state of run `name`; a missing or damaged one is a one-line error naming the fix."""
+    recover(folder)
+    path = folder / STATE
     if not path.exists():
         raise PaprecError(f"--resume {name}: no training state at {folder}; start it with `paprec train --name {name}`")
     try:
@@ -108,8 +150,8 @@ def read_state(folder: Path, name: str) -> RunState:
 
 def restore(folder: Path, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
     """Last weights, optimiser moments and RNG state, as saved after the last finished epoch."""
-    load_weights(model, folder / "last.safetensors")
-    extra = torch.load(folder / "optimizer.pt", map_location="cpu", weights_only=True)
+    load_weights_file(model, folder / LAST)
+    extra = torch.load(folder / OPTIMIZER, map_location="cpu", weights_only=True)
     optimizer.load_state_dict(extra["optimizer"])
     torch.set_rng_state(extra["torch_rng"])
     if "cuda_rng" in extra and torch.cuda.is_available():

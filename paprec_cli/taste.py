@@ -8,9 +8,12 @@ from the search's candidate vocabulary would hit one of the user's taste words.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, TypedDict
 
 from paprec_cli.data.store import Dataset
+
+if TYPE_CHECKING:
+    from paprec_cli.export import Document
 
 
 def _taste_by_user(dataset: Dataset) -> dict[str, set[str]]:
@@ -19,9 +22,20 @@ def _taste_by_user(dataset: Dataset) -> dict[str, set[str]]:
     return {str(u): {str(w).lower() for w in (taste or [])} for u, taste in zip(users, tastes, strict=True)}
 
 
-def taste_agreement(
-    doc: Mapping[str, Any], dataset: Dataset, candidate_words: Iterable[str]
-) -> dict[str, Any] | None:
+class TasteAgreement(TypedDict, total=False):
+    """`taste_agreement` in `paprec eval --json` (shares in [0, 1]; None where nothing was counted)."""
+
+    users: int
+    agreement: float | None
+    chance: float | None
+    attribute_share: float
+    agreement_given_attribute: float | None
+    chance_given_attribute: float | None
+    candidate_vocabulary: int
+    attribute_words_in_vocabulary: int
+
+
+def taste_agreement(doc: Document, dataset: Dataset, candidate_words: Iterable[str]) -> TasteAgreement | None:
     """Agreement of personal tokens with ground-truth taste, or None when the dataset has no truth.
 
     - `agreement`: share of users with personal tokens where one of them is a taste word;

@@ -6,7 +6,7 @@ from paprec_cli.data.store import import_dataset, load_dataset
 from paprec_cli.paths import Home
 from paprec_cli.plugins import load_registry
 from paprec_cli.specs import ImportOptions
-from paprec_cli.truth import taste_agreement
+from paprec_cli.taste import taste_agreement
 
 
 def _synthetic(tmp_path):

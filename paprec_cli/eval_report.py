@@ -1,0 +1,128 @@
+"""`paprec eval`'s core: score a run's (or a prompts file's) prompts, then assemble the report.
+
+`evaluate_source` is the part split across torchrun processes: every rank opens the same prompts and
+predicts its share (`paprec_cli.evaluate`). `build_report` runs on rank 0 alone: paired per-user
+differences with verdicts (`paprec_cli.paired`), popularity and item-kNN on the same examples, the
+protocol description, and taste agreement on datasets with a hidden taste (`paprec_cli.taste`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, TypedDict
+
+from paprec_cli.paired import Paired, paired_differences
+
+if TYPE_CHECKING:
+    from paprec_cli.data.splits import TaskData
+    from paprec_cli.distributed import DistContext
+    from paprec_cli.evaluate import Details, Results
+    from paprec_cli.paths import Home
+    from paprec_cli.plugins import Registry
+    from paprec_cli.runs import BoundPrompts
+    from paprec_cli.specs import Example, TaskSpec
+    from paprec_cli.taste import TasteAgreement
+
+PARTS = ("validation", "test")
+
+
+@dataclass
+class Evaluated:
+    """The bound prompts, their task and splits, and their scores on validation and test."""
+
+    bound: BoundPrompts
+    task: TaskSpec
+    data: TaskData
+    results: Results
+    details: Details
+
+
+class Report(TypedDict):
+    """The object `paprec eval --json` prints."""
+
+    run: str | None
+    prompts: str
+    task: str
+    dataset: str
+    results: Results
+    paired: Paired
+    protocol: dict[str, object]
+    baselines: dict[str, dict[str, dict[str, float]]]
+    taste_agreement: TasteAgreement | None
+
+
+def evaluate_source(source: str | Path, home: Home, registry: Registry, model: str | None, batch_size: int | None,
+                    dist: DistContext, info: Callable[[str], None]) -> Evaluated:
+    """The prompts' scores on validation and test; every rank must call it with the same arguments."""
+    from paprec_cli.data.splits import TaskData
+    from paprec_cli.evaluate import evaluate_prompts
+    from paprec_cli.registry import split_negatives
+    from paprec_cli.runs import open_prompts
+    from paprec_cli.search.config import batch_sizes
+
+    batch = batch_sizes(batch_size, dist.device)[0]  # inference: the search's surrogate batch
+    bound = open_prompts(source, home, model=model)
+    task = registry.task(str(bound.doc["task"]), option="the prompts' task")
+    data = TaskData(bound.dataset, bound.split_seed, split_negatives(bound.bundle))
+    info(f"Evaluating {task.name} prompts from {bound.source} on '{bound.dataset.name}'")
+    results, details = evaluate_prompts(bound.bundle, task, data, bound.doc, parts=PARTS, batch_size=batch,
+                                        device=dist.device, dist=dist)
+    return Evaluated(bound, task, data, results, details)
+
+
+def protocol_of(bound: BoundPrompts, task: TaskSpec, data: TaskData, test_examples: list[Example]) -> dict[str, object]:
+    """How the numbers were produced: the dataset/split protocol plus what this task ranks over."""
+    proto: dict[str, object] = dict(data.protocol())
+    if task.kind == "rating":
+        evaluated = "predicted rating vs held-out rating (RMSE, MAE)"
+    elif test_examples and test_examples[0].candidates is not None:
+        evaluated = f"ranking over {len(test_examples[0].candidates)} candidates (held-out positive + negatives)"
+    else:
+        evaluated = "ranking over all items"
+    proto.update(
+        task=task.name,
+        evaluated=evaluated,
+        manual_template=bound.doc.get("manual_template") or task.default_template,
+        split_seed=bound.split_seed,
+        test_examples=len(test_examples),
+        model=str(bound.doc.get("model")),
+        model_fingerprint=bound.doc.get("model_fingerprint"),
+    )
+    return proto
+
+
+def baselines_for(data: TaskData, task: TaskSpec, part: str) -> dict[str, dict[str, dict[str, float]]]:
+    """Popularity and item-kNN on the same examples, when the baselines module is there (else {})."""
+    try:
+        from paprec_cli.baselines import baseline_results
+    except ImportError:
+        return {}
+    found = baseline_results(data, [task.name], part, tasks={task.name: task})
+    return {name: {part: per_task[task.name]} for name, per_task in found.items() if task.name in per_task}
+
+
+def taste_of(bound: BoundPrompts) -> TasteAgreement | None:
+    """Personal tokens vs the dataset's hidden taste (datasets with a truth table only), next to chance."""
+    from paprec_cli.taste import taste_agreement
+
+    codec = bound.bundle.codec
+    words = [codec.token_text(int(i)) for i in codec.candidate_vocab().tolist()]
+    return taste_agreement(bound.doc, bound.dataset, words)
+
+
+def build_report(found: Evaluated, n_boot: int, seed: int, with_baselines: bool) -> Report:
+    """Paired differences (test, `n_boot` resamples, `seed`), baselines and protocol: what rank 0 prints."""
+    bound, task, data = found.bound, found.task, found.data
+    return {
+        "run": str(bound.run) if bound.run is not None else None,
+        "prompts": str(bound.source),
+        "task": task.name,
+        "dataset": bound.dataset.name,
+        "results": found.results,
+        "paired": paired_differences(found.details, "test", n_boot, seed),
+        "protocol": protocol_of(bound, task, data, task.examples(data, "test")),
+        "baselines": baselines_for(data, task, "test") if with_baselines else {},
+        "taste_agreement": taste_of(bound),
+    }

@@ -1,0 +1,85 @@
+"""Paired comparisons of automatic vs manual prompts: per-user bootstrap differences and their verdicts.
+
+A gain of automatic over manual prompts is only reported as a gain when the 95% paired bootstrap
+interval of the per-user difference excludes 0; otherwise the verdict says the difference is noise.
+Source of the interval: `paprec_cli.metrics.paired_bootstrap` (percentile bootstrap over users).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from paprec_cli.evaluate import Details
+
+#: Per-example values where lower is better (rating errors); all others are higher-is-better.
+LOWER_IS_BETTER = frozenset({"squared_error", "abs_error", "RMSE", "MAE"})
+COMPARISONS = {"shared_vs_manual": "shared", "personalized_vs_manual": "personalized"}
+
+#: One interval: {"mean_diff", "ci_low", "ci_high", "n"} (see `metrics.paired_bootstrap`).
+Interval = Mapping[str, float]
+#: {comparison: {value: Interval}}.
+Paired = dict[str, dict[str, dict[str, float]]]
+
+
+def paired_differences(details: Details, part: str, n_boot: int, seed: int) -> Paired:
+    """`{comparison: {value: {"mean_diff","ci_low","ci_high","n"}}}`: automatic minus manual, per user.
+
+    Values are the surrogate and every per-example metric, averaged per user first (a rating user has
+    several test examples), and paired on the users both variants were evaluated on.
+    """
+    from paprec_cli.metrics import paired_bootstrap
+
+    manual = details["manual"].get(part)
+    out: Paired = {}
+    for name, variant in COMPARISONS.items():
+        auto = details[variant].get(part)
+        out[name] = {}
+        if manual is None or auto is None or len(manual.users) == 0:
+            continue
+        for key in ("surrogate", *manual.metrics):
+            mine, theirs = auto.by_user(key), manual.by_user(key)
+            users = sorted(set(mine) & set(theirs))
+            out[name][key] = paired_bootstrap(
+                [mine[u] for u in users], [theirs[u] for u in users], n_boot=n_boot, seed=seed, alpha=0.05
+            )
+    return out
+
+
+def verdict(key: str, stats: Interval) -> str:
+    """One word for one interval: "better" / "worse" than manual, or "noise" when the CI includes 0."""
+    low, high = stats.get("ci_low"), stats.get("ci_high")
+    if low is None or high is None or not (math.isfinite(low) and math.isfinite(high)):
+        return "no data"
+    if low <= 0 <= high:
+        return "noise"
+    better = (high < 0) if key in LOWER_IS_BETTER else (low > 0)
+    return "better" if better else "worse"
+
+
+def summary(paired: Paired) -> list[str]:
+    """Plain sentences on the surrogate difference of each automatic prompt, so noise is not sold as a gain."""
+    lines = []
+    for name, per_key in paired.items():
+        stats = per_key.get("surrogate")
+        if not stats:
+            continue
+        word = verdict("surrogate", stats)
+        what = name.replace("_vs_manual", "")
+        interval = f"{_signed(stats['ci_low'])} to {_signed(stats['ci_high'])}"
+        if word == "noise":
+            lines.append(
+                f"{what} vs manual: the 95% CI of the per-user difference ({interval}) includes 0: "
+                "no evidence that it differs from the manual prompt on test"
+            )
+        else:
+            lines.append(f"{what} vs manual: {word} on test (per-user difference 95% CI {interval}, excludes 0)")
+    return lines
+
+
+
+
+def _signed(value: float | None) -> str:
+    return "-" if value is None or (isinstance(value, float) and not math.isfinite(value)) else f"{value:+.4f}"

@@ -1,0 +1,161 @@
+"""The model registry: which trained models a home holds, the default model of a dataset, and a model's
+fingerprint and split seed.
+
+Reads only `config.json` and `training.json` (no weights), so listing is instant. The one owner of
+"which models exist": `paprec models`, `paprec search` (default model), `paprec recommend` and
+prompt binding (`paprec_cli.runs`) all ask here.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypedDict
+
+from paprec_cli.errors import PaprecError
+from paprec_cli.paths import Home, sha256_file
+
+if TYPE_CHECKING:
+    from paprec_cli.model.bundle import ModelBundle
+
+CONFIG_FILE = "config.json"
+TRAINING_FILE = "training.json"
+
+#: A model's JSON record as stored (`config.json`, `training.json`); {} when absent.
+ModelJson = dict[str, Any]
+
+
+class ModelSummary(TypedDict):
+    """One row of `paprec models list --json`."""
+
+    name: str
+    path: str
+    dataset: str | None
+    size: str | None
+    ids: str | None
+    tasks: list[str]
+    epochs: int | None
+    best_epoch: int | None
+    test: dict[str, dict[str, float]]
+    created: str | None
+    trained: bool
+
+
+def read_model_json(path: Path) -> ModelJson:
+    """A model's JSON record ({} when absent or not an object); invalid JSON is a one-line error."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except json.JSONDecodeError as err:
+        raise PaprecError(f"{path}: not valid JSON ({err.msg} at line {err.lineno}); retrain or delete it") from err
+    return data if isinstance(data, dict) else {}
+
+
+def model_folders(home: Home) -> list[Path]:
+    """Folders holding a model (a `config.json`); hidden folders (temporary files, training state) skip."""
+    if not home.models.is_dir():
+        return []
+    return sorted(
+        p for p in home.models.iterdir() if p.is_dir() and not p.name.startswith(".") and (p / CONFIG_FILE).exists()
+    )
+
+
+def headline(training: ModelJson) -> str:
+    """The first test metric worth showing: HR@10 of the first ranking task, else RMSE."""
+    for task, metrics in (training.get("test") or {}).items():
+        for key in ("HR@10", "RMSE"):
+            if key in metrics and metrics[key] is not None:
+                return f"{task} {key} {metrics[key]:.4f}"
+    return ""
+
+
+def _dataset_name(record: ModelJson) -> str | None:
+    dataset = record.get("dataset")
+    if isinstance(dataset, dict):
+        return dataset.get("name")
+    return str(dataset) if dataset else None
+
+
+def model_summary(folder: Path) -> ModelSummary:
+    """One model's identity and headline numbers from its JSON files (a row of `paprec models list --json`)."""
+    config = read_model_json(folder / CONFIG_FILE)
+    training = read_model_json(folder / TRAINING_FILE)
+    return {
+        "name": folder.name,
+        "path": str(folder),
+        "dataset": _dataset_name(training) or _dataset_name(config),
+        "size": training.get("size") or config.get("size"),
+        "ids": training.get("ids") or config.get("id_scheme"),
+        "tasks": training.get("tasks") or [],
+        "epochs": training.get("epochs"),
+        "best_epoch": training.get("best_epoch"),
+        "test": training.get("test") or {},
+        "created": training.get("created"),
+        "trained": bool(training),
+    }
+
+
+def model_record(home: Home, name: str) -> tuple[Path, ModelJson, ModelJson]:
+    """(folder, config, training record) of a model by name or folder; unknown names list the known ones."""
+    folder = Path(name) if Path(name).is_dir() else home.model_dir(name)
+    if not (folder / CONFIG_FILE).exists():
+        known = ", ".join(p.name for p in model_folders(home)) or "none yet"
+        raise PaprecError(f"model '{name}' not found in {home.models} (known: {known}); see `paprec models list`")
+    return folder, read_model_json(folder / CONFIG_FILE), read_model_json(folder / TRAINING_FILE)
+
+
+def default_model(home: Home, dataset: str) -> str:
+    """`<dataset>-tiny-atomic`, else the single model trained on `dataset`; a one-line fix otherwise."""
+    preferred = home.model_dir(f"{dataset}-tiny-atomic")
+    if (preferred / CONFIG_FILE).is_file():
+        return str(preferred)
+    found = []
+    for config in sorted(home.models.glob(f"*/{CONFIG_FILE}")):
+        try:
+            info = json.loads(config.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if (info.get("dataset") or {}).get("name") == dataset:
+            found.append(config.parent)
+    if len(found) == 1:
+        return str(found[0])
+    if found:
+        names = ", ".join(p.name for p in found)
+        raise PaprecError(f"several models are trained on '{dataset}' ({names}); choose one with --model NAME")
+    raise PaprecError(
+        f"no trained model for dataset '{dataset}' in {home.models}; train one with "
+        f"`paprec train --dataset {dataset}` or pass --model PATH"
+    )
+
+
+def model_fingerprint(bundle: ModelBundle) -> str:
+    """16 hex digits of the weights' sha256 (recorded in config.json, else hashed from the folder);
+    "unsaved" for a model that was never written."""
+    config = getattr(bundle, "config", {}) or {}
+    if config.get("weights_sha256"):
+        return str(config["weights_sha256"])[:16]
+    folder = getattr(bundle, "folder", None)
+    weights = Path(folder) / "model.safetensors" if folder else None
+    if weights is not None and weights.is_file():
+        return sha256_file(weights)[:16]
+    return "unsaved"
+
+
+def split_seed(bundle: ModelBundle) -> int:
+    """The seed of the splits the model was trained on (rating split, direct negatives); 0 if unrecorded."""
+    config = getattr(bundle, "config", {}) or {}
+    training = config.get("training") or {}
+    for value in (config.get("split_seed"), training.get("split_seed"), training.get("seed"), config.get("seed")):
+        if value is not None:
+            return int(value)
+    return 0
+
+
+def split_negatives(bundle: ModelBundle) -> int:
+    """The direct task's negatives per candidate list the model was trained with (`-o negatives=N`); 99 if
+    unrecorded (models trained before the option existed used 99)."""
+    from paprec_cli.data.splits import N_NEGATIVES
+
+    value = (getattr(bundle, "config", {}) or {}).get("negatives")
+    return int(value) if value is not None else N_NEGATIVES
