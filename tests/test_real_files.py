@@ -15,8 +15,8 @@ from paprec_datasets import amazon, csv_dataset, movielens
 from typer.testing import CliRunner, Result
 
 from paprec_cli.cli import app
-from paprec_cli.commands.recommend_cmd import users_file_lines
 from paprec_cli.errors import DataFormatError, PaprecError
+from paprec_cli.serving import users_file_lines
 from paprec_cli.specs import ImportOptions
 from paprec_cli.textio import decode_bytes
 
@@ -323,6 +323,6 @@ def test_prompts_file_saved_with_a_bom_or_as_utf16_reads_back(tmp_path: Path, fm
     export.export_prompts(doc, path)
     text = path.read_text(encoding="utf-8")
     path.write_bytes(BOM + text.replace("\n", "\r\n").encode())  # what a spreadsheet or editor saves
-    assert export.load_prompts(path) == doc
+    assert export.read_prompts(path) == doc
     path.write_bytes(text.encode("utf-16"))
-    assert export.load_prompts(path) == doc
+    assert export.read_prompts(path) == doc
