@@ -119,6 +119,8 @@ def _register_each(
             name = getattr(spec, "name", None)
             if not isinstance(spec, spec_type) or not name:
                 raise TypeError(f"register_{kind}s expects a named {spec_type.__name__}, got {spec!r}")
+            if isinstance(spec, TaskSpec) and not (spec.metric_specs and spec.example_metric_specs):
+                raise TypeError(f"task {name!r} declares no metric_specs/example_metric_specs (its metrics)")
             if name in table:
                 registry.rejected.append(
                     Registered(name, record.name, spec, f"name clash: already registered by {table[name].plugin}")

@@ -140,8 +140,8 @@ def test_paired_differences_and_verdicts() -> None:
     details = {"manual": {"test": manual}, "shared": {"test": better}, "personalized": {"test": manual}}
     paired = paired_differences(details, "test", n_boot=200, seed=0)
     assert paired["shared_vs_manual"]["surrogate"]["mean_diff"] == pytest.approx(0.5)
-    assert verdict("surrogate", paired["shared_vs_manual"]["surrogate"]) == "better"
-    assert verdict("HR@5", paired["shared_vs_manual"]["HR@5"]) == "noise"
-    assert verdict("squared_error", {"ci_low": -0.3, "ci_high": -0.1}) == "better"
-    assert verdict("HR@5", {"ci_low": -0.3, "ci_high": -0.1}) == "worse"
-    assert verdict("HR@5", {"ci_low": math.nan, "ci_high": 1.0}) == "no data"
+    assert verdict(paired["shared_vs_manual"]["surrogate"]) == "better"
+    assert verdict(paired["shared_vs_manual"]["HR@5"]) == "noise"
+    assert verdict({"ci_low": -0.3, "ci_high": -0.1}, smaller=True) == "better"
+    assert verdict({"ci_low": -0.3, "ci_high": -0.1}) == "worse"
+    assert verdict({"ci_low": math.nan, "ci_high": 1.0}) == "no data"

@@ -31,9 +31,8 @@ from paprec_cli.errors import PaprecError
 
 if TYPE_CHECKING:  # evaluate pulls in the model stack; the CLI imports commands at startup
     from paprec_cli.evaluate import Details, Results
+    from paprec_cli.specs import TaskSpec
 
-#: Per-example values where lower is better (rating errors); all others are higher-is-better.
-LOWER_IS_BETTER = frozenset({"squared_error", "abs_error", "RMSE", "MAE"})
 COMPARISONS = {"shared_vs_manual": "shared", "personalized_vs_manual": "personalized"}
 PARTS = ("validation", "test")
 
@@ -62,14 +61,16 @@ def paired_differences(details: dict[str, dict[str, Any]], part: str, n_boot: in
     return out
 
 
-def verdict(key: str, stats: dict[str, Any]) -> str:
-    """One word for one interval: "better" / "worse" than manual, or "noise" when the CI includes 0."""
+def verdict(stats: dict[str, Any], smaller: bool = False) -> str:
+    """One word for one interval: "better" / "worse" than manual, or "noise" when the CI includes 0.
+
+    `smaller` is the value's direction as its task declares it (`TaskSpec.metric(key).smaller`)."""
     low, high = stats.get("ci_low"), stats.get("ci_high")
     if low is None or high is None or not (math.isfinite(low) and math.isfinite(high)):
         return "no data"
     if low <= 0 <= high:
         return "noise"
-    better = (high < 0) if key in LOWER_IS_BETTER else (low > 0)
+    better = (high < 0) if smaller else (low > 0)
     return "better" if better else "worse"
 
 
@@ -137,7 +138,7 @@ def results_table(results: dict[str, Any], baselines: dict[str, Any], parts: lis
     return table
 
 
-def paired_table(paired: dict[str, Any], part: str) -> Table:
+def paired_table(paired: dict[str, Any], part: str, task: TaskSpec) -> Table:
     """One row per value; each cell `mean diff [95% CI] verdict` for one automatic variant vs manual."""
     table = Table(
         title=f"automatic - manual, paired per user on {part}",
@@ -157,7 +158,8 @@ def paired_table(paired: dict[str, Any], part: str) -> Table:
                 continue
             n = max(n, int(stats["n"]))
             interval = f"[{_signed(stats['ci_low'])}, {_signed(stats['ci_high'])}]"
-            cells.append(escape(f"{_signed(stats['mean_diff'])} {interval} {verdict(key, stats)}"))
+            word = verdict(stats, task.metric(key).smaller)
+            cells.append(escape(f"{_signed(stats['mean_diff'])} {interval} {word}"))
         table.add_row(key, *cells, str(n))
     return table
 
@@ -169,7 +171,7 @@ def summary(paired: dict[str, Any]) -> list[str]:
         stats = per_key.get("surrogate")
         if not stats:
             continue
-        word = verdict("surrogate", stats)
+        word = verdict(stats)  # the surrogate: higher is better
         what = name.replace("_vs_manual", "")
         interval = f"{_signed(stats['ci_low'])} to {_signed(stats['ci_high'])}"
         if word == "noise":
@@ -226,7 +228,7 @@ def report(found: Evaluated, n_boot: int, seed: int, with_baselines: bool) -> No
     baselines = baselines_for(data, task, "test") if with_baselines else {}
     protocol = protocol_of(bound, task, data, task.examples(data, "test"))
     ctx.out.show(results_table(results, baselines, list(PARTS)))
-    ctx.out.show(paired_table(paired, "test"))
+    ctx.out.show(paired_table(paired, "test", task))
     ctx.out.show(
         escape(
             "protocol: "

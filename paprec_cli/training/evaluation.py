@@ -64,16 +64,20 @@ def evaluate_tasks(
 
 
 def selection_score(metrics: dict[str, dict[str, float]], tasks: Sequence[TaskSpec]) -> float:
-    """Model selection on the *primary* task, the first ranking task given (sequential by default):
-    NDCG@10; rating-only runs use -RMSE. Measured: averaging in direct, which peaks early, picked
-    epoch 7 of 10 on synthetic while sequential kept improving until epoch 9 (validation HR@10 0.167 vs
-    0.185). With the 4-epoch tiny recipe it is the other way round (direct improves every epoch,
-    sequential is flat): the sum of both NDCG@10s gave test HR@10 0.185 / 0.178 / 0.175 on sequential
-    (seeds 0-2; this rule: 0.192 / 0.182 / 0.187) and 0.355 / 0.243 / 0.333 on direct (0.342 / 0.173 /
-    0.247). The headline task keeps its rule; listing another task first in --tasks selects on it."""
-    for task in tasks:
-        if task.kind == "ranking" and task.name in metrics:
-            value = metrics[task.name].get("NDCG@10", float("nan"))
+    """Model selection on the *primary* task, the first task given whose selection metric
+    (`TaskSpec.selection_metric`) is higher-is-better, on that metric (sequential by default: NDCG@10);
+    when every task's is lower-is-better (rating-only runs), minus their mean (-RMSE).
+
+    Measured: averaging in direct, which peaks early, picked epoch 7 of 10 on synthetic while sequential
+    kept improving until epoch 9 (validation HR@10 0.167 vs 0.185). With the 4-epoch tiny recipe it is
+    the other way round (direct improves every epoch, sequential is flat): the sum of both NDCG@10s gave
+    test HR@10 0.185 / 0.178 / 0.175 on sequential (seeds 0-2; this rule: 0.192 / 0.182 / 0.187) and
+    0.355 / 0.243 / 0.333 on direct (0.342 / 0.173 / 0.247). The headline task keeps its rule; listing
+    another task first in --tasks selects on it."""
+    for task in tasks:  # the first task whose selection metric is higher-is-better decides alone
+        spec = task.selection_metric()
+        if not spec.smaller and task.name in metrics:
+            value = metrics[task.name].get(spec.name, float("nan"))
             return float(value) if np.isfinite(value) else float("-inf")
-    rmse = [metrics[t.name].get("RMSE", np.inf) for t in tasks if t.name in metrics]
-    return -float(np.mean(rmse)) if rmse else float("-inf")
+    errors = [metrics[t.name].get(t.selection_metric().name, np.inf) for t in tasks if t.name in metrics]
+    return -float(np.mean(errors)) if errors else float("-inf")

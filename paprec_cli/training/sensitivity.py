@@ -33,7 +33,12 @@ MAX_ITEMS_FOR_RANKS = 5000
 
 
 def _keys(task: TaskSpec) -> tuple[str, ...]:
-    return RANKING_KEYS if task.kind == "ranking" else RATING_KEYS
+    """The built-in keys the task declares (ranking or rating), else its selection metric alone."""
+    declared = {spec.name for spec in task.metric_specs}
+    for keys in (RANKING_KEYS, RATING_KEYS):
+        if set(keys) <= declared:
+            return keys
+    return (task.selection_metric().name,)
 
 
 def _pick(metrics: dict[str, float], task: TaskSpec) -> dict[str, float]:
