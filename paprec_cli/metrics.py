@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 #: Ranking metric keys, in report order.
 RANKING_KEYS = ("HR@1", "HR@5", "HR@10", "NDCG@5", "NDCG@10")
@@ -31,7 +32,7 @@ RATING_KEYS = ("RMSE", "MAE")
 ArrayLike = Any  # numpy array, torch tensor, or nested sequences of numbers
 
 
-def as_numpy(values: ArrayLike, dtype: Any = None) -> np.ndarray:
+def as_numpy(values: ArrayLike, dtype: npt.DTypeLike | None = None) -> np.ndarray:
     """A numpy view/copy of `values` (torch tensors are detached and moved to the CPU)."""
     if hasattr(values, "detach") and hasattr(values, "cpu"):
         values = values.detach().cpu()

@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import math
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
-from rich.console import Console
+from rich.console import Console, RenderableType
 
 
-def jsonable(value: Any) -> Any:
+def jsonable(value: object) -> object:
     """Floats that are NaN/inf become null: JSON has no such numbers and we never fake them."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
@@ -44,11 +44,11 @@ class Output:
         if self.verbose:
             self.err.print(f"[dim]{message}[/dim]")
 
-    def show(self, renderable: Any) -> None:
+    def show(self, renderable: RenderableType) -> None:
         """Human results: stdout normally, stderr under --json so stdout stays one JSON object."""
         (self.err if self.json else self.out).print(renderable)
 
-    def result(self, obj: dict[str, Any]) -> None:
+    def result(self, obj: Mapping[str, object]) -> None:
         """The machine-readable result: exactly one JSON object as the last line of stdout."""
         if self.json:
             sys.stdout.write(json.dumps(jsonable(obj), sort_keys=False) + "\n")

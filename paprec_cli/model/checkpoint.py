@@ -13,8 +13,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import torch
 from safetensors.torch import save_file
 from tokenizers import Tokenizer
+from torch import nn
 
 from paprec_cli import __version__
 from paprec_cli.errors import PaprecError
@@ -141,7 +143,9 @@ def load_paprec_folder(folder: Path, info: dict[str, Any]) -> ModelBundle:
     return ModelBundle(model, codec, info, folder)
 
 
-def load_weights(model: Any, state: Mapping[str, Any], where: Path, optional: frozenset[str] = TIED_KEYS) -> None:
+def load_weights(
+    model: nn.Module, state: Mapping[str, torch.Tensor], where: Path, optional: frozenset[str] = TIED_KEYS
+) -> None:
     """Strict load: every key present (tied copies optional), none unexpected, shapes equal."""
     own = model.state_dict()
     check_keys(where, state.keys(), own.keys(), optional)

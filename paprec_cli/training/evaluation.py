@@ -8,11 +8,14 @@ predict in batches (`paprec_cli.model.predict`), and score with the task's own `
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from paprec_cli.specs import Example, TaskSpec, Template, Word
+
+if TYPE_CHECKING:
+    from paprec_cli.model.inference import Recommender
 
 PromptBuilder = Callable[[Example], Sequence[Word]]
 
@@ -38,7 +41,7 @@ def sample_examples(examples: Sequence[Example], limit: int | None, seed: int) -
 
 
 def evaluate(
-    recommender: Any, task: TaskSpec, examples: Sequence[Example], build: PromptBuilder, batch_size: int
+    recommender: Recommender, task: TaskSpec, examples: Sequence[Example], build: PromptBuilder, batch_size: int
 ) -> dict[str, float]:
     """The task's metrics of `examples` under prompts from `build` (via `model.predict`)."""
     if not examples:
@@ -51,7 +54,7 @@ def evaluate(
 
 
 def evaluate_tasks(
-    recommender: Any,
+    recommender: Recommender,
     tasks: Sequence[TaskSpec],
     examples: dict[str, list[Example]],
     batch_size: int,

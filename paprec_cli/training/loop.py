@@ -146,7 +146,7 @@ class Trainer:
         )
 
     @property
-    def autocast(self) -> Any:
+    def autocast(self) -> torch.autocast:
         return torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda")
 
     def progress(self) -> float:

@@ -16,7 +16,7 @@ examples (a seeded sample of at most `limit`) we report, per task:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -24,6 +24,9 @@ import torch
 from paprec_cli.data.splits import TaskData
 from paprec_cli.specs import Example, TaskSpec, Word
 from paprec_cli.training.evaluation import PromptBuilder, argument_only, evaluate, manual_prompt, sample_examples
+
+if TYPE_CHECKING:
+    from paprec_cli.model.inference import Recommender
 
 #: Keys reported per variant (the sensitivity table stays readable).
 RANKING_KEYS = ("HR@10", "NDCG@10")
@@ -55,7 +58,7 @@ def with_words(base: PromptBuilder, words_for: dict[int, tuple[Word, ...]]) -> P
 
 
 def template_sensitivity(
-    recommender: Any, task: TaskSpec, examples: Sequence[Example], batch_size: int
+    recommender: Recommender, task: TaskSpec, examples: Sequence[Example], batch_size: int
 ) -> dict[str, Any]:
     templates = {}
     for template in task.templates:
@@ -68,7 +71,9 @@ def template_sensitivity(
     return {"templates": templates, "argument_only": no_instruction, f"spread_{key}": spread}
 
 
-def target_ranks(recommender: Any, examples: Sequence[Example], build: PromptBuilder, batch_size: int) -> np.ndarray:
+def target_ranks(
+    recommender: Recommender, examples: Sequence[Example], build: PromptBuilder, batch_size: int
+) -> np.ndarray:
     """1-based rank of each example's target among all items (ties count against it)."""
     codec = recommender.codec
     n_items = codec.n_items
@@ -116,7 +121,7 @@ def rank_metrics(ranks: np.ndarray) -> dict[str, float]:
 
 
 def taste_sensitivity(
-    recommender: Any, task: TaskSpec, data: TaskData, examples: Sequence[Example], batch_size: int, seed: int
+    recommender: Recommender, task: TaskSpec, data: TaskData, examples: Sequence[Example], batch_size: int, seed: int
 ) -> dict[str, Any] | None:
     """Taste word vs unrelated word appended to the default template (ranking over all items)."""
     words = _taste_words(data, seed)
@@ -138,7 +143,7 @@ def taste_sensitivity(
 
 
 def attribute_hint(
-    recommender: Any, task: TaskSpec, data: TaskData, examples: Sequence[Example], batch_size: int, seed: int
+    recommender: Recommender, task: TaskSpec, data: TaskData, examples: Sequence[Example], batch_size: int, seed: int
 ) -> dict[str, Any] | None:
     """Oracle diagnostic: an attribute of the *test target* appended vs a random item's attribute."""
     attributes = data.dataset.item_attributes
@@ -164,7 +169,7 @@ def attribute_hint(
 
 
 def prompt_sensitivity(
-    recommender: Any,
+    recommender: Recommender,
     tasks: Sequence[TaskSpec],
     data: TaskData,
     test_examples: dict[str, list[Example]],
