@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from paprec_cli.errors import PaprecError
 from paprec_cli.search.layout import Layout
+
+if TYPE_CHECKING:
+    from paprec_cli.jsontypes import JSONObject
 
 SELECTIONS = ("surrogate", "loss")
 #: Rows per forward pass when --batch-size is not given. On the CPU 256 everywhere. On CUDA larger passes:
@@ -71,7 +74,7 @@ class SearchConfig:
                 raise PaprecError(f"{option}: invalid value; expected {expected}")
         return self
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JSONObject:
         return asdict(self)
 
     @classmethod

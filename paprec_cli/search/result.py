@@ -13,11 +13,11 @@ if TYPE_CHECKING:
 FORMAT = "paprec-prompts/1"
 
 
-def token_list(codec: PromptCodec, ids: Iterable[int]) -> list[dict[str, Any]]:
+def token_list(codec: PromptCodec, ids: Iterable[int]) -> list[dict[str, int | str]]:
     return [{"id": int(t), "text": str(codec.token_text(int(t)))} for t in ids]
 
 
-def split_shared(codec: PromptCodec, layout: Layout, tokens: PromptTokens) -> dict[str, list[dict[str, Any]]]:
+def split_shared(codec: PromptCodec, layout: Layout, tokens: PromptTokens) -> dict[str, list[dict[str, int | str]]]:
     return {
         "prefix": token_list(codec, tokens.shared[: layout.n_prefix]),
         "suffix": token_list(codec, tokens.shared[layout.n_prefix :]),

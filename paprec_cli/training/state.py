@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from safetensors.torch import load_model, save_model
@@ -21,6 +21,9 @@ from torch import nn
 from paprec_cli.errors import PaprecError
 from paprec_cli.paths import Home, atomic_path, write_json_atomic
 from paprec_cli.training.recipe import TrainOptions
+
+if TYPE_CHECKING:
+    from paprec_cli.jsontypes import JSONObject
 
 STATE_VERSION = 1
 
@@ -42,14 +45,14 @@ class RunState:
     best_score: float = float("-inf")
     finished: bool = False
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JSONObject:
         return {
             "version": STATE_VERSION,
             "options": self.options.to_json(),
             "epoch": self.epoch,
             "step": self.step,
             "seconds": self.seconds,
-            "history": self.history,
+            "history": list(self.history),
             "best_epoch": self.best_epoch,
             "best_score": self.best_score if self.best_epoch else None,
             "finished": self.finished,
