@@ -8,9 +8,12 @@ from the search's candidate vocabulary would hit one of the user's taste words.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from paprec_cli.data.store import Dataset
+
+if TYPE_CHECKING:
+    from paprec_cli.jsontypes import JSONObject
 
 
 def _taste_by_user(dataset: Dataset) -> dict[str, set[str]]:
@@ -21,7 +24,7 @@ def _taste_by_user(dataset: Dataset) -> dict[str, set[str]]:
 
 def taste_agreement(
     doc: Mapping[str, Any], dataset: Dataset, candidate_words: Iterable[str]
-) -> dict[str, Any] | None:
+) -> JSONObject | None:
     """Agreement of personal tokens with ground-truth taste, or None when the dataset has no truth.
 
     - `agreement`: share of users with personal tokens where one of them is a taste word;

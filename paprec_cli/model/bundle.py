@@ -54,7 +54,11 @@ def describe(model: RecLM, codec: PromptCodec, size: str, **extra: JSONValue) ->
 
 
 def create_model(
-    size_or_dims: str | Mapping[str, Any], codec: PromptCodec, seed: int = 0, *, dropout: float | None = None
+    size_or_dims: str | Mapping[str, int | float | str],
+    codec: PromptCodec,
+    seed: int = 0,
+    *,
+    dropout: float | None = None,
 ) -> ModelBundle:
     """A freshly initialised (seeded) model sized for `codec`'s vocabulary, as a bundle without a folder."""
     size, dims = resolve_dims(size_or_dims)

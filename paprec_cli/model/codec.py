@@ -21,7 +21,7 @@ import torch
 from tokenizers import Tokenizer
 
 from paprec_cli.errors import PaprecError
-from paprec_cli.jsontypes import JSONObject, JSONValue
+from paprec_cli.jsontypes import JSONObject
 from paprec_cli.model.tokenizer import DEFAULT_VOCAB_SIZE, EOS, MARKER, PAD, UNK, read_tokenizer, train_tokenizer
 from paprec_cli.specs import Word
 
@@ -284,7 +284,7 @@ class PromptCodec:
             "max_word_id": MAX_WORD_ID,
             "tokenizer": self.tokenizer_kind,
             "dataset": {"name": self.dataset_name, "fingerprint": self.dataset_fingerprint},
-            "word_tokens": None if self.word_tokens is None else list[JSONValue](sorted(self.word_tokens)),
+            "word_tokens": None if self.word_tokens is None else sorted(self.word_tokens),
         }
 
     def save(self, folder: Path) -> None:

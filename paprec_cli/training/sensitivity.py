@@ -26,6 +26,7 @@ from paprec_cli.specs import Example, TaskSpec, Word
 from paprec_cli.training.evaluation import PromptBuilder, argument_only, evaluate, manual_prompt, sample_examples
 
 if TYPE_CHECKING:
+    from paprec_cli.jsontypes import JSONObject
     from paprec_cli.model.inference import Recommender
 
 #: Keys reported per variant (the sensitivity table stays readable).
@@ -59,7 +60,7 @@ def with_words(base: PromptBuilder, words_for: dict[int, tuple[Word, ...]]) -> P
 
 def template_sensitivity(
     recommender: Recommender, task: TaskSpec, examples: Sequence[Example], batch_size: int
-) -> dict[str, Any]:
+) -> JSONObject:
     templates = {}
     for template in task.templates:
         label = f"{template.id} (held out)" if template.held_out else template.id
@@ -122,7 +123,7 @@ def rank_metrics(ranks: np.ndarray) -> dict[str, float]:
 
 def taste_sensitivity(
     recommender: Recommender, task: TaskSpec, data: TaskData, examples: Sequence[Example], batch_size: int, seed: int
-) -> dict[str, Any] | None:
+) -> JSONObject | None:
     """Taste word vs unrelated word appended to the default template (ranking over all items)."""
     words = _taste_words(data, seed)
     if words is None or task.kind != "ranking" or data.n_items > MAX_ITEMS_FOR_RANKS:
@@ -144,7 +145,7 @@ def taste_sensitivity(
 
 def attribute_hint(
     recommender: Recommender, task: TaskSpec, data: TaskData, examples: Sequence[Example], batch_size: int, seed: int
-) -> dict[str, Any] | None:
+) -> JSONObject | None:
     """Oracle diagnostic: an attribute of the *test target* appended vs a random item's attribute."""
     attributes = data.dataset.item_attributes
     if task.kind != "ranking" or sum(1 for a in attributes if a) < 0.2 * max(len(attributes) - 1, 1):
@@ -176,7 +177,7 @@ def prompt_sensitivity(
     batch_size: int,
     seed: int,
     limit: int | None = 500,
-) -> dict[str, Any]:
+) -> JSONObject:
     """The whole report, per task, on a seeded sample of at most `limit` test examples."""
     report: dict[str, Any] = {"part": "test", "sample_limit": limit}
     for task in tasks:

@@ -52,7 +52,7 @@ class RunState:
             "epoch": self.epoch,
             "step": self.step,
             "seconds": self.seconds,
-            "history": list(self.history),
+            "history": self.history,
             "best_epoch": self.best_epoch,
             "best_score": self.best_score if self.best_epoch else None,
             "finished": self.finished,

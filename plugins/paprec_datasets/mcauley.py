@@ -17,7 +17,6 @@ import json
 import re
 import zlib
 from pathlib import Path
-from typing import Any
 
 import polars as pl
 
@@ -42,7 +41,7 @@ def read_gzip_text(path: Path) -> str:
     return decode(path, data, "utf-8")
 
 
-def parse_object(text: str) -> Any:
+def parse_object(text: str) -> object:
     """A strict JSON object, or a Python dict literal (the 2014 files' older format)."""
     try:
         return json.loads(text)

@@ -55,7 +55,7 @@ def read_sequences(path: Path) -> pl.DataFrame:
     return table
 
 
-def read_json(path: Path) -> Any:
+def read_json(path: Path) -> object:
     text = read_text(path)
     try:
         return json.loads(text)
