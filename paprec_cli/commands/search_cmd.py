@@ -13,6 +13,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from paprec_cli.choices import Evaluator, Init, Selection
 from paprec_cli.commands.common import (
     DeviceOpt,
     HomeOpt,
@@ -110,11 +111,12 @@ def search_command(
             config = SearchConfig(
                 task=task, dataset=dataset, model=model or runner.default_model(ctx.home, dataset),
                 n_prefix=0 if n_prefix is None else n_prefix, n_suffix=5 if n_suffix is None else n_suffix,
-                init=init, n_personal=n_personal, top_k=top_k, val_users=val_users,
-                grad_examples=grad_examples, max_rounds=max_rounds, time_budget=time_budget, selection=selection,
-                evaluator=evaluator, batch_size=batch_size, seed=seed,
+                init=Init.parse(init, "--init"), n_personal=n_personal, top_k=top_k, val_users=val_users,
+                grad_examples=grad_examples, max_rounds=max_rounds, time_budget=time_budget,
+                selection=Selection.parse(selection, "--selection"),
+                evaluator=Evaluator.parse(evaluator, "--evaluator"), batch_size=batch_size, seed=seed,
                 allow_list=str(allow_list.resolve()) if allow_list else None,
-            ).check()
+            )
             run, recorded, state = None, None, None
         session = runner.prepare(config, ctx.registry, ctx.home, chosen_device, note=out.debug, dist=dist)
         if run is None:

@@ -124,7 +124,6 @@ def prepare(config: SearchConfig, registry: Registry, home: Home, device: str,
             note: Callable[[str], None] = lambda _: None, dist: DistContext | None = None) -> Session:
     from paprec_cli.model import Recommender, load_model
 
-    config.check()
     task = registry.task(config.task)
     if config.manual_template:
         task.manual(config.manual_template)
@@ -154,7 +153,7 @@ def prepare(config: SearchConfig, registry: Registry, home: Home, device: str,
     shared_grad, personal_grad = sample_training(task.examples(data, "train"), users, config.grad_examples,
                                                  config.personal_grad_examples, config.seed)
     rows, grad_rows = batch_sizes(config.batch_size, device)
-    scorer = make_scorer(recommender, task, config.selection, config.evaluator, rows)  # type: ignore[arg-type]
+    scorer = make_scorer(recommender, task, config.selection, config.evaluator, rows)
     problem = ModelProblem(recommender, task, config.layout, vocab, top_k=config.top_k, scorer=scorer,
                            validation=validation, shared_grad=shared_grad, personal_grad=personal_grad,
                            batch_size=grad_rows, dist=dist)

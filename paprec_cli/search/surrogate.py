@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import torch
 
+from paprec_cli.choices import Evaluator, Selection
 from paprec_cli.model.batching import Batch
 from paprec_cli.model.rows import PromptRows, Prompts, as_rows
 from paprec_cli.specs import Example, TaskSpec
@@ -22,8 +23,6 @@ from paprec_cli.specs import Example, TaskSpec
 if TYPE_CHECKING:
     from paprec_cli.model.inference import Recommender
 
-Evaluator = Literal["fast", "beam"]
-Selection = Literal["surrogate", "loss"]
 BEAMS = 20
 
 
@@ -125,9 +124,9 @@ class LossScorer:
 
 def make_scorer(recommender: Recommender, task: TaskSpec, selection: Selection, evaluator: Evaluator,
                 batch_size: int) -> RowScorer:
-    if selection == "loss":
+    if selection is Selection.LOSS:
         return LossScorer(recommender, task, batch_size)
-    if evaluator == "beam":
+    if evaluator is Evaluator.BEAM:
         return BeamScorer(recommender, task, batch_size)
     return FastScorer(recommender, task, batch_size)
 
