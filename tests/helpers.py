@@ -1,10 +1,12 @@
 """Helpers shared by the test modules (pytest puts `tests/` on sys.path): running the CLI in-process,
-reading its `--json` line, and installing an example plugin package from `examples/` into a folder."""
+reading its `--json` line, the tiny search home, a free port, and installing an example plugin package
+from `examples/` into a folder. Fixtures built on them live in conftest.py."""
 
 from __future__ import annotations
 
 import json
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +14,8 @@ from typing import Any
 
 import pytest
 from typer.testing import CliRunner
+
+from paprec_cli.paths import Home
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"
@@ -46,3 +50,29 @@ def install_example(name: str, work: Path) -> Path:
     if done.returncode != 0:
         pytest.fail(f"installing the example plugin {name} failed:\n{done.stderr}")
     return target
+
+
+def make_home(root: Path) -> Home:
+    """A 40-user synthetic dataset and an untrained tiny model saved as `synthetic-tiny-atomic`."""
+    from paprec_cli.data.store import import_dataset, load_dataset
+    from paprec_cli.model import build_codec, create_model, save_model
+    from paprec_cli.plugins import load_registry
+    from paprec_cli.specs import ImportOptions
+
+    home = Home.resolve(root)
+    registry = load_registry()
+    extra = {"users": "40", "items": "30", "categories": "4", "length": "8"}
+    import_dataset(registry.dataset("synthetic"), None, home, options=ImportOptions(seed=0, extra=extra))
+    dataset = load_dataset(home, "synthetic")
+    texts = [t.source for entry in registry.tasks.values() for t in entry.spec.templates]
+    codec = build_codec(dataset, "atomic", texts, vocab_size=300)
+    bundle = create_model({"d_model": 32, "num_layers": 1, "num_heads": 2, "d_ff": 64}, codec, seed=0)
+    save_model(bundle, home.model_dir("synthetic-tiny-atomic"))
+    return home
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now (for a torchrun rendezvous)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from helpers import invoke
 from test_export_helpers import tiny_document, tiny_home, write_json
 from typer.testing import CliRunner
 
@@ -38,13 +39,6 @@ def run(home: Home) -> Path:
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     return folder
-
-
-def invoke(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(app, list(args))
-    if result.exception and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result.exit_code, result.stdout, result.stderr
 
 
 def check_shape(out: dict[str, Any]) -> None:
