@@ -16,9 +16,9 @@ is ever materialised (Beauty: a few seconds on a CPU). Ties break by popularity,
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -118,7 +118,12 @@ def _histories(data: TaskData, examples: Sequence[Example], part: str) -> list[n
     return [data.loo.history(ex.user, part) for ex in examples]
 
 
-def _rank_batches(score_fn: Any, histories: list[np.ndarray], examples: Sequence[Example], batch: int) -> torch.Tensor:
+def _rank_batches(
+    score_fn: Callable[[list[np.ndarray]], torch.Tensor],
+    histories: list[np.ndarray],
+    examples: Sequence[Example],
+    batch: int,
+) -> torch.Tensor:
     """Rank over all items, or over each example's candidates when it has them."""
     out: list[torch.Tensor] = []
     for start in range(0, len(examples), batch):

@@ -23,7 +23,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TextIO, TypeVar
 
 import numpy as np
 import torch
@@ -238,7 +238,7 @@ class DistContext:
         if float(bad[0]) > 0:
             raise PaprecError(message)
 
-    def _call(self, name: str, op: Callable[[], Any]) -> Any:
+    def _call(self, name: str, op: Callable[[], T]) -> T:
         try:
             return op()
         except Exception as exc:  # DistBackendError, RuntimeError from gloo, timeouts ...
@@ -284,7 +284,7 @@ class DistContext:
         """Run `func` on rank 0 only (writing files, printing results); None elsewhere."""
         return func(*args, **kwargs) if self.is_main else None
 
-    def print(self, message: str, file: Any = None) -> None:
+    def print(self, message: str, file: TextIO | None = None) -> None:
         """Print on rank 0 only (stdout by default)."""
         if self.is_main:
             print(message, file=file or sys.stdout, flush=True)

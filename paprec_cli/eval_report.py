@@ -51,6 +51,7 @@ class Report(TypedDict):
     protocol: dict[str, object]
     baselines: dict[str, dict[str, dict[str, float]]]
     taste_agreement: TasteAgreement | None
+    lower_is_better: list[str]  # the values whose task declares lower as better (`MetricSpec.smaller`)
 
 
 def evaluate_source(source: str | Path, home: Home, registry: Registry, model: str | None, batch_size: int | None,
@@ -115,14 +116,18 @@ def taste_of(bound: BoundPrompts) -> TasteAgreement | None:
 def build_report(found: Evaluated, n_boot: int, seed: int, with_baselines: bool) -> Report:
     """Paired differences (test, `n_boot` resamples, `seed`), baselines and protocol: what rank 0 prints."""
     bound, task, data = found.bound, found.task, found.data
+    paired = paired_differences(found.details, "test", n_boot, seed)
+    values = {key for per_key in paired.values() for key in per_key} | {
+        key for per_part in found.results.values() for metrics in per_part.values() for key in metrics}
     return {
         "run": str(bound.run) if bound.run is not None else None,
         "prompts": str(bound.source),
         "task": task.name,
         "dataset": bound.dataset.name,
         "results": found.results,
-        "paired": paired_differences(found.details, "test", n_boot, seed),
+        "paired": paired,
         "protocol": protocol_of(bound, task, data, task.examples(data, "test")),
         "baselines": baselines_for(data, task, "test") if with_baselines else {},
         "taste_agreement": taste_of(bound),
+        "lower_is_better": sorted(key for key in values if task.metric(key).smaller),
     }

@@ -22,12 +22,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from paprec_cli.export import layout_of, tokens_of
-from paprec_cli.metrics import RANKING_KEYS, as_numpy, hits_at_k, ndcg_per_example
 from paprec_cli.search.layout import Layout, PromptBuilder, PromptTokens
 from paprec_cli.specs import Example, TaskSpec
 
 if TYPE_CHECKING:
-    import torch
 
     from paprec_cli.data.splits import TaskData
     from paprec_cli.distributed import DistContext
@@ -43,7 +41,7 @@ VARIANTS = ("manual", "shared", "personalized")
 @dataclass
 class PerExample:
     """One variant on one split: example users, per-example surrogate and per-example metric values
-    (ranking: HR@k/NDCG@k; rating: squared_error, abs_error), all aligned with `users`."""
+    (the task's `per_example`, keyed as its `example_metric_specs`), all aligned with `users`."""
 
     users: np.ndarray
     surrogate: np.ndarray
@@ -76,22 +74,6 @@ def automatic_prompts(codec: PromptCodec, layout: Layout, examples: Sequence[Exa
                       tokens: PromptTokens) -> list[EncodedPrompt]:
     builder = PromptBuilder(codec, layout, [ex.argument for ex in examples])
     return [builder.prompt(i, tokens.triggers_for(ex.user)) for i, ex in enumerate(examples)]
-
-
-def per_example_metrics(task: TaskSpec, predictions: np.ndarray | torch.Tensor,
-                        examples: Sequence[Example]) -> dict[str, np.ndarray]:
-    """Per-example values whose means are the task's metrics (for paired bootstrap intervals)."""
-    targets = np.asarray([float(ex.target) for ex in examples])
-    if task.kind == "rating":
-        error = as_numpy(predictions).astype(np.float64).reshape(-1) - targets
-        return {"squared_error": error**2, "abs_error": np.abs(error)}
-    ranked = as_numpy(predictions)
-    out: dict[str, np.ndarray] = {}
-    for key in RANKING_KEYS:
-        name, k = key.split("@")
-        fn = hits_at_k if name == "HR" else ndcg_per_example
-        out[key] = np.asarray(fn(ranked, targets.astype(np.int64), int(k)), dtype=np.float64)
-    return out
 
 
 def sharded_predictions(recommender: Recommender, task: TaskSpec, examples: Sequence[Example],
@@ -130,7 +112,7 @@ def score_prompts(recommender: Recommender, task: TaskSpec, examples: Sequence[E
     detail = PerExample(
         users=np.asarray([ex.user for ex in examples], dtype=np.int64),
         surrogate=np.asarray(task.surrogate(preds, examples), dtype=np.float64),
-        metrics=per_example_metrics(task, preds, examples),
+        metrics=task.per_example(preds, examples),
     )
     return metrics, detail
 

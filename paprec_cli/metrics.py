@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 #: Ranking metric keys, in report order.
 RANKING_KEYS = ("HR@1", "HR@5", "HR@10", "NDCG@5", "NDCG@10")
@@ -31,7 +32,7 @@ RATING_KEYS = ("RMSE", "MAE")
 ArrayLike = Any  # numpy array, torch tensor, or nested sequences of numbers
 
 
-def as_numpy(values: ArrayLike, dtype: Any = None) -> np.ndarray:
+def as_numpy(values: ArrayLike, dtype: npt.DTypeLike | None = None) -> np.ndarray:
     """A numpy view/copy of `values` (torch tensors are detached and moved to the CPU)."""
     if hasattr(values, "detach") and hasattr(values, "cpu"):
         values = values.detach().cpu()
@@ -121,6 +122,17 @@ def ranking_metrics(ranked: ArrayLike, targets: ArrayLike) -> dict[str, float]:
         "NDCG@5": ndcg_at_k(ranked_np, targets_np, 5),
         "NDCG@10": ndcg_at_k(ranked_np, targets_np, 10),
     }
+
+
+def ranking_per_example(ranked: ArrayLike, targets: ArrayLike) -> dict[str, np.ndarray]:
+    """Per-example HR@1/5/10 and NDCG@5/10 ([N] float64 each), whose means are `ranking_metrics`."""
+    ranked_np, targets_np = _ranked_and_targets(ranked, targets)
+    out: dict[str, np.ndarray] = {}
+    for key in RANKING_KEYS:
+        name, k = key.split("@")
+        fn = hits_at_k if name == "HR" else ndcg_per_example
+        out[key] = np.asarray(fn(ranked_np, targets_np, int(k)), dtype=np.float64)
+    return out
 
 
 def ndcg_hr_at_5_per_example(ranked: ArrayLike, targets: ArrayLike) -> np.ndarray:
@@ -230,6 +242,14 @@ def mae(pred: ArrayLike, true: ArrayLike) -> float:
 def rating_metrics(pred: ArrayLike, true: ArrayLike) -> dict[str, float]:
     """{"RMSE", "MAE"} of predicted vs true ratings."""
     return {"RMSE": rmse(pred, true), "MAE": mae(pred, true)}
+
+
+def rating_errors_per_example(pred: ArrayLike, true: ArrayLike) -> dict[str, np.ndarray]:
+    """Per-example {"squared_error", "abs_error"} ([N] float64 each; lower is better): the mean of the
+    first is MSE (RMSE is its square root), the mean of the second is MAE. No clipping."""
+    p, t = _pred_true(pred, true)
+    error = p - t
+    return {"squared_error": error**2, "abs_error": np.abs(error)}
 
 
 def neg_squared_error_per_example(pred: ArrayLike, true: ArrayLike) -> np.ndarray:

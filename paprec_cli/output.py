@@ -7,12 +7,11 @@ import math
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from rich.console import Console, RenderableType
 
 
-def jsonable(value: object) -> Any:
+def jsonable(value: object) -> object:
     """Floats that are NaN/inf become null: JSON has no such numbers and we never fake them."""
     if isinstance(value, float) and not math.isfinite(value):
         return None

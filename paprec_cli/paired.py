@@ -14,8 +14,6 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from paprec_cli.evaluate import Details
 
-#: Per-example values where lower is better (rating errors); all others are higher-is-better.
-LOWER_IS_BETTER = frozenset({"squared_error", "abs_error", "RMSE", "MAE"})
 COMPARISONS = {"shared_vs_manual": "shared", "personalized_vs_manual": "personalized"}
 
 #: One interval: {"mean_diff", "ci_low", "ci_high", "n"} (see `metrics.paired_bootstrap`).
@@ -48,14 +46,16 @@ def paired_differences(details: Details, part: str, n_boot: int, seed: int) -> P
     return out
 
 
-def verdict(key: str, stats: Interval) -> str:
-    """One word for one interval: "better" / "worse" than manual, or "noise" when the CI includes 0."""
+def verdict(stats: Interval, smaller: bool = False) -> str:
+    """One word for one interval: "better" / "worse" than manual, or "noise" when the CI includes 0.
+
+    `smaller` is the value's direction as its task declares it (`TaskSpec.metric(key).smaller`)."""
     low, high = stats.get("ci_low"), stats.get("ci_high")
     if low is None or high is None or not (math.isfinite(low) and math.isfinite(high)):
         return "no data"
     if low <= 0 <= high:
         return "noise"
-    better = (high < 0) if key in LOWER_IS_BETTER else (low > 0)
+    better = (high < 0) if smaller else (low > 0)
     return "better" if better else "worse"
 
 
@@ -66,7 +66,7 @@ def summary(paired: Paired) -> list[str]:
         stats = per_key.get("surrogate")
         if not stats:
             continue
-        word = verdict("surrogate", stats)
+        word = verdict(stats)  # the surrogate: higher is better
         what = name.replace("_vs_manual", "")
         interval = f"{_signed(stats['ci_low'])} to {_signed(stats['ci_high'])}"
         if word == "noise":

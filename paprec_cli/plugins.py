@@ -16,13 +16,16 @@ from dataclasses import dataclass, field
 from functools import cache
 from importlib.metadata import EntryPoint, entry_points
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 from paprec_cli import hookspecs
 from paprec_cli.errors import unknown_name
 from paprec_cli.specs import DatasetSpec, TaskSpec
+
+if TYPE_CHECKING:
+    import typer
 
 GROUP = "paprec"
 LOAD_ENV = "PAPREC_LOAD_PLUGINS"
@@ -114,11 +117,13 @@ def _register_each(
 ) -> None:
     """Call this plugin's registration hooks, isolating its failures from others."""
 
-    def make_register(kind: str, table: dict[str, Registered], spec_type: type) -> Callable[[Any], None]:
-        def register(spec: Any) -> None:
+    def make_register(kind: str, table: dict[str, Registered], spec_type: type) -> Callable[[object], None]:
+        def register(spec: object) -> None:
             name = getattr(spec, "name", None)
             if not isinstance(spec, spec_type) or not name:
                 raise TypeError(f"register_{kind}s expects a named {spec_type.__name__}, got {spec!r}")
+            if isinstance(spec, TaskSpec) and not (spec.metric_specs and spec.example_metric_specs):
+                raise TypeError(f"task {name!r} declares no metric_specs/example_metric_specs (its metrics)")
             if name in table:
                 registry.rejected.append(
                     Registered(name, record.name, spec, f"name clash: already registered by {table[name].plugin}")
@@ -167,7 +172,7 @@ def load_registry() -> Registry:
     return registry
 
 
-def register_plugin_commands(app: Any, registry: Registry) -> None:
+def register_plugin_commands(app: typer.Typer, registry: Registry) -> None:
     """Let plugins add Typer commands; failures are recorded, not raised."""
     if registry.manager is None:
         return

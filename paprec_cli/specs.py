@@ -11,7 +11,10 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
+
+import numpy as np
+import numpy.typing as npt
 
 from paprec_cli.data.dataset_spec import (
     INTERACTION_SCHEMA,
@@ -26,7 +29,8 @@ if TYPE_CHECKING:
     from paprec_cli.data.splits import TaskData
 
 #: Dataset-side specs live one layer down, in `paprec_cli.data.dataset_spec`; re-exported here for plugins.
-__all__ = ["INTERACTION_SCHEMA", "ITEM_SCHEMA", "DatasetSpec", "Example", "ImportOptions", "RawDataset", "SourceFile",
+__all__ = ["INTERACTION_SCHEMA", "ITEM_SCHEMA", "DatasetSpec", "Example", "ImportOptions", "MetricSpec", "RawDataset",
+           "SourceFile",
            "TaskNeeds", "TaskSpec", "Template", "Word"]
 
 # ---------------------------------------------------------------------------------------------------
@@ -99,7 +103,23 @@ class Example:
 
 
 Part = Literal["train", "validation", "test"]
+#: The form of a task's predictions (what the core's predictor computes): ranked item indices or ratings.
 TaskKind = Literal["ranking", "rating"]
+#: The key of the search's surrogate among per-example values; always higher-is-better.
+SURROGATE = "surrogate"
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """A metric a task declares: its key and its direction (RecBole's `smaller`).
+
+    `smaller=True` means lower values are better (errors, ranks); verdicts and model selection read
+    this, never a list of names kept in the core.
+    """
+
+    name: str
+    smaller: bool = False
+    help: str = ""
 
 
 @dataclass(frozen=True)
@@ -119,12 +139,16 @@ class TaskNeeds:
 class TaskSpec(ABC):
     """A recommendation task plugin (sequential, direct, rating, or a third party's).
 
-    Subclasses set the class attributes and implement the abstract methods. Metric names use the
-    project's keys: HR@1, HR@5, HR@10, NDCG@5, NDCG@10, RMSE, MAE.
+    Subclasses set the class attributes and implement the abstract methods. A task owns its metrics:
+    `metric_specs` declares what `metrics()` returns and `example_metric_specs` what `per_example()`
+    returns (per-example values whose means are metrics, for paired bootstrap intervals), each with its
+    direction; the core looks directions up with `metric()` and never branches on a task's name or kind
+    to score it. The built-in keys: HR@1, HR@5, HR@10, NDCG@5, NDCG@10, RMSE, MAE.
     """
 
     name: str
     description: str
+    #: The form of the predictions the core computes for this task (see `TaskKind`).
     kind: TaskKind
     #: The template used as "the manual prompt" in search/eval comparisons.
     default_template: str
@@ -135,6 +159,12 @@ class TaskSpec(ABC):
     #: Ranking tasks: how many ranked items `surrogate` reads. The search ranks only that deep, which
     #: sets the beam width for subword ids (half the decoding work at 5 instead of 10).
     surrogate_depth: int = 10
+    #: What `metrics()` returns, in report order.
+    metric_specs: ClassVar[tuple[MetricSpec, ...]] = ()
+    #: What `per_example()` returns, in report order.
+    example_metric_specs: ClassVar[tuple[MetricSpec, ...]] = ()
+    #: The key of `metric_specs` that selects the best training epoch (its direction applies).
+    primary_metric: ClassVar[str] = ""
 
     @property
     @abstractmethod
@@ -150,14 +180,42 @@ class TaskSpec(ABC):
         """The words the model is trained to generate for this example."""
 
     @abstractmethod
-    def metrics(self, predictions: Any, examples: Sequence[Example]) -> dict[str, float]:
-        """Full test metrics. Ranking: `predictions` is a [N, K] int tensor/array of ranked item
-        indices (best first, K >= 10); rating: a [N] float array of predicted ratings."""
+    def metrics(self, predictions: npt.ArrayLike, examples: Sequence[Example]) -> dict[str, float]:
+        """Full test metrics, keyed as `metric_specs`. Ranking: `predictions` is a [N, K] int tensor/array
+        of ranked item indices (best first, K >= 10); rating: a [N] float array of predicted ratings."""
 
     @abstractmethod
-    def surrogate(self, predictions: Any, examples: Sequence[Example]) -> Any:
+    def per_example(self, predictions: npt.ArrayLike, examples: Sequence[Example]) -> dict[str, np.ndarray]:
+        """Per-example values keyed as `example_metric_specs`: each a float64 array of length N (same
+        `predictions` as `metrics`), whose mean is the matching metric (for paired bootstrap CIs)."""
+
+    @abstractmethod
+    def surrogate(self, predictions: npt.ArrayLike, examples: Sequence[Example]) -> np.ndarray:
         """Per-example surrogate values (higher is better) as a float array of length N; the search
         averages them. Ranking: NDCG@5 + HR@5; rating: negative squared error."""
+
+    def metric(self, key: str) -> MetricSpec:
+        """The declared spec of `key` (a metric, a per-example value, or "surrogate").
+
+        Raises KeyError naming the task and the declared keys when the task does not declare `key`.
+        """
+        if key == SURROGATE:
+            return MetricSpec(SURROGATE, smaller=False, help="the search's per-example surrogate")
+        for spec in (*self.metric_specs, *self.example_metric_specs):
+            if spec.name == key:
+                return spec
+        declared = [s.name for s in (*self.metric_specs, *self.example_metric_specs)]
+        raise KeyError(f"task {self.name!r} declares no metric {key!r} (declared: {', '.join(declared) or 'none'})")
+
+    def selection_metric(self) -> MetricSpec:
+        """The metric that selects the best training epoch: `primary_metric`, else the first declared.
+
+        Raises KeyError when the task declares no metric at all."""
+        if self.primary_metric:
+            return self.metric(self.primary_metric)
+        if not self.metric_specs:
+            raise KeyError(f"task {self.name!r} declares no metric_specs")
+        return self.metric_specs[0]
 
     def manual(self, template_id: str | None = None) -> Template:
         wanted = template_id or self.default_template

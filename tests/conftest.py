@@ -1,4 +1,5 @@
-"""Shared fixtures: an isolated paprec home per test, the real-data folder, a CLI runner."""
+"""Shared fixtures: an isolated paprec home per test, the tiny search home per module, the real-data folder,
+a CLI runner. Helpers that are not fixtures live in helpers.py."""
 
 from __future__ import annotations
 
@@ -8,9 +9,14 @@ from pathlib import Path
 # Tests run tiny models, where a second intra-op thread only adds wake-up stalls (7 ms instead of 20 us per
 # tiny matmul on a busy 2-core machine). Set before torch is imported; subprocesses inherit it.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# Plugins installed in the environment must not change what the tests see (as llm does): only the built-in
+# tasks and datasets load. A test that needs an external plugin opts in by setting PAPREC_LOAD_PLUGINS.
+os.environ["PAPREC_LOAD_PLUGINS"] = ""
 
 import pytest
 from typer.testing import CliRunner
+
+from paprec_cli.paths import Home
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = (REPO.parent / "shared" / "data").resolve()
@@ -51,3 +57,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="module")
+def tiny_home(tmp_path_factory: pytest.TempPathFactory) -> Home:
+    """One per test module: a 40-user synthetic dataset and an untrained tiny model (`helpers.make_home`)."""
+    from helpers import make_home
+
+    return make_home(tmp_path_factory.mktemp("home"))

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -18,17 +17,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import free_port
 
 from paprec_cli.distributed import DistContext, bounds, timeout_seconds
 from paprec_cli.errors import PaprecError
 
 HERE = Path(__file__).resolve()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def launch(scenario: str, world: int = 2, timeout: float = 20, extra: dict[str, str] | None = None,

@@ -36,7 +36,7 @@ def prompts(home: Home, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def paprec(home: Home, args: list[str], processes: int) -> subprocess.CompletedProcess[str]:
     """`python -m paprec_cli ARGS` alone, or under torchrun with `processes` gloo ranks on the CPU."""
-    from test_distributed import free_port
+    from helpers import free_port
 
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PAPREC_DIST_TIMEOUT": "60"}
     full = [*args, "--home", str(home.root), "--device", "cpu"]

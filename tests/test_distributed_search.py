@@ -23,15 +23,8 @@ SMALL = ["--dataset", "synthetic", "--val-users", "24", "--grad-examples", "48",
          "--max-rounds", "2", "--seed", "1", "--device", "cpu", "--json"]
 
 
-@pytest.fixture(scope="module")
-def tiny_home(tmp_path_factory: pytest.TempPathFactory) -> Home:
-    from test_search_model import make_home
-
-    return make_home(tmp_path_factory.mktemp("home"))
-
-
 def _run(home: Home, run_dir: Path, extra: list[str], processes: int) -> subprocess.CompletedProcess[str]:
-    from test_distributed import free_port
+    from helpers import free_port
 
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PAPREC_DIST_TIMEOUT": "60"}
     args = ["search", *SMALL, *extra, "--home", str(home.root), "--run-dir", str(run_dir)]

@@ -24,7 +24,7 @@ ARGS = ["train", "--dataset", "synthetic", "--tasks", "sequential", "--size", "t
 
 
 def _train(home: Path, processes: int, *extra: str) -> dict:
-    from test_distributed import free_port
+    from helpers import free_port
 
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PAPREC_DIST_TIMEOUT": "60"}
     args = [*ARGS, "--home", str(home), *extra]

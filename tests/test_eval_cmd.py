@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from helpers import invoke
 from test_export_helpers import tiny_document, tiny_home, write_json
 from typer.testing import CliRunner
 
@@ -38,13 +39,6 @@ def run(home: Home) -> Path:
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     return folder
-
-
-def invoke(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(app, list(args))
-    if result.exception and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result.exit_code, result.stdout, result.stderr
 
 
 def check_shape(out: dict[str, Any]) -> None:
@@ -140,8 +134,8 @@ def test_paired_differences_and_verdicts() -> None:
     details = {"manual": {"test": manual}, "shared": {"test": better}, "personalized": {"test": manual}}
     paired = paired_differences(details, "test", n_boot=200, seed=0)
     assert paired["shared_vs_manual"]["surrogate"]["mean_diff"] == pytest.approx(0.5)
-    assert verdict("surrogate", paired["shared_vs_manual"]["surrogate"]) == "better"
-    assert verdict("HR@5", paired["shared_vs_manual"]["HR@5"]) == "noise"
-    assert verdict("squared_error", {"ci_low": -0.3, "ci_high": -0.1}) == "better"
-    assert verdict("HR@5", {"ci_low": -0.3, "ci_high": -0.1}) == "worse"
-    assert verdict("HR@5", {"ci_low": math.nan, "ci_high": 1.0}) == "no data"
+    assert verdict(paired["shared_vs_manual"]["surrogate"]) == "better"
+    assert verdict(paired["shared_vs_manual"]["HR@5"]) == "noise"
+    assert verdict({"ci_low": -0.3, "ci_high": -0.1}, smaller=True) == "better"
+    assert verdict({"ci_low": -0.3, "ci_high": -0.1}) == "worse"
+    assert verdict({"ci_low": math.nan, "ci_high": 1.0}) == "no data"

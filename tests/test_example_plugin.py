@@ -6,32 +6,22 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "paprec-example-plugin"
+from helpers import install_example
 
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """`pip install --target` a copy of the example (the copy keeps build files out of the repo)."""
-    work = tmp_path_factory.mktemp("example-plugin")
-    source = work / "src"
-    shutil.copytree(EXAMPLE, source, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
-    target = work / "site"
-    cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-           "--disable-pip-version-check", "--no-index", "--target", str(target), str(source)]  # fmt: skip
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    if done.returncode != 0:
-        pytest.fail(f"installing the example plugin failed:\n{done.stderr}")
-    return target
+    """The example installed into a temporary folder (`helpers.install_example`)."""
+    return install_example("paprec-example-plugin", tmp_path_factory.mktemp("example-plugin"))
 
 
 def paprec(site: Path, home: Path, *args: str, load: str | None = None) -> dict:  # type: ignore[type-arg]
+    """`paprec ARGS --json` in a subprocess that sees `site`; every installed plugin loads unless `load`."""
     env = {k: v for k, v in os.environ.items() if k != "PAPREC_LOAD_PLUGINS"}
     env["PYTHONPATH"] = os.pathsep.join([str(site), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     env["PAPREC_HOME"] = str(home)

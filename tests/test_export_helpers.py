@@ -1,5 +1,5 @@
 """Builders for the export, eval and recommend tests: a hand-made prompts document, a fake codec, and a
-prompts document bound to the tiny synthetic model of `test_search_model.make_home`.
+prompts document bound to the tiny synthetic model of `helpers.make_home`.
 
 Imported by `test_export*`, `test_eval_cmd*` and `test_recommend*` (pytest puts `tests/` on sys.path).
 """
@@ -70,7 +70,7 @@ class FakeCodec:
 
 def tiny_home(root: Path) -> Home:
     """The search tests' home: a 40-user synthetic dataset and an untrained tiny model."""
-    from test_search_model import make_home
+    from helpers import make_home
 
     return make_home(root)
 

@@ -176,6 +176,9 @@ class _FakeTask(TaskSpec):
         self.seen = predictions
         return {"n": float(len(examples))}
 
+    def per_example(self, predictions: Any, examples: Sequence[Example]) -> dict[str, np.ndarray]:
+        return {"n": np.ones(len(examples))}
+
     def surrogate(self, predictions: Any, examples: Sequence[Example]) -> Any:
         return np.ones(len(examples))
 

@@ -8,11 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import invoke
 from test_export_helpers import tiny_document, tiny_home, write_json
-from typer.testing import CliRunner
 
 from paprec_cli import export
-from paprec_cli.cli import app
 from paprec_cli.data.store import load_dataset
 from paprec_cli.paths import Home
 from paprec_cli.plugins import load_registry
@@ -32,13 +31,6 @@ def prompts(home: Home, tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("prompts") / "prompts.parquet"
     export.export_prompts(tiny_document(home), path)
     return path
-
-
-def invoke(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(app, list(args))
-    if result.exception and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result.exit_code, result.stdout, result.stderr
 
 
 def recommend_json(home: Home, *args: str) -> tuple[dict[str, Any], str]:

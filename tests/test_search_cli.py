@@ -11,28 +11,13 @@ import time
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from helpers import invoke as _invoke
 
-from paprec_cli.cli import app
 from paprec_cli.paths import Home
 
 pytestmark = pytest.mark.slow
 SMALL = ["--task", "sequential", "--dataset", "synthetic", "--val-users", "24", "--grad-examples", "48",
          "--batch-size", "64", "--max-rounds", "3", "--seed", "1", "--device", "cpu"]
-
-
-@pytest.fixture(scope="module")
-def tiny_home(tmp_path_factory: pytest.TempPathFactory) -> Home:
-    from test_search_model import make_home
-
-    return make_home(tmp_path_factory.mktemp("home"))
-
-
-def _invoke(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(app, list(args))
-    if result.exception and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result.exit_code, result.stdout, result.stderr
 
 
 def _comparable(doc: dict) -> dict:

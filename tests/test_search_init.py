@@ -7,9 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from helpers import invoke as _invoke
 
-from paprec_cli.cli import app
 from paprec_cli.errors import PaprecError
 from paprec_cli.paths import Home
 from paprec_cli.specs import Template
@@ -20,13 +19,6 @@ SMALL = ["--task", "sequential", "--dataset", "synthetic", "--val-users", "12", 
 
 
 @pytest.fixture(scope="module")
-def tiny_home(tmp_path_factory: pytest.TempPathFactory) -> Home:
-    from test_search_model import make_home
-
-    return make_home(tmp_path_factory.mktemp("home"))
-
-
-@pytest.fixture(scope="module")
 def codec_and_vocab(tiny_home: Home):  # type: ignore[no-untyped-def]
     from paprec_cli.data.store import load_dataset
     from paprec_cli.model import load_model
@@ -34,13 +26,6 @@ def codec_and_vocab(tiny_home: Home):  # type: ignore[no-untyped-def]
 
     bundle = load_model("synthetic-tiny-atomic", tiny_home, dataset=load_dataset(tiny_home, "synthetic"))
     return bundle.codec, candidate_vocabulary(bundle.codec)
-
-
-def _invoke(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(app, list(args))
-    if result.exception and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result.exit_code, result.stdout, result.stderr
 
 
 def test_manual_start_is_the_template_words_around_the_argument(codec_and_vocab) -> None:  # type: ignore[no-untyped-def]

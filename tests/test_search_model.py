@@ -2,36 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import make_home
 
-from paprec_cli.paths import Home
 from paprec_cli.search.candidates import top_candidates
 from paprec_cli.search.gradients import gradient_sums
 from paprec_cli.search.layout import Layout, PromptBuilder, PromptTokens
-
-
-def make_home(root: Path) -> Home:
-    """A 40-user synthetic dataset and an untrained tiny model saved as `synthetic-tiny-atomic`."""
-    from paprec_cli.data.store import import_dataset, load_dataset
-    from paprec_cli.model import build_codec, create_model, save_model
-    from paprec_cli.plugins import load_registry
-    from paprec_cli.specs import ImportOptions
-
-    home = Home.resolve(root)
-    registry = load_registry()
-    extra = {"users": "40", "items": "30", "categories": "4", "length": "8"}
-    import_dataset(registry.dataset("synthetic"), None, home, options=ImportOptions(seed=0, extra=extra))
-    dataset = load_dataset(home, "synthetic")
-    texts = [t.source for entry in registry.tasks.values() for t in entry.spec.templates]
-    codec = build_codec(dataset, "atomic", texts, vocab_size=300)
-    bundle = create_model({"d_model": 32, "num_layers": 1, "num_heads": 2, "d_ff": 64}, codec, seed=0)
-    save_model(bundle, home.model_dir("synthetic-tiny-atomic"))
-    return home
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,7 @@ Core: `paprec_cli.eval_report` (scores and report), `paprec_cli.paired` (interva
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 from pathlib import Path
 from typing import Annotated
 
@@ -54,7 +55,7 @@ def results_table(results: eval_report.Results, baselines: dict[str, dict[str, d
     return table
 
 
-def paired_table(paired: Paired, part: str) -> Table:
+def paired_table(paired: Paired, part: str, lower_is_better: Collection[str] = ()) -> Table:
     """One row per value; each cell `mean diff [95% CI] verdict` for one automatic variant vs manual."""
     table = Table(
         title=f"automatic - manual, paired per user on {part}",
@@ -74,7 +75,8 @@ def paired_table(paired: Paired, part: str) -> Table:
                 continue
             n = max(n, int(stats["n"]))
             interval = f"[{_signed(stats['ci_low'])}, {_signed(stats['ci_high'])}]"
-            cells.append(escape(f"{_signed(stats['mean_diff'])} {interval} {verdict(key, stats)}"))
+            word = verdict(stats, key in lower_is_better)
+            cells.append(escape(f"{_signed(stats['mean_diff'])} {interval} {word}"))
         table.add_row(key, *cells, str(n))
     return table
 
@@ -83,7 +85,7 @@ def show(ctx: Ctx, report: eval_report.Report) -> None:
     """Tables, protocol line, verdict sentences, taste agreement and the `--json` line."""
     protocol = report["protocol"]
     ctx.out.show(results_table(report["results"], report["baselines"], list(eval_report.PARTS)))
-    ctx.out.show(paired_table(report["paired"], "test"))
+    ctx.out.show(paired_table(report["paired"], "test", report["lower_is_better"]))
     keys = ("split", "evaluated", "indexing", "tie_break", "split_seed")
     ctx.out.show(escape("protocol: " + "; ".join(f"{k}={protocol.get(k)}" for k in keys)))
     for line in summary(report["paired"]):

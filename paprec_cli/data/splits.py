@@ -11,13 +11,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
 
 from paprec_cli.data.store import Dataset
 from paprec_cli.errors import PaprecError
+
+if TYPE_CHECKING:
+    from paprec_cli.jsontypes import JSONObject
 
 N_NEGATIVES = 99
 MIN_LOO_LENGTH = 3
@@ -157,7 +160,7 @@ class TaskData:
             np.add.at(counts, seq, 1)
         return counts
 
-    def protocol(self) -> dict[str, Any]:
+    def protocol(self) -> JSONObject:
         """What every manifest records about how numbers were produced."""
         return {
             "split": "leave-one-out by time (last test, second-to-last validation); rating 80/10/10 seeded",

@@ -7,7 +7,7 @@ importing transformers' T5 costs seconds; `from paprec_cli.model import X` impor
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from paprec_cli.model.backbone import RecLM
@@ -57,7 +57,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'paprec_cli.model' has no attribute '{name}'")

@@ -10,7 +10,7 @@ trigger-token gradients there.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -19,6 +19,9 @@ from transformers import T5Config, T5ForConditionalGeneration
 from transformers.modeling_outputs import BaseModelOutput, Seq2SeqLMOutput
 
 from paprec_cli.model.sizes import DEFAULT_DROPOUT
+
+if TYPE_CHECKING:
+    from paprec_cli.jsontypes import JSONObject
 
 N_WHOLE_WORDS = 512
 
@@ -44,7 +47,7 @@ def t5_config(
     return T5Config(**settings)
 
 
-def config_dims(config: T5Config) -> dict[str, Any]:
+def config_dims(config: T5Config) -> JSONObject:
     """The dims that rebuild `config` (what paprec's config.json records)."""
     return {
         "d_model": config.d_model,

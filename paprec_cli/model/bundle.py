@@ -5,12 +5,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from paprec_cli import __version__
 from paprec_cli.model.backbone import RecLM, build_model, config_dims, t5_config
 from paprec_cli.model.codec import PromptCodec
 from paprec_cli.model.sizes import resolve_dims
+
+if TYPE_CHECKING:
+    from paprec_cli.jsontypes import JSONObject, JSONValue
 
 CONFIG_FORMAT = "paprec-model"
 CONFIG_VERSION = 1
@@ -30,7 +33,7 @@ class ModelBundle:
         return self.codec.id_scheme
 
 
-def describe(model: RecLM, codec: PromptCodec, size: str, **extra: Any) -> dict[str, Any]:
+def describe(model: RecLM, codec: PromptCodec, size: str, **extra: JSONValue) -> JSONObject:
     """The `config.json` content for a model: sizes, id scheme, dataset, versions."""
     return {
         "format": CONFIG_FORMAT,
@@ -51,7 +54,11 @@ def describe(model: RecLM, codec: PromptCodec, size: str, **extra: Any) -> dict[
 
 
 def create_model(
-    size_or_dims: str | Mapping[str, Any], codec: PromptCodec, seed: int = 0, *, dropout: float | None = None
+    size_or_dims: str | Mapping[str, int | float | str],
+    codec: PromptCodec,
+    seed: int = 0,
+    *,
+    dropout: float | None = None,
 ) -> ModelBundle:
     """A freshly initialised (seeded) model sized for `codec`'s vocabulary, as a bundle without a folder."""
     size, dims = resolve_dims(size_or_dims)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from safetensors.torch import save_file
 from tokenizers import Tokenizer
@@ -25,12 +25,15 @@ from paprec_cli.model.weights import TIED_KEYS, load_state_strict, read_state_di
 from paprec_cli.paths import Home, atomic_path, sha256_file
 from paprec_cli.registry import model_folders
 
+if TYPE_CHECKING:
+    from paprec_cli.jsontypes import JSONValue
+
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
 WEIGHT_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors")
 
 
-def save_model(bundle: ModelBundle, folder: Path, *, extra_json: Mapping[str, Any] | None = None) -> Path:
+def save_model(bundle: ModelBundle, folder: Path, *, extra_json: Mapping[str, JSONValue] | None = None) -> Path:
     """Write the bundle as a paprec model folder (atomically: all or nothing). `extra_json` adds
     files such as `{"training.json": {...}}` in the same atomic step. Returns the folder."""
     folder = Path(folder)

@@ -14,12 +14,13 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Literal, Protocol
 
 import torch
 from tokenizers import Tokenizer
 
 from paprec_cli.errors import PaprecError
+from paprec_cli.jsontypes import JSONObject
 from paprec_cli.model.batching import Batch, collate
 from paprec_cli.model.encoded import EncodedPrompt
 from paprec_cli.model.tokenizer import DEFAULT_VOCAB_SIZE, EOS, MARKER, PAD, UNK, read_tokenizer, train_tokenizer
@@ -254,7 +255,7 @@ class PromptCodec:
         return prefix, ids
 
     # ------------------------------------------------------------------ persistence
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> JSONObject:
         return {
             "format": CODEC_FORMAT,
             "id_scheme": self.id_scheme,

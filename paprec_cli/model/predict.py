@@ -9,12 +9,11 @@ results come back in the examples' order.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 import torch
 
-from paprec_cli.model.batching import host_to_device
+from paprec_cli.model.batching import Batch, host_to_device
 from paprec_cli.model.inference import Recommender
 from paprec_cli.model.rows import PromptRows, Prompts, as_rows
 from paprec_cli.specs import Example, TaskSpec
@@ -86,7 +85,7 @@ def _gather(index: Sequence[np.ndarray], parts: Sequence[torch.Tensor], out: np.
     return out
 
 
-def _rank_candidates(recommender: Recommender, batch: Any, examples: Sequence[Example], k: int) -> torch.Tensor:
+def _rank_candidates(recommender: Recommender, batch: Batch, examples: Sequence[Example], k: int) -> torch.Tensor:
     """[B, k] each example's candidates ranked by score (on the device), 0 where a list is shorter than k."""
     width = max(len(ex.candidates or ()) for ex in examples)
     cands = np.zeros((len(examples), width), dtype=np.int64)

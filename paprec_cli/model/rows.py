@@ -14,13 +14,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import torch
 
 from paprec_cli.model.batching import Batch, collate, to_device
-from paprec_cli.model.codec import MAX_WORD_ID
+from paprec_cli.model.codec import MAX_WORD_ID, PromptCodec
 from paprec_cli.model.encoded import EncodedPrompt
 
 
@@ -63,7 +63,7 @@ class EncodedRows:
 Prompts = PromptRows | Sequence[EncodedPrompt]
 
 
-def as_rows(prompts: Prompts, codec: Any) -> PromptRows:
+def as_rows(prompts: Prompts, codec: PromptCodec) -> PromptRows:
     """`prompts` unchanged if they are rows already, else the list wrapped with the codec's pad and EOS."""
     if isinstance(prompts, PromptRows):
         return prompts

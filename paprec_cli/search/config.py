@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
-from typing import Any
+from enum import Enum
+from typing import TYPE_CHECKING, Any
 
+from paprec_cli.choices import Evaluator, Init, Selection
 from paprec_cli.errors import PaprecError
 from paprec_cli.search.layout import Layout
 
-SELECTIONS = ("surrogate", "loss")
+if TYPE_CHECKING:
+    from paprec_cli.jsontypes import JSONObject
+
 #: Rows per forward pass when --batch-size is not given. On the CPU 256 everywhere. On CUDA larger passes:
 #: on an H200, P5-small cost about the same ~130 ms per training step at 256 and at 1,024 examples
 #: (bench/README.md), so small passes leave the GPU idle. The surrogate (inference only, little memory) takes
@@ -16,12 +20,14 @@ SELECTIONS = ("surrogate", "loss")
 DEFAULT_BATCH = 256
 CUDA_SURROGATE_BATCH = 2048
 CUDA_GRADIENT_BATCH = 512
-EVALUATORS = ("fast", "beam")
-INITS = ("random", "manual")
 
 
 @dataclass(frozen=True)
 class SearchConfig:
+    """A search's options, validated on construction (also when read back for `--resume` and on
+    `dataclasses.replace`): a value a search cannot run with raises PaprecError naming its option.
+    Choices given as strings become their enum members."""
+
     task: str
     dataset: str
     model: str  # the model folder
@@ -34,8 +40,8 @@ class SearchConfig:
     personal_grad_examples: int = 4  # each validation user's most recent training examples
     max_rounds: int = 20
     time_budget: float | None = None  # seconds
-    selection: str = "surrogate"
-    evaluator: str = "fast"
+    selection: Selection = Selection.SURROGATE
+    evaluator: Evaluator = Evaluator.FAST
     batch_size: int | None = None  # rows per forward pass; None: the device's defaults (`batch_sizes`)
     allow_list: str | None = None
     seed: int = 0
@@ -43,14 +49,16 @@ class SearchConfig:
     manual_template: str | None = None
     #: The starting prompt: a seeded random draw, or the manual template's words around the argument
     #: (then n_prefix/n_suffix are the template's word counts, set when the search is prepared).
-    init: str = "random"
+    init: Init = Init.RANDOM
 
     @property
     def layout(self) -> Layout:
         return Layout(self.n_prefix, self.n_suffix, self.n_personal)
 
-    def check(self) -> SearchConfig:
-        """Reject values a search cannot run with, naming the option."""
+    def __post_init__(self) -> None:
+        for name, kind, option in (("selection", Selection, "--selection"), ("evaluator", Evaluator, "--evaluator"),
+                                   ("init", Init, "--init")):  # fmt: skip
+            object.__setattr__(self, name, kind.parse(getattr(self, name), option))
         checks = [
             (self.n_prefix >= 0, "--n-prefix", "an integer >= 0"),
             (self.n_suffix >= 0, "--n-suffix", "an integer >= 0"),
@@ -61,18 +69,14 @@ class SearchConfig:
             (self.grad_examples >= 1, "--grad-examples", "an integer >= 1"),
             (self.max_rounds >= 1, "--max-rounds", "an integer >= 1"),
             (self.time_budget is None or self.time_budget > 0, "--time-budget", "a positive number of seconds"),
-            (self.selection in SELECTIONS, "--selection", " or ".join(SELECTIONS)),
-            (self.evaluator in EVALUATORS, "--evaluator", " or ".join(EVALUATORS)),
-            (self.init in INITS, "--init", " or ".join(INITS)),
             (self.batch_size is None or self.batch_size >= 1, "--batch-size", "an integer >= 1"),
         ]
         for ok, option, expected in checks:
             if not ok:
                 raise PaprecError(f"{option}: invalid value; expected {expected}")
-        return self
 
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+    def to_json(self) -> JSONObject:
+        return {k: v.value if isinstance(v, Enum) else v for k, v in asdict(self).items()}
 
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> SearchConfig:

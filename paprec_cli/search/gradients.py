@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from paprec_cli.model.codec import EncodedPrompt
 
 
 class EmbeddingCapture:
@@ -31,7 +34,7 @@ class EmbeddingCapture:
         self.leaf = None
         self._armed = True
 
-    def hook(self, module: nn.Module, inputs: Any, output: torch.Tensor) -> torch.Tensor | None:
+    def hook(self, module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> torch.Tensor | None:
         if not self._armed:
             return None
         self._armed = False
@@ -50,9 +53,9 @@ def capture_embeddings(embedding: nn.Module) -> Iterator[EmbeddingCapture]:
 
 
 def gradient_sums(
-    loss_fn: Callable[[Sequence[Any], Sequence[Sequence[int]]], torch.Tensor],
+    loss_fn: Callable[[Sequence[EncodedPrompt], Sequence[Sequence[int]]], torch.Tensor],
     embedding: nn.Embedding,
-    prompts: Sequence[Any],
+    prompts: Sequence[EncodedPrompt],
     targets: Sequence[Sequence[int]],
     positions: Sequence[Sequence[int]],
     groups: Sequence[int],

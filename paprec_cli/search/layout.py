@@ -11,11 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 
+from paprec_cli.model.codec import EncodedPrompt
 from paprec_cli.model.rows import ArgumentTable, TriggerRows
+from paprec_cli.specs import Word
 
 TEMPLATE = "[prefix] {argument} [suffix] [personal]"
 
@@ -33,9 +35,14 @@ class Encoded(Protocol):
 class Codec(Protocol):
     """The part of `PromptCodec` the search needs."""
 
-    def encode(self, words: Sequence[Any]) -> Any: ...
+    pad_id: int
+    eos_id: int
 
-    def assemble(self, prefix_ids: Sequence[int], argument: Any, suffix_ids: Sequence[int]) -> Any: ...
+    def encode(self, words: Sequence[Word]) -> EncodedPrompt: ...
+
+    def assemble(
+        self, prefix_ids: Sequence[int], argument: EncodedPrompt, suffix_ids: Sequence[int]
+    ) -> EncodedPrompt: ...
 
     def token_text(self, token_id: int) -> str: ...
 
@@ -65,7 +72,7 @@ class Layout:
         """Human name of a shared slot: `prefix[i]` or `suffix[j]`."""
         return f"prefix[{slot}]" if slot < self.n_prefix else f"suffix[{slot - self.n_prefix}]"
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self) -> dict[str, int | str]:
         return {"n_prefix": self.n_prefix, "n_suffix": self.n_suffix, "n_personal": self.n_personal,
                 "template": TEMPLATE}
 
@@ -95,7 +102,7 @@ class PromptTokens:
         merged.update(updates)
         return replace(self, personal=merged)
 
-    def key(self) -> tuple[Any, ...]:
+    def key(self) -> tuple[tuple[int, ...], tuple[int, ...], tuple[tuple[int, tuple[int, ...]], ...]]:
         """A hashable identity (caches of gradients and candidates are keyed on it)."""
         return (self.shared, self.personal_default, tuple(sorted(self.personal.items())))
 
@@ -103,7 +110,7 @@ class PromptTokens:
 class PromptBuilder:
     """Assembles automatic prompts for a fixed list of examples, encoding each argument only once."""
 
-    def __init__(self, codec: Codec, layout: Layout, arguments: Sequence[Sequence[Any]]) -> None:
+    def __init__(self, codec: Codec, layout: Layout, arguments: Sequence[Sequence[Word]]) -> None:
         self.codec = codec
         self.layout = layout
         self.arguments = [codec.encode(list(words)) for words in arguments]
@@ -112,7 +119,7 @@ class PromptBuilder:
     def rows(self, examples: np.ndarray, triggers: np.ndarray) -> TriggerRows:
         """Many prompts at once, row r = example `examples[r]` with `triggers[r]`: what the surrogate
         scores each step, built as arrays (the same tokens as `prompt`, without Python per row)."""
-        codec: Any = self.codec
+        codec = self.codec
         if self._table is None:
             self._table = ArgumentTable.of(self.arguments, codec.pad_id)
         return TriggerRows(self._table, self.layout.n_prefix, examples, triggers, codec.pad_id, codec.eos_id)
@@ -120,7 +127,7 @@ class PromptBuilder:
     def __len__(self) -> int:
         return len(self.arguments)
 
-    def prompt(self, index: int, triggers: Sequence[int]) -> Any:
+    def prompt(self, index: int, triggers: Sequence[int]) -> EncodedPrompt:
         """Example `index` with trigger ids (shared slots then personal slots)."""
         n_prefix = self.layout.n_prefix
         return self.codec.assemble(list(triggers[:n_prefix]), self.arguments[index], list(triggers[n_prefix:]))

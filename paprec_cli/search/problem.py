@@ -16,18 +16,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from paprec_cli.distributed import DistContext
+from paprec_cli.model.codec import EncodedPrompt
 from paprec_cli.model.rows import TriggerRows
 from paprec_cli.search.candidates import top_candidates
 from paprec_cli.search.gradients import gradient_sums
 from paprec_cli.search.layout import Layout, PromptBuilder, PromptTokens, check_positions
 from paprec_cli.search.surrogate import RowScorer, autocast, per_user_means
 from paprec_cli.specs import Example, TaskSpec
+
+if TYPE_CHECKING:
+    from paprec_cli.model.inference import Recommender
 
 
 @dataclass
@@ -38,7 +42,7 @@ class ExampleSet:
     builder: PromptBuilder
     user_pos: np.ndarray  # [N] position of the example's user in `users` (or group id)
 
-    def prompts(self, triggers: Sequence[Sequence[int]]) -> list[Any]:
+    def prompts(self, triggers: Sequence[Sequence[int]]) -> list[EncodedPrompt]:
         return [self.builder.prompt(i, t) for i, t in enumerate(triggers)]
 
     def trigger_matrix(self, tokens: PromptTokens) -> np.ndarray:
@@ -63,7 +67,7 @@ class ExampleSet:
 class ModelProblem:
     """`SearchProblem` over a `Recommender` and one task's validation users."""
 
-    def __init__(self, recommender: Any, task: TaskSpec, layout: Layout, vocab: torch.Tensor, *, top_k: int,
+    def __init__(self, recommender: Recommender, task: TaskSpec, layout: Layout, vocab: torch.Tensor, *, top_k: int,
                  scorer: RowScorer, validation: list[Example], shared_grad: list[Example],
                  personal_grad: list[Example], batch_size: int, dist: DistContext | None = None) -> None:
         self.recommender, self.task, self.layout = recommender, task, layout
@@ -157,7 +161,7 @@ class ModelProblem:
         positions = [group.builder.positions(i) for i in order]
         owners = group.user_pos[order].tolist()
 
-        def loss(batch_prompts: Sequence[Any], batch_targets: Sequence[Sequence[int]]) -> torch.Tensor:
+        def loss(batch_prompts: Sequence[EncodedPrompt], batch_targets: Sequence[Sequence[int]]) -> torch.Tensor:
             with autocast(rec.device):
                 return rec.nll(codec.collate(list(batch_prompts), rec.device), [list(t) for t in batch_targets])
 

@@ -3,25 +3,28 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from paprec_cli.search.layout import Layout, PromptTokens
+
+if TYPE_CHECKING:
+    from paprec_cli.model.codec import PromptCodec
 
 FORMAT = "paprec-prompts/1"
 
 
-def token_list(codec: Any, ids: Iterable[int]) -> list[dict[str, Any]]:
+def token_list(codec: PromptCodec, ids: Iterable[int]) -> list[dict[str, int | str]]:
     return [{"id": int(t), "text": str(codec.token_text(int(t)))} for t in ids]
 
 
-def split_shared(codec: Any, layout: Layout, tokens: PromptTokens) -> dict[str, list[dict[str, Any]]]:
+def split_shared(codec: PromptCodec, layout: Layout, tokens: PromptTokens) -> dict[str, list[dict[str, int | str]]]:
     return {
         "prefix": token_list(codec, tokens.shared[: layout.n_prefix]),
         "suffix": token_list(codec, tokens.shared[layout.n_prefix :]),
     }
 
 
-def prompts_document(*, codec: Any, layout: Layout, task: str, dataset: str, dataset_fingerprint: str,
+def prompts_document(*, codec: PromptCodec, layout: Layout, task: str, dataset: str, dataset_fingerprint: str,
                      model: str, model_fingerprint: str, manual_template: str, initial: PromptTokens,
                      final: PromptTokens, raw_users: Mapping[int, str], surrogate: dict[str, float],
                      results: dict[str, Any], search: dict[str, Any]) -> dict[str, Any]:

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from paprec_cli import __version__
+from paprec_cli.choices import Evaluator, Init, Selection
 from paprec_cli.data import needs
 from paprec_cli.data.splits import TaskData
 from paprec_cli.data.store import Dataset, load_dataset
@@ -93,7 +94,6 @@ def prepare(config: SearchConfig, registry: Registry, home: Home, device: str,
             note: Callable[[str], None] = lambda _: None, dist: DistContext | None = None) -> SearchSession:
     from paprec_cli.model import Recommender, load_model
 
-    config.check()
     task = registry.task(config.task)
     if config.manual_template:
         task.manual(config.manual_template)
@@ -126,7 +126,7 @@ def prepare(config: SearchConfig, registry: Registry, home: Home, device: str,
     shared_grad, personal_grad = sample_training(task.examples(data, "train"), users, config.grad_examples,
                                                  config.personal_grad_examples, config.seed)
     rows, grad_rows = batch_sizes(config.batch_size, device)
-    scorer = make_scorer(recommender, task, config.selection, config.evaluator, rows)  # type: ignore[arg-type]
+    scorer = make_scorer(recommender, task, config.selection, config.evaluator, rows)
     problem = ModelProblem(recommender, task, config.layout, vocab, top_k=config.top_k, scorer=scorer,
                            validation=validation, shared_grad=shared_grad, personal_grad=personal_grad,
                            batch_size=grad_rows, dist=dist)
@@ -227,11 +227,13 @@ def config_of(request: SearchRequest, home: Home, registry: Registry) -> SearchC
         task=request.task, dataset=request.dataset, model=request.model or default_model(home, request.dataset),
         n_prefix=0 if request.n_prefix is None else request.n_prefix,
         n_suffix=5 if request.n_suffix is None else request.n_suffix,
-        init=request.init, n_personal=request.n_personal, top_k=request.top_k, val_users=request.val_users,
+        init=Init.parse(request.init, "--init"), n_personal=request.n_personal, top_k=request.top_k,
+        val_users=request.val_users,
         grad_examples=request.grad_examples, max_rounds=request.max_rounds, time_budget=request.time_budget,
-        selection=request.selection, evaluator=request.evaluator, batch_size=request.batch_size, seed=request.seed,
+        selection=Selection.parse(request.selection, "--selection"),
+        evaluator=Evaluator.parse(request.evaluator, "--evaluator"), batch_size=request.batch_size, seed=request.seed,
         allow_list=str(request.allow_list.resolve()) if request.allow_list else None,
-    ).check()
+    )
 
 
 def start(request: SearchRequest, home: Home, registry: Registry, dist: DistContext,

@@ -221,5 +221,5 @@ class Schedule:
         state.phase = "done"
         state.stop_reason = reason
 
-    def _token(self, token: int) -> dict[str, Any]:
+    def _token(self, token: int) -> dict[str, int | str]:
         return {"id": int(token), "text": self.problem.token_text(int(token))}

@@ -8,15 +8,18 @@ candidates and surrogate values, and so takes exactly the same decisions.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from paprec_cli.search.layout import PromptTokens
+
+if TYPE_CHECKING:
+    from paprec_cli.jsontypes import JSONObject
 
 Phase = Literal["shared", "personal", "done"]
 STATE_FORMAT = "paprec-search-state/1"
 
 
-def tokens_to_json(tokens: PromptTokens) -> dict[str, Any]:
+def tokens_to_json(tokens: PromptTokens) -> JSONObject:
     return {
         "shared": list(tokens.shared),
         "personal_default": list(tokens.personal_default),
@@ -60,7 +63,7 @@ class SearchState:
     def done(self) -> bool:
         return self.phase == "done"
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JSONObject:
         return {
             "format": STATE_FORMAT,
             "round": self.round,

@@ -10,20 +10,23 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Sequence
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import torch
 
+from paprec_cli.choices import Evaluator, Selection
+from paprec_cli.model.batching import Batch
 from paprec_cli.model.rows import PromptRows, Prompts, as_rows
 from paprec_cli.specs import Example, TaskSpec
 
-Evaluator = Literal["fast", "beam"]
-Selection = Literal["surrogate", "loss"]
+if TYPE_CHECKING:
+    from paprec_cli.model.inference import Recommender
+
 BEAMS = 20
 
 
-def autocast(device: str) -> contextlib.AbstractContextManager[Any]:
+def autocast(device: torch.device | str) -> contextlib.AbstractContextManager[object]:
     """bf16 autocast on CUDA (the search's speed setting), nothing on the CPU."""
     if str(device).startswith("cuda"):
         return torch.autocast("cuda", dtype=torch.bfloat16)
@@ -43,7 +46,7 @@ def _chunks(n: int, size: int) -> Iterator[slice]:
         yield slice(start, min(n, start + size))
 
 
-def _batch(rows: PromptRows, part: slice, device: Any) -> Any:
+def _batch(rows: PromptRows, part: slice, device: torch.device | str) -> Batch:
     return rows.collate(np.arange(part.start, part.stop), device)
 
 
@@ -55,7 +58,7 @@ class FastScorer:
     #: that order so each rank runs exactly the batches a single process would (see problem.py).
     sorts_by_length = True
 
-    def __init__(self, recommender: Any, task: TaskSpec, batch_size: int) -> None:
+    def __init__(self, recommender: Recommender, task: TaskSpec, batch_size: int) -> None:
         self.recommender, self.task, self.batch_size = recommender, task, batch_size
 
     def __call__(self, prompts: Prompts, examples: Sequence[Example]) -> np.ndarray:
@@ -73,7 +76,7 @@ class BeamScorer:
 
     batched = False
 
-    def __init__(self, recommender: Any, task: TaskSpec, batch_size: int, k: int = 10) -> None:
+    def __init__(self, recommender: Recommender, task: TaskSpec, batch_size: int, k: int = 10) -> None:
         self.recommender, self.task, self.batch_size, self.k = recommender, task, batch_size, k
 
     def __call__(self, prompts: Prompts, examples: Sequence[Example]) -> np.ndarray:
@@ -105,7 +108,7 @@ class LossScorer:
 
     batched = True
 
-    def __init__(self, recommender: Any, task: TaskSpec, batch_size: int) -> None:
+    def __init__(self, recommender: Recommender, task: TaskSpec, batch_size: int) -> None:
         self.recommender, self.task, self.batch_size = recommender, task, batch_size
 
     def __call__(self, prompts: Prompts, examples: Sequence[Example]) -> np.ndarray:
@@ -119,11 +122,11 @@ class LossScorer:
         return -nll.double().numpy()
 
 
-def make_scorer(recommender: Any, task: TaskSpec, selection: Selection, evaluator: Evaluator,
+def make_scorer(recommender: Recommender, task: TaskSpec, selection: Selection, evaluator: Evaluator,
                 batch_size: int) -> RowScorer:
-    if selection == "loss":
+    if selection is Selection.LOSS:
         return LossScorer(recommender, task, batch_size)
-    if evaluator == "beam":
+    if evaluator is Evaluator.BEAM:
         return BeamScorer(recommender, task, batch_size)
     return FastScorer(recommender, task, batch_size)
 

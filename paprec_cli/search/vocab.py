@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -19,8 +19,11 @@ from paprec_cli.search.layout import Layout, PromptTokens
 from paprec_cli.specs import Template
 from paprec_cli.textio import read_text_file
 
+if TYPE_CHECKING:
+    from paprec_cli.model.codec import PromptCodec
 
-def read_allow_list(path: Path, codec: Any, vocab: torch.Tensor) -> torch.Tensor:
+
+def read_allow_list(path: Path, codec: PromptCodec, vocab: torch.Tensor) -> torch.Tensor:
     """Token ids of the words in `path` (one per line, `#` comments and blank lines skipped).
 
     The file is decoded by the shared reader (`paprec_cli.textio`: BOM stripped, UTF-16 with a BOM,
@@ -48,7 +51,7 @@ def read_allow_list(path: Path, codec: Any, vocab: torch.Tensor) -> torch.Tensor
     return torch.tensor(sorted(chosen), dtype=torch.long)
 
 
-def _lookup(codec: Any, word: str) -> int | None:
+def _lookup(codec: PromptCodec, word: str) -> int | None:
     try:
         token = codec.token_id(word)
     except (KeyError, ValueError, PaprecError):
@@ -56,7 +59,7 @@ def _lookup(codec: Any, word: str) -> int | None:
     return None if token is None or token < 0 else int(token)
 
 
-def candidate_vocabulary(codec: Any, allow_list: Path | None = None) -> torch.Tensor:
+def candidate_vocabulary(codec: PromptCodec, allow_list: Path | None = None) -> torch.Tensor:
     """Sorted LongTensor of token ids the search may place in a trigger slot."""
     vocab = torch.as_tensor(codec.candidate_vocab(), dtype=torch.long).unique(sorted=True)
     if allow_list is not None:
@@ -85,7 +88,7 @@ class ManualStart:
     skipped: tuple[str, ...]  # words that are no trigger token (punctuation, numbers, one letter, unknown)
 
 
-def manual_start(codec: Any, vocab: torch.Tensor, template: Template) -> ManualStart:
+def manual_start(codec: PromptCodec, vocab: torch.Tensor, template: Template) -> ManualStart:
     """`--init manual`: start the search from the hand-written prompt instead of random words.
 
     For templates whose slots sit together (P5's sequential ones: `... of {user} : {history} ...`) the

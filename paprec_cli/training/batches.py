@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -17,6 +17,9 @@ import torch
 from paprec_cli.distributed import DistContext
 from paprec_cli.model.encoded import EncodedPrompt
 from paprec_cli.training.words import Pair
+
+if TYPE_CHECKING:
+    from paprec_cli.model.codec import PromptCodec
 
 IGNORE = -100
 
@@ -45,7 +48,7 @@ class Encoded:
         return len(self.sources)
 
 
-def encode_pairs(codec: Any, pairs: Sequence[Pair], chunk: int = 8192) -> Encoded:
+def encode_pairs(codec: PromptCodec, pairs: Sequence[Pair], chunk: int = 8192) -> Encoded:
     """Encode sources and targets (targets end with EOS)."""
     sources: list[EncodedPrompt] = []
     targets: list[list[int]] = []
@@ -70,7 +73,7 @@ def batch_order(lengths: Sequence[int], batch_size: int, seed: int, bucket: int 
     return [batches[i] for i in order.tolist()]
 
 
-def make_batch(codec: Any, encoded: Encoded, index: np.ndarray) -> TrainBatch:
+def make_batch(codec: PromptCodec, encoded: Encoded, index: np.ndarray) -> TrainBatch:
     """Collate one batch on the CPU (moved to the device by the loop)."""
     inputs = codec.collate([encoded.sources[i] for i in index.tolist()])
     targets = [encoded.targets[i] for i in index.tolist()]
@@ -83,7 +86,7 @@ def make_batch(codec: Any, encoded: Encoded, index: np.ndarray) -> TrainBatch:
 
 
 def iterate_batches(
-    codec: Any, encoded: Encoded, batch_size: int, seed: int, dist: DistContext | None = None
+    codec: PromptCodec, encoded: Encoded, batch_size: int, seed: int, dist: DistContext | None = None
 ) -> Iterator[TrainBatch]:
     """The epoch's batches, in their seeded order; under torchrun, this rank's share of each *global* batch.
 

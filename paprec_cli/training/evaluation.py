@@ -8,11 +8,14 @@ predict in batches (`paprec_cli.model.predict`), and score with the task's own `
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from paprec_cli.specs import Example, TaskSpec, Template, Word
+
+if TYPE_CHECKING:
+    from paprec_cli.model.inference import Recommender
 
 WordsBuilder = Callable[[Example], Sequence[Word]]
 
@@ -38,7 +41,7 @@ def sample_examples(examples: Sequence[Example], limit: int | None, seed: int) -
 
 
 def template_metrics(
-    recommender: Any, task: TaskSpec, examples: Sequence[Example], build: WordsBuilder, batch_size: int
+    recommender: Recommender, task: TaskSpec, examples: Sequence[Example], build: WordsBuilder, batch_size: int
 ) -> dict[str, float]:
     """The task's metrics of `examples` under prompts from `build` (via `model.predict`)."""
     if not examples:
@@ -51,7 +54,7 @@ def template_metrics(
 
 
 def evaluate_tasks(
-    recommender: Any,
+    recommender: Recommender,
     tasks: Sequence[TaskSpec],
     examples: dict[str, list[Example]],
     batch_size: int,
@@ -64,16 +67,20 @@ def evaluate_tasks(
 
 
 def selection_score(metrics: dict[str, dict[str, float]], tasks: Sequence[TaskSpec]) -> float:
-    """Model selection on the *primary* task, the first ranking task given (sequential by default):
-    NDCG@10; rating-only runs use -RMSE. Measured: averaging in direct, which peaks early, picked
-    epoch 7 of 10 on synthetic while sequential kept improving until epoch 9 (validation HR@10 0.167 vs
-    0.185). With the 4-epoch tiny recipe it is the other way round (direct improves every epoch,
-    sequential is flat): the sum of both NDCG@10s gave test HR@10 0.185 / 0.178 / 0.175 on sequential
-    (seeds 0-2; this rule: 0.192 / 0.182 / 0.187) and 0.355 / 0.243 / 0.333 on direct (0.342 / 0.173 /
-    0.247). The headline task keeps its rule; listing another task first in --tasks selects on it."""
-    for task in tasks:
-        if task.kind == "ranking" and task.name in metrics:
-            value = metrics[task.name].get("NDCG@10", float("nan"))
+    """Model selection on the *primary* task, the first task given whose selection metric
+    (`TaskSpec.selection_metric`) is higher-is-better, on that metric (sequential by default: NDCG@10);
+    when every task's is lower-is-better (rating-only runs), minus their mean (-RMSE).
+
+    Measured: averaging in direct, which peaks early, picked epoch 7 of 10 on synthetic while sequential
+    kept improving until epoch 9 (validation HR@10 0.167 vs 0.185). With the 4-epoch tiny recipe it is
+    the other way round (direct improves every epoch, sequential is flat): the sum of both NDCG@10s gave
+    test HR@10 0.185 / 0.178 / 0.175 on sequential (seeds 0-2; this rule: 0.192 / 0.182 / 0.187) and
+    0.355 / 0.243 / 0.333 on direct (0.342 / 0.173 / 0.247). The headline task keeps its rule; listing
+    another task first in --tasks selects on it."""
+    for task in tasks:  # the first task whose selection metric is higher-is-better decides alone
+        spec = task.selection_metric()
+        if not spec.smaller and task.name in metrics:
+            value = metrics[task.name].get(spec.name, float("nan"))
             return float(value) if np.isfinite(value) else float("-inf")
-    rmse = [metrics[t.name].get("RMSE", np.inf) for t in tasks if t.name in metrics]
-    return -float(np.mean(rmse)) if rmse else float("-inf")
+    errors = [metrics[t.name].get(t.selection_metric().name, np.inf) for t in tasks if t.name in metrics]
+    return -float(np.mean(errors)) if errors else float("-inf")

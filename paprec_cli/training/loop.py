@@ -17,7 +17,6 @@ import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -41,7 +40,7 @@ def lr_factor(progress: float, recipe: Recipe) -> float:
     return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * done))
 
 
-def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, list[nn.Parameter] | float]]:
     """Decay matrices only: layer-norm weights, biases and the whole-word embedding are exempt."""
     decay: list[nn.Parameter] = []
     keep: list[nn.Parameter] = []
@@ -146,7 +145,7 @@ class Trainer:
         )
 
     @property
-    def autocast(self) -> Any:
+    def autocast(self) -> torch.autocast:
         return torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda")
 
     def progress(self) -> float:

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from paprec_cli.errors import PaprecError
 from paprec_cli.training.item_init import ITEM_INITS
 from paprec_cli.training.mixture import Mixture
+
+if TYPE_CHECKING:
+    from paprec_cli.jsontypes import JSONObject
 
 
 @dataclass(frozen=True)
@@ -106,7 +109,7 @@ class TrainOptions:
     #: Never-seen negatives per direct-task candidate list (`-o negatives=N`; P5's 99 by default).
     negatives: int = 99
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JSONObject:
         out = asdict(self)
         out["tasks"] = list(self.tasks)
         return out

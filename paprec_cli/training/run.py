@@ -260,8 +260,8 @@ def _end_epoch(
 def _headline(metrics: dict[str, dict[str, float]]) -> str:
     parts = []
     for task, values in metrics.items():
-        key = "HR@10" if "HR@10" in values else "RMSE"
-        if key in values:
+        key = next((k for k in ("HR@10", "RMSE", *values) if k in values), "")  # a plugin's: its first metric
+        if key:
             parts.append(f"{task} {key} {values[key]:.4f}")
     return ", ".join(parts)
 

@@ -16,7 +16,7 @@ examples (a seeded sample of at most `limit`) we report, per task:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -24,6 +24,10 @@ import torch
 from paprec_cli.data.splits import TaskData
 from paprec_cli.specs import Example, TaskSpec, Word
 from paprec_cli.training.evaluation import WordsBuilder, argument_only, manual_prompt, sample_examples, template_metrics
+
+if TYPE_CHECKING:
+    from paprec_cli.jsontypes import JSONObject
+    from paprec_cli.model.inference import Recommender
 
 #: Keys reported per variant (the sensitivity table stays readable).
 RANKING_KEYS = ("HR@10", "NDCG@10")
@@ -33,7 +37,12 @@ MAX_ITEMS_FOR_RANKS = 5000
 
 
 def _keys(task: TaskSpec) -> tuple[str, ...]:
-    return RANKING_KEYS if task.kind == "ranking" else RATING_KEYS
+    """The built-in keys the task declares (ranking or rating), else its selection metric alone."""
+    declared = {spec.name for spec in task.metric_specs}
+    for keys in (RANKING_KEYS, RATING_KEYS):
+        if set(keys) <= declared:
+            return keys
+    return (task.selection_metric().name,)
 
 
 def _pick(metrics: dict[str, float], task: TaskSpec) -> dict[str, float]:
@@ -50,8 +59,8 @@ def with_words(base: WordsBuilder, words_for: dict[int, tuple[Word, ...]]) -> Wo
 
 
 def template_sensitivity(
-    recommender: Any, task: TaskSpec, examples: Sequence[Example], batch_size: int
-) -> dict[str, Any]:
+    recommender: Recommender, task: TaskSpec, examples: Sequence[Example], batch_size: int
+) -> JSONObject:
     templates = {}
     for template in task.templates:
         label = f"{template.id} (held out)" if template.held_out else template.id
@@ -64,7 +73,7 @@ def template_sensitivity(
     return {"templates": templates, "argument_only": no_instruction, f"spread_{key}": spread}
 
 
-def model_target_ranks(recommender: Any, examples: Sequence[Example], build: WordsBuilder,
+def model_target_ranks(recommender: Recommender, examples: Sequence[Example], build: WordsBuilder,
                        batch_size: int) -> np.ndarray:
     """1-based rank of each example's target among all items (ties count against it)."""
     codec = recommender.codec
@@ -113,8 +122,8 @@ def rank_metrics(ranks: np.ndarray) -> dict[str, float]:
 
 
 def taste_sensitivity(
-    recommender: Any, task: TaskSpec, data: TaskData, examples: Sequence[Example], batch_size: int, seed: int
-) -> dict[str, Any] | None:
+    recommender: Recommender, task: TaskSpec, data: TaskData, examples: Sequence[Example], batch_size: int, seed: int
+) -> JSONObject | None:
     """Taste word vs unrelated word appended to the default template (ranking over all items)."""
     words = _taste_words(data, seed)
     if words is None or task.kind != "ranking" or data.n_items > MAX_ITEMS_FOR_RANKS:
@@ -135,8 +144,8 @@ def taste_sensitivity(
 
 
 def attribute_hint(
-    recommender: Any, task: TaskSpec, data: TaskData, examples: Sequence[Example], batch_size: int, seed: int
-) -> dict[str, Any] | None:
+    recommender: Recommender, task: TaskSpec, data: TaskData, examples: Sequence[Example], batch_size: int, seed: int
+) -> JSONObject | None:
     """Oracle diagnostic: an attribute of the *test target* appended vs a random item's attribute."""
     attributes = data.dataset.item_attributes
     if task.kind != "ranking" or sum(1 for a in attributes if a) < 0.2 * max(len(attributes) - 1, 1):
@@ -163,14 +172,14 @@ def attribute_hint(
 
 
 def prompt_sensitivity(
-    recommender: Any,
+    recommender: Recommender,
     tasks: Sequence[TaskSpec],
     data: TaskData,
     test_examples: dict[str, list[Example]],
     batch_size: int,
     seed: int,
     limit: int | None = 500,
-) -> dict[str, Any]:
+) -> JSONObject:
     """The whole report, per task, on a seeded sample of at most `limit` test examples."""
     report: dict[str, Any] = {"part": "test", "sample_limit": limit}
     for task in tasks:

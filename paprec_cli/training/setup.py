@@ -11,6 +11,7 @@ from paprec_cli.data import needs
 from paprec_cli.data.splits import N_NEGATIVES
 from paprec_cli.data.store import Dataset, dataset_exists, import_dataset, load_dataset
 from paprec_cli.errors import PaprecError
+from paprec_cli.model.codec import ID_SCHEMES
 from paprec_cli.paths import Home
 from paprec_cli.plugins import Registry
 from paprec_cli.specs import TaskSpec
@@ -18,7 +19,6 @@ from paprec_cli.training.recipe import Recipe, TrainOptions, mixture_for, recipe
 
 #: Datasets `paprec train` imports by itself when missing (generated, no files needed).
 AUTO_IMPORT = ("synthetic",)
-ID_SCHEMES = ("atomic", "subword")
 SIZES = ("tiny", "small", "base")
 #: Order of the built-in tasks when the dataset decides.
 DEFAULT_TASK_ORDER = ("sequential", "direct", "rating")

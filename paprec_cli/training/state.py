@@ -22,7 +22,7 @@ import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from safetensors.torch import load_model, save_model
@@ -31,6 +31,9 @@ from torch import nn
 from paprec_cli.errors import PaprecError
 from paprec_cli.paths import Home, atomic_path, write_json_atomic
 from paprec_cli.training.recipe import TrainOptions
+
+if TYPE_CHECKING:
+    from paprec_cli.jsontypes import JSONObject
 
 STATE_VERSION = 1
 LAST, BEST, OPTIMIZER, STATE = "last.safetensors", "best.safetensors", "optimizer.pt", "state.json"
@@ -53,7 +56,7 @@ class RunState:
     best_score: float = float("-inf")
     finished: bool = False
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JSONObject:
         return {
             "version": STATE_VERSION,
             "options": self.options.to_json(),

@@ -105,7 +105,7 @@ def read_gzip_text(path: Path) -> str:
     return read_file_text(path).text
 
 
-def parse_object(text: str) -> Any:
+def parse_object(text: str) -> object:
     """A strict JSON object, or a Python dict literal (the 2014 files' older format)."""
     try:
         return json.loads(text)

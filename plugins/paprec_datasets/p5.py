@@ -59,7 +59,7 @@ def read_sequences(path: Path, encoding: str | None = None) -> pl.DataFrame:
     return table
 
 
-def read_json(path: Path, encoding: str | None = None) -> Any:
+def read_json(path: Path, encoding: str | None = None) -> object:
     text = read_text(path, encoding).text
     try:
         return json.loads(text)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import gc
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
+import numpy.typing as npt
 
-from paprec_cli.metrics import as_numpy, ndcg_hr_at_5_per_example, ranking_metrics
-from paprec_cli.specs import Example, Part, TaskSpec, Word
+from paprec_cli.metrics import as_numpy, ndcg_hr_at_5_per_example, ranking_metrics, ranking_per_example
+from paprec_cli.specs import Example, MetricSpec, Part, TaskSpec, Word
 
 if TYPE_CHECKING:
     from paprec_cli.data.splits import TaskData
@@ -59,7 +60,17 @@ class ItemWords:
         return out
 
 
-def ranking_predictions(predictions: Any, examples: Sequence[Example]) -> tuple[np.ndarray, np.ndarray]:
+#: The ranking metrics (higher is better); the per-example values have the same keys.
+RANKING_METRICS = (
+    MetricSpec("HR@1", help="the target is ranked first"),
+    MetricSpec("HR@5", help="the target is in the top 5"),
+    MetricSpec("HR@10", help="the target is in the top 10"),
+    MetricSpec("NDCG@5", help="1/log2(rank + 1) when the target is in the top 5, else 0"),
+    MetricSpec("NDCG@10", help="1/log2(rank + 1) when the target is in the top 10, else 0"),
+)
+
+
+def ranking_predictions(predictions: npt.ArrayLike, examples: Sequence[Example]) -> tuple[np.ndarray, np.ndarray]:
     """[N, K] ranked item indices and [N] targets, checked to belong together."""
     ranked = as_numpy(predictions)
     if ranked.ndim != 2 or ranked.shape[0] != len(examples):
@@ -84,14 +95,21 @@ class RankingTask(BuiltTask):
 
     kind = "ranking"
     surrogate_depth = 5  # NDCG@5 + HR@5 read the top 5
+    metric_specs = RANKING_METRICS
+    example_metric_specs = RANKING_METRICS
+    primary_metric = "NDCG@10"
 
     def target_words(self, example: Example) -> list[Word]:
         return [Word.item(int(example.target))]
 
-    def metrics(self, predictions: Any, examples: Sequence[Example]) -> dict[str, float]:
+    def metrics(self, predictions: npt.ArrayLike, examples: Sequence[Example]) -> dict[str, float]:
         ranked, targets = ranking_predictions(predictions, examples)
         return ranking_metrics(ranked, targets)
 
-    def surrogate(self, predictions: Any, examples: Sequence[Example]) -> np.ndarray:
+    def per_example(self, predictions: npt.ArrayLike, examples: Sequence[Example]) -> dict[str, np.ndarray]:
+        ranked, targets = ranking_predictions(predictions, examples)
+        return ranking_per_example(ranked, targets)
+
+    def surrogate(self, predictions: npt.ArrayLike, examples: Sequence[Example]) -> np.ndarray:
         ranked, targets = ranking_predictions(predictions, examples)
         return ndcg_hr_at_5_per_example(ranked, targets)

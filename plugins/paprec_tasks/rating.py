@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
+import numpy.typing as npt
 
-from paprec_cli.metrics import as_numpy, neg_squared_error_per_example, rating_metrics
-from paprec_cli.specs import Example, Part, TaskNeeds, Template, Word
+from paprec_cli.metrics import as_numpy, neg_squared_error_per_example, rating_errors_per_example, rating_metrics
+from paprec_cli.specs import Example, MetricSpec, Part, TaskNeeds, Template, Word
 
 from .common import BuiltTask, ItemWords
 from .templates import RATING
@@ -32,6 +33,15 @@ class RatingTask(BuiltTask):
     kind = "rating"
     argument_help = "user_U item_word (the user word, then the item word)"
     default_template = "1-1"
+    metric_specs = (
+        MetricSpec("RMSE", smaller=True, help="root mean squared error of the predicted rating"),
+        MetricSpec("MAE", smaller=True, help="mean absolute error of the predicted rating"),
+    )
+    example_metric_specs = (
+        MetricSpec("squared_error", smaller=True, help="(predicted - true rating)^2; its mean is MSE"),
+        MetricSpec("abs_error", smaller=True, help="|predicted - true rating|; its mean is MAE"),
+    )
+    primary_metric = "RMSE"
 
     @property
     def templates(self) -> list[Template]:
@@ -62,16 +72,20 @@ class RatingTask(BuiltTask):
     def target_words(self, example: Example) -> list[Word]:
         return [rating_word(example.target)]
 
-    def metrics(self, predictions: Any, examples: Sequence[Example]) -> dict[str, float]:
+    def metrics(self, predictions: npt.ArrayLike, examples: Sequence[Example]) -> dict[str, float]:
         pred, true = self._pred_true(predictions, examples)
         return rating_metrics(pred, true)
 
-    def surrogate(self, predictions: Any, examples: Sequence[Example]) -> np.ndarray:
+    def per_example(self, predictions: npt.ArrayLike, examples: Sequence[Example]) -> dict[str, np.ndarray]:
+        pred, true = self._pred_true(predictions, examples)
+        return rating_errors_per_example(pred, true)
+
+    def surrogate(self, predictions: npt.ArrayLike, examples: Sequence[Example]) -> np.ndarray:
         pred, true = self._pred_true(predictions, examples)
         return neg_squared_error_per_example(pred, true)
 
     @staticmethod
-    def _pred_true(predictions: Any, examples: Sequence[Example]) -> tuple[np.ndarray, np.ndarray]:
+    def _pred_true(predictions: npt.ArrayLike, examples: Sequence[Example]) -> tuple[np.ndarray, np.ndarray]:
         pred = as_numpy(predictions).astype(np.float64).reshape(-1)
         if pred.shape[0] != len(examples):
             raise ValueError(f"rating predictions must be [N={len(examples)}] values, got shape {pred.shape}")

@@ -1,0 +1,78 @@
+"""Helpers shared by the test modules (pytest puts `tests/` on sys.path): running the CLI in-process,
+reading its `--json` line, the tiny search home, a free port, and installing an example plugin package
+from `examples/` into a folder. Fixtures built on them live in conftest.py."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from paprec_cli.paths import Home
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLES = REPO / "examples"
+
+
+def invoke(*args: str) -> tuple[int, str, str]:
+    """(exit code, stdout, stderr) of `paprec ARGS` run in-process; an unexpected exception is re-raised."""
+    from paprec_cli.cli import app
+
+    result = CliRunner().invoke(app, list(args))
+    if result.exception and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result.exit_code, result.stdout, result.stderr
+
+
+def last_json(stdout: str) -> dict[str, Any]:
+    """The `--json` object: the last line of stdout."""
+    out = json.loads(stdout.strip().splitlines()[-1])
+    assert isinstance(out, dict)
+    return out
+
+
+def install_example(name: str, work: Path) -> Path:
+    """`pip install --target` a copy of `examples/NAME` (the copy keeps build files out of the repo);
+    returns the target folder, which holds the package and its entry-point metadata."""
+    source = work / "src"
+    shutil.copytree(EXAMPLES / name, source, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
+    target = work / "site"
+    cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+           "--disable-pip-version-check", "--no-index", "--target", str(target), str(source)]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    if done.returncode != 0:
+        pytest.fail(f"installing the example plugin {name} failed:\n{done.stderr}")
+    return target
+
+
+def make_home(root: Path) -> Home:
+    """A 40-user synthetic dataset and an untrained tiny model saved as `synthetic-tiny-atomic`."""
+    from paprec_cli.data.store import import_dataset, load_dataset
+    from paprec_cli.model import build_codec, create_model, save_model
+    from paprec_cli.plugins import load_registry
+    from paprec_cli.specs import ImportOptions
+
+    home = Home.resolve(root)
+    registry = load_registry()
+    extra = {"users": "40", "items": "30", "categories": "4", "length": "8"}
+    import_dataset(registry.dataset("synthetic"), None, home, options=ImportOptions(seed=0, extra=extra))
+    dataset = load_dataset(home, "synthetic")
+    texts = [t.source for entry in registry.tasks.values() for t in entry.spec.templates]
+    codec = build_codec(dataset, "atomic", texts, vocab_size=300)
+    bundle = create_model({"d_model": 32, "num_layers": 1, "num_heads": 2, "d_ff": 64}, codec, seed=0)
+    save_model(bundle, home.model_dir("synthetic-tiny-atomic"))
+    return home
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now (for a torchrun rendezvous)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
