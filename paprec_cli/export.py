@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from paprec_cli.errors import PaprecError
+from paprec_cli.inputs import PAPREC, InputProtocol, inputs_for
 from paprec_cli.paths import Home, atomic_path, write_text_atomic
 
 FORMAT = "paprec-prompts/1"
@@ -427,6 +428,8 @@ class BoundPrompts:
     bundle: Any  # paprec_cli.model.ModelBundle
     split_seed: int
     run: Path | None = None
+    #: How prompts are written for this model (P5 checkpoints: P5's protocol, with the run's separator).
+    inputs: InputProtocol = PAPREC
 
 
 def open_prompts(
@@ -435,12 +438,14 @@ def open_prompts(
     *,
     model: str | None = None,
     dataset: str | None = None,
+    tokenizer: str | None = None,
 ) -> BoundPrompts:
     """Load a prompts file or run, then the dataset and model it names (or the overrides), and check
     fingerprints and token ids so that a document is never applied to a model it was not searched for.
 
     The split seed comes from the run's manifest when there is one, else from the model's config (the
-    splits the model was trained on), as the search does.
+    splits the model was trained on), as the search does. `tokenizer` is the T5 tokenizer of a HF/P5
+    checkpoint; without it, the one the run's search used (its manifest), else the one beside the weights.
     """
     from paprec_cli.data.store import load_dataset
     from paprec_cli.evaluate import split_seed
@@ -456,12 +461,18 @@ def open_prompts(
     data = load_dataset(home, dataset or str(doc["dataset"]))
     check_fingerprints(doc, source, dataset_fingerprint=data.fingerprint)
     model_ref = model or str(doc["model"])
-    bundle = load_model(model_ref, home, dataset=data)
+    manifest = run / "manifest.json" if run is not None else None
+    recorded_config: dict[str, Any] = {}
+    if manifest is not None and manifest.is_file():
+        recorded_config = json.loads(manifest.read_text(encoding="utf-8")).get("config") or {}
+    if tokenizer is None and model is None and recorded_config.get("tokenizer"):
+        tokenizer = str(recorded_config["tokenizer"])
+    bundle = load_model(model_ref, home, dataset=data, tokenizer=Path(tokenizer) if tokenizer else None)
     check_fingerprints(doc, source, model_fingerprint=model_fingerprint(bundle))
     check_codec(doc, bundle.codec, source, model=model_ref)
     seed = split_seed(bundle)
-    manifest = run / "manifest.json" if run is not None else None
-    if manifest is not None and manifest.is_file():
-        recorded = (json.loads(manifest.read_text(encoding="utf-8")).get("config") or {}).get("split_seed")
-        seed = int(recorded) if recorded is not None else seed
-    return BoundPrompts(doc, source, data, bundle, seed, run)
+    recorded = recorded_config.get("split_seed")
+    seed = int(recorded) if recorded is not None else seed
+    run_seed = int(recorded_config.get("seed") or 0)
+    inputs = inputs_for(bundle.config, data.name, recorded_config.get("separator"), run_seed)
+    return BoundPrompts(doc, source, data, bundle, seed, run, inputs)

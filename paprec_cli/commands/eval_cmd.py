@@ -23,9 +23,11 @@ from paprec_cli.commands.common import (
     PaprecTyper,
     QuietOpt,
     SeedOpt,
+    TokenizerOpt,
     VerboseOpt,
     make_ctx,
     resolve_device,
+    tokenizer_arg,
 )
 from paprec_cli.errors import PaprecError
 
@@ -90,6 +92,8 @@ def protocol_of(bound: Any, task: Any, data: Any, test_examples: list[Any]) -> d
         test_examples=len(test_examples),
         model=str(bound.doc.get("model")),
         model_fingerprint=bound.doc.get("model_fingerprint"),
+        tokenizer_sha256=bound.bundle.codec.tokenizer_sha256,
+        expects_indexing=bound.bundle.config.get("expects_indexing"),
     )
     return proto
 
@@ -195,7 +199,7 @@ class Evaluated:
 
 
 def evaluate_source(source: str | Path, model: str | None, home: Path | None, batch_size: int | None, device: str,
-                    json_out: bool, quiet: bool, verbose: bool) -> Evaluated | None:
+                    json_out: bool, quiet: bool, verbose: bool, tokenizer: str | None = None) -> Evaluated | None:
     """The prompts' scores on validation and test, on rank 0; None on the other ranks.
 
     The only part split across processes: every rank opens the same prompts and predicts its share;
@@ -210,9 +214,9 @@ def evaluate_source(source: str | Path, model: str | None, home: Path | None, ba
     with distributed(resolve_device(device)) as dist:
         batch_size = batch_sizes(batch_size, dist.device)[0]  # inference: the search's surrogate batch
         ctx = make_ctx(home, json_out and dist.is_main, quiet or not dist.is_main, verbose)
-        bound = open_prompts(source, ctx.home, model=model)
+        bound = open_prompts(source, ctx.home, model=model, tokenizer=tokenizer)
         task = ctx.registry.task(str(bound.doc["task"]), option="the prompts' task")
-        data = TaskData(bound.dataset, bound.split_seed)
+        data = TaskData(bound.dataset, bound.split_seed, bound.inputs)
         ctx.out.info(f"Evaluating {task.name} prompts from {bound.source} on '{bound.dataset.name}'")
         results, details = evaluate_prompts(bound.bundle, task, data, bound.doc, parts=PARTS, batch_size=batch_size,
                                             device=dist.device, dist=dist)
@@ -266,6 +270,7 @@ def register(app: PaprecTyper) -> None:
         model: Annotated[
             str | None, typer.Option("--model", help="Model path or name (default: the one the prompts name).")
         ] = None,
+        tokenizer: TokenizerOpt = None,
         n_boot: Annotated[int, typer.Option("--n-boot", help="Bootstrap resamples for the paired CIs.")] = 1000,
         baselines: Annotated[
             bool, typer.Option("--baselines/--no-baselines", help="Also report popularity and item-kNN.")
@@ -291,6 +296,7 @@ def register(app: PaprecTyper) -> None:
         if n_boot < 1 or (batch_size is not None and batch_size < 1):
             raise PaprecError("--n-boot and --batch-size must be integers >= 1")
         source: str | Path = run if run is not None else prompts  # type: ignore[assignment]
-        found = evaluate_source(source, model, home, batch_size, device, json_out, quiet, verbose)
+        found = evaluate_source(source, model, home, batch_size, device, json_out, quiet, verbose,
+                                tokenizer_arg(tokenizer))
         if found is not None:  # rank 0 (or the only process)
             report(found, n_boot, seed, baselines)

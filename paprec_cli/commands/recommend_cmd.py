@@ -32,10 +32,14 @@ from paprec_cli.commands.common import (
     JsonOpt,
     PaprecTyper,
     QuietOpt,
+    SeparatorOpt,
+    TokenizerOpt,
     make_ctx,
     resolve_device,
+    tokenizer_arg,
 )
 from paprec_cli.errors import DataFormatError, PaprecError
+from paprec_cli.inputs import PAPREC, InputProtocol, inputs_for
 
 if TYPE_CHECKING:
     from paprec_cli.distributed import DistContext
@@ -62,6 +66,7 @@ class Serving:
     task: Any  # TaskSpec
     doc: dict[str, Any] | None
     seed: int
+    inputs: InputProtocol = PAPREC
 
 
 # -- which users --------------------------------------------------------------------------------------
@@ -141,7 +146,8 @@ def index_to_raw(data: Any) -> dict[int, str]:
 
 
 # -- examples and prompts -----------------------------------------------------------------------------
-def serving_examples(task: Any, dataset: Any, users: Sequence[int], seed: int) -> list[Any]:
+def serving_examples(task: Any, dataset: Any, users: Sequence[int], seed: int,
+                     inputs: InputProtocol = PAPREC) -> list[Any]:
     """The task's test-style examples for `users` (in that order), each history the user's whole sequence.
 
     Reuses the task's own example builder (same argument words as in search and eval) on a split in
@@ -162,7 +168,7 @@ def serving_examples(task: Any, dataset: Any, users: Sequence[int], seed: int) -
         if full.size == 0:
             raise PaprecError(f"--user {user}: this user has no interactions in dataset '{dataset.name}'")
         train[user], validation[user], test[user] = full[:-1], full[-1], full[-1]
-    data = TaskData(dataset, seed)
+    data = TaskData(dataset, seed, inputs)
     data.__dict__["loo"] = LeaveOneOut(train, validation, test)  # cached_property slot: this view only
     by_user = {ex.user: ex for ex in task.examples(data, "test")}
     examples = [by_user.get(user) for user in users]
@@ -237,7 +243,7 @@ def item_row(rank: int, idx: int, score: float, info: dict[str, Any]) -> dict[st
 
 # -- serving ------------------------------------------------------------------------------------------
 def open_serving(ctx: Ctx, prompts: str | None, model: str | None, dataset: str | None,
-                 task_name: str | None) -> Serving:
+                 task_name: str | None, tokenizer: str | None = None, separator: str | None = None) -> Serving:
     """Dataset, model and task the prompts name (overrides checked), else --dataset/--model/--task."""
     from paprec_cli.data.store import load_dataset
     from paprec_cli.evaluate import split_seed
@@ -246,17 +252,19 @@ def open_serving(ctx: Ctx, prompts: str | None, model: str | None, dataset: str 
     from paprec_cli.search.runner import default_model
 
     if prompts is not None:
-        bound = open_prompts(prompts, ctx.home, model=model, dataset=dataset)
+        bound = open_prompts(prompts, ctx.home, model=model, dataset=dataset, tokenizer=tokenizer)
         doc = bound.doc
         if task_name is not None and task_name != doc["task"]:
             raise PaprecError(f"--task {task_name}: the prompts in {bound.source} are for task '{doc['task']}'")
         task = ctx.registry.task(str(doc["task"]))
-        return Serving(bound.dataset, bound.bundle, task, doc, bound.split_seed)
+        return Serving(bound.dataset, bound.bundle, task, doc, bound.split_seed, bound.inputs)
     if dataset is None:
         raise PaprecError("--dataset is required without --prompts (the prompts would name it)")
     data = load_dataset(ctx.home, dataset)
-    bundle = load_model(model or default_model(ctx.home, dataset), ctx.home, dataset=data)
-    return Serving(data, bundle, ctx.registry.task(task_name or "sequential"), None, split_seed(bundle))
+    bundle = load_model(model or default_model(ctx.home, dataset), ctx.home, dataset=data,
+                        tokenizer=Path(tokenizer) if tokenizer else None)
+    inputs = inputs_for(bundle.config, data.name, separator)
+    return Serving(data, bundle, ctx.registry.task(task_name or "sequential"), None, split_seed(bundle), inputs)
 
 
 def shared_fallbacks(serving: Serving, users: Sequence[int]) -> int:
@@ -287,7 +295,7 @@ def serve_share(serving: Serving, recommender: Any, users: list[int], k: int, ex
                 batch_size: int) -> list[Answer]:
     """This process's answers, batch by batch (examples and prompts are built once for the share)."""
     data, codec = serving.data, serving.bundle.codec
-    examples = serving_examples(serving.task, data, users, serving.seed)
+    examples = serving_examples(serving.task, data, users, serving.seed, serving.inputs)
     prepared = prepare_prompts(codec, serving.task, examples, serving.doc)
     excludes = [{int(i) for i in data.sequences[u]} if exclude_seen else set() for u in users]
     raw = index_to_raw(data)
@@ -372,6 +380,8 @@ def register(app: PaprecTyper) -> None:
             str | None,
             typer.Option("--model", help="Model path or name (default: the prompts' model, else the dataset's)."),
         ] = None,
+        tokenizer: TokenizerOpt = None,
+        separator: SeparatorOpt = None,
         prompts: Annotated[
             str | None, typer.Option("--prompts", help="Prompts file (any export format) or run folder/name.")
         ] = None,
@@ -401,7 +411,7 @@ def register(app: PaprecTyper) -> None:
         check_request(user, users_file, all_users, output)
         with distributed(resolve_device(device)) as dist:
             ctx = make_ctx(home, json_out and dist.is_main, quiet or not dist.is_main)
-            serving = open_serving(ctx, prompts, model, dataset, task_name)
+            serving = open_serving(ctx, prompts, model, dataset, task_name, tokenizer_arg(tokenizer), separator)
             users = chosen_users(serving.data, user, users_file, all_users)
             serving_example(serving.task, serving.data, users[0], serving.seed)  # task refusals, on every rank
             fallbacks = shared_fallbacks(serving, users)

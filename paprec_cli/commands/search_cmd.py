@@ -20,9 +20,12 @@ from paprec_cli.commands.common import (
     PaprecTyper,
     QuietOpt,
     SeedOpt,
+    SeparatorOpt,
+    TokenizerOpt,
     VerboseOpt,
     make_ctx,
     resolve_device,
+    tokenizer_arg,
 )
 from paprec_cli.errors import PaprecError
 from paprec_cli.output import Output
@@ -63,6 +66,8 @@ def search_command(
     task: Annotated[str | None, Opt("--task", help="Task to search prompts for (sequential, direct, rating).")] = None,
     dataset: Annotated[str | None, Opt("--dataset", help="Imported dataset to search on.")] = None,
     model: Annotated[str | None, Opt("--model", help=MODEL_HELP)] = None,
+    tokenizer: TokenizerOpt = None,
+    separator: SeparatorOpt = None,
     n_prefix: Annotated[
         int | None, Opt("--n-prefix", help="Shared trigger tokens before the argument (default 0).")
     ] = None,
@@ -112,7 +117,8 @@ def search_command(
                 n_prefix=0 if n_prefix is None else n_prefix, n_suffix=5 if n_suffix is None else n_suffix,
                 init=init, n_personal=n_personal, top_k=top_k, val_users=val_users,
                 grad_examples=grad_examples, max_rounds=max_rounds, time_budget=time_budget, selection=selection,
-                evaluator=evaluator, batch_size=batch_size, seed=seed,
+                evaluator=evaluator, batch_size=batch_size, seed=seed, tokenizer=tokenizer_arg(tokenizer),
+                separator=separator,
                 allow_list=str(allow_list.resolve()) if allow_list else None,
             ).check()
             run, recorded, state = None, None, None

@@ -15,9 +15,11 @@ from paprec_cli.commands.common import (
     PaprecTyper,
     QuietOpt,
     SeedOpt,
+    TokenizerOpt,
     VerboseOpt,
     make_ctx,
     resolve_device,
+    tokenizer_arg,
 )
 from paprec_cli.errors import PaprecError
 
@@ -82,6 +84,7 @@ def register(app: PaprecTyper) -> None:
         init: Annotated[
             str | None, typer.Option("--init", help="Start from weights: a paprec model, HF T5 folder or P5 .pth.")
         ] = None,
+        tokenizer: TokenizerOpt = None,
         seed: SeedOpt = 0,
         device: DeviceOpt = "auto",
         json_out: JsonOpt = False,
@@ -116,7 +119,8 @@ def register(app: PaprecTyper) -> None:
                 raise PaprecError("--item-init applies to a fresh run only; drop it when using --resume")
 
             saved = read_state(state_dir(ctx.home, resume), resume).options
-            given = {"--dataset": dataset, "--size": size, "--ids": ids, "--tasks": task_names, "--init": init}
+            given = {"--dataset": dataset, "--size": size, "--ids": ids, "--tasks": task_names, "--init": init,
+                     "--tokenizer": tokenizer_arg(tokenizer)}
             options = setup.resumed_options(saved, given, {**overrides, "time_budget": time_budget})
         else:
             if dataset is None:
@@ -124,6 +128,7 @@ def register(app: PaprecTyper) -> None:
             options = setup.new_options(
                 dataset=dataset, tasks=task_names or [], size=size or "tiny", ids=ids or "atomic", name=name,
                 seed=seed, time_budget=time_budget, init=init, overrides=overrides,
+                tokenizer=tokenizer_arg(tokenizer),
             )  # fmt: skip
         result = run_training(options, ctx.home, ctx.out, registry, chosen_device, resume=bool(resume), dist=dist)
         dist.destroy()

@@ -18,6 +18,7 @@ import polars as pl
 
 from paprec_cli.data.store import Dataset
 from paprec_cli.errors import PaprecError
+from paprec_cli.inputs import PAPREC, InputProtocol
 
 N_NEGATIVES = 99
 MIN_LOO_LENGTH = 3
@@ -112,9 +113,11 @@ def sample_negatives(seen: np.ndarray, n_items: int, n: int, seed: int, user: in
 class TaskData:
     """A dataset plus every split a task needs, computed lazily and cached for one process."""
 
-    def __init__(self, dataset: Dataset, seed: int = 0) -> None:
+    def __init__(self, dataset: Dataset, seed: int = 0, inputs: InputProtocol = PAPREC) -> None:
+        """`inputs`: how prompts are written (history length, separator; `paprec_cli.inputs`)."""
         self.dataset = dataset
         self.seed = seed
+        self.inputs = inputs
 
     @property
     def n_users(self) -> int:
@@ -158,4 +161,5 @@ class TaskData:
             "tie_break": self.dataset.manifest.get("tie_break"),
             "seed": self.seed,
             "dataset_fingerprint": self.dataset.fingerprint,
+            "inputs": self.inputs.to_json(),
         }

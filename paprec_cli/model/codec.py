@@ -21,7 +21,16 @@ import torch
 from tokenizers import Tokenizer
 
 from paprec_cli.errors import PaprecError
-from paprec_cli.model.tokenizer import DEFAULT_VOCAB_SIZE, EOS, MARKER, PAD, UNK, read_tokenizer, train_tokenizer
+from paprec_cli.model.tokenizer import (
+    DEFAULT_VOCAB_SIZE,
+    EOS,
+    MARKER,
+    PAD,
+    UNK,
+    read_tokenizer,
+    tokenizer_sha256,
+    train_tokenizer,
+)
 from paprec_cli.specs import Word
 
 IdScheme = Literal["atomic", "subword"]
@@ -103,8 +112,19 @@ class PromptCodec:
         extra = self.n_users + self.n_items if id_scheme == "atomic" else 0
         self.vocab_size = self.text_vocab_size + extra
         self._cache: dict[str, tuple[int, ...]] = {}
+        self._tokenizer_sha256: str | None = None
+        #: Encoder tokens including EOS (None: no cut). P5 checkpoints: 512, as P5's `max_text_length`;
+        #: a longer prompt keeps its first 511 tokens (the cut falls at the end of the text, as in P5).
+        self.max_input_tokens: int | None = None
         self._candidates: torch.Tensor | None = None
         self._item_sequences: torch.Tensor | None = None
+
+    @property
+    def tokenizer_sha256(self) -> str:
+        """sha256 of the tokenizer in use (see `tokenizer.tokenizer_sha256`); recorded in every manifest."""
+        if self._tokenizer_sha256 is None:
+            self._tokenizer_sha256 = tokenizer_sha256(self.tokenizer)
+        return self._tokenizer_sha256
 
     # ------------------------------------------------------------------ encoding
     def _word_pieces(self, texts: Iterable[str]) -> None:
@@ -149,8 +169,15 @@ class PromptCodec:
                     pieces = cache[self._text_of(word)]
                 ids.extend(pieces)
                 wids.extend([min(number, MAX_WORD_ID)] * len(pieces))
-            out.append(EncodedPrompt(tuple(ids), tuple(wids)))
+            out.append(self._cut(EncodedPrompt(tuple(ids), tuple(wids))))
         return out
+
+    def _cut(self, prompt: EncodedPrompt) -> EncodedPrompt:
+        """`prompt` cut to `max_input_tokens - 1` tokens (room for EOS); unchanged without a limit."""
+        limit = self.max_input_tokens
+        if limit is None or len(prompt.token_ids) < limit:
+            return prompt
+        return EncodedPrompt(prompt.token_ids[: limit - 1], prompt.word_ids[: limit - 1])
 
     def encode(self, words: Sequence[Word]) -> EncodedPrompt:
         return self.encode_batch([words])[0]
@@ -165,9 +192,11 @@ class PromptCodec:
         arg_words = [w + n_prefix for w in argument.word_ids]
         last = max(arg_words, default=n_prefix)
         words = [*range(1, n_prefix + 1), *arg_words, *range(last + 1, last + 1 + len(suffix_ids))]
-        return EncodedPrompt(
-            (*(int(t) for t in prefix_ids), *argument.token_ids, *(int(t) for t in suffix_ids)),
-            tuple(min(w, MAX_WORD_ID) for w in words),
+        return self._cut(
+            EncodedPrompt(
+                (*(int(t) for t in prefix_ids), *argument.token_ids, *(int(t) for t in suffix_ids)),
+                tuple(min(w, MAX_WORD_ID) for w in words),
+            )
         )
 
     def collate(self, prompts: Sequence[EncodedPrompt], device: torch.device | str | None = None) -> Any:
@@ -282,6 +311,7 @@ class PromptCodec:
             "decoder_start_id": self.decoder_start_id,
             "max_word_id": MAX_WORD_ID,
             "tokenizer": self.tokenizer_kind,
+            "tokenizer_sha256": self.tokenizer_sha256,
             "dataset": {"name": self.dataset_name, "fingerprint": self.dataset_fingerprint},
             "word_tokens": None if self.word_tokens is None else sorted(self.word_tokens),
         }

@@ -44,6 +44,10 @@ class SearchConfig:
     #: The starting prompt: a seeded random draw, or the manual template's words around the argument
     #: (then n_prefix/n_suffix are the template's word counts, set when the search is prepared).
     init: str = "random"
+    #: The T5 tokenizer of a HF T5 folder / P5 `.pth` model (None: the one beside the checkpoint).
+    tokenizer: str | None = None
+    #: History separator for the P5 input protocol (`,`, `->` or `random`); None: `,`.
+    separator: str | None = None
 
     @property
     def layout(self) -> Layout:
@@ -65,6 +69,7 @@ class SearchConfig:
             (self.evaluator in EVALUATORS, "--evaluator", " or ".join(EVALUATORS)),
             (self.init in INITS, "--init", " or ".join(INITS)),
             (self.batch_size is None or self.batch_size >= 1, "--batch-size", "an integer >= 1"),
+            (self.separator in (None, ",", "->", "random"), "--separator", ", or -> or random"),
         ]
         for ok, option, expected in checks:
             if not ok:

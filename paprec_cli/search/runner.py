@@ -23,6 +23,7 @@ from paprec_cli.data.store import Dataset, load_dataset
 from paprec_cli.distributed import DistContext
 from paprec_cli.errors import PaprecError
 from paprec_cli.evaluate import evaluate_prompts, split_seed
+from paprec_cli.inputs import inputs_for
 from paprec_cli.paths import Home, sha256_file
 from paprec_cli.plugins import Registry
 from paprec_cli.search.config import SearchConfig, batch_sizes
@@ -129,14 +130,16 @@ def prepare(config: SearchConfig, registry: Registry, home: Home, device: str,
     if config.manual_template:
         task.manual(config.manual_template)
     dataset = load_dataset(home, config.dataset)
-    bundle = load_model(config.model, home, dataset=dataset)
+    bundle = load_model(config.model, home, dataset=dataset,
+                        tokenizer=Path(config.tokenizer) if config.tokenizer else None)
     if bundle.folder is not None:
         config = replace(config, model=str(Path(bundle.folder).resolve()))
     bundle.model.requires_grad_(False)
     bundle.model.eval()
     if config.split_seed is None:
         config = replace(config, split_seed=split_seed(bundle))
-    data = TaskData(dataset, config.split_seed or 0)
+    inputs = inputs_for(bundle.config, dataset.name, config.separator, config.seed)
+    data = TaskData(dataset, config.split_seed or 0, inputs)
     recommender = Recommender(bundle.model, bundle.codec, device)
     vocab = candidate_vocabulary(bundle.codec, Path(config.allow_list) if config.allow_list else None)
     shared: tuple[int, ...] | None = None
@@ -183,7 +186,9 @@ def manifest(session: Session) -> dict[str, Any]:
         "libraries": library_versions(),
         "dataset": {"name": session.dataset.name, "fingerprint": session.dataset.fingerprint},
         "model": {"path": session.config.model, "fingerprint": session.model_fingerprint,
-                  "id_scheme": session.bundle.codec.id_scheme, "size": session.bundle.config.get("size")},
+                  "id_scheme": session.bundle.codec.id_scheme, "size": session.bundle.config.get("size"),
+                  "tokenizer_sha256": session.bundle.codec.tokenizer_sha256,
+                  "expects_indexing": session.bundle.config.get("expects_indexing")},
         "protocol": session.data.protocol(),
         "task": {"name": session.task.name, "kind": session.task.kind,
                  "manual_template": session.config.manual_template or session.task.default_template},

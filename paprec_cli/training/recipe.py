@@ -103,6 +103,8 @@ class TrainOptions:
     #: finishes in time is then the same on a fast and on a slow machine.
     anneal_to_budget: bool = True
     init: str | None = None
+    #: The T5 tokenizer (`tokenizer.json` / `spiece.model` file or folder) for a T5/P5 `init`; None: beside it.
+    tokenizer: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)

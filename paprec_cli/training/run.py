@@ -14,6 +14,7 @@ import platform
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -130,7 +131,8 @@ def _fresh_bundle(api: Any, options: TrainOptions, dataset: Dataset, training: T
     """A new codec and model, or the weights of `--init` (paprec folder, HF T5 folder, P5 .pth)."""
     if options.init:
         # Checks users, items and fingerprint against the dataset; HF/P5 layouts get the codec from it.
-        return api.load_model(options.init, home, dataset=dataset, id_scheme=options.ids)
+        tokenizer = Path(options.tokenizer) if options.tokenizer else None
+        return api.load_model(options.init, home, dataset=dataset, id_scheme=options.ids, tokenizer=tokenizer)
     codec = api.build_codec(dataset, options.ids, training.texts())
     bundle = api.create_model(options.size, codec, options.seed, dropout=options.recipe.dropout)
     if options.recipe.zero_whole_word:
@@ -294,6 +296,7 @@ def training_record(session: Session, result: dict[str, Any]) -> dict[str, Any]:
             "users": dataset.n_users, "items": dataset.n_items,
         },
         "protocol": session.data.protocol(),
+        "tokenizer_sha256": session.bundle.codec.tokenizer_sha256,
         "tasks": list(options.tasks),
         "families": session.training.families(),
         "held_out_templates": {t.name: [x.id for x in t.templates if x.held_out] for t in session.tasks},

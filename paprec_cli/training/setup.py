@@ -66,6 +66,7 @@ def new_options(
     time_budget: float | None,
     init: str | None,
     overrides: dict[str, Any],
+    tokenizer: str | None = None,
 ) -> TrainOptions:
     """Options of a fresh run: the size's recipe with command-line overrides."""
     if ids not in ID_SCHEMES:
@@ -88,6 +89,7 @@ def new_options(
         time_budget=time_budget,
         anneal_to_budget=anneal_to_budget,
         init=init,
+        tokenizer=tokenizer,
     )
 
 
