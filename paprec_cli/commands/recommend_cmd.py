@@ -305,8 +305,10 @@ def serve_share(serving: Serving, recommender: Any, users: list[int], k: int, ex
         ranked = top_items_batch(recommender, codec, [p.prompt for p in prepared[part]], k, excludes[part])
         rows = item_rows_many(data, ranked)
         for user, prep, items in zip(users[part], prepared[part], rows, strict=True):
+            prompt = {"mode": prep.mode, "text": prep.text, **codec.model_input(prep.prompt),
+                      "inputs": serving.inputs.name}
             answers.append({"user": raw[user], "user_idx": user, "dataset": data.name, "task": serving.task.name,
-                            "prompt": prep.mode, "prompt_text": prep.text, "items": items})
+                            "prompt": prompt, "prompt_text": prep.text, "items": items})
     return answers
 
 
@@ -321,7 +323,7 @@ def json_lines(answers: Sequence[Answer]) -> str:
 def show_one(ctx: Ctx, user: str, answer: Answer) -> None:
     """One user's table and prompt (the classic `--user` output) and its `--json` line."""
     rows = answer["items"]
-    table = Table(title=f"top {len(rows)} for user {user} ({answer['prompt']} prompt)")
+    table = Table(title=f"top {len(rows)} for user {user} ({answer['prompt']['mode']} prompt)")
     for column in ("rank", "item_idx", "item", "title", "attributes", "log p"):
         table.add_column(column, justify="right" if column in ("rank", "item_idx", "log p") else "left")
     for row in rows:
@@ -352,7 +354,8 @@ def write_many(ctx: Ctx, answers: Sequence[Answer], output: Path | None) -> None
     ctx.out.info(f"Wrote recommendations for {len(answers)} user(s) to {output}")
     modes: dict[str, int] = {}
     for answer in answers:
-        modes[answer["prompt"]] = modes.get(answer["prompt"], 0) + 1
+        mode = answer["prompt"]["mode"]
+        modes[mode] = modes.get(mode, 0) + 1
     ctx.out.result({"output": str(output), "users": len(answers), "prompts": modes})
 
 

@@ -199,6 +199,14 @@ class PromptCodec:
             )
         )
 
+    def model_input(self, prompt: EncodedPrompt) -> dict[str, list[int]]:
+        """The exact encoder input of one prompt, as `collate` builds its row without padding:
+        `input_ids` (the prompt's tokens, then EOS) and `whole_word_ids` (their word numbers, then 0)."""
+        return {
+            "input_ids": [*(int(t) for t in prompt.token_ids), self.eos_id],
+            "whole_word_ids": [*(int(w) for w in prompt.word_ids), 0],
+        }
+
     def collate(self, prompts: Sequence[EncodedPrompt], device: torch.device | str | None = None) -> Any:
         """`collate` with this codec's pad and EOS ids."""
         from paprec_cli.model.batching import collate
