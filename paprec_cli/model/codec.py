@@ -147,8 +147,8 @@ class PromptCodec:
     def _text_of(self, word: Word) -> str:
         if word.kind == "user":
             return f"user_{word.index}"
-        if word.kind == "item":
-            return str(word.index)
+        if word.kind == "item":  # "873", or P5's rating wording "item_873" (one word)
+            return word.text if word.text.startswith("item_") else str(word.index)
         return word.text
 
     def encode_batch(self, prompts: Sequence[Sequence[Word]]) -> list[EncodedPrompt]:
