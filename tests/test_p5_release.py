@@ -68,6 +68,7 @@ def release(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     lines = [" ".join(str(x) for x in [u, *items]) for u, items in SEQUENCES.items()]
     (data / "sequential_data.txt").write_text("\n".join(lines) + "\n")
     corpus = [T2_3, T5_7, T1_1, "Which item of the following to recommend for", "user_1 user_2 item_3 -> , :"] * 30
+    corpus += ["1.0 1.5 2.7 3.5 4.3 5.0 4.9 3.2"] * 20
     corpus += [" , ".join(str(i) for i in range(k, k + 40)) for k in range(1, 400, 7)]
     model = io.BytesIO()
     spm.SentencePieceTrainer.train(
@@ -227,3 +228,61 @@ def test_paprec_default_inputs_unchanged() -> None:
     assert p5_protocol("yelp").history == 20 and p5_protocol("beauty").history is None
     rendered = RatingTask().manual("1-1").render({"user": (Word.user(5),), "item": (Word.item(873),)})
     assert [w.text for w in rendered][5:8] == ["give", "item", "873"]
+
+
+def test_one_decimal_ratings_read_as_the_decoded_number(release: dict[str, Path], tmp_path: Path) -> None:
+    """A P5-style model trained here on "4.3" / "2.7" is read as 4.3 / 2.7 (not the expected first digit)."""
+    from paprec_tasks.rating import RatingTask
+
+    from paprec_cli.data.store import load_dataset
+    from paprec_cli.model import Recommender
+    from paprec_cli.paths import Home
+
+    home = imported(tmp_path, release, "sequential")
+    data = load_dataset(Home.resolve(home), "beauty")
+    bundle = load_model(release["pth"], dataset=data, tokenizer=release["tokenizer"])
+    codec, template = bundle.codec, RatingTask().manual("1-1")
+    pairs = [((3, 17), "4.3"), ((5, 150), "2.7")]
+    prompts = [
+        codec.encode(template.render({"user": (Word.user(u),), "item": (Word(f"item_{i}", "item", i),)}))
+        for (u, i), _ in pairs
+    ]
+    targets = [codec.target_ids([Word(text, "rating")]) for _, text in pairs]
+    rec = Recommender(bundle.model, codec, "cpu")
+    optimizer = torch.optim.Adam(bundle.model.parameters(), lr=1e-2)
+    torch.manual_seed(0)
+    for _ in range(200):
+        optimizer.zero_grad()
+        loss = rec.nll(codec.collate(prompts), targets).mean()
+        loss.backward()
+        optimizer.step()
+        if float(loss.detach()) < 1e-3:
+            break
+    trained = {f"module.{k}": v.detach().clone() for k, v in bundle.model.t5.state_dict().items()}
+    trained["module.encoder.whole_word_embeddings.weight"] = bundle.model.whole_word.weight.detach().clone()
+    torch.save(trained, tmp_path / "rating.pth")
+    reloaded = load_model(tmp_path / "rating.pth", dataset=data, tokenizer=release["tokenizer"])
+    assert reloaded.codec.rating_readout == "decoded" and reloaded.config["rating_readout"] == "decoded"
+    read = Recommender(reloaded.model, reloaded.codec, "cpu").predict_rating(reloaded.codec.collate(prompts))
+    assert read.tolist() == pytest.approx([4.3, 2.7], abs=1e-6)
+
+
+def test_parse_rating_never_substitutes() -> None:
+    from paprec_cli.model.generate import parse_rating
+
+    assert parse_rating(" 4.3") == pytest.approx(4.3) and parse_rating("5") == 5.0
+    assert all(np.isnan(parse_rating(t)) for t in ("", "four", "4.3.1", "nan", "inf"))
+
+
+def test_paprec_models_read_ratings_as_their_targets_say() -> None:
+    import polars as pl
+
+    from paprec_cli.training.run import rating_readout_for
+
+    class Data:
+        def __init__(self, ratings: list[float | None]) -> None:
+            self.interactions = pl.DataFrame({"rating": ratings}, schema={"rating": pl.Float64})
+
+    assert rating_readout_for(Data([1.0, 5.0, None])) == "expected"  # type: ignore[arg-type]
+    assert rating_readout_for(Data([])) == "expected"  # type: ignore[arg-type]
+    assert rating_readout_for(Data([4.0, 3.5])) == "decoded"  # type: ignore[arg-type]

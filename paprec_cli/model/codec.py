@@ -34,6 +34,7 @@ from paprec_cli.model.tokenizer import (
 from paprec_cli.specs import Word
 
 IdScheme = Literal["atomic", "subword"]
+RatingReadout = Literal["expected", "decoded"]
 ID_SCHEMES: tuple[IdScheme, ...] = ("atomic", "subword")
 MAX_WORD_ID = 511
 RATING_WORDS = ("1", "2", "3", "4", "5")
@@ -116,6 +117,9 @@ class PromptCodec:
         #: Encoder tokens including EOS (None: no cut). P5 checkpoints: 512, as P5's `max_text_length`;
         #: a longer prompt keeps its first 511 tokens (the cut falls at the end of the text, as in P5).
         self.max_input_tokens: int | None = None
+        #: How ratings are read (`Recommender.predict_rating`): "expected" (the expected digit, for models
+        #: trained on "1".."5") or "decoded" (the greedy decoded number: P5 and one-decimal targets).
+        self.rating_readout: RatingReadout = "expected"
         self._candidates: torch.Tensor | None = None
         self._item_sequences: torch.Tensor | None = None
 
@@ -288,6 +292,14 @@ class PromptCodec:
             self._item_sequences = seqs
         return self._item_sequences
 
+    def ratings_are_tokens(self) -> bool:
+        """Whether the ratings "1".."5" are told apart by one token (`rating_tokens` works)."""
+        try:
+            self.rating_tokens()
+        except PaprecError:
+            return False
+        return True
+
     def rating_tokens(self) -> tuple[list[int], list[int]]:
         """(prefix, ids): the tokens shared by all rating words "1".."5" (usually none) and then the
         token that tells them apart; `predict_rating` teacher-forces the prefix and reads the next step."""
@@ -320,6 +332,7 @@ class PromptCodec:
             "max_word_id": MAX_WORD_ID,
             "tokenizer": self.tokenizer_kind,
             "tokenizer_sha256": self.tokenizer_sha256,
+            "rating_readout": self.rating_readout,
             "dataset": {"name": self.dataset_name, "fingerprint": self.dataset_fingerprint},
             "word_tokens": None if self.word_tokens is None else sorted(self.word_tokens),
         }
@@ -355,6 +368,10 @@ class PromptCodec:
             )
         except KeyError as err:
             raise PaprecError(f"{path}: missing field {err}") from err
+        readout = info.get("rating_readout", "expected")
+        if readout not in ("expected", "decoded"):
+            raise PaprecError(f"{path}: rating_readout {readout!r}; expected 'expected' or 'decoded'")
+        codec.rating_readout = readout
         if codec.text_vocab_size != info.get("text_vocab_size") or codec.vocab_size != info.get("vocab_size"):
             raise PaprecError(
                 f"{folder / 'tokenizer.json'}: vocabulary size {codec.text_vocab_size} does not match "

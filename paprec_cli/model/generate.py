@@ -101,3 +101,36 @@ def generate_items(
         end = tokens.index(codec.eos_id) if codec.eos_id in tokens else len(tokens)
         result[row] = items.get(tuple(tokens[:end]), 0)  # 0 only if generation stopped early (never with the trie)
     return result.view(enc.shape[0], k).to(enc.device)
+
+
+#: Decoder tokens a rating string may take ("4.3" plus EOS is 3-5 pieces in T5's and paprec's vocabularies).
+RATING_TOKENS = 8
+
+
+def decode_ratings(model: RecLM, codec: PromptCodec, enc: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Ratings read as P5 reads them: greedy decoding, the output text parsed as a number, [B] float32.
+
+    An output that is not a number (or not finite) gives NaN: the metrics then show it (RMSE/MAE NaN, the
+    search's surrogate -inf) instead of a substituted value."""
+    config = GenerationConfig(
+        num_beams=1,
+        do_sample=False,
+        max_new_tokens=RATING_TOKENS,
+        decoder_start_token_id=codec.decoder_start_id,
+        eos_token_id=codec.eos_id,
+        pad_token_id=codec.pad_id,
+    )
+    out = model.t5.generate(
+        encoder_outputs=BaseModelOutput(last_hidden_state=enc), attention_mask=mask, generation_config=config
+    )
+    texts = codec.tokenizer.decode_batch([row[1:] for row in out.tolist()], skip_special_tokens=True)
+    return torch.tensor([parse_rating(t) for t in texts], dtype=torch.float32, device=enc.device)
+
+
+def parse_rating(text: str) -> float:
+    """The number a decoded rating string holds ("4.3" -> 4.3), NaN when it is not one."""
+    try:
+        value = float(text.strip())
+    except ValueError:
+        return float("nan")
+    return value if value == value and abs(value) != float("inf") else float("nan")

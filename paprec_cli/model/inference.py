@@ -6,10 +6,13 @@ Ranking over all items (`rank_all`):
 - `subword` ids: a trie-constrained beam search with a KV cache (`beam.py`); every output is an item
   of the dataset by construction.
 
-Rating (`predict_rating`): the expected value of the rating under the model's first-step
-distribution restricted to the tokens of "1".."5" (softmax over those five logits), i.e.
-`sum_r r * p(r) / sum_r p(r)`. It is smooth (good for the search's surrogate) and never fails to
-parse, unlike decoding a number.
+Rating (`predict_rating`), as the model was trained (`codec.rating_readout`):
+- "expected" (paprec's own models trained on integral ratings "1".."5"): the expected value of the
+  rating under the model's first-step distribution restricted to the tokens of "1".."5" (softmax over
+  those five logits), i.e. `sum_r r * p(r) / sum_r p(r)`. Smooth (good for the search's surrogate).
+- "decoded" (P5 checkpoints, trained on one-decimal strings such as "4.3", and paprec models trained
+  on non-integral ratings): the greedy decoded text read as a number, NaN when it is not one. Also used
+  when the digits "1".."5" are not single tokens of the vocabulary.
 
 Pure inference runs under `torch.inference_mode()`, in eval mode (restored afterwards), with bf16
 autocast on CUDA. `nll` keeps autograd on so the search can back-propagate to the input embeddings.
@@ -245,7 +248,14 @@ class Recommender:
         return self._rating
 
     def predict_rating(self, batch: Batch) -> torch.Tensor:
-        """Expected rating over the tokens "1".."5" at the first decoding step, [B] float32."""
+        """[B] float32 ratings: the expected rating over the tokens "1".."5" at the first decoding step, or
+        the greedy decoded number (`codec.rating_readout == "decoded"`, or digits that are not single tokens)."""
+        if self.codec.rating_readout == "decoded" or not self.codec.ratings_are_tokens():
+            from paprec_cli.model.generate import decode_ratings
+
+            with self._eval():
+                batch, enc = self._encode(batch)
+                return decode_ratings(self.model, self.codec, enc, batch.attention_mask)
         prefix, ids = self.rating_tokens()
         with self._eval():
             batch, enc = self._encode(batch)

@@ -99,8 +99,10 @@ def load_p5(
         weights_sha256=sha256_file(path),
         expects_indexing=P5_INDEXING,
         input_protocol="p5",
+        rating_readout="decoded",
     )
     codec.max_input_tokens = P5_MAX_TOKENS
+    codec.rating_readout = "decoded"  # P5 trained on one-decimal strings ("4.3") and read the decoded number
     return ModelBundle(model, codec, info, None)
 
 

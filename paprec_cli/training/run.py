@@ -134,6 +134,7 @@ def _fresh_bundle(api: Any, options: TrainOptions, dataset: Dataset, training: T
         tokenizer = Path(options.tokenizer) if options.tokenizer else None
         return api.load_model(options.init, home, dataset=dataset, id_scheme=options.ids, tokenizer=tokenizer)
     codec = api.build_codec(dataset, options.ids, training.texts())
+    codec.rating_readout = rating_readout_for(dataset)
     bundle = api.create_model(options.size, codec, options.seed, dropout=options.recipe.dropout)
     if options.recipe.zero_whole_word:
         torch.nn.init.zeros_(bundle.model.whole_word.weight)
@@ -142,6 +143,14 @@ def _fresh_bundle(api: Any, options: TrainOptions, dataset: Dataset, training: T
         apply_cooccurrence_init(bundle.model.t5.shared.weight, codec.user_offset, codec.item_offset,
                                 data.loo.train, data.n_users, data.n_items, options.seed)
     return bundle
+
+
+def rating_readout_for(dataset: Dataset) -> str:
+    """How a model trained on `dataset` reads ratings: its targets are `rating_word`s, "4" for integral
+    ratings (read as the expected digit) and "3.5" otherwise (read as the greedy decoded number)."""
+    ratings = dataset.interactions["rating"].drop_nulls()
+    integral = ratings.len() == 0 or bool((ratings == ratings.round(0)).all())
+    return "expected" if integral else "decoded"
 
 
 def validation_examples(session: Session) -> dict[str, list[Example]]:
