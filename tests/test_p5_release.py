@@ -286,3 +286,57 @@ def test_paprec_models_read_ratings_as_their_targets_say() -> None:
     assert rating_readout_for(Data([1.0, 5.0, None])) == "expected"  # type: ignore[arg-type]
     assert rating_readout_for(Data([])) == "expected"  # type: ignore[arg-type]
     assert rating_readout_for(Data([4.0, 3.5])) == "decoded"  # type: ignore[arg-type]
+
+
+def test_p5_decoding_matches_plain_t5_generate(release: dict[str, Path], tmp_path: Path) -> None:
+    """--decoding p5: no whole-word embeddings, unconstrained 20-beam, length-normalised, non-items dropped."""
+    from paprec_tasks.sequential import SequentialTask
+
+    from paprec_cli.data.store import load_dataset
+    from paprec_cli.model import Recommender
+    from paprec_cli.paths import Home
+
+    home = imported(tmp_path, release, "sequential")
+    data = load_dataset(Home.resolve(home), "beauty")
+    bundle = load_model(release["pth"], dataset=data, tokenizer=release["tokenizer"])
+    codec, template = bundle.codec, SequentialTask().manual("2-3")
+    words = [template.render({"user": (Word.user(u),), "history": (Word.item(u), Word(","), Word.item(7))})
+             for u in (1, 2, 4)]  # fmt: skip
+    batch = codec.collate(codec.encode_batch(words))
+    rec = Recommender(bundle.model, codec, "cpu", decoding="p5")
+    top = rec.rank_all(batch, 5)
+    # Independently: the checkpoint as a plain T5 (no whole-word embedding), transformers' beam search.
+    with torch.no_grad():
+        out = bundle.model.t5.generate(input_ids=batch.input_ids, attention_mask=batch.attention_mask, num_beams=20,
+                                       num_return_sequences=20, length_penalty=1.0, do_sample=False,
+                                       max_new_tokens=int(codec.item_sequences().shape[1]) + 2,
+                                       decoder_start_token_id=0, eos_token_id=1, pad_token_id=0)  # fmt: skip
+    texts = codec.tokenizer.decode_batch(out[:, 1:].tolist(), skip_special_tokens=True)
+    expected, dropped = [], 0
+    for row in range(3):
+        kept: list[int] = []
+        for text in texts[row * 20 : (row + 1) * 20]:
+            ok = text.strip().isdigit() and 1 <= int(text.strip()) <= data.n_items and int(text.strip()) not in kept
+            if ok:
+                kept.append(int(text.strip()))
+            dropped += not ok
+        expected.append((kept + [0] * 5)[:5])
+    assert top.tolist() == expected
+    assert rec.p5_counts == {"generated": 60, "dropped": dropped}
+    with torch.no_grad():  # the whole-word embedding plays no part under p5 decoding, and does under paprec's
+        bundle.model.whole_word.weight.mul_(3.0)
+    assert rec.rank_all(batch, 5).tolist() == expected
+    plain = Recommender(bundle.model, codec, "cpu")
+    assert plain._whole_word(batch) is batch.whole_word_ids and rec._whole_word(batch) is None
+    atomic = type(codec)(codec.tokenizer, "atomic", data.n_users, data.n_items)
+    with pytest.raises(PaprecError, match="--decoding p5: needs a model with subword ids"):
+        Recommender(bundle.model, atomic, "cpu", decoding="p5")
+
+
+def test_recommend_with_p5_decoding(release: dict[str, Path], tmp_path: Path) -> None:
+    home = imported(tmp_path, release, "sequential")
+    answer = recommend(home, release, 2, "--decoding", "p5")
+    assert all(1 <= row["item_idx"] <= 200 for row in answer["items"]) and len(answer["items"]) <= 3
+    code, _, err = cli(home, "recommend", "--dataset", "beauty", "--model", str(release["pth"]), "--tokenizer",
+                       str(release["tokenizer"]), "--user", "2", "--decoding", "exact")  # fmt: skip
+    assert code == 2 and err.startswith("Error: --decoding exact: expected one of paprec, p5")

@@ -42,6 +42,15 @@ SeparatorOpt = Annotated[
     ),
 ]
 
+DecodingOpt = Annotated[
+    str,
+    typer.Option(
+        "--decoding",
+        help="paprec (constrained beam, whole-word embeddings) or p5 (as P5/PAP-REC evaluate: no whole-word "
+        "embeddings, unconstrained 20-beam, length-normalised, non-item outputs dropped and counted).",
+    ),
+]
+
 
 def tokenizer_arg(tokenizer: Path | None) -> str | None:
     """--tokenizer as an absolute path (recorded in manifests), refused when it does not exist."""

@@ -7,7 +7,7 @@ interval of the per-user difference excludes 0; otherwise the output says the di
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -17,6 +17,7 @@ from rich.table import Table
 
 from paprec_cli.commands.common import (
     Ctx,
+    DecodingOpt,
     DeviceOpt,
     HomeOpt,
     JsonOpt,
@@ -196,10 +197,13 @@ class Evaluated:
     data: Any  # TaskData
     results: Results
     details: Details
+    #: The decoding used, with P5 decoding's generated / dropped (non-item) sequence counts.
+    decoding: dict[str, Any] = field(default_factory=lambda: {"name": "paprec"})
 
 
 def evaluate_source(source: str | Path, model: str | None, home: Path | None, batch_size: int | None, device: str,
-                    json_out: bool, quiet: bool, verbose: bool, tokenizer: str | None = None) -> Evaluated | None:
+                    json_out: bool, quiet: bool, verbose: bool, tokenizer: str | None = None,
+                    decoding: str = "paprec") -> Evaluated | None:
     """The prompts' scores on validation and test, on rank 0; None on the other ranks.
 
     The only part split across processes: every rank opens the same prompts and predicts its share;
@@ -209,6 +213,7 @@ def evaluate_source(source: str | Path, model: str | None, home: Path | None, ba
     from paprec_cli.distributed import distributed
     from paprec_cli.evaluate import evaluate_prompts
     from paprec_cli.export import open_prompts
+    from paprec_cli.model import Recommender
     from paprec_cli.search.config import batch_sizes
 
     with distributed(resolve_device(device)) as dist:
@@ -218,9 +223,11 @@ def evaluate_source(source: str | Path, model: str | None, home: Path | None, ba
         task = ctx.registry.task(str(bound.doc["task"]), option="the prompts' task")
         data = TaskData(bound.dataset, bound.split_seed, bound.inputs)
         ctx.out.info(f"Evaluating {task.name} prompts from {bound.source} on '{bound.dataset.name}'")
+        rec = Recommender(bound.bundle.model, bound.bundle.codec, dist.device, decoding=decoding)
         results, details = evaluate_prompts(bound.bundle, task, data, bound.doc, parts=PARTS, batch_size=batch_size,
-                                            device=dist.device, dist=dist)
-    return Evaluated(ctx, bound, task, data, results, details) if dist.is_main else None
+                                            device=dist.device, recommender=rec, dist=dist)
+    decoded = {"name": decoding, **(rec.p5_counts if decoding == "p5" else {})}
+    return Evaluated(ctx, bound, task, data, results, details, decoded) if dist.is_main else None
 
 
 def report(found: Evaluated, n_boot: int, seed: int, with_baselines: bool) -> None:
@@ -229,6 +236,7 @@ def report(found: Evaluated, n_boot: int, seed: int, with_baselines: bool) -> No
     paired = paired_differences(found.details, "test", n_boot, seed)
     baselines = baselines_for(data, task, "test") if with_baselines else {}
     protocol = protocol_of(bound, task, data, task.examples(data, "test"))
+    protocol["decoding"] = found.decoding
     ctx.out.show(results_table(results, baselines, list(PARTS)))
     ctx.out.show(paired_table(paired, "test"))
     ctx.out.show(
@@ -271,6 +279,7 @@ def register(app: PaprecTyper) -> None:
             str | None, typer.Option("--model", help="Model path or name (default: the one the prompts name).")
         ] = None,
         tokenizer: TokenizerOpt = None,
+        decoding: DecodingOpt = "paprec",
         n_boot: Annotated[int, typer.Option("--n-boot", help="Bootstrap resamples for the paired CIs.")] = 1000,
         baselines: Annotated[
             bool, typer.Option("--baselines/--no-baselines", help="Also report popularity and item-kNN.")
@@ -297,6 +306,6 @@ def register(app: PaprecTyper) -> None:
             raise PaprecError("--n-boot and --batch-size must be integers >= 1")
         source: str | Path = run if run is not None else prompts  # type: ignore[assignment]
         found = evaluate_source(source, model, home, batch_size, device, json_out, quiet, verbose,
-                                tokenizer_arg(tokenizer))
+                                tokenizer_arg(tokenizer), decoding)
         if found is not None:  # rank 0 (or the only process)
             report(found, n_boot, seed, baselines)

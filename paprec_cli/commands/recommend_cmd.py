@@ -27,6 +27,7 @@ from rich.table import Table
 
 from paprec_cli.commands.common import (
     Ctx,
+    DecodingOpt,
     DeviceOpt,
     HomeOpt,
     JsonOpt,
@@ -67,6 +68,7 @@ class Serving:
     doc: dict[str, Any] | None
     seed: int
     inputs: InputProtocol = PAPREC
+    decoding: str = "paprec"
 
 
 # -- which users --------------------------------------------------------------------------------------
@@ -210,11 +212,11 @@ def top_items_batch(recommender: Any, codec: Any, prompts: Sequence[Any], k: int
     """Per prompt, (item index, log-probability) of the best `k` items, skipping that prompt's `excludes`."""
     want = min(codec.n_items, k + max(len(e) for e in excludes))
     batch = codec.collate(list(prompts), recommender.device)
-    ranked = recommender.rank_all(batch, want)
-    scores = recommender.score_candidates(batch, ranked).float().cpu().tolist()
+    ranked = recommender.rank_all(batch, want)  # 0: no item (--decoding p5 drops outputs that are not items)
+    scores = recommender.score_candidates(batch, ranked.clamp(min=1)).float().cpu().tolist()
     out = []
     for items, row, exclude in zip(ranked.cpu().tolist(), scores, excludes, strict=True):
-        kept = [(int(i), float(s)) for i, s in zip(items, row, strict=True) if int(i) not in exclude]
+        kept = [(int(i), float(s)) for i, s in zip(items, row, strict=True) if int(i) > 0 and int(i) not in exclude]
         out.append(kept[:k])
     return out
 
@@ -286,7 +288,7 @@ def serve(serving: Serving, users: Sequence[int], k: int, exclude_seen: bool, ba
     answers: list[Answer] = []
     if mine:
         serving.bundle.model.eval()
-        recommender = Recommender(serving.bundle.model, serving.bundle.codec, device)
+        recommender = Recommender(serving.bundle.model, serving.bundle.codec, device, decoding=serving.decoding)
         answers = serve_share(serving, recommender, mine, k, exclude_seen, batch_size)
     return dist.gather_shards(answers) if dist is not None else answers
 
@@ -385,6 +387,7 @@ def register(app: PaprecTyper) -> None:
         ] = None,
         tokenizer: TokenizerOpt = None,
         separator: SeparatorOpt = None,
+        decoding: DecodingOpt = "paprec",
         prompts: Annotated[
             str | None, typer.Option("--prompts", help="Prompts file (any export format) or run folder/name.")
         ] = None,
@@ -415,6 +418,7 @@ def register(app: PaprecTyper) -> None:
         with distributed(resolve_device(device)) as dist:
             ctx = make_ctx(home, json_out and dist.is_main, quiet or not dist.is_main)
             serving = open_serving(ctx, prompts, model, dataset, task_name, tokenizer_arg(tokenizer), separator)
+            serving.decoding = decoding
             users = chosen_users(serving.data, user, users_file, all_users)
             serving_example(serving.task, serving.data, users[0], serving.seed)  # task refusals, on every rank
             fallbacks = shared_fallbacks(serving, users)

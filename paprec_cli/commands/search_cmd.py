@@ -14,6 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from paprec_cli.commands.common import (
+    DecodingOpt,
     DeviceOpt,
     HomeOpt,
     JsonOpt,
@@ -68,6 +69,7 @@ def search_command(
     model: Annotated[str | None, Opt("--model", help=MODEL_HELP)] = None,
     tokenizer: TokenizerOpt = None,
     separator: SeparatorOpt = None,
+    decoding: DecodingOpt = "paprec",
     n_prefix: Annotated[
         int | None, Opt("--n-prefix", help="Shared trigger tokens before the argument (default 0).")
     ] = None,
@@ -118,7 +120,7 @@ def search_command(
                 init=init, n_personal=n_personal, top_k=top_k, val_users=val_users,
                 grad_examples=grad_examples, max_rounds=max_rounds, time_budget=time_budget, selection=selection,
                 evaluator=evaluator, batch_size=batch_size, seed=seed, tokenizer=tokenizer_arg(tokenizer),
-                separator=separator,
+                separator=separator, decoding=decoding,
                 allow_list=str(allow_list.resolve()) if allow_list else None,
             ).check()
             run, recorded, state = None, None, None

@@ -134,3 +134,40 @@ def parse_rating(text: str) -> float:
     except ValueError:
         return float("nan")
     return value if value == value and abs(value) != float("inf") else float("nan")
+
+
+def generate_p5(
+    model: RecLM, codec: PromptCodec, enc: torch.Tensor, mask: torch.Tensor, k: int, num_beams: int
+) -> tuple[torch.Tensor, int, int]:
+    """P5's ranking: unconstrained `num_beams`-beam search returning `num_beams` sequences ordered by
+    length-normalised log-probability (transformers' `length_penalty=1.0`), each decoded to text; a text
+    that is not an item id of the dataset (1..n_items), or repeats one, is dropped. Returns ([B, k] item
+    indices, 0 where fewer than k items survived; sequences generated; sequences dropped)."""
+    longest = int(codec.item_sequences().shape[1]) + 2
+    config = GenerationConfig(
+        num_beams=num_beams,
+        num_return_sequences=num_beams,
+        max_new_tokens=longest,
+        do_sample=False,
+        length_penalty=1.0,
+        decoder_start_token_id=codec.decoder_start_id,
+        eos_token_id=codec.eos_id,
+        pad_token_id=codec.pad_id,
+    )
+    out = model.t5.generate(
+        encoder_outputs=BaseModelOutput(last_hidden_state=enc), attention_mask=mask, generation_config=config
+    )
+    texts = codec.tokenizer.decode_batch([row[1:] for row in out.tolist()], skip_special_tokens=True)
+    result = torch.zeros(enc.shape[0], k, dtype=torch.long)
+    dropped = 0
+    for row in range(enc.shape[0]):
+        kept: list[int] = []
+        for text in texts[row * num_beams : (row + 1) * num_beams]:
+            value = text.strip()
+            index = int(value) if value.isdigit() else 0
+            if not 1 <= index <= codec.n_items or index in kept:
+                dropped += 1
+                continue
+            kept.append(index)
+        result[row, : min(k, len(kept))] = torch.tensor(kept[:k], dtype=torch.long)
+    return result.to(enc.device), len(texts), dropped

@@ -48,6 +48,8 @@ class SearchConfig:
     tokenizer: str | None = None
     #: History separator for the P5 input protocol (`,`, `->` or `random`); None: `,`.
     separator: str | None = None
+    #: How the surrogate ranks: "paprec" or "p5" (`paprec_cli.model.inference`).
+    decoding: str = "paprec"
 
     @property
     def layout(self) -> Layout:
@@ -70,6 +72,7 @@ class SearchConfig:
             (self.init in INITS, "--init", " or ".join(INITS)),
             (self.batch_size is None or self.batch_size >= 1, "--batch-size", "an integer >= 1"),
             (self.separator in (None, ",", "->", "random"), "--separator", ", or -> or random"),
+            (self.decoding in ("paprec", "p5"), "--decoding", "paprec or p5"),
         ]
         for ok, option, expected in checks:
             if not ok:

@@ -140,7 +140,7 @@ def prepare(config: SearchConfig, registry: Registry, home: Home, device: str,
         config = replace(config, split_seed=split_seed(bundle))
     inputs = inputs_for(bundle.config, dataset.name, config.separator, config.seed)
     data = TaskData(dataset, config.split_seed or 0, inputs)
-    recommender = Recommender(bundle.model, bundle.codec, device)
+    recommender = Recommender(bundle.model, bundle.codec, device, decoding=config.decoding)
     vocab = candidate_vocabulary(bundle.codec, Path(config.allow_list) if config.allow_list else None)
     shared: tuple[int, ...] | None = None
     left_out: tuple[str, ...] = ()
