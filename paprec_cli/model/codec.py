@@ -5,8 +5,9 @@
 `subword`: ids are written as text ("user_12", "873") and cut into pieces, as P5 does; ranking needs
 a constrained decode over the pieces. Rating words are text in both schemes.
 
-Whole-word ids follow P5: every token carries the 1-based number of the word it belongs to, EOS
-gets 0, numbers are clipped to 511 (the whole-word embedding has 512 rows).
+Whole-word ids: every token carries the 1-based number of the word it belongs to, EOS gets 0, numbers
+are clipped to 511 (the whole-word embedding has 512 rows). P5 numbers "▁"-pieces instead; with a
+SentencePiece tokenizer a whitespace word has exactly one, so the two agree (tests/test_p5_release.py).
 """
 
 from __future__ import annotations
