@@ -4,9 +4,9 @@ The baseline (`generate_items`) is the slow, straightforward comparison point fo
 (`--evaluator beam`). For subword ids the trie is a plain dict from token prefix to allowed next tokens,
 consulted per beam per step by `prefix_allowed_tokens_fn`; every returned sequence is an item's, so mapping
 back never fails. This constraint is paprec's: P5's and PAP-REC's evaluation code search without it and
-drop the outputs that are not items (`generate_p5`, `--decoding p5`). Atomic ids (which the reference never used) get one vectorised mask per step instead: the
-per-beam callback would turn every item row into a Python list for every beam, which made the baseline
-look far slower on a GPU than a fair 20-beam search is.
+drop the outputs that are not items (`generate_p5`, `--decoding p5`). Atomic ids (which the reference
+never used) get one vectorised mask per step instead: the per-beam callback would turn every item row into
+a Python list for every beam, which made the baseline look far slower on a GPU than a fair 20-beam search is.
 """
 
 from __future__ import annotations
