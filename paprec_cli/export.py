@@ -430,6 +430,8 @@ class BoundPrompts:
     run: Path | None = None
     #: How prompts are written for this model (P5 checkpoints: P5's protocol, with the run's separator).
     inputs: InputProtocol = PAPREC
+    #: The decoding the run's search used ("paprec" for a prompts file): eval's default.
+    decoding: str = "paprec"
 
 
 def open_prompts(
@@ -475,4 +477,4 @@ def open_prompts(
     seed = int(recorded) if recorded is not None else seed
     run_seed = int(recorded_config.get("seed") or 0)
     inputs = inputs_for(bundle.config, data.name, recorded_config.get("separator"), run_seed)
-    return BoundPrompts(doc, source, data, bundle, seed, run, inputs)
+    return BoundPrompts(doc, source, data, bundle, seed, run, inputs, str(recorded_config.get("decoding") or "paprec"))

@@ -17,7 +17,6 @@ from rich.table import Table
 
 from paprec_cli.commands.common import (
     Ctx,
-    DecodingOpt,
     DeviceOpt,
     HomeOpt,
     JsonOpt,
@@ -203,7 +202,7 @@ class Evaluated:
 
 def evaluate_source(source: str | Path, model: str | None, home: Path | None, batch_size: int | None, device: str,
                     json_out: bool, quiet: bool, verbose: bool, tokenizer: str | None = None,
-                    decoding: str = "paprec") -> Evaluated | None:
+                    decoding: str | None = None) -> Evaluated | None:
     """The prompts' scores on validation and test, on rank 0; None on the other ranks.
 
     The only part split across processes: every rank opens the same prompts and predicts its share;
@@ -223,6 +222,7 @@ def evaluate_source(source: str | Path, model: str | None, home: Path | None, ba
         task = ctx.registry.task(str(bound.doc["task"]), option="the prompts' task")
         data = TaskData(bound.dataset, bound.split_seed, bound.inputs)
         ctx.out.info(f"Evaluating {task.name} prompts from {bound.source} on '{bound.dataset.name}'")
+        decoding = decoding or bound.decoding  # default: the decoding the run's search used
         rec = Recommender(bound.bundle.model, bound.bundle.codec, dist.device, decoding=decoding)
         results, details = evaluate_prompts(bound.bundle, task, data, bound.doc, parts=PARTS, batch_size=batch_size,
                                             device=dist.device, recommender=rec, dist=dist)
@@ -279,7 +279,10 @@ def register(app: PaprecTyper) -> None:
             str | None, typer.Option("--model", help="Model path or name (default: the one the prompts name).")
         ] = None,
         tokenizer: TokenizerOpt = None,
-        decoding: DecodingOpt = "paprec",
+        decoding: Annotated[
+            str | None,
+            typer.Option("--decoding", help="paprec or p5 (see `paprec search --help`; default: the run's)."),
+        ] = None,
         n_boot: Annotated[int, typer.Option("--n-boot", help="Bootstrap resamples for the paired CIs.")] = 1000,
         baselines: Annotated[
             bool, typer.Option("--baselines/--no-baselines", help="Also report popularity and item-kNN.")
