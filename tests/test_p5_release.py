@@ -358,3 +358,32 @@ def test_sequential_indexing_reproduces_p5_ids_on_beauty(tmp_path: Path) -> None
     assert all(data.user_index(str(u)) == u and data.sequences[u].tolist() == items for u, *items in lines)
     longer = sum(len(items) > 21 for _, *items in lines)  # test histories longer than 20 items
     assert (len(lines), longer) == (22363, 1019)  # 4.6% of Beauty's test users: whole history under P5's rules
+
+
+def test_search_and_eval_with_a_p5_checkpoint_record_the_protocol(release: dict[str, Path], tmp_path: Path) -> None:
+    home = imported(tmp_path, release, "sequential")
+    run = tmp_path / "run"
+    code, out, err = cli(home, "search", "--task", "sequential", "--dataset", "beauty", "--model", str(release["pth"]),
+                         "--tokenizer", str(release["tokenizer"]), "--decoding", "p5", "--separator", "->",
+                         "--n-suffix", "1", "--n-personal", "0", "--top-k", "2", "--grad-examples", "8",
+                         "--max-rounds", "1", "--device", "cpu", "--run-dir", str(run), "--json")  # fmt: skip
+    assert code == 0, err
+    manifest = json.loads((run / "manifest.json").read_text())
+    given = load_model(release["pth"], dataset=_dataset(home), tokenizer=release["tokenizer"])
+    assert manifest["model"]["tokenizer_sha256"] == given.codec.tokenizer_sha256
+    assert manifest["model"]["expects_indexing"] == "sequential"
+    assert manifest["protocol"]["inputs"] == {"name": "p5", "history": None, "separator": "->", "max_tokens": 512,
+                                              "seed": 0}  # fmt: skip
+    assert manifest["config"]["decoding"] == "p5" and manifest["config"]["tokenizer"] == str(release["tokenizer"])
+    code, out, err = cli(home, "eval", str(run), "--n-boot", "10", "--no-baselines", "--device", "cpu", "--json")
+    assert code == 0, err
+    protocol = json.loads(out.strip().splitlines()[-1])["protocol"]
+    assert protocol["decoding"]["name"] == "p5" and protocol["decoding"]["generated"] > 0
+    assert protocol["tokenizer_sha256"] == given.codec.tokenizer_sha256 and protocol["inputs"]["separator"] == "->"
+
+
+def _dataset(home: Path) -> Any:
+    from paprec_cli.data.store import load_dataset
+    from paprec_cli.paths import Home
+
+    return load_dataset(Home.resolve(home), "beauty")
