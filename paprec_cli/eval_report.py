@@ -9,7 +9,7 @@ protocol description, and taste agreement on datasets with a hidden taste (`papr
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, TypedDict
 
@@ -37,6 +37,8 @@ class Evaluated:
     data: TaskData
     results: Results
     details: Details
+    #: The decoding used, with P5 decoding's generated / dropped (non-item) sequence counts.
+    decoding: dict[str, object] = field(default_factory=lambda: {"name": "paprec"})
 
 
 class Report(TypedDict):
@@ -55,22 +57,29 @@ class Report(TypedDict):
 
 
 def evaluate_source(source: str | Path, home: Home, registry: Registry, model: str | None, batch_size: int | None,
-                    dist: DistContext, info: Callable[[str], None]) -> Evaluated:
-    """The prompts' scores on validation and test; every rank must call it with the same arguments."""
+                    dist: DistContext, info: Callable[[str], None], tokenizer: str | None = None,
+                    decoding: str | None = None) -> Evaluated:
+    """The prompts' scores on validation and test; every rank must call it with the same arguments.
+
+    `tokenizer`: a HF/P5 checkpoint's T5 tokenizer; `decoding`: "paprec" or "p5" (default: the run's)."""
     from paprec_cli.data.splits import TaskData
     from paprec_cli.evaluate import evaluate_prompts
+    from paprec_cli.model import Recommender
     from paprec_cli.registry import split_negatives
     from paprec_cli.runs import open_prompts
     from paprec_cli.search.config import batch_sizes
 
     batch = batch_sizes(batch_size, dist.device)[0]  # inference: the search's surrogate batch
-    bound = open_prompts(source, home, model=model)
+    bound = open_prompts(source, home, model=model, tokenizer=tokenizer)
     task = registry.task(str(bound.doc["task"]), option="the prompts' task")
-    data = TaskData(bound.dataset, bound.split_seed, split_negatives(bound.bundle))
+    data = TaskData(bound.dataset, bound.split_seed, split_negatives(bound.bundle), inputs=bound.inputs)
     info(f"Evaluating {task.name} prompts from {bound.source} on '{bound.dataset.name}'")
+    decoding = decoding or bound.decoding  # default: the decoding the run's search used
+    rec = Recommender(bound.bundle.model, bound.bundle.codec, dist.device, decoding=decoding)
     results, details = evaluate_prompts(bound.bundle, task, data, bound.doc, parts=PARTS, batch_size=batch,
-                                        device=dist.device, dist=dist)
-    return Evaluated(bound, task, data, results, details)
+                                        device=dist.device, recommender=rec, dist=dist)
+    decoded: dict[str, object] = {"name": decoding, **(rec.p5_counts if decoding == "p5" else {})}
+    return Evaluated(bound, task, data, results, details, decoded)
 
 
 def protocol_of(bound: BoundPrompts, task: TaskSpec, data: TaskData, test_examples: list[Example]) -> dict[str, object]:
@@ -90,6 +99,8 @@ def protocol_of(bound: BoundPrompts, task: TaskSpec, data: TaskData, test_exampl
         test_examples=len(test_examples),
         model=str(bound.doc.get("model")),
         model_fingerprint=bound.doc.get("model_fingerprint"),
+        tokenizer_sha256=bound.bundle.codec.tokenizer_sha256,
+        expects_indexing=bound.bundle.config.get("expects_indexing"),
     )
     return proto
 
@@ -126,7 +137,7 @@ def build_report(found: Evaluated, n_boot: int, seed: int, with_baselines: bool)
         "dataset": bound.dataset.name,
         "results": found.results,
         "paired": paired,
-        "protocol": protocol_of(bound, task, data, task.examples(data, "test")),
+        "protocol": {**protocol_of(bound, task, data, task.examples(data, "test")), "decoding": found.decoding},
         "baselines": baselines_for(data, task, "test") if with_baselines else {},
         "taste_agreement": taste_of(bound),
         "lower_is_better": sorted(key for key in values if task.metric(key).smaller),

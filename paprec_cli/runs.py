@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from paprec_cli.errors import PaprecError
 from paprec_cli.export import FORMATS, Document, check_codec, check_fingerprints, read_prompts
+from paprec_cli.inputs import PAPREC, InputProtocol, inputs_for
 from paprec_cli.paths import Home
 
 if TYPE_CHECKING:
@@ -80,13 +81,19 @@ def prompts_source(source: str | Path, home: Home) -> Path:
     return path if path.is_file() else run_prompts(source, home)
 
 
-def recorded_split_seed(run: Path | None) -> int | None:
-    """The split seed a run's manifest recorded (None: no run, no manifest or not recorded)."""
+def recorded_config(run: Path | None) -> dict[str, object]:
+    """The search configuration a run's manifest recorded ({}: no run, no manifest or none recorded)."""
     manifest = run / MANIFEST_FILE if run is not None else None
     if manifest is None or not manifest.is_file():
-        return None
-    recorded = (json.loads(manifest.read_text(encoding="utf-8")).get("config") or {}).get("split_seed")
-    return int(recorded) if recorded is not None else None
+        return {}
+    config = json.loads(manifest.read_text(encoding="utf-8")).get("config")
+    return dict(config) if isinstance(config, dict) else {}
+
+
+def recorded_split_seed(run: Path | None) -> int | None:
+    """The split seed a run's manifest recorded (None: no run, no manifest or not recorded)."""
+    value = recorded_config(run).get("split_seed")
+    return int(str(value)) if value is not None else None
 
 
 @dataclass
@@ -99,6 +106,10 @@ class BoundPrompts:
     bundle: ModelBundle
     split_seed: int
     run: Path | None = None
+    #: How prompts are written for this model (P5 checkpoints: P5's protocol, with the run's separator).
+    inputs: InputProtocol = PAPREC
+    #: The decoding the run's search used ("paprec" for a prompts file): eval's default.
+    decoding: str = "paprec"
 
 
 def open_prompts(
@@ -107,12 +118,14 @@ def open_prompts(
     *,
     model: str | None = None,
     dataset: str | None = None,
+    tokenizer: str | None = None,
 ) -> BoundPrompts:
     """Load a prompts file or run, then the dataset and model it names (or the overrides), and check
     fingerprints and token ids so that a document is never applied to a model it was not searched for.
 
     The split seed comes from the run's manifest when there is one, else from the model's config (the
-    splits the model was trained on), as the search does.
+    splits the model was trained on), as the search does. `tokenizer` is the T5 tokenizer of a HF/P5
+    checkpoint; without it, the one the run's search used (its manifest), else the one beside the weights.
     """
     from paprec_cli.data.store import load_dataset
     from paprec_cli.model import load_model
@@ -127,9 +140,15 @@ def open_prompts(
     data = load_dataset(home, dataset or str(doc["dataset"]))
     check_fingerprints(doc, source, dataset_fingerprint=data.fingerprint)
     model_ref = model or str(doc["model"])
-    bundle = load_model(model_ref, home, dataset=data)
+    recorded = recorded_config(run)
+    if tokenizer is None and model is None and recorded.get("tokenizer"):
+        tokenizer = str(recorded["tokenizer"])
+    bundle = load_model(model_ref, home, dataset=data, tokenizer=Path(tokenizer) if tokenizer else None)
     check_fingerprints(doc, source, model_fingerprint=model_fingerprint(bundle))
     check_codec(doc, bundle.codec, source, model=model_ref)
-    recorded = recorded_split_seed(run)
-    seed = recorded if recorded is not None else split_seed(bundle)
-    return BoundPrompts(doc, source, data, bundle, seed, run)
+    seed_value = recorded.get("split_seed")
+    seed = int(str(seed_value)) if seed_value is not None else split_seed(bundle)
+    separator = recorded.get("separator")
+    inputs = inputs_for(bundle.config, data.name, str(separator) if separator is not None else None,
+                        int(str(recorded.get("seed") or 0)))
+    return BoundPrompts(doc, source, data, bundle, seed, run, inputs, str(recorded.get("decoding") or "paprec"))

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, TypedDict, cast
 import numpy as np
 
 from paprec_cli.errors import DataFormatError, PaprecError
+from paprec_cli.inputs import PAPREC, InputProtocol, inputs_for
 from paprec_cli.textio import read_text_file
 
 if TYPE_CHECKING:
@@ -56,7 +57,9 @@ class Answer(TypedDict):
     user_idx: int
     dataset: str
     task: str
-    prompt: str  # "personalized" | "shared" | "manual"
+    #: The exact model input: `mode` ("personalized" | "shared" | "manual"), `text`, `input_ids`,
+    #: `whole_word_ids` (`PromptCodec.model_input`) and `inputs` (the input protocol's name).
+    prompt: dict[str, object]
     prompt_text: str
     items: list[ItemRow]
 
@@ -79,6 +82,8 @@ class Serving:
     task: TaskSpec
     doc: Document | None
     seed: int
+    inputs: InputProtocol = PAPREC
+    decoding: str = "paprec"
 
 
 @dataclass(frozen=True)
@@ -96,6 +101,9 @@ class Request:
     k: int = 10
     exclude_seen: bool = False
     batch_size: int = 64
+    tokenizer: str | None = None  # a HF/P5 checkpoint's T5 tokenizer (None: beside the weights)
+    separator: str | None = None  # P5 input protocol's history separator (None: ",")
+    decoding: str = "paprec"  # "paprec" or "p5" (`paprec_cli.model.inference`)
 
 
 # -- which users --------------------------------------------------------------------------------------
@@ -168,7 +176,8 @@ def index_to_raw(data: Dataset) -> dict[int, str]:
 
 
 # -- examples and prompts -----------------------------------------------------------------------------
-def serving_examples(task: TaskSpec, dataset: Dataset, users: Sequence[int], seed: int) -> list[Example]:
+def serving_examples(task: TaskSpec, dataset: Dataset, users: Sequence[int], seed: int,
+                     inputs: InputProtocol = PAPREC) -> list[Example]:
     """The task's test-style examples for `users` (in that order), each history the user's whole sequence.
 
     Reuses the task's own example builder (same argument words as in search and eval) on a split in
@@ -189,7 +198,7 @@ def serving_examples(task: TaskSpec, dataset: Dataset, users: Sequence[int], see
         if full.size == 0:
             raise PaprecError(f"--user {user}: this user has no interactions in dataset '{dataset.name}'")
         train[user], validation[user], test[user] = full[:-1], full[-1], full[-1]
-    data = TaskData(dataset, seed, loo=LeaveOneOut(train, validation, test))
+    data = TaskData(dataset, seed, loo=LeaveOneOut(train, validation, test), inputs=inputs)
     by_user = {ex.user: ex for ex in task.examples(data, "test")}
     found = [by_user.get(user) for user in users]
     examples = [ex for ex in found if ex is not None and ex.candidates is None]
@@ -232,8 +241,8 @@ def top_items_batch(recommender: Recommender, codec: PromptCodec, prompts: Seque
     """Per prompt, (item index, log-probability) of the best `k` items, skipping that prompt's `excludes`."""
     want = min(codec.n_items, k + max(len(e) for e in excludes))
     batch = codec.collate(list(prompts), recommender.device)
-    ranked = recommender.rank_all(batch, want)
-    scores = recommender.score_candidates(batch, ranked).float().cpu().tolist()
+    ranked = recommender.rank_all(batch, want)  # 0: no item (--decoding p5 drops outputs that are not items)
+    scores = recommender.score_candidates(batch, ranked.clamp(min=1)).float().cpu().tolist()
     out = []
     for items, row, exclude in zip(ranked.cpu().tolist(), scores, excludes, strict=True):
         kept = [(int(i), float(s)) for i, s in zip(items, row, strict=True) if int(i) not in exclude]
@@ -265,7 +274,7 @@ def item_row(rank: int, idx: int, score: float, info: Mapping[str, object]) -> I
 
 # -- serving ------------------------------------------------------------------------------------------
 def open_serving(home: Home, registry: Registry, prompts: str | None, model: str | None, dataset: str | None,
-                 task_name: str | None) -> Serving:
+                 task_name: str | None, tokenizer: str | None = None, separator: str | None = None) -> Serving:
     """Dataset, model and task the prompts name (overrides checked), else --dataset/--model/--task."""
     from paprec_cli.data.store import load_dataset
     from paprec_cli.model import load_model
@@ -273,17 +282,19 @@ def open_serving(home: Home, registry: Registry, prompts: str | None, model: str
     from paprec_cli.runs import open_prompts
 
     if prompts is not None:
-        bound = open_prompts(prompts, home, model=model, dataset=dataset)
+        bound = open_prompts(prompts, home, model=model, dataset=dataset, tokenizer=tokenizer)
         doc = bound.doc
         if task_name is not None and task_name != doc["task"]:
             raise PaprecError(f"--task {task_name}: the prompts in {bound.source} are for task '{doc['task']}'")
         task = registry.task(str(doc["task"]))
-        return Serving(bound.dataset, bound.bundle, task, doc, bound.split_seed)
+        return Serving(bound.dataset, bound.bundle, task, doc, bound.split_seed, bound.inputs)
     if dataset is None:
         raise PaprecError("--dataset is required without --prompts (the prompts would name it)")
     data = load_dataset(home, dataset)
-    bundle = load_model(model or default_model(home, dataset), home, dataset=data)
-    return Serving(data, bundle, registry.task(task_name or "sequential"), None, split_seed(bundle))
+    bundle = load_model(model or default_model(home, dataset), home, dataset=data,
+                        tokenizer=Path(tokenizer) if tokenizer else None)
+    inputs = inputs_for(bundle.config, data.name, separator)
+    return Serving(data, bundle, registry.task(task_name or "sequential"), None, split_seed(bundle), inputs)
 
 
 def shared_fallbacks(serving: Serving, users: Sequence[int]) -> int:
@@ -305,7 +316,7 @@ def serve(serving: Serving, users: Sequence[int], k: int, exclude_seen: bool, ba
     answers: list[Answer] = []
     if mine:
         serving.bundle.model.eval()
-        recommender = Recommender(serving.bundle.model, serving.bundle.codec, device)
+        recommender = Recommender(serving.bundle.model, serving.bundle.codec, device, decoding=serving.decoding)
         answers = serve_share(serving, recommender, mine, k, exclude_seen, batch_size)
     return dist.gather_shards(answers) if dist is not None else answers
 
@@ -314,7 +325,7 @@ def serve_share(serving: Serving, recommender: Recommender, users: list[int], k:
                 batch_size: int) -> list[Answer]:
     """This process's answers, batch by batch (examples and prompts are built once for the share)."""
     data, codec = serving.data, serving.bundle.codec
-    examples = serving_examples(serving.task, data, users, serving.seed)
+    examples = serving_examples(serving.task, data, users, serving.seed, serving.inputs)
     prepared = prepare_prompts(codec, serving.task, examples, serving.doc)
     excludes = [{int(i) for i in data.sequences[u]} if exclude_seen else set() for u in users]
     raw = index_to_raw(data)
@@ -324,8 +335,10 @@ def serve_share(serving: Serving, recommender: Recommender, users: list[int], k:
         ranked = top_items_batch(recommender, codec, [p.prompt for p in prepared[part]], k, excludes[part])
         rows = item_rows_many(data, ranked)
         for user, prep, items in zip(users[part], prepared[part], rows, strict=True):
+            prompt: dict[str, object] = {"mode": prep.mode, "text": prep.text, **codec.model_input(prep.prompt),
+                      "inputs": serving.inputs.name}
             answers.append({"user": raw[user], "user_idx": user, "dataset": data.name, "task": serving.task.name,
-                            "prompt": prep.mode, "prompt_text": prep.text, "items": items})
+                            "prompt": prompt, "prompt_text": prep.text, "items": items})
     return answers
 
 
@@ -351,7 +364,8 @@ def write_answers(answers: Sequence[Answer], output: Path | None) -> dict[str, o
         tmp.write_text(text, encoding="utf-8")
     modes: dict[str, int] = {}
     for answer in answers:
-        modes[answer["prompt"]] = modes.get(answer["prompt"], 0) + 1
+        mode = str(answer["prompt"]["mode"])
+        modes[mode] = modes.get(mode, 0) + 1
     return {"output": str(output), "users": len(answers), "prompts": modes}
 
 
@@ -362,7 +376,9 @@ def recommend(request: Request, home: Home, registry: Registry, dist: DistContex
     Loads the prompts (or dataset and model), picks the users, refuses a task that cannot serve (on
     every rank, before any collective), says on `info` how many users fall back to the shared prompt.
     """
-    serving = open_serving(home, registry, request.prompts, request.model, request.dataset, request.task)
+    serving = open_serving(home, registry, request.prompts, request.model, request.dataset, request.task,
+                           request.tokenizer, request.separator)
+    serving.decoding = request.decoding
     users = chosen_users(serving.data, request.user, request.users_file, request.all_users)
     serving_example(serving.task, serving.data, users[0], serving.seed)  # task refusals, on every rank
     fallbacks = shared_fallbacks(serving, users)

@@ -76,12 +76,19 @@ class Template:
         return _SLOT.findall(self.source)
 
     def render(self, values: Mapping[str, Sequence[Word]]) -> list[Word]:
-        """Fill the slots with word lists; plain text becomes text words (split on whitespace)."""
+        """Fill the slots with word lists; plain text becomes text words (split on whitespace).
+
+        An item value written with its label (`item_873`, P5's wording) replaces the template's label
+        word before the slot: "give item {item}" -> "give item_873", as P5 writes it."""
         words: list[Word] = []
         pos = 0
         for match in _SLOT.finditer(self.source):
             words.extend(Word(t) for t in self.source[pos : match.start()].split())
-            words.extend(values[match.group(1)])
+            filled = values[match.group(1)]
+            first = filled[0] if filled else None
+            if first is not None and first.kind == "item" and words and first.text == f"{words[-1].text}_{first.index}":
+                words.pop()
+            words.extend(filled)
             pos = match.end()
         words.extend(Word(t) for t in self.source[pos:].split())
         return words

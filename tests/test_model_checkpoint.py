@@ -138,7 +138,7 @@ def test_hf_folder_refusals(tmp_path: Path) -> None:
         load_model(folder)
     bare = tmp_path / "bare"
     _tiny_t5(300).save_pretrained(str(bare))
-    with pytest.raises(PaprecError, match="no tokenizer.json beside the weights"):
+    with pytest.raises(PaprecError, match="no tokenizer.json or spiece.model in .*--tokenizer"):
         load_model(bare, dataset=FakeDataset())
 
 
@@ -198,5 +198,5 @@ def test_p5_refusals(tmp_path: Path) -> None:
     with pytest.raises(PaprecError, match="vocab.pth: embedding has"):
         load_model(tmp_path / "vocab.pth", dataset=FakeDataset(), tokenizer=tok)
     torch.save(good, tmp_path / "ok.pth")
-    with pytest.raises(PaprecError, match="needs its|no tokenizer.json beside"):
+    with pytest.raises(PaprecError, match="needs its|no tokenizer.json or spiece.model in"):
         load_model(tmp_path / "ok.pth", dataset=FakeDataset())

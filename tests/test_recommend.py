@@ -42,10 +42,13 @@ def recommend_json(home: Home, *args: str) -> tuple[dict[str, Any], str]:
 def test_personalized_prompt(home: Home, prompts: Path) -> None:
     out, stderr = recommend_json(home, "--prompts", str(prompts), "--user", "1", "-k", "5")
     doc = export.read_prompts(prompts)
-    assert out["prompt"] == "personalized" and "shared prompt" not in stderr
+    assert out["prompt"]["mode"] == "personalized" and "shared prompt" not in stderr
     assert out["user"] == doc["users"]["1"] and out["user_idx"] == 1
     assert out["prompt_text"].endswith(doc["personal"]["1"][0]["text"])
     assert out["prompt_text"].startswith("user_1 :")
+    ids, wids = out["prompt"]["input_ids"], out["prompt"]["whole_word_ids"]
+    assert len(ids) == len(wids) > 5 and ids[-1] == 1 and wids[-1] == 0 and 0 not in wids[:-1]
+    assert wids[:-1] == sorted(wids[:-1]) and out["prompt"]["inputs"] == "paprec"
     assert [row["rank"] for row in out["items"]] == [1, 2, 3, 4, 5]
     scores = [row["score"] for row in out["items"]]
     assert scores == sorted(scores, reverse=True)
@@ -57,7 +60,7 @@ def test_falls_back_to_shared_and_says_so(home: Home, prompts: Path) -> None:
     raw = data.user_raw_id(7)
     out, stderr = recommend_json(home, "--prompts", str(prompts), "--user", raw, "-k", "3")
     doc = export.read_prompts(prompts)
-    assert out["prompt"] == "shared" and out["user_idx"] == 7
+    assert out["prompt"]["mode"] == "shared" and out["user_idx"] == 7
     assert "no personalized tokens" in stderr and "shared prompt" in stderr
     assert out["prompt_text"].endswith(doc["shared"]["personal_default"][0]["text"])
     same, _ = recommend_json(home, "--prompts", str(prompts), "--user", "user_7", "-k", "3")
@@ -67,7 +70,9 @@ def test_falls_back_to_shared_and_says_so(home: Home, prompts: Path) -> None:
 def test_manual_prompt_without_prompts(home: Home) -> None:
     out, _ = recommend_json(home, "--dataset", "synthetic", "--user", "3", "-k", "4", "--exclude-seen")
     data = load_dataset(home, "synthetic")
-    assert out["prompt"] == "manual" and out["prompt_text"].startswith("Here is the purchase history list of user_3")
+    assert out["prompt"]["mode"] == "manual"
+    assert out["prompt"]["text"] == out["prompt_text"]
+    assert out["prompt_text"].startswith("Here is the purchase history list of user_3")
     seen = {int(i) for i in data.sequences[3]}
     assert len(out["items"]) == 4 and not seen & {row["item_idx"] for row in out["items"]}
 
@@ -114,7 +119,7 @@ def test_users_file_answers_each_user_in_order_like_user(home: Home, prompts: Pa
     answers, stderr = recommend_lines(home, "--prompts", str(prompts), "--users-file", str(users), "-k", "3",
                                       "--batch-size", "1")  # fmt: skip
     assert [a["user_idx"] for a in answers] == [3, 7, 1, 3]
-    assert [a["prompt"] for a in answers] == ["shared", "shared", "personalized", "shared"]
+    assert [a["prompt"]["mode"] for a in answers] == ["shared", "shared", "personalized", "shared"]
     assert "3 of 4 users have no personalized tokens" in stderr
     for answer, user in zip(answers, ("3", raw, "1"), strict=False):
         alone, _ = recommend_json(home, "--prompts", str(prompts), "--user", user, "-k", "3")

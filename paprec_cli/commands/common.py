@@ -25,6 +25,41 @@ QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Only errors and r
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="More detail on stderr.")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed (recorded in every manifest).")]
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto (CUDA when present), cpu, cuda or cuda:N.")]
+TokenizerOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--tokenizer",
+        help="T5 tokenizer of a HF T5 folder or P5 .pth: a folder with tokenizer.json or only spiece.model, "
+        "or either file (default: the one beside the checkpoint).",
+    ),
+]
+
+SeparatorOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--separator",
+        help="P5 checkpoints: history separator , (default) or -> or random (P5's seeded coin flip per example).",
+    ),
+]
+
+DecodingOpt = Annotated[
+    str,
+    typer.Option(
+        "--decoding",
+        help="paprec (constrained beam, whole-word embeddings) or p5 (as P5/PAP-REC evaluate: no whole-word "
+        "embeddings, unconstrained 20-beam, length-normalised, non-item outputs dropped and counted).",
+    ),
+]
+
+
+def tokenizer_arg(tokenizer: Path | None) -> str | None:
+    """--tokenizer as an absolute path (recorded in manifests), refused when it does not exist."""
+    if tokenizer is None:
+        return None
+    if not tokenizer.exists():
+        raise PaprecError(f"--tokenizer {tokenizer}: no such file or folder; pass a folder with tokenizer.json "
+                          "or spiece.model")
+    return str(tokenizer.expanduser().resolve())
 
 
 @dataclass

@@ -23,8 +23,10 @@ from paprec_cli.commands.common import (
     PaprecTyper,
     QuietOpt,
     SeedOpt,
+    TokenizerOpt,
     VerboseOpt,
     make_ctx,
+    tokenizer_arg,
 )
 from paprec_cli.errors import PaprecError
 from paprec_cli.paired import Paired, summary, verdict
@@ -109,6 +111,11 @@ def register(app: PaprecTyper) -> None:
         model: Annotated[
             str | None, typer.Option("--model", help="Model path or name (default: the one the prompts name).")
         ] = None,
+        tokenizer: TokenizerOpt = None,
+        decoding: Annotated[
+            str | None,
+            typer.Option("--decoding", help="paprec or p5 (see `paprec search --help`; default: the run's)."),
+        ] = None,
         n_boot: Annotated[int, typer.Option("--n-boot", help="Bootstrap resamples for the paired CIs.")] = 1000,
         baselines: Annotated[
             bool, typer.Option("--baselines/--no-baselines", help="Also report popularity and item-kNN.")
@@ -138,6 +145,7 @@ def register(app: PaprecTyper) -> None:
         source: str | Path = run if run is not None else prompts  # type: ignore[assignment]
         with distributed(resolve_device(device)) as dist:  # the process group ends before rank 0 reports
             ctx = make_ctx(home, json_out and dist.is_main, quiet or not dist.is_main, verbose)
-            found = eval_report.evaluate_source(source, ctx.home, ctx.registry, model, batch_size, dist, ctx.out.info)
+            found = eval_report.evaluate_source(source, ctx.home, ctx.registry, model, batch_size, dist, ctx.out.info,
+                                                tokenizer=tokenizer_arg(tokenizer), decoding=decoding)
         if dist.is_main:
             show(ctx, eval_report.build_report(found, n_boot, seed, baselines))

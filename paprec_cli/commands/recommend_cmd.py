@@ -16,19 +16,23 @@ from rich.table import Table
 from paprec_cli import serving
 from paprec_cli.commands.common import (
     Ctx,
+    DecodingOpt,
     DeviceOpt,
     HomeOpt,
     JsonOpt,
     PaprecTyper,
     QuietOpt,
+    SeparatorOpt,
+    TokenizerOpt,
     make_ctx,
+    tokenizer_arg,
 )
 
 
 def show_one(ctx: Ctx, user: str, answer: serving.Answer) -> None:
     """One user's table and prompt (the classic `--user` output) and its `--json` line."""
     rows = answer["items"]
-    table = Table(title=f"top {len(rows)} for user {user} ({answer['prompt']} prompt)")
+    table = Table(title=f"top {len(rows)} for user {user} ({answer['prompt']['mode']} prompt)")
     for column in ("rank", "item_idx", "item", "title", "attributes", "log p"):
         table.add_column(column, justify="right" if column in ("rank", "item_idx", "log p") else "left")
     for row in rows:
@@ -70,6 +74,9 @@ def register(app: PaprecTyper) -> None:
             str | None,
             typer.Option("--model", help="Model path or name (default: the prompts' model, else the dataset's)."),
         ] = None,
+        tokenizer: TokenizerOpt = None,
+        separator: SeparatorOpt = None,
+        decoding: DecodingOpt = "paprec",
         prompts: Annotated[
             str | None, typer.Option("--prompts", help="Prompts file (any export format) or run folder/name.")
         ] = None,
@@ -95,7 +102,7 @@ def register(app: PaprecTyper) -> None:
         from paprec_cli.distributed import distributed, resolve_device
 
         request = serving.Request(user, users_file, all_users, output, dataset, model, prompts, task_name, k,
-                                  exclude_seen, batch_size)
+                                  exclude_seen, batch_size, tokenizer_arg(tokenizer), separator, decoding)
         serving.check_request(request)
         with distributed(resolve_device(device)) as dist:
             ctx = make_ctx(home, json_out and dist.is_main, quiet or not dist.is_main)

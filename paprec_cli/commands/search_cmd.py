@@ -15,14 +15,18 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from paprec_cli.commands.common import (
+    DecodingOpt,
     DeviceOpt,
     HomeOpt,
     JsonOpt,
     PaprecTyper,
     QuietOpt,
     SeedOpt,
+    SeparatorOpt,
+    TokenizerOpt,
     VerboseOpt,
     make_ctx,
+    tokenizer_arg,
 )
 from paprec_cli.output import Output
 from paprec_cli.search.state import SearchState
@@ -63,6 +67,9 @@ def search_command(
     task: Annotated[str | None, Opt("--task", help="Task to search prompts for (sequential, direct, rating).")] = None,
     dataset: Annotated[str | None, Opt("--dataset", help="Imported dataset to search on.")] = None,
     model: Annotated[str | None, Opt("--model", help=MODEL_HELP)] = None,
+    tokenizer: TokenizerOpt = None,
+    separator: SeparatorOpt = None,
+    decoding: DecodingOpt = "paprec",
     n_prefix: Annotated[
         int | None, Opt("--n-prefix", help="Shared trigger tokens before the argument (default 0).")
     ] = None,
@@ -94,7 +101,7 @@ def search_command(
 
     request = runner.SearchRequest(task, dataset, model, n_prefix, n_suffix, init, n_personal, top_k, val_users,
                                    grad_examples, max_rounds, time_budget, selection, evaluator, batch_size,
-                                   allow_list, run_dir, resume, seed)
+                                   allow_list, run_dir, resume, seed, tokenizer_arg(tokenizer), separator, decoding)
     # Under torchrun every rank runs this; rank 0 alone writes the run folder and prints (see docs/DISTRIBUTED.md).
     with distributed(resolve_device(device)) as dist:
         ctx = make_ctx(home, json_out and dist.is_main, quiet or not dist.is_main, verbose)

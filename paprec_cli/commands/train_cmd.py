@@ -15,8 +15,10 @@ from paprec_cli.commands.common import (
     PaprecTyper,
     QuietOpt,
     SeedOpt,
+    TokenizerOpt,
     VerboseOpt,
     make_ctx,
+    tokenizer_arg,
 )
 
 if TYPE_CHECKING:
@@ -87,6 +89,7 @@ def register(app: PaprecTyper) -> None:
             typer.Option("--option", "-o", help="Protocol setting KEY=VALUE: negatives=N (direct-task negatives, "
                          "default 99; recorded in the protocol)."),
         ] = None,
+        tokenizer: TokenizerOpt = None,
         seed: SeedOpt = 0,
         device: DeviceOpt = "auto",
         json_out: JsonOpt = False,
@@ -109,7 +112,7 @@ def register(app: PaprecTyper) -> None:
         }  # fmt: skip
         options = setup.cli_options(ctx.home, dataset=dataset, tasks=tasks, size=size, ids=ids, name=name, seed=seed,
                                     time_budget=time_budget, init=init, resume=resume, overrides=overrides,
-                                    settings=option or [])
+                                    settings=option or [], tokenizer=tokenizer_arg(tokenizer))
         result = run_training(options, ctx.home, ctx.out, ctx.registry, dist.device, resume=bool(resume), dist=dist)
         dist.destroy()
         if not dist.is_main:

@@ -18,6 +18,7 @@ import polars as pl
 
 from paprec_cli.data.store import Dataset
 from paprec_cli.errors import PaprecError
+from paprec_cli.inputs import PAPREC, InputProtocol
 
 if TYPE_CHECKING:
     from paprec_cli.jsontypes import JSONObject
@@ -117,14 +118,16 @@ class TaskData:
     """A dataset plus every split a task needs, computed lazily and cached for one process."""
 
     def __init__(self, dataset: Dataset, seed: int = 0, negatives: int = N_NEGATIVES,
-                 loo: LeaveOneOut | None = None) -> None:
+                 loo: LeaveOneOut | None = None, inputs: InputProtocol = PAPREC) -> None:
         """`negatives`: never-seen negatives in each direct-task candidate list (99 as in P5; `-o negatives=N`).
         `loo`: a leave-one-out split to use instead of the dataset's own (serving passes one whose
-        "test" history is each user's whole sequence); None computes the dataset's on first use."""
+        "test" history is each user's whole sequence); None computes the dataset's on first use.
+        `inputs`: how prompts are written (history length, separator; `paprec_cli.inputs`)."""
         self.dataset = dataset
         self.seed = seed
         self.negatives = negatives
         self._loo = loo
+        self.inputs = inputs
 
     @property
     def n_users(self) -> int:
@@ -171,4 +174,5 @@ class TaskData:
             "tie_break": self.dataset.manifest.get("tie_break"),
             "seed": self.seed,
             "dataset_fingerprint": self.dataset.fingerprint,
+            "inputs": self.inputs.to_json(),
         }

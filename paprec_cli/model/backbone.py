@@ -75,11 +75,14 @@ class RecLM(nn.Module):
     def config(self) -> T5Config:
         return self.t5.config
 
-    def embed(self, input_ids: torch.Tensor, whole_word_ids: torch.Tensor) -> torch.Tensor:
-        return self.t5.shared(input_ids) + self.whole_word(whole_word_ids)
+    def embed(self, input_ids: torch.Tensor, whole_word_ids: torch.Tensor | None) -> torch.Tensor:
+        """Token embeddings plus whole-word embeddings; without `whole_word_ids` the token embeddings only
+        (as P5's and PAP-REC's evaluation code run the model)."""
+        tokens = self.t5.shared(input_ids)
+        return tokens if whole_word_ids is None else tokens + self.whole_word(whole_word_ids)
 
     def encode(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, whole_word_ids: torch.Tensor
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, whole_word_ids: torch.Tensor | None
     ) -> torch.Tensor:
         """Encoder hidden states [B, S, d]."""
         out = self.t5.encoder(inputs_embeds=self.embed(input_ids, whole_word_ids), attention_mask=attention_mask)

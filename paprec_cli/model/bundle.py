@@ -43,6 +43,7 @@ def describe(model: RecLM, codec: PromptCodec, size: str, **extra: JSONValue) ->
         "dims": config_dims(model.config),
         "vocab_size": int(model.config.vocab_size),
         "id_scheme": codec.id_scheme,
+        "tokenizer_sha256": codec.tokenizer_sha256,
         "dataset": {
             "name": codec.dataset_name,
             "fingerprint": codec.dataset_fingerprint,

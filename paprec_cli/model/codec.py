@@ -5,8 +5,9 @@
 `subword`: ids are written as text ("user_12", "873") and cut into pieces, as P5 does; ranking needs
 a constrained decode over the pieces. Rating words are text in both schemes.
 
-Whole-word ids follow P5: every token carries the 1-based number of the word it belongs to, EOS
-gets 0, numbers are clipped to 511 (the whole-word embedding has 512 rows).
+Whole-word ids: every token carries the 1-based number of the word it belongs to, EOS gets 0, numbers
+are clipped to 511 (the whole-word embedding has 512 rows). P5 numbers "▁"-pieces instead; with a
+SentencePiece tokenizer a whitespace word has exactly one, so the two agree (tests/test_p5_release.py).
 """
 
 from __future__ import annotations
@@ -23,10 +24,20 @@ from paprec_cli.errors import PaprecError
 from paprec_cli.jsontypes import JSONObject
 from paprec_cli.model.batching import Batch, collate
 from paprec_cli.model.encoded import EncodedPrompt
-from paprec_cli.model.tokenizer import DEFAULT_VOCAB_SIZE, EOS, MARKER, PAD, UNK, read_tokenizer, train_tokenizer
+from paprec_cli.model.tokenizer import (
+    DEFAULT_VOCAB_SIZE,
+    EOS,
+    MARKER,
+    PAD,
+    UNK,
+    read_tokenizer,
+    tokenizer_sha256,
+    train_tokenizer,
+)
 from paprec_cli.specs import Word
 
 IdScheme = Literal["atomic", "subword"]
+RatingReadout = Literal["expected", "decoded"]
 ID_SCHEMES: tuple[IdScheme, ...] = ("atomic", "subword")
 MAX_WORD_ID = 511
 RATING_WORDS = ("1", "2", "3", "4", "5")
@@ -94,8 +105,22 @@ class PromptCodec:
         extra = self.n_users + self.n_items if id_scheme == "atomic" else 0
         self.vocab_size = self.text_vocab_size + extra
         self._cache: dict[str, tuple[int, ...]] = {}
+        self._tokenizer_sha256: str | None = None
+        #: Encoder tokens including EOS (None: no cut). P5 checkpoints: 512, as P5's `max_text_length`;
+        #: a longer prompt keeps its first 511 tokens (the cut falls at the end of the text, as in P5).
+        self.max_input_tokens: int | None = None
+        #: How ratings are read (`Recommender.predict_rating`): "expected" (the expected digit, for models
+        #: trained on "1".."5") or "decoded" (the greedy decoded number: P5 and one-decimal targets).
+        self.rating_readout: RatingReadout = "expected"
         self._candidates: torch.Tensor | None = None
         self._item_sequences: torch.Tensor | None = None
+
+    @property
+    def tokenizer_sha256(self) -> str:
+        """sha256 of the tokenizer in use (see `tokenizer.tokenizer_sha256`); recorded in every manifest."""
+        if self._tokenizer_sha256 is None:
+            self._tokenizer_sha256 = tokenizer_sha256(self.tokenizer)
+        return self._tokenizer_sha256
 
     # ------------------------------------------------------------------ encoding
     def _word_pieces(self, texts: Iterable[str]) -> None:
@@ -118,8 +143,8 @@ class PromptCodec:
     def _text_of(self, word: Word) -> str:
         if word.kind == "user":
             return f"user_{word.index}"
-        if word.kind == "item":
-            return str(word.index)
+        if word.kind == "item":  # "873", or P5's rating wording "item_873" (one word)
+            return word.text if word.text.startswith("item_") else str(word.index)
         return word.text
 
     def encode_batch(self, prompts: Sequence[Sequence[Word]]) -> list[EncodedPrompt]:
@@ -140,8 +165,15 @@ class PromptCodec:
                     pieces = cache[self._text_of(word)]
                 ids.extend(pieces)
                 wids.extend([min(number, MAX_WORD_ID)] * len(pieces))
-            out.append(EncodedPrompt(tuple(ids), tuple(wids)))
+            out.append(self._cut(EncodedPrompt(tuple(ids), tuple(wids))))
         return out
+
+    def _cut(self, prompt: EncodedPrompt) -> EncodedPrompt:
+        """`prompt` cut to `max_input_tokens - 1` tokens (room for EOS); unchanged without a limit."""
+        limit = self.max_input_tokens
+        if limit is None or len(prompt.token_ids) < limit:
+            return prompt
+        return EncodedPrompt(prompt.token_ids[: limit - 1], prompt.word_ids[: limit - 1])
 
     def encode(self, words: Sequence[Word]) -> EncodedPrompt:
         return self.encode_batch([words])[0]
@@ -156,10 +188,20 @@ class PromptCodec:
         arg_words = [w + n_prefix for w in argument.word_ids]
         last = max(arg_words, default=n_prefix)
         words = [*range(1, n_prefix + 1), *arg_words, *range(last + 1, last + 1 + len(suffix_ids))]
-        return EncodedPrompt(
-            (*(int(t) for t in prefix_ids), *argument.token_ids, *(int(t) for t in suffix_ids)),
-            tuple(min(w, MAX_WORD_ID) for w in words),
+        return self._cut(
+            EncodedPrompt(
+                (*(int(t) for t in prefix_ids), *argument.token_ids, *(int(t) for t in suffix_ids)),
+                tuple(min(w, MAX_WORD_ID) for w in words),
+            )
         )
+
+    def model_input(self, prompt: EncodedPrompt) -> dict[str, list[int]]:
+        """The exact encoder input of one prompt, as `collate` builds its row without padding:
+        `input_ids` (the prompt's tokens, then EOS) and `whole_word_ids` (their word numbers, then 0)."""
+        return {
+            "input_ids": [*(int(t) for t in prompt.token_ids), self.eos_id],
+            "whole_word_ids": [*(int(w) for w in prompt.word_ids), 0],
+        }
 
     def collate(self, prompts: Sequence[EncodedPrompt], device: torch.device | str | None = None) -> Batch:
         """`collate` with this codec's pad and EOS ids."""
@@ -240,6 +282,14 @@ class PromptCodec:
             self._item_sequences = seqs
         return self._item_sequences
 
+    def ratings_are_tokens(self) -> bool:
+        """Whether the ratings "1".."5" are told apart by one token (`rating_tokens` works)."""
+        try:
+            self.rating_tokens()
+        except PaprecError:
+            return False
+        return True
+
     def rating_tokens(self) -> tuple[list[int], list[int]]:
         """(prefix, ids): the tokens shared by all rating words "1".."5" (usually none) and then the
         token that tells them apart; `predict_rating` teacher-forces the prefix and reads the next step."""
@@ -271,6 +321,8 @@ class PromptCodec:
             "decoder_start_id": self.decoder_start_id,
             "max_word_id": MAX_WORD_ID,
             "tokenizer": self.tokenizer_kind,
+            "tokenizer_sha256": self.tokenizer_sha256,
+            "rating_readout": self.rating_readout,
             "dataset": {"name": self.dataset_name, "fingerprint": self.dataset_fingerprint},
             "word_tokens": None if self.word_tokens is None else sorted(self.word_tokens),
         }
@@ -306,6 +358,10 @@ class PromptCodec:
             )
         except KeyError as err:
             raise PaprecError(f"{path}: missing field {err}") from err
+        readout = info.get("rating_readout", "expected")
+        if readout not in ("expected", "decoded"):
+            raise PaprecError(f"{path}: rating_readout {readout!r}; expected 'expected' or 'decoded'")
+        codec.rating_readout = readout
         if codec.text_vocab_size != info.get("text_vocab_size") or codec.vocab_size != info.get("vocab_size"):
             raise PaprecError(
                 f"{folder / 'tokenizer.json'}: vocabulary size {codec.text_vocab_size} does not match "

@@ -1,11 +1,12 @@
-"""The reference-style baseline: transformers' `generate` with many beams, constrained to valid ids.
+"""transformers' `generate`: the constrained many-beam baseline, P5's unconstrained ranking, decoded ratings.
 
-Kept as the slow, straightforward comparison point for the benchmarks (`--evaluator beam`). For subword
-ids the trie is a plain dict from token prefix to allowed next tokens, consulted per beam per step by
-`prefix_allowed_tokens_fn`, as the P5 reference does; every returned sequence is an item's, so mapping back
-never fails. Atomic ids (which the reference never used) get one vectorised mask per step instead: the
-per-beam callback would turn every item row into a Python list for every beam, which made the baseline
-look far slower on a GPU than a fair 20-beam search is.
+The baseline (`generate_items`) is the slow, straightforward comparison point for the benchmarks
+(`--evaluator beam`). For subword ids the trie is a plain dict from token prefix to allowed next tokens,
+consulted per beam per step by `prefix_allowed_tokens_fn`; every returned sequence is an item's, so mapping
+back never fails. This constraint is paprec's: P5's and PAP-REC's evaluation code search without it and
+drop the outputs that are not items (`generate_p5`, `--decoding p5`). Atomic ids (which the reference
+never used) get one vectorised mask per step instead: the per-beam callback would turn every item row into
+a Python list for every beam, which made the baseline look far slower on a GPU than a fair 20-beam search is.
 """
 
 from __future__ import annotations
@@ -101,3 +102,73 @@ def generate_items(
         end = tokens.index(codec.eos_id) if codec.eos_id in tokens else len(tokens)
         result[row] = items.get(tuple(tokens[:end]), 0)  # 0 only if generation stopped early (never with the trie)
     return result.view(enc.shape[0], k).to(enc.device)
+
+
+#: Decoder tokens a rating string may take ("4.3" plus EOS is 3-5 pieces in T5's and paprec's vocabularies).
+RATING_TOKENS = 8
+
+
+def decode_ratings(model: RecLM, codec: PromptCodec, enc: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Ratings read as P5 reads them: greedy decoding, the output text parsed as a number, [B] float32.
+
+    An output that is not a number (or not finite) gives NaN: the metrics then show it (RMSE/MAE NaN, the
+    search's surrogate -inf) instead of a substituted value."""
+    config = GenerationConfig(
+        num_beams=1,
+        do_sample=False,
+        max_new_tokens=RATING_TOKENS,
+        decoder_start_token_id=codec.decoder_start_id,
+        eos_token_id=codec.eos_id,
+        pad_token_id=codec.pad_id,
+    )
+    out = model.t5.generate(
+        encoder_outputs=BaseModelOutput(last_hidden_state=enc), attention_mask=mask, generation_config=config
+    )
+    texts = codec.tokenizer.decode_batch([row[1:] for row in out.tolist()], skip_special_tokens=True)
+    return torch.tensor([parse_rating(t) for t in texts], dtype=torch.float32, device=enc.device)
+
+
+def parse_rating(text: str) -> float:
+    """The number a decoded rating string holds ("4.3" -> 4.3), NaN when it is not one."""
+    try:
+        value = float(text.strip())
+    except ValueError:
+        return float("nan")
+    return value if value == value and abs(value) != float("inf") else float("nan")
+
+
+def generate_p5(
+    model: RecLM, codec: PromptCodec, enc: torch.Tensor, mask: torch.Tensor, k: int, num_beams: int
+) -> tuple[torch.Tensor, int, int]:
+    """P5's ranking: unconstrained `num_beams`-beam search returning `num_beams` sequences ordered by
+    length-normalised log-probability (transformers' `length_penalty=1.0`), each decoded to text; a text
+    that is not an item id of the dataset (1..n_items), or repeats one, is dropped. Returns ([B, k] item
+    indices, 0 where fewer than k items survived; sequences generated; sequences dropped)."""
+    longest = int(codec.item_sequences().shape[1]) + 2
+    config = GenerationConfig(
+        num_beams=num_beams,
+        num_return_sequences=num_beams,
+        max_new_tokens=longest,
+        do_sample=False,
+        length_penalty=1.0,
+        decoder_start_token_id=codec.decoder_start_id,
+        eos_token_id=codec.eos_id,
+        pad_token_id=codec.pad_id,
+    )
+    out = model.t5.generate(
+        encoder_outputs=BaseModelOutput(last_hidden_state=enc), attention_mask=mask, generation_config=config
+    )
+    texts = codec.tokenizer.decode_batch([row[1:] for row in out.tolist()], skip_special_tokens=True)
+    result = torch.zeros(enc.shape[0], k, dtype=torch.long)
+    dropped = 0
+    for row in range(enc.shape[0]):
+        kept: list[int] = []
+        for text in texts[row * num_beams : (row + 1) * num_beams]:
+            value = text.strip()
+            index = int(value) if value.isdigit() else 0
+            if not 1 <= index <= codec.n_items or index in kept:
+                dropped += 1
+                continue
+            kept.append(index)
+        result[row, : min(k, len(kept))] = torch.tensor(kept[:k], dtype=torch.long)
+    return result.to(enc.device), len(texts), dropped

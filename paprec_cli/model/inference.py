@@ -6,10 +6,19 @@ Ranking over all items (`rank_all`):
 - `subword` ids: a trie-constrained beam search with a KV cache (`beam.py`); every output is an item
   of the dataset by construction.
 
-Rating (`predict_rating`): the expected value of the rating under the model's first-step
-distribution restricted to the tokens of "1".."5" (softmax over those five logits), i.e.
-`sum_r r * p(r) / sum_r p(r)`. It is smooth (good for the search's surrogate) and never fails to
-parse, unlike decoding a number.
+Rating (`predict_rating`), as the model was trained (`codec.rating_readout`):
+- "expected" (paprec's own models trained on integral ratings "1".."5"): the expected value of the
+  rating under the model's first-step distribution restricted to the tokens of "1".."5" (softmax over
+  those five logits), i.e. `sum_r r * p(r) / sum_r p(r)`. Smooth (good for the search's surrogate).
+- "decoded" (P5 checkpoints, trained on one-decimal strings such as "4.3", and paprec models trained
+  on non-integral ratings): the greedy decoded text read as a number, NaN when it is not one. Also used
+  when the digits "1".."5" are not single tokens of the vocabulary.
+
+Decoding (`decoding`): "paprec" (the default, above) or "p5", what P5's and PAP-REC's evaluation code
+does: no whole-word embeddings in the encoder, ranking by transformers' unconstrained 20-beam search with
+length-normalised scores (`length_penalty=1.0`), outputs that are not an item id of the dataset dropped
+and counted (`p5_counts`), ratings read as the greedy decoded number. Candidate scoring (direct task)
+stays teacher-forced, without whole-word embeddings. Subword ids only.
 
 Pure inference runs under `torch.inference_mode()`, in eval mode (restored afterwards), with bf16
 autocast on CUDA. `nll` keeps autograd on so the search can back-propagate to the input embeddings.
@@ -24,6 +33,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from paprec_cli.errors import PaprecError
 from paprec_cli.model.backbone import RecLM
 from paprec_cli.model.batching import Batch, host_to_device
 from paprec_cli.model.beam import ItemTrie, constrained_beam_search
@@ -33,6 +43,9 @@ from paprec_cli.model.codec import PromptCodec
 #: of float32 logits on the CPU; 1 GiB on CUDA, where a chunk of a few hundred rows is mostly launch
 #: overhead (a real P5 checkpoint's 32,100-token T5 vocabulary with 5 beams gives 209 rows under the CPU
 #: budget; paprec's own subword vocabularies are far smaller).
+DECODINGS = ("paprec", "p5")
+#: P5's and PAP-REC's beam width (and sequences returned) when ranking all items.
+P5_BEAMS = 20
 ROW_BUDGET = 1 << 25
 CUDA_ROW_BUDGET = 1 << 28
 #: Decoder tokens per packed row when scoring sub-word candidates (see `_score_subword`).
@@ -46,7 +59,16 @@ def default_device() -> torch.device:
 class Recommender:
     """Inference API used by search, eval and recommend; `model` must not be trained meanwhile."""
 
-    def __init__(self, model: RecLM, codec: PromptCodec, device: torch.device | str | None = None) -> None:
+    def __init__(
+        self, model: RecLM, codec: PromptCodec, device: torch.device | str | None = None, decoding: str = "paprec"
+    ) -> None:
+        if decoding not in DECODINGS:
+            raise PaprecError(f"--decoding {decoding}: expected one of {', '.join(DECODINGS)}")
+        if decoding == "p5" and codec.id_scheme != "subword":
+            raise PaprecError("--decoding p5: needs a model with subword ids (a P5 checkpoint), not atomic ids")
+        self.decoding = decoding
+        #: --decoding p5: generated sequences, and those dropped because they are not an item id.
+        self.p5_counts = {"generated": 0, "dropped": 0}
         self.device = torch.device(device) if device is not None else default_device()
         self.model = model.to(self.device)
         self.codec = codec
@@ -89,7 +111,10 @@ class Recommender:
 
     def _encode(self, batch: Batch) -> tuple[Batch, torch.Tensor]:
         batch = batch.to(self.device)
-        return batch, self.model.encode(batch.input_ids, batch.attention_mask, batch.whole_word_ids)
+        return batch, self.model.encode(batch.input_ids, batch.attention_mask, self._whole_word(batch))
+
+    def _whole_word(self, batch: Batch) -> torch.Tensor | None:
+        return None if self.decoding == "p5" else batch.whole_word_ids
 
     def _last_hidden(self, enc: torch.Tensor, mask: torch.Tensor, prefix: Sequence[int] = ()) -> torch.Tensor:
         """Decoder state after the start token (and a teacher-forced `prefix`), [B, d]."""
@@ -119,7 +144,7 @@ class Recommender:
             out = self.model(
                 batch.input_ids,
                 batch.attention_mask,
-                batch.whole_word_ids,
+                self._whole_word(batch),
                 decoder_input_ids=decoder_in,
                 use_cache=False,
             )
@@ -138,6 +163,15 @@ class Recommender:
         k = min(int(k), self.codec.n_items)
         with self._eval():
             batch, enc = self._encode(batch)
+            if self.decoding == "p5":
+                from paprec_cli.model.generate import generate_p5
+
+                top, generated, dropped = generate_p5(
+                    self.model, self.codec, enc, batch.attention_mask, k, max(P5_BEAMS, k)
+                )
+                self.p5_counts["generated"] += generated
+                self.p5_counts["dropped"] += dropped
+                return top
             if self.codec.id_scheme == "atomic":
                 rows = slice(self.codec.item_offset, self.codec.item_offset + self.codec.n_items)
                 logits = self.model.project(self._last_hidden(enc, batch.attention_mask), rows)
@@ -245,7 +279,14 @@ class Recommender:
         return self._rating
 
     def predict_rating(self, batch: Batch) -> torch.Tensor:
-        """Expected rating over the tokens "1".."5" at the first decoding step, [B] float32."""
+        """[B] float32 ratings: the expected rating over the tokens "1".."5" at the first decoding step, or
+        the greedy decoded number (`codec.rating_readout == "decoded"`, or digits that are not single tokens)."""
+        if self.decoding == "p5" or self.codec.rating_readout == "decoded" or not self.codec.ratings_are_tokens():
+            from paprec_cli.model.generate import decode_ratings
+
+            with self._eval():
+                batch, enc = self._encode(batch)
+                return decode_ratings(self.model, self.codec, enc, batch.attention_mask)
         prefix, ids = self.rating_tokens()
         with self._eval():
             batch, enc = self._encode(batch)

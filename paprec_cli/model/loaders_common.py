@@ -10,7 +10,7 @@ from tokenizers import Tokenizer
 from paprec_cli.errors import PaprecError
 from paprec_cli.model.backbone import RecLM
 from paprec_cli.model.codec import DatasetLike, IdScheme, PromptCodec
-from paprec_cli.model.tokenizer import read_tokenizer
+from paprec_cli.model.tokenizer import find_tokenizer, read_tokenizer
 from paprec_cli.model.weights import TIED_T5_KEYS
 
 #: Keys a T5/P5 checkpoint may lack: tied copies of `shared`, and our whole-word embedding (kept zero).
@@ -24,16 +24,20 @@ def t5_codec(
     tokenizer: Path | Tokenizer | None,
     dataset: DatasetLike | None,
     id_scheme: IdScheme,
-    default_tokenizer: Path | None,
+    beside: Path,
 ) -> PromptCodec:
+    """The codec of a T5/P5 checkpoint: `tokenizer` (a `Tokenizer`, or a `tokenizer.json` /
+    `spiece.model` file or folder), else the `tokenizer.json` or `spiece.model` found in the folder
+    `beside` the weights. Errors: no dataset, no tokenizer found (naming `--tokenizer`)."""
     if dataset is None:
         raise PaprecError(f"{where}: loading a T5/P5 checkpoint needs the dataset it will rank (--dataset)")
     if tokenizer is None:
-        if default_tokenizer is None or not default_tokenizer.exists():
+        found = find_tokenizer(beside)
+        if found is None:
             raise PaprecError(
-                f"{where}: no tokenizer.json beside the weights; pass the T5 tokenizer folder (--tokenizer)"
+                f"{where}: no tokenizer.json or spiece.model in {beside}; pass the T5 tokenizer folder with --tokenizer"
             )
-        tokenizer = default_tokenizer
+        tokenizer = found
     tok = tokenizer if isinstance(tokenizer, Tokenizer) else read_tokenizer(Path(tokenizer))
     return PromptCodec(
         tok,

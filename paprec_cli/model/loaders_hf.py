@@ -39,7 +39,7 @@ def load_hf_folder(
     id_scheme: IdScheme = "subword",
 ) -> ModelBundle:
     weights = _weight_file(folder)
-    codec = t5_codec(folder, tokenizer, dataset, id_scheme, folder / "tokenizer.json")
+    codec = t5_codec(folder, tokenizer, dataset, id_scheme, folder)
     state = read_state_dict(weights)
     whole = next((state.pop(k) for k in WHOLE_WORD_KEYS if k in state), None)
     tie_embeddings(weights, state, bool(info.get("tie_word_embeddings", True)))

@@ -16,13 +16,17 @@ import torch
 from tokenizers import Tokenizer
 
 from paprec_cli.errors import PaprecError
+from paprec_cli.inputs import P5_MAX_TOKENS
 from paprec_cli.model.backbone import build_model, t5_config
 from paprec_cli.model.bundle import ModelBundle, describe
 from paprec_cli.model.codec import DatasetLike
 from paprec_cli.model.loaders_common import OPTIONAL_KEYS, check_vocab, copy_whole_word, t5_codec, tie_embeddings
 from paprec_cli.model.weights import IGNORED_T5_KEYS, load_state_strict, read_state_dict
+from paprec_cli.paths import sha256_file
 
 P5_WHOLE_WORD = "encoder.whole_word_embeddings.weight"
+#: The item numbering P5's released checkpoints were trained with (`paprec data import --indexing sequential`).
+P5_INDEXING = "sequential"
 _BLOCK = re.compile(r"^(encoder|decoder)\.block\.(\d+)\.")
 
 
@@ -70,7 +74,14 @@ def load_p5(
     tokenizer: Path | Tokenizer | None,
     num_heads: int | None = None,
 ) -> ModelBundle:
-    codec = t5_codec(path, tokenizer, dataset, "subword", path.parent / "tokenizer.json")
+    """A P5 `.pth` for `dataset`, with `tokenizer` (else the `tokenizer.json` / `spiece.model` beside it).
+
+    P5 numbered items in order of first appearance in `sequential_data.txt` (paprec's `sequential`
+    indexing); the model's info records `expects_indexing: "sequential"`, and a dataset imported with
+    another indexing is refused (its ids would name other items: silent garbage). Errors: `PaprecError`
+    naming the file and the fix."""
+    check_p5_indexing(path, dataset)
+    codec = t5_codec(path, tokenizer, dataset, "subword", path.parent)
     state = read_state_dict(path)
     whole = state.pop(P5_WHOLE_WORD, None)
     tie_embeddings(path, state)
@@ -82,5 +93,27 @@ def load_p5(
     renamed = {f"t5.{k}": v for k, v in state.items() if k not in IGNORED_T5_KEYS}
     load_state_strict(model, renamed, path, OPTIONAL_KEYS)
     copy_whole_word(model, whole, path)
-    info = describe(model, codec, "custom", init=f"p5:{path}", whole_word_loaded=whole is not None)
+    info = describe(
+        model, codec, "custom", init=f"p5:{path}", whole_word_loaded=whole is not None,
+        weights_sha256=sha256_file(path),
+        expects_indexing=P5_INDEXING,
+        input_protocol="p5",
+        rating_readout="decoded",
+    )
+    codec.max_input_tokens = P5_MAX_TOKENS
+    codec.rating_readout = "decoded"  # P5 trained on one-decimal strings ("4.3") and read the decoded number
     return ModelBundle(model, codec, info, None)
+
+
+def check_p5_indexing(path: Path, dataset: DatasetLike | None) -> None:
+    """Refuse a dataset whose item ids are not P5's sequential ones (its manifest records `indexing`)."""
+    manifest = getattr(dataset, "manifest", None)
+    indexing = manifest.get("indexing") if isinstance(manifest, dict) else None
+    if dataset is None or indexing is None or indexing == P5_INDEXING:
+        return
+    name = getattr(dataset, "name", "NAME")
+    raise PaprecError(
+        f"{path}: a P5 checkpoint expects P5's sequential item ids, but dataset '{name}' was imported with "
+        f"{indexing} indexing (other ids, silent garbage); re-import it with "
+        f"`paprec data import {name} --from PATH --indexing sequential`"
+    )

@@ -1,4 +1,4 @@
-"""Train paprec's own tokenizer, or read a user-supplied T5 one.
+"""Train paprec's own tokenizer, or read a user-supplied T5 one (`tokenizer.json` or `spiece.model`).
 
 Both use SentencePiece's word-start marker "▁", so a *whole-word token* (the search's trigger
 candidates) is simply a token that starts with "▁". The trained tokenizer is a small BPE over the
@@ -8,6 +8,10 @@ the marker) so that sub-word ids such as "873" become "▁87" "3", shared across
 
 from __future__ import annotations
 
+import hashlib
+import importlib.util
+import shutil
+import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -46,18 +50,65 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = DEFAULT_VOCAB_SIZE) 
     return tokenizer
 
 
+SPIECE = "spiece.model"
+TOKENIZER_JSON = "tokenizer.json"
+
+
+def find_tokenizer(folder: Path) -> Path | None:
+    """The tokenizer file in `folder`: `tokenizer.json`, else SentencePiece's `spiece.model`, else None."""
+    for name in (TOKENIZER_JSON, SPIECE):
+        if (Path(folder) / name).is_file():
+            return Path(folder) / name
+    return None
+
+
 def read_tokenizer(path: Path) -> Tokenizer:
-    """A `tokenizer.json` file, or a folder holding one (e.g. a Hugging Face T5 tokenizer folder)."""
+    """A `tokenizer.json` file, a SentencePiece `spiece.model`, or a folder holding either one
+    (`tokenizer.json` wins when both are there).
+
+    `spiece.model` (the usual t5-small download) is converted through transformers' `T5Tokenizer`,
+    exactly as `T5Tokenizer.from_pretrained(folder)` does: T5's 100 `<extra_id_N>` tokens are appended,
+    `<pad>`=0, `</s>`=1, `<unk>`=2. The conversion needs the `sentencepiece` and `protobuf` packages
+    (`pip install 'paprec[p5]'`). Errors: `PaprecError` naming the file and the fix."""
     path = Path(path)
-    file = path / "tokenizer.json" if path.is_dir() else path
-    if not file.exists():
-        hint = " (a SentencePiece-only folder needs converting: save it once with transformers' T5TokenizerFast)"
-        raise PaprecError(f"{file}: no tokenizer.json found{hint if path.is_dir() else ''}")
-    try:
-        tokenizer = Tokenizer.from_file(str(file))
-    except Exception as err:  # tokenizers raises a bare Exception on malformed files
-        raise PaprecError(f"{file}: not a valid tokenizer.json ({str(err).splitlines()[0][:120]})") from err
+    file = find_tokenizer(path) if path.is_dir() else path
+    if file is None or not file.exists():
+        where = path / TOKENIZER_JSON if path.is_dir() else path
+        hint = f" or {SPIECE}" if path.is_dir() else ""
+        raise PaprecError(f"{where}: no tokenizer.json{hint} found; pass the T5 tokenizer folder with --tokenizer")
+    tokenizer = _from_spiece(file) if file.suffix == ".model" else _from_json(file)
     for special in (PAD, EOS):
         if tokenizer.token_to_id(special) is None:
             raise PaprecError(f"{file}: tokenizer has no '{special}' token; expected a T5-style tokenizer")
     return tokenizer
+
+
+def tokenizer_sha256(tokenizer: Tokenizer) -> str:
+    """sha256 of the tokenizer as `tokenizer.json` text (the exact vocabulary, merges and rules in use),
+    the same whether it was read from `tokenizer.json`, converted from `spiece.model` or trained."""
+    return hashlib.sha256(tokenizer.to_str().encode("utf-8")).hexdigest()
+
+
+def _from_json(file: Path) -> Tokenizer:
+    try:
+        return Tokenizer.from_file(str(file))
+    except Exception as err:  # tokenizers raises a bare Exception on malformed files
+        raise PaprecError(f"{file}: not a valid tokenizer.json ({str(err).splitlines()[0][:120]})") from err
+
+
+def _from_spiece(file: Path) -> Tokenizer:
+    for module in ("sentencepiece", "google.protobuf"):
+        if importlib.util.find_spec(module.split(".")[0]) is None:
+            raise PaprecError(
+                f"{file}: reading a SentencePiece model needs the packages sentencepiece and protobuf; "
+                "install them with `pip install 'paprec[p5]'`"
+            )
+    from transformers import T5Tokenizer
+
+    with tempfile.TemporaryDirectory(prefix="paprec-spiece-") as tmp:
+        shutil.copyfile(file, Path(tmp) / SPIECE)  # from_pretrained reads a folder; the file keeps any name
+        try:
+            converted = T5Tokenizer.from_pretrained(tmp)
+        except Exception as err:  # sentencepiece/transformers raise assorted errors on a bad file
+            raise PaprecError(f"{file}: not a valid SentencePiece model ({str(err).splitlines()[0][:120]})") from err
+    return Tokenizer.from_str(converted.backend_tokenizer.to_str())

@@ -50,6 +50,12 @@ class SearchConfig:
     #: The starting prompt: a seeded random draw, or the manual template's words around the argument
     #: (then n_prefix/n_suffix are the template's word counts, set when the search is prepared).
     init: Init = Init.RANDOM
+    #: The T5 tokenizer of a HF T5 folder / P5 `.pth` model (None: the one beside the checkpoint).
+    tokenizer: str | None = None
+    #: History separator for the P5 input protocol (`,`, `->` or `random`); None: `,`.
+    separator: str | None = None
+    #: How the surrogate ranks: "paprec" or "p5" (`paprec_cli.model.inference`).
+    decoding: str = "paprec"
 
     @property
     def layout(self) -> Layout:
@@ -70,6 +76,8 @@ class SearchConfig:
             (self.max_rounds >= 1, "--max-rounds", "an integer >= 1"),
             (self.time_budget is None or self.time_budget > 0, "--time-budget", "a positive number of seconds"),
             (self.batch_size is None or self.batch_size >= 1, "--batch-size", "an integer >= 1"),
+            (self.separator in (None, ",", "->", "random"), "--separator", ", or -> or random"),
+            (self.decoding in ("paprec", "p5"), "--decoding", "paprec or p5"),
         ]
         for ok, option, expected in checks:
             if not ok:

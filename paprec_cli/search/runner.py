@@ -26,6 +26,7 @@ from paprec_cli.distributed import DistContext
 from paprec_cli.errors import PaprecError
 from paprec_cli.evaluate import Results, evaluate_prompts
 from paprec_cli.export import Document
+from paprec_cli.inputs import inputs_for
 from paprec_cli.paths import Home
 from paprec_cli.plugins import Registry
 from paprec_cli.registry import model_fingerprint, split_negatives, split_seed
@@ -98,18 +99,20 @@ def prepare(config: SearchConfig, registry: Registry, home: Home, device: str,
     if config.manual_template:
         task.manual(config.manual_template)
     dataset = load_dataset(home, config.dataset)
-    bundle = load_model(config.model, home, dataset=dataset)
+    bundle = load_model(config.model, home, dataset=dataset,
+                        tokenizer=Path(config.tokenizer) if config.tokenizer else None)
     if bundle.folder is not None:
         config = replace(config, model=str(Path(bundle.folder).resolve()))
     bundle.model.requires_grad_(False)
     bundle.model.eval()
     if config.split_seed is None:
         config = replace(config, split_seed=split_seed(bundle))
-    data = TaskData(dataset, config.split_seed or 0, split_negatives(bundle))
+    inputs = inputs_for(bundle.config, dataset.name, config.separator, config.seed)
+    data = TaskData(dataset, config.split_seed or 0, split_negatives(bundle), inputs=inputs)
     reason = needs.unmet(task, dataset, data.negatives)
     if reason is not None:
         raise PaprecError(f"--task {task.name}: {reason}; search another task or retrain with -o negatives=N")
-    recommender = Recommender(bundle.model, bundle.codec, device)
+    recommender = Recommender(bundle.model, bundle.codec, device, decoding=config.decoding)
     vocab = candidate_vocabulary(bundle.codec, Path(config.allow_list) if config.allow_list else None)
     shared: tuple[int, ...] | None = None
     left_out: tuple[str, ...] = ()
@@ -155,7 +158,9 @@ def manifest(session: SearchSession) -> RunManifest:
         "libraries": library_versions(),
         "dataset": {"name": session.dataset.name, "fingerprint": session.dataset.fingerprint},
         "model": {"path": session.config.model, "fingerprint": session.model_fingerprint,
-                  "id_scheme": session.bundle.codec.id_scheme, "size": session.bundle.config.get("size")},
+                  "id_scheme": session.bundle.codec.id_scheme, "size": session.bundle.config.get("size"),
+                  "tokenizer_sha256": session.bundle.codec.tokenizer_sha256,
+                  "expects_indexing": session.bundle.config.get("expects_indexing")},
         "protocol": session.data.protocol(),
         "task": {"name": session.task.name, "kind": session.task.kind,
                  "manual_template": session.config.manual_template or session.task.default_template},
@@ -202,6 +207,9 @@ class SearchRequest:
     run_dir: Path | None = None
     resume: str | None = None
     seed: int = 0
+    tokenizer: str | None = None  # a HF/P5 checkpoint's T5 tokenizer (None: beside the weights)
+    separator: str | None = None  # P5 input protocol's history separator (None: ",")
+    decoding: str = "paprec"  # how the surrogate ranks: "paprec" or "p5"
 
 
 @dataclass
@@ -233,6 +241,7 @@ def config_of(request: SearchRequest, home: Home, registry: Registry) -> SearchC
         selection=Selection.parse(request.selection, "--selection"),
         evaluator=Evaluator.parse(request.evaluator, "--evaluator"), batch_size=request.batch_size, seed=request.seed,
         allow_list=str(request.allow_list.resolve()) if request.allow_list else None,
+        tokenizer=request.tokenizer, separator=request.separator, decoding=request.decoding,
     )
 
 

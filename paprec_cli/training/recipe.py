@@ -108,6 +108,8 @@ class TrainOptions:
     init: str | None = None
     #: Never-seen negatives per direct-task candidate list (`-o negatives=N`; P5's 99 by default).
     negatives: int = 99
+    #: The T5 tokenizer (`tokenizer.json` / `spiece.model` file or folder) for a T5/P5 `init`; None: beside it.
+    tokenizer: str | None = None
 
     def to_json(self) -> JSONObject:
         out = asdict(self)

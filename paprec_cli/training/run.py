@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypedDict, cast
+from typing import TYPE_CHECKING, Any, Literal, TypedDict, cast
 
 import numpy as np
 import torch
@@ -148,8 +148,10 @@ def _fresh_bundle(options: TrainOptions, dataset: Dataset, training: TrainingDat
     ids = cast("IdScheme", options.ids)  # checked against ID_SCHEMES when the options were made
     if options.init:
         # Checks users, items and fingerprint against the dataset; HF/P5 layouts get the codec from it.
-        return load_model(options.init, home, dataset=dataset, id_scheme=ids)
+        tokenizer = Path(options.tokenizer) if options.tokenizer else None
+        return load_model(options.init, home, dataset=dataset, id_scheme=ids, tokenizer=tokenizer)
     codec = build_codec(dataset, ids, training.texts())
+    codec.rating_readout = rating_readout_for(dataset)
     bundle = create_model(options.size, codec, options.seed, dropout=options.recipe.dropout)
     if options.recipe.zero_whole_word:
         torch.nn.init.zeros_(bundle.model.whole_word.weight)
@@ -158,6 +160,14 @@ def _fresh_bundle(options: TrainOptions, dataset: Dataset, training: TrainingDat
         apply_cooccurrence_init(bundle.model.t5.shared.weight, codec.user_offset, codec.item_offset,
                                 data.loo.train, data.n_users, data.n_items, options.seed)
     return bundle
+
+
+def rating_readout_for(dataset: Dataset) -> Literal["expected", "decoded"]:
+    """How a model trained on `dataset` reads ratings: its targets are `rating_word`s, "4" for integral
+    ratings (read as the expected digit) and "3.5" otherwise (read as the greedy decoded number)."""
+    ratings = dataset.interactions["rating"].drop_nulls()
+    integral = ratings.len() == 0 or bool((ratings == ratings.round(0)).all())
+    return "expected" if integral else "decoded"
 
 
 def validation_examples(session: TrainingSession) -> dict[str, list[Example]]:
@@ -317,6 +327,7 @@ def training_record(session: TrainingSession, result: TrainingResult) -> dict[st
             "users": dataset.n_users, "items": dataset.n_items,
         },
         "protocol": session.data.protocol(),
+        "tokenizer_sha256": session.bundle.codec.tokenizer_sha256,
         "tasks": list(options.tasks),
         "families": session.training.families(),
         "held_out_templates": {t.name: [x.id for x in t.templates if x.held_out] for t in session.tasks},

@@ -107,6 +107,7 @@ def new_options(
     init: str | None,
     overrides: dict[str, Any],
     negatives: int = N_NEGATIVES,
+    tokenizer: str | None = None,
 ) -> TrainOptions:
     """Options of a fresh run: the size's recipe with command-line overrides."""
     if ids not in ID_SCHEMES:
@@ -130,6 +131,7 @@ def new_options(
         anneal_to_budget=anneal_to_budget,
         init=init,
         negatives=negatives,
+        tokenizer=tokenizer,
     )
 
 
@@ -162,7 +164,8 @@ def resumed_options(saved: TrainOptions, given: dict[str, Any], overrides: dict[
 
 def cli_options(home: Home, *, dataset: str | None, tasks: str | None, size: str | None, ids: str | None,
                 name: str | None, seed: int, time_budget: float | None, init: str | None, resume: str | None,
-                overrides: dict[str, object], settings: Sequence[str] = ()) -> TrainOptions:
+                overrides: dict[str, object], settings: Sequence[str] = (),
+                tokenizer: str | None = None) -> TrainOptions:
     """`paprec train`'s options as given (None: not given) -> checked `TrainOptions`: a fresh run's, or,
     with `resume`, the saved run's with the allowed overrides (a one-line error for each conflict)."""
     import math
@@ -180,11 +183,11 @@ def cli_options(home: Home, *, dataset: str | None, tasks: str | None, size: str
             raise PaprecError("--item-init applies to a fresh run only; drop it when using --resume")
         saved = read_state(state_dir(home, resume), resume).options
         given = {"--dataset": dataset, "--size": size, "--ids": ids, "--tasks": task_names, "--init": init,
-                 "--negatives": parsed.get("negatives")}  # fmt: skip
+                 "--negatives": parsed.get("negatives"), "--tokenizer": tokenizer}  # fmt: skip
         return resumed_options(saved, given, {**overrides, "time_budget": time_budget})
     if dataset is None:
         raise PaprecError("--dataset is required (e.g. --dataset synthetic); see `paprec data list`")
     return new_options(
         dataset=dataset, tasks=task_names or [], size=size or "tiny", ids=ids or "atomic", name=name,
-        seed=seed, time_budget=time_budget, init=init, overrides=overrides, **parsed,
+        seed=seed, time_budget=time_budget, init=init, overrides=overrides, tokenizer=tokenizer, **parsed,
     )  # fmt: skip

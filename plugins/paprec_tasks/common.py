@@ -49,13 +49,13 @@ class ItemWords:
     def item(self, index: int) -> Word:
         return self._words[index]
 
-    def listed(self, items: Sequence[int] | np.ndarray) -> list[Word]:
-        """Items as P5 lists them: item , item , item (a comma word between items)."""
+    def listed(self, items: Sequence[int] | np.ndarray, separator: str = ",") -> list[Word]:
+        """Items as P5 lists them: item , item , item (a separator word, `,` or `->`, between items)."""
         words = self._words
         chosen = [words[i] for i in (items.tolist() if isinstance(items, np.ndarray) else items)]
         if not chosen:
             return []
-        out = [COMMA] * (2 * len(chosen) - 1)
+        out = [COMMA if separator == "," else Word(separator)] * (2 * len(chosen) - 1)
         out[0::2] = chosen
         return out
 

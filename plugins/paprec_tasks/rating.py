@@ -52,13 +52,15 @@ class RatingTask(BuiltTask):
             raise ValueError(f"unknown split part {part!r}")
         table = data.ratings.part(part)
         words = ItemWords(data.n_items)
+        inputs = getattr(data, "inputs", None)
+        p5_wording = inputs is not None and inputs.name == "p5"  # P5 writes "item_873" as one word
         users: dict[int, Word] = {}
         out: list[Example] = []
         for user, item, rating in zip(
             table["user_idx"].to_list(), table["item_idx"].to_list(), table["rating"].to_list(), strict=True
         ):
             user_word = users.get(user) or users.setdefault(user, Word.user(user))
-            item_word = words.item(item)
+            item_word = Word(f"item_{item}", "item", item) if p5_wording else words.item(item)
             out.append(
                 Example(
                     user=user,

@@ -23,9 +23,10 @@ class SequentialTask(RankingTask):
 
     name = "sequential"
     description = "next-item prediction from the purchase history (leave-one-out; HR/NDCG over all items)"
-    argument_help = "user_U : i1 , i2 , ... , iN (the at most max_history most recent items, oldest first)"
+    argument_help = "user_U : i1 , i2 , ... , iN (the most recent items, oldest first: 20, or P5's rules)"
     default_template = "2-3"
-    #: Histories keep the most recent `max_history` items (P5 truncates the same way).
+    #: paprec's own models see the most recent `max_history` items. The P5 protocol (`paprec_cli.inputs`,
+    #: `TaskData.inputs`) differs: Amazon sets keep the whole history (P5 only cuts at 512 tokens).
     max_history = 20
 
     @property
@@ -35,6 +36,8 @@ class SequentialTask(RankingTask):
     def _build(self, data: TaskData, part: Part) -> list[Example]:
         words = ItemWords(data.n_items)
         loo = data.loo
+        inputs = getattr(data, "inputs", None)
+        limit = self.max_history if inputs is None or inputs.name == "paprec" else inputs.history
         out: list[Example] = []
         if part == "train":
             for user in range(1, data.n_users + 1):
@@ -53,8 +56,11 @@ class SequentialTask(RankingTask):
         targets = loo.validation if part == "validation" else loo.test
         for user in loo.users(part):
             user = int(user)
-            history_items = loo.history(user, part)[-self.max_history :]
-            history = tuple(words.listed(history_items))
+            history_items = loo.history(user, part)
+            if limit is not None:
+                history_items = history_items[-limit:]
+            separator = inputs.separator_for(user, part) if inputs is not None else ","
+            history = tuple(words.listed(history_items, separator))
             out.append(self._example(Word.user(user), history, int(targets[user])))
         return out
 

@@ -1,0 +1,389 @@
+"""A released P5 checkpoint sees exactly P5's inputs.
+
+The tests build a checkpoint in the release layout (DDP `module.` keys, tied embeddings,
+`encoder.whole_word_embeddings.weight`) with a SentencePiece tokenizer trained here (a folder holding
+only `spiece.model`, as the t5-small download), and check paprec's token ids and whole-word ids
+against an independent implementation of P5's rules written below from P5's description
+(src/pretrain_data.py: `tokenizer.encode(text, max_length=512, truncation=True)`; one whole-word id
+per "▁"-word, 0 at `</s>`).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from paprec_cli.cli import app
+from paprec_cli.errors import PaprecError
+from paprec_cli.inputs import InputProtocol, p5_protocol
+from paprec_cli.model import load_model
+from paprec_cli.specs import Word
+
+spm = pytest.importorskip("sentencepiece")
+pytest.importorskip("google.protobuf")
+
+EOS = 1
+T2_3 = "Here is the purchase history list of user_{} : \n {} \n try to recommend next item to the user"
+T5_7 = "Pick the most suitable item from the following list and recommend to user_{} : \n {}"
+T1_1 = "Which star rating will user_{} give item_{} ? ( 1 being lowest and 5 being highest )"
+
+#: user -> items, oldest first; items first appear in increasing order (P5's sequential numbering).
+SEQUENCES = {
+    1: list(range(1, 6)),
+    2: list(range(3, 31)),  # 28 items: more than 20
+    3: list(range(1, 201)),  # 200 items: more than 512 tokens
+    4: [2, 4, 6, 8, 31, 32],
+    5: [5, 7, 9, 11, 13, 15, 17],
+}
+
+
+# -- P5's rules, independently ------------------------------------------------------------------------
+def p5_input(processor: Any, text: str, max_length: int = 512) -> tuple[list[int], list[int]]:
+    """P5's encoder input: SentencePiece pieces cut to `max_length - 1`, then `</s>`; a word number per
+    piece (a piece starting with "▁" opens a new word), cut alike, then 0 for `</s>`."""
+    pieces = processor.encode(text, out_type=str)
+    ids = [processor.piece_to_id(p) for p in pieces][: max_length - 1] + [EOS]
+    numbers, current = [], 0
+    for piece in pieces:
+        if piece.startswith("▁"):
+            current += 1
+        numbers.append(current)
+    return ids, numbers[: len(ids) - 1] + [0]
+
+
+# -- fixtures -----------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def release(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A P5-format dataset folder, a tokenizer folder with only `spiece.model`, and a release `.pth`."""
+    root = tmp_path_factory.mktemp("p5release")
+    data = root / "beauty-p5"
+    data.mkdir()
+    lines = [" ".join(str(x) for x in [u, *items]) for u, items in SEQUENCES.items()]
+    (data / "sequential_data.txt").write_text("\n".join(lines) + "\n")
+    corpus = [T2_3, T5_7, T1_1, "Which item of the following to recommend for", "user_1 user_2 item_3 -> , :"] * 30
+    corpus += ["1.0 1.5 2.7 3.5 4.3 5.0 4.9 3.2"] * 20
+    corpus += [" , ".join(str(i) for i in range(k, k + 40)) for k in range(1, 400, 7)]
+    model = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(corpus), model_writer=model, vocab_size=300, model_type="unigram",
+        pad_id=0, eos_id=1, unk_id=2, bos_id=-1, hard_vocab_limit=False, minloglevel=2,
+    )  # fmt: skip
+    tok = root / "t5-small"
+    tok.mkdir()
+    (tok / "spiece.model").write_bytes(model.getvalue())
+    processor = spm.SentencePieceProcessor(model_proto=model.getvalue())
+    vocab = processor.get_piece_size() + 100  # T5 appends 100 <extra_id_N> tokens
+    pth = root / "weights" / "beauty-small.pth"
+    pth.parent.mkdir()
+    torch.save(release_state(vocab), pth)
+    return {"data": data, "tokenizer": tok, "pth": pth, "root": root}
+
+
+def release_state(vocab: int) -> dict[str, torch.Tensor]:
+    """The layout of P5's released files: T5 keys with tied copies, the whole-word embedding, `module.`."""
+    from transformers import T5Config, T5ForConditionalGeneration
+
+    torch.manual_seed(0)
+    config = T5Config(vocab_size=vocab, d_model=32, d_kv=16, d_ff=64, num_layers=2, num_decoder_layers=2,
+                      num_heads=2, decoder_start_token_id=0, pad_token_id=0, eos_token_id=1)  # fmt: skip
+    state = {k: v.clone() for k, v in T5ForConditionalGeneration(config).state_dict().items()}
+    assert torch.equal(state["lm_head.weight"], state["shared.weight"])  # tied, as in the release
+    state["encoder.whole_word_embeddings.weight"] = torch.randn(512, 32)
+    return {f"module.{k}": v for k, v in state.items()}
+
+
+def processor_of(release: dict[str, Path]) -> Any:
+    return spm.SentencePieceProcessor(model_file=str(release["tokenizer"] / "spiece.model"))
+
+
+def cli(home: Path, *args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(app, [*args, "--home", str(home)])
+    if result.exception and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result.exit_code, result.stdout, result.stderr
+
+
+def imported(root: Path, release: dict[str, Path], indexing: str) -> Path:
+    home = root / f"home-{indexing}"
+    code, _, err = cli(home, "data", "import", "beauty", "--from", str(release["data"]), "--indexing", indexing)
+    assert code == 0, err
+    return home
+
+
+def recommend(home: Path, release: dict[str, Path], user: int, *extra: str) -> dict[str, Any]:
+    code, out, err = cli(home, "recommend", "--dataset", "beauty", "--model", str(release["pth"]), "--tokenizer",
+                         str(release["tokenizer"]), "--user", str(user), "-k", "3", "--device", "cpu", "--json",
+                         *extra)  # fmt: skip
+    assert code == 0, err
+    return json.loads(out.strip().splitlines()[-1])
+
+
+# -- tests --------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(("user", "separator"), [(1, ","), (2, ","), (2, "->"), (3, ",")])
+def test_recommend_feeds_p5_exact_inputs(release: dict[str, Path], tmp_path: Path, user: int, separator: str) -> None:
+    home = imported(tmp_path, release, "sequential")
+    answer = recommend(home, release, user, "--separator", separator)
+    history = f" {separator} ".join(str(i) for i in SEQUENCES[user])  # Amazon: the whole history
+    ids, wids = p5_input(processor_of(release), T2_3.format(user, history))
+    assert answer["prompt"]["input_ids"] == ids
+    assert answer["prompt"]["whole_word_ids"] == wids
+    assert answer["prompt"]["inputs"] == "p5" and len(answer["items"]) == 3
+    if user == 3:  # the 512-token cut, at the end of the text
+        assert len(ids) == 512 and len(processor_of(release).encode(T2_3.format(user, history))) > 511
+
+
+def test_random_separator_is_seeded_per_user(release: dict[str, Path], tmp_path: Path) -> None:
+    home = imported(tmp_path, release, "sequential")
+    first = recommend(home, release, 2, "--separator", "random")["prompt"]["input_ids"]
+    assert recommend(home, release, 2, "--separator", "random")["prompt"]["input_ids"] == first
+    processor = processor_of(release)
+    options = [p5_input(processor, T2_3.format(2, f" {s} ".join(map(str, SEQUENCES[2]))))[0] for s in (",", "->")]
+    assert first in options
+    flips = {InputProtocol("p5", None, "random", 512, seed).separator_for(2, "test") for seed in range(20)}
+    assert flips == {",", "->"}
+
+
+def test_random_indexing_is_refused_in_one_line(release: dict[str, Path], tmp_path: Path) -> None:
+    home = imported(tmp_path, release, "random")
+    code, _, err = cli(home, "recommend", "--dataset", "beauty", "--model", str(release["pth"]), "--tokenizer",
+                       str(release["tokenizer"]), "--user", "1", "--device", "cpu", "--json")  # fmt: skip
+    assert code == 2
+    assert err.count("\n") == 1 and err.startswith("Error: ")
+    assert "random indexing" in err and "paprec data import beauty --from PATH --indexing sequential" in err
+
+
+def test_tokenizer_found_beside_and_recorded(release: dict[str, Path], tmp_path: Path) -> None:
+    from paprec_cli.data.store import load_dataset
+    from paprec_cli.paths import Home
+
+    home = imported(tmp_path, release, "sequential")
+    data = load_dataset(Home.resolve(home), "beauty")
+    with pytest.raises(PaprecError, match="no tokenizer.json or spiece.model in .*--tokenizer"):
+        load_model(release["pth"], dataset=data)
+    beside = tmp_path / "beside"
+    beside.mkdir()
+    (beside / "beauty.pth").write_bytes(release["pth"].read_bytes())
+    (beside / "spiece.model").write_bytes((release["tokenizer"] / "spiece.model").read_bytes())
+    found = load_model(beside / "beauty.pth", dataset=data)
+    given = load_model(release["pth"], dataset=data, tokenizer=release["tokenizer"])
+    assert found.codec.tokenizer_sha256 == given.codec.tokenizer_sha256 == given.config["tokenizer_sha256"]
+    assert given.config["expects_indexing"] == "sequential" and given.config["input_protocol"] == "p5"
+    assert given.codec.max_input_tokens == 512 and len(given.config["weights_sha256"]) == 64
+    with pytest.raises(PaprecError, match="no such file or folder"):
+        from paprec_cli.commands.common import tokenizer_arg
+
+        tokenizer_arg(tmp_path / "missing")
+
+
+def test_direct_5_7_and_rating_1_1_match_p5(release: dict[str, Path], tmp_path: Path) -> None:
+    from paprec_tasks.common import ItemWords
+    from paprec_tasks.direct import DirectTask
+    from paprec_tasks.rating import RatingTask
+
+    from paprec_cli.data.store import load_dataset
+    from paprec_cli.paths import Home
+
+    home = imported(tmp_path, release, "sequential")
+    data = load_dataset(Home.resolve(home), "beauty")
+    codec = load_model(release["pth"], dataset=data, tokenizer=release["tokenizer"]).codec
+    processor = processor_of(release)
+    candidates = [int(i) for i in np.random.default_rng(0).permutation(np.arange(1, 201))[:100]]
+    words = ItemWords(200)
+    values = {"user": (Word.user(4),), "candidates": tuple(words.listed(candidates))}
+    got = codec.model_input(codec.encode(DirectTask().manual("5-7").render(values)))
+    ids, wids = p5_input(processor, T5_7.format(4, " , ".join(map(str, candidates))))
+    assert (got["input_ids"], got["whole_word_ids"]) == (ids, wids)
+
+    class Ratings:  # what RatingTask reads from TaskData
+        n_items = 200
+        inputs = p5_protocol("beauty")
+
+        class ratings:  # noqa: N801
+            @staticmethod
+            def part(part: str) -> Any:
+                import polars as pl
+
+                return pl.DataFrame({"user_idx": [5, 3], "item_idx": [17, 150], "rating": [4.0, 2.0]})
+
+    for example in RatingTask()._build(Ratings(), "test"):  # type: ignore[arg-type]
+        got = codec.model_input(codec.encode(RatingTask().manual("1-1").render(example.values)))
+        item = example.values["item"][0].index
+        ids, wids = p5_input(processor, T1_1.format(example.user, item))
+        assert (got["input_ids"], got["whole_word_ids"]) == (ids, wids)
+        assert example.argument[1].text == f"item_{item}"
+
+
+def test_paprec_default_inputs_unchanged() -> None:
+    """paprec's own protocol: last 20 items, `,`, no cut; "item 873" stays two words."""
+    from paprec_tasks.rating import RatingTask
+
+    assert (InputProtocol().history, InputProtocol().separator, InputProtocol().max_tokens) == (20, ",", None)
+    assert p5_protocol("yelp").history == 20 and p5_protocol("beauty").history is None
+    rendered = RatingTask().manual("1-1").render({"user": (Word.user(5),), "item": (Word.item(873),)})
+    assert [w.text for w in rendered][5:8] == ["give", "item", "873"]
+
+
+def test_one_decimal_ratings_read_as_the_decoded_number(release: dict[str, Path], tmp_path: Path) -> None:
+    """A P5-style model trained here on "4.3" / "2.7" is read as 4.3 / 2.7 (not the expected first digit)."""
+    from paprec_tasks.rating import RatingTask
+
+    from paprec_cli.data.store import load_dataset
+    from paprec_cli.model import Recommender
+    from paprec_cli.paths import Home
+
+    home = imported(tmp_path, release, "sequential")
+    data = load_dataset(Home.resolve(home), "beauty")
+    bundle = load_model(release["pth"], dataset=data, tokenizer=release["tokenizer"])
+    codec, template = bundle.codec, RatingTask().manual("1-1")
+    pairs = [((3, 17), "4.3"), ((5, 150), "2.7")]
+    prompts = [
+        codec.encode(template.render({"user": (Word.user(u),), "item": (Word(f"item_{i}", "item", i),)}))
+        for (u, i), _ in pairs
+    ]
+    targets = [codec.target_ids([Word(text, "rating")]) for _, text in pairs]
+    rec = Recommender(bundle.model, codec, "cpu")
+    optimizer = torch.optim.Adam(bundle.model.parameters(), lr=1e-2)
+    torch.manual_seed(0)
+    for _ in range(200):
+        optimizer.zero_grad()
+        loss = rec.nll(codec.collate(prompts), targets).mean()
+        loss.backward()
+        optimizer.step()
+        if float(loss.detach()) < 1e-3:
+            break
+    trained = {f"module.{k}": v.detach().clone() for k, v in bundle.model.t5.state_dict().items()}
+    trained["module.encoder.whole_word_embeddings.weight"] = bundle.model.whole_word.weight.detach().clone()
+    torch.save(trained, tmp_path / "rating.pth")
+    reloaded = load_model(tmp_path / "rating.pth", dataset=data, tokenizer=release["tokenizer"])
+    assert reloaded.codec.rating_readout == "decoded" and reloaded.config["rating_readout"] == "decoded"
+    read = Recommender(reloaded.model, reloaded.codec, "cpu").predict_rating(reloaded.codec.collate(prompts))
+    assert read.tolist() == pytest.approx([4.3, 2.7], abs=1e-6)
+
+
+def test_parse_rating_never_substitutes() -> None:
+    from paprec_cli.model.generate import parse_rating
+
+    assert parse_rating(" 4.3") == pytest.approx(4.3) and parse_rating("5") == 5.0
+    assert all(np.isnan(parse_rating(t)) for t in ("", "four", "4.3.1", "nan", "inf"))
+
+
+def test_paprec_models_read_ratings_as_their_targets_say() -> None:
+    import polars as pl
+
+    from paprec_cli.training.run import rating_readout_for
+
+    class Data:
+        def __init__(self, ratings: list[float | None]) -> None:
+            self.interactions = pl.DataFrame({"rating": ratings}, schema={"rating": pl.Float64})
+
+    assert rating_readout_for(Data([1.0, 5.0, None])) == "expected"  # type: ignore[arg-type]
+    assert rating_readout_for(Data([])) == "expected"  # type: ignore[arg-type]
+    assert rating_readout_for(Data([4.0, 3.5])) == "decoded"  # type: ignore[arg-type]
+
+
+def test_p5_decoding_matches_plain_t5_generate(release: dict[str, Path], tmp_path: Path) -> None:
+    """--decoding p5: no whole-word embeddings, unconstrained 20-beam, length-normalised, non-items dropped."""
+    from paprec_tasks.sequential import SequentialTask
+
+    from paprec_cli.data.store import load_dataset
+    from paprec_cli.model import Recommender
+    from paprec_cli.paths import Home
+
+    home = imported(tmp_path, release, "sequential")
+    data = load_dataset(Home.resolve(home), "beauty")
+    bundle = load_model(release["pth"], dataset=data, tokenizer=release["tokenizer"])
+    codec, template = bundle.codec, SequentialTask().manual("2-3")
+    words = [template.render({"user": (Word.user(u),), "history": (Word.item(u), Word(","), Word.item(7))})
+             for u in (1, 2, 4)]  # fmt: skip
+    batch = codec.collate(codec.encode_batch(words))
+    rec = Recommender(bundle.model, codec, "cpu", decoding="p5")
+    top = rec.rank_all(batch, 5)
+    # Independently: the checkpoint as a plain T5 (no whole-word embedding), transformers' beam search.
+    with torch.no_grad():
+        out = bundle.model.t5.generate(input_ids=batch.input_ids, attention_mask=batch.attention_mask, num_beams=20,
+                                       num_return_sequences=20, length_penalty=1.0, do_sample=False,
+                                       max_new_tokens=int(codec.item_sequences().shape[1]) + 2,
+                                       decoder_start_token_id=0, eos_token_id=1, pad_token_id=0)  # fmt: skip
+    texts = codec.tokenizer.decode_batch(out[:, 1:].tolist(), skip_special_tokens=True)
+    expected, dropped = [], 0
+    for row in range(3):
+        kept: list[int] = []
+        for text in texts[row * 20 : (row + 1) * 20]:
+            ok = text.strip().isdigit() and 1 <= int(text.strip()) <= data.n_items and int(text.strip()) not in kept
+            if ok:
+                kept.append(int(text.strip()))
+            dropped += not ok
+        expected.append((kept + [0] * 5)[:5])
+    assert top.tolist() == expected
+    assert rec.p5_counts == {"generated": 60, "dropped": dropped}
+    with torch.no_grad():  # the whole-word embedding plays no part under p5 decoding, and does under paprec's
+        bundle.model.whole_word.weight.mul_(3.0)
+    assert rec.rank_all(batch, 5).tolist() == expected
+    plain = Recommender(bundle.model, codec, "cpu")
+    assert plain._whole_word(batch) is batch.whole_word_ids and rec._whole_word(batch) is None
+    atomic = type(codec)(codec.tokenizer, "atomic", data.n_users, data.n_items)
+    with pytest.raises(PaprecError, match="--decoding p5: needs a model with subword ids"):
+        Recommender(bundle.model, atomic, "cpu", decoding="p5")
+
+
+def test_recommend_with_p5_decoding(release: dict[str, Path], tmp_path: Path) -> None:
+    home = imported(tmp_path, release, "sequential")
+    answer = recommend(home, release, 2, "--decoding", "p5")
+    assert all(1 <= row["item_idx"] <= 200 for row in answer["items"]) and len(answer["items"]) <= 3
+    code, _, err = cli(home, "recommend", "--dataset", "beauty", "--model", str(release["pth"]), "--tokenizer",
+                       str(release["tokenizer"]), "--user", "2", "--decoding", "exact")  # fmt: skip
+    assert code == 2 and err.startswith("Error: --decoding exact: expected one of paprec, p5")
+
+
+@pytest.mark.realdata
+def test_sequential_indexing_reproduces_p5_ids_on_beauty(tmp_path: Path) -> None:
+    """On P5's Beauty file, `--indexing sequential` gives every user and item P5's own id."""
+    from conftest import shared_data
+
+    from paprec_cli.data.store import load_dataset
+    from paprec_cli.paths import Home
+
+    folder = shared_data("beauty")
+    code, _, err = cli(tmp_path / "home", "data", "import", "beauty", "--from", str(folder), "--indexing", "sequential")
+    assert code == 0, err
+    data = load_dataset(Home.resolve(tmp_path / "home"), "beauty")
+    lines = [[int(x) for x in line.split()] for line in (folder / "sequential_data.txt").read_text().splitlines()]
+    assert all(data.user_index(str(u)) == u and data.sequences[u].tolist() == items for u, *items in lines)
+    longer = sum(len(items) > 21 for _, *items in lines)  # test histories longer than 20 items
+    assert (len(lines), longer) == (22363, 1019)  # 4.6% of Beauty's test users: whole history under P5's rules
+
+
+def test_search_and_eval_with_a_p5_checkpoint_record_the_protocol(release: dict[str, Path], tmp_path: Path) -> None:
+    home = imported(tmp_path, release, "sequential")
+    run = tmp_path / "run"
+    code, out, err = cli(home, "search", "--task", "sequential", "--dataset", "beauty", "--model", str(release["pth"]),
+                         "--tokenizer", str(release["tokenizer"]), "--decoding", "p5", "--separator", "->",
+                         "--n-suffix", "1", "--n-personal", "0", "--top-k", "2", "--grad-examples", "8",
+                         "--max-rounds", "1", "--device", "cpu", "--run-dir", str(run), "--json")  # fmt: skip
+    assert code == 0, err
+    manifest = json.loads((run / "manifest.json").read_text())
+    given = load_model(release["pth"], dataset=_dataset(home), tokenizer=release["tokenizer"])
+    assert manifest["model"]["tokenizer_sha256"] == given.codec.tokenizer_sha256
+    assert manifest["model"]["expects_indexing"] == "sequential"
+    assert manifest["protocol"]["inputs"] == {"name": "p5", "history": None, "separator": "->", "max_tokens": 512,
+                                              "seed": 0}  # fmt: skip
+    assert manifest["config"]["decoding"] == "p5" and manifest["config"]["tokenizer"] == str(release["tokenizer"])
+    code, out, err = cli(home, "eval", str(run), "--n-boot", "10", "--no-baselines", "--device", "cpu", "--json")
+    assert code == 0, err
+    protocol = json.loads(out.strip().splitlines()[-1])["protocol"]
+    assert protocol["decoding"]["name"] == "p5" and protocol["decoding"]["generated"] > 0
+    assert protocol["tokenizer_sha256"] == given.codec.tokenizer_sha256 and protocol["inputs"]["separator"] == "->"
+
+
+def _dataset(home: Path) -> Any:
+    from paprec_cli.data.store import load_dataset
+    from paprec_cli.paths import Home
+
+    return load_dataset(Home.resolve(home), "beauty")
