@@ -28,6 +28,7 @@ from paprec_cli.errors import PaprecError
 from paprec_cli.output import Output
 from paprec_cli.paths import Home, write_json_atomic
 from paprec_cli.plugins import Registry
+from paprec_cli.progress import epoch_bar
 from paprec_cli.specs import Example, TaskSpec
 from paprec_cli.training import state as run_state
 from paprec_cli.training.batches import encode_pairs, iterate_batches
@@ -35,7 +36,6 @@ from paprec_cli.training.evaluation import evaluate_tasks, sample_examples, sele
 from paprec_cli.training.item_init import apply_cooccurrence_init
 from paprec_cli.training.loop import Clock, EpochStats, Trainer, cpu_threads
 from paprec_cli.training.mixture import TrainingData
-from paprec_cli.training.progress import epoch_bar
 from paprec_cli.training.recipe import TrainOptions
 from paprec_cli.training.sensitivity import prompt_sensitivity
 from paprec_cli.training.setup import ensure_dataset, resolve_tasks
