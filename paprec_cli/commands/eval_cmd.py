@@ -205,6 +205,7 @@ def evaluate_source(source: str | Path, model: str | None, home: Path | None, ba
     from paprec_cli.distributed import distributed
     from paprec_cli.evaluate import evaluate_prompts
     from paprec_cli.export import open_prompts
+    from paprec_cli.progress import heartbeat
     from paprec_cli.search.config import batch_sizes
 
     with distributed(resolve_device(device)) as dist:
@@ -214,8 +215,9 @@ def evaluate_source(source: str | Path, model: str | None, home: Path | None, ba
         task = ctx.registry.task(str(bound.doc["task"]), option="the prompts' task")
         data = TaskData(bound.dataset, bound.split_seed)
         ctx.out.info(f"Evaluating {task.name} prompts from {bound.source} on '{bound.dataset.name}'")
-        results, details = evaluate_prompts(bound.bundle, task, data, bound.doc, parts=PARTS, batch_size=batch_size,
-                                            device=dist.device, dist=dist)
+        with heartbeat(ctx.out.err, f"evaluating {task.name} prompts on validation and test"):
+            results, details = evaluate_prompts(bound.bundle, task, data, bound.doc, parts=PARTS,
+                                                batch_size=batch_size, device=dist.device, dist=dist)
     return Evaluated(ctx, bound, task, data, results, details) if dist.is_main else None
 
 

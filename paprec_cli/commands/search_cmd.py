@@ -25,7 +25,7 @@ from paprec_cli.commands.common import (
 )
 from paprec_cli.errors import PaprecError
 from paprec_cli.paths import Home
-from paprec_cli.progress import search_progress
+from paprec_cli.progress import heartbeat, search_progress
 from paprec_cli.search.config import SearchConfig
 from paprec_cli.search.rundir import RunDir, new_run_path
 
@@ -132,7 +132,8 @@ def search_command(
         final = state.history[-1] if state.history else state.initial_value
         out.info(f"Search stopped ({state.stop_reason}) after {state.round} round(s), {state.seconds:.1f}s: surrogate "
                  f"{state.initial_value:.4f} ({session.config.init} initial prompt) -> {final:.4f}; evaluating")
-        doc = runner.finalize(session, writer, state)
+        with heartbeat(out.err, "evaluating manual, shared and personalized prompts"):
+            doc = runner.finalize(session, writer, state)
         if dist.is_main:
             out.show(_table(doc))
         out.result({"run": str(run.path), "results": doc["results"], "surrogate": doc["surrogate"],
