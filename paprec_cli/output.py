@@ -36,7 +36,7 @@ class Output:
     verbose: bool = False
 
     def __post_init__(self) -> None:
-        self.err = Console(stderr=True, quiet=self.quiet)
+        self.err = Console(stderr=True, quiet=self.quiet, soft_wrap=True)  # log lines stay one line
         self.out = Console()
 
     def info(self, message: str) -> None:
