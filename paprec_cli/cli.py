@@ -14,6 +14,7 @@ from paprec_cli.commands import (
     plugins_cmd,
     recommend_cmd,
     search_cmd,
+    sweep_cmd,
     train_cmd,
 )
 from paprec_cli.commands.common import PaprecTyper
@@ -42,7 +43,7 @@ def root(
 
 
 for module in (data_cmd, train_cmd, models_cmd, search_cmd, eval_cmd, export_cmd, recommend_cmd, plugins_cmd,
-               plot_cmd):
+               plot_cmd, sweep_cmd):
     module.register(app)
 
 register_plugin_commands(app, load_registry())

@@ -147,23 +147,29 @@ def plot_run(run: Path, output: Path | None = None) -> dict[str, Any]:
 
 # -- sweeps ------------------------------------------------------------------------------------------
 def sweep_figure(rows: Sequence[dict[str, Any]], metric: str, title: str) -> Figure:
-    """Test `metric` against prompt length, one line per selection criterion, with 95% bootstrap CIs
-    (error bars); the manual prompt's value is a dashed reference line. Each row is one sweep cell:
-    `{"length", "selection", "value", "ci_low", "ci_high", "manual"}` (the paper's Figures 3 and 4)."""
+    """Test `metric` against prompt length, one line per selection criterion (and per personal-token
+    count when that varies), with 95% bootstrap CIs as error bars; the manual prompt's value is a dashed
+    reference line. Each row is one sweep cell: `{"length", "selection", "n_personal", "value", "ci_low",
+    "ci_high", "manual"}` (the paper's Figures 3 and 4)."""
     figure = new_figure(6.4, 4.2)
     axes = figure.add_subplot()
-    criteria = sorted({str(r["selection"]) for r in rows})
-    offsets = {c: (i - (len(criteria) - 1) / 2) * 0.08 for i, c in enumerate(criteria)}
-    for criterion in criteria:
-        cells = sorted((r for r in rows if r["selection"] == criterion and _finite(r["value"])),
-                       key=lambda r: r["length"])
+    personal = sorted({int(r.get("n_personal", 0)) for r in rows})
+
+    def series(row: dict[str, Any]) -> str:
+        label = f"{row['selection']} selection"
+        return label if len(personal) == 1 else f"{label}, {row['n_personal']} personal"
+
+    names = sorted({series(r) for r in rows})
+    offsets = {c: (i - (len(names) - 1) / 2) * 0.08 for i, c in enumerate(names)}
+    for name in names:
+        cells = sorted((r for r in rows if series(r) == name and _finite(r["value"])), key=lambda r: r["length"])
         if not cells:
             continue
-        xs = [r["length"] + offsets[criterion] for r in cells]
+        xs = [r["length"] + offsets[name] for r in cells]
         ys = [r["value"] for r in cells]
         low = [max(r["value"] - r["ci_low"], 0.0) if _finite(r["ci_low"]) else 0.0 for r in cells]
         high = [max(r["ci_high"] - r["value"], 0.0) if _finite(r["ci_high"]) else 0.0 for r in cells]
-        axes.errorbar(xs, ys, yerr=[low, high], marker="o", capsize=3, linewidth=1.4, label=f"{criterion} selection")
+        axes.errorbar(xs, ys, yerr=[low, high], marker="o", capsize=3, linewidth=1.4, label=name)
     manual = [r["manual"] for r in rows if _finite(r.get("manual"))]
     if manual:
         axes.axhline(manual[0], color="#555555", linestyle="--", linewidth=1, label="manual prompt")
