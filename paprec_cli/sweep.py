@@ -149,8 +149,8 @@ def run_sweep(spec: SweepSpec, home: Home, out: Output, device: str, folder: Pat
     """Run (or continue) every cell of `spec`, then write the summary table (CSV, JSON) and the plot.
 
     Returns `{"sweep", "manifest", "csv", "json", "plot", "metric", "cells": [row, ...]}`; each row
-    carries the cell's grid values, `status` (ran, resumed, done before), the test metric `value` of the
-    personalized prompt with `ci_low`/`ci_high`, the manual prompt's value and the paired difference.
+    carries the cell's grid values, `status` (ran, resumed, or skipped: finished by an earlier run), the
+    test metric `value` of the personalized prompt with `ci_low`/`ci_high`, the manual prompt's value and the paired difference.
     Raises PaprecError for bad options, a folder holding another sweep, or missing matplotlib (checked
     before any cell runs); Ctrl-C / SIGTERM keep finished cells and the current cell's saved steps.
     """
@@ -226,7 +226,7 @@ def _run_cell(spec: SweepSpec, cell: Cell, folder: Path, model: str, home: Home,
     if done.is_file():
         row = json.loads(done.read_text(encoding="utf-8"))
         log_line(out.err, f"{label}: finished before, skipped")
-        return {**row, "status": "done before"}
+        return {**row, "status": "skipped"}
     if (path / "manifest.json").is_file():
         run, recorded, state = RunDir.open_for_resume(path)
         session = runner.prepare(SearchConfig.from_json(recorded["config"]), load_registry(), home, device,
