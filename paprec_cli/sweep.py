@@ -150,7 +150,8 @@ def run_sweep(spec: SweepSpec, home: Home, out: Output, device: str, folder: Pat
 
     Returns `{"sweep", "manifest", "csv", "json", "plot", "metric", "cells": [row, ...]}`; each row
     carries the cell's grid values, `status` (ran, resumed, or skipped: finished by an earlier run), the
-    test metric `value` of the personalized prompt with `ci_low`/`ci_high`, the manual prompt's value and the paired difference.
+    test metric `value` of the personalized prompt with `ci_low`/`ci_high`, the manual prompt's value and
+    the paired difference.
     Raises PaprecError for bad options, a folder holding another sweep, or missing matplotlib (checked
     before any cell runs); Ctrl-C / SIGTERM keep finished cells and the current cell's saved steps.
     """
