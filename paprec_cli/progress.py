@@ -147,14 +147,19 @@ class SearchLog:
     clock: Clock = time.monotonic
     started: float = field(init=False)
     steps: int = 0
+    round: int = 0
+    in_round: int = 0
 
     def __post_init__(self) -> None:
         self.started = self.clock()
 
     def eta(self, elapsed: float, record: dict[str, Any]) -> float | None:
-        done = (int(record["round"]) - 1) * self.per_round + int(record.get("slot", 0)) + 1
-        if record.get("kind") == "personal":
-            done = int(record["round"]) * self.per_round
+        """Seconds left: mean step time x steps left to `max_rounds` (slots are visited in a shuffled
+        order, so steps are counted per round), capped by the time budget left; None before a step."""
+        if int(record["round"]) != self.round:
+            self.round, self.in_round = int(record["round"]), 0
+        self.in_round += 1
+        done = (self.round - 1) * self.per_round + min(self.in_round, self.per_round)
         left = max(self.max_rounds * self.per_round - done, 0)
         estimate = elapsed / self.steps * left if self.steps else None
         if self.time_budget is not None:

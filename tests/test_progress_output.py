@@ -80,7 +80,7 @@ def test_search_json_stdout_is_one_object_and_stderr_has_no_table(tiny_home: Hom
     assert "manual vs automatic" not in err and "+---" not in err and "│" not in err
 
 
-def test_quiet_search_logs_nothing(tiny_home: Home, tmp_path: Path) -> None:
+def test_quiet_search_logs_nothing() -> None:
     stream = io.StringIO()
     out = Output(quiet=True)
     out.err = Console(file=stream, quiet=True)
@@ -144,11 +144,14 @@ def test_search_log_eta_and_budget_cap() -> None:
     log = SearchLog(per_round=3, max_rounds=2, time_budget=None, clock=clock)
     state = type("S", (), {"accepted_shared": 1, "personal_changes": 0})()
     clock.now += 10
-    line = log.line(state, {"round": 1, "kind": "shared", "position": "suffix[0]", "slot": 0, "surrogate": 0.25,
+    line = log.line(state, {"round": 1, "kind": "shared", "position": "suffix[1]", "slot": 1, "surrogate": 0.25,
                             "accepted": {"id": 3, "text": "tent"}})
     # one step took 10 s; 5 of 6 steps are left
-    assert line == ("search: round 1/2 shared suffix[0] surrogate 0.2500 accepted 'tent' (kept 1 shared, "
+    assert line == ("search: round 1/2 shared suffix[1] surrogate 0.2500 accepted 'tent' (kept 1 shared, "
                     "0 personal) elapsed 10.0s ETA 50.0s")
+    clock.now += 10  # slots come in a shuffled order: the second step of the round, whatever its slot
+    assert log.line(state, {"round": 1, "kind": "shared", "position": "suffix[0]", "slot": 0, "surrogate": 0.25,
+                            "accepted": None}).endswith("elapsed 20.0s ETA 40.0s")
     capped = SearchLog(per_round=3, max_rounds=2, time_budget=30.0, clock=clock)
     clock.now += 10
     assert capped.line(state, {"round": 1, "kind": "personal", "position": "personal[0]", "slot": 0,
