@@ -4,7 +4,8 @@ Every benchmark script writes one JSON document with the same top-level shape:
 `{"benchmark", "created", "machine", "settings", "sizes", "results", ...}`. `machine` names the host, CPU,
 cores, torch/transformers versions, the device and, on a GPU, the card's name, CUDA version and dense
 bf16 peak (for FLOP utilisation). Result files are named `<benchmark>-<machine tag>.json` (e.g.
-`surrogate-cpu-2core.json`, `search-h100.json`) in `bench/results/`, `--out DIR`, or `$PAPREC_BENCH_OUT`.
+`surrogate-cpu-2core.json`, `search-h100.json`) in `--out DIR`, `$PAPREC_BENCH_OUT`, or else a temporary
+folder (printed); pass `--out bench/results` to update the committed figures.
 
 Scripts import this module as `from common import ...` (Python puts the script's folder on sys.path).
 """
@@ -19,6 +20,7 @@ import resource
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -31,6 +33,7 @@ BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
 RESULTS_DIR = BENCH_DIR / "results"
 OUT_ENV = "PAPREC_BENCH_OUT"
+OUT_HELP = f"results folder (default ${OUT_ENV}, else a temporary folder; bench/results to commit)"
 T = TypeVar("T")
 
 #: Dense (no sparsity) bf16 tensor-core peak in TFLOP/s, matched on the CUDA device name (first hit wins).
@@ -54,7 +57,7 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true", help="a smoke-sized run (under a minute on 2 CPU cores)")
     parser.add_argument("--json", action="store_true", help="print one JSON object as the last line of stdout")
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
-    parser.add_argument("--out", type=Path, default=None, help=f"results folder (default ${OUT_ENV} or bench/results)")
+    parser.add_argument("--out", type=Path, default=None, help=OUT_HELP)
     parser.add_argument("--home", type=Path, default=None, help="paprec home to read data/models from")
 
 
@@ -238,10 +241,20 @@ def say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+_TEMP_RESULTS: list[Path] = []
+
+
 def results_dir(out: Path | None) -> Path:
-    chosen = out or (Path(os.environ[OUT_ENV]) if os.environ.get(OUT_ENV) else RESULTS_DIR)
-    chosen.mkdir(parents=True, exist_ok=True)
-    return chosen
+    """`--out`, else `$PAPREC_BENCH_OUT`, else a fresh temporary folder (one per process), so that a run
+    never rewrites the tracked files under bench/results/ unless asked to (`--out bench/results`)."""
+    if out is None and os.environ.get(OUT_ENV):
+        out = Path(os.environ[OUT_ENV])
+    if out is None:
+        if not _TEMP_RESULTS:
+            _TEMP_RESULTS.append(Path(tempfile.mkdtemp(prefix="paprec-bench-results-")))
+        return _TEMP_RESULTS[0]
+    out.mkdir(parents=True, exist_ok=True)
+    return out
 
 
 def document(benchmark: str, device: torch.device, settings: dict[str, Any], **parts: Any) -> dict[str, Any]:

@@ -24,7 +24,17 @@ from typing import Any
 
 import numpy as np
 import torch
-from common import SCRATCH_HOME, document, emit_json, ensure_dataset, open_home, print_table, say, write_result
+from common import (
+    OUT_HELP,
+    SCRATCH_HOME,
+    document,
+    emit_json,
+    ensure_dataset,
+    open_home,
+    print_table,
+    say,
+    write_result,
+)
 
 
 def per_row_batches(builder: Any, codec: Any, triggers: np.ndarray, batch_size: int) -> list[Any]:
@@ -67,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n-personal", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--out", type=Path, default=None, help="results folder (default bench/results)")
+    parser.add_argument("--out", type=Path, default=None, help=OUT_HELP)
     args = parser.parse_args(argv)
     if args.quick:
         args.dataset, args.users, args.repeats = "synthetic", "200", 1

@@ -10,7 +10,7 @@ matmul FLOPs except through the LM head.
 
     python bench/train.py [--size tiny|small] [--quick] [--json] [--device auto|cpu|cuda] [--out DIR]
 
-Prints a table and writes JSON (machine, versions, device, figures) to bench/results/ (or --out).
+Prints a table and writes JSON (machine, versions, device, figures) to --out (default: a temporary folder).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from common import OUT_HELP, results_dir
 
 #: Dense bf16 peak FLOP/s by device-name fragment (first match wins).
 PEAKS = (
@@ -229,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, help="timed steps per configuration (default: 100 on CUDA)")
     parser.add_argument("--profile", action="store_true",
                         help="after each configuration's timed steps, profile 5 more (tables next to the JSON)")
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results", help="results folder")
+    parser.add_argument("--out", type=Path, default=None, help=OUT_HELP)
     args = parser.parse_args(argv)
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
     if device.startswith("cuda") and not torch.cuda.is_available():
@@ -253,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
         "quick": args.quick,
         "results": [],
     }
-    args.out.mkdir(parents=True, exist_ok=True)
+    args.out = results_dir(args.out)
     path = args.out / f"train-{'cuda' if cuda else 'cpu'}-{time.strftime('%Y%m%d-%H%M%S')}.json"
     with tempfile.TemporaryDirectory(prefix="paprec-bench-") as tmp:
         variants = [False, True] if (args.compile and cuda) else [False]

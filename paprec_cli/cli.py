@@ -10,9 +10,11 @@ from paprec_cli.commands import (
     eval_cmd,
     export_cmd,
     models_cmd,
+    plot_cmd,
     plugins_cmd,
     recommend_cmd,
     search_cmd,
+    sweep_cmd,
     train_cmd,
 )
 from paprec_cli.commands.common import PaprecTyper
@@ -40,7 +42,8 @@ def root(
     """paprec: personalized automatic prompt search for recommendation language models."""
 
 
-for module in (data_cmd, train_cmd, models_cmd, search_cmd, eval_cmd, export_cmd, recommend_cmd, plugins_cmd):
+for module in (data_cmd, train_cmd, models_cmd, search_cmd, eval_cmd, export_cmd, recommend_cmd, plugins_cmd,
+               plot_cmd, sweep_cmd):
     module.register(app)
 
 register_plugin_commands(app, load_registry())

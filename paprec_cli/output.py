@@ -9,6 +9,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from rich.console import Console, RenderableType
+from rich.table import Table
+
+from paprec_cli.tables import fit
 
 
 def jsonable(value: object) -> object:
@@ -33,7 +36,7 @@ class Output:
     verbose: bool = False
 
     def __post_init__(self) -> None:
-        self.err = Console(stderr=True, quiet=self.quiet)
+        self.err = Console(stderr=True, quiet=self.quiet, soft_wrap=True)  # log lines stay one line
         self.out = Console()
 
     def info(self, message: str) -> None:
@@ -45,8 +48,16 @@ class Output:
             self.err.print(f"[dim]{message}[/dim]")
 
     def show(self, renderable: RenderableType) -> None:
-        """Human results: stdout normally, stderr under --json so stdout stays one JSON object."""
-        (self.err if self.json else self.out).print(renderable)
+        """Human results (tables, summaries): stdout; nothing under --json, whose stdout is the one JSON
+        object and whose stderr carries only logs and progress. Tables wrap between words to fit the
+        console (never an ellipsis in a number or a name) and are plain ASCII off a terminal."""
+        if self.json:
+            return
+        if isinstance(renderable, Table):
+            width = fit(renderable, self.out.width, plain=not self.out.is_terminal)
+            self.out.print(renderable, width=width, crop=False)
+            return
+        self.out.print(renderable)
 
     def result(self, obj: Mapping[str, object]) -> None:
         """The machine-readable result: exactly one JSON object as the last line of stdout."""

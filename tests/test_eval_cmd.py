@@ -70,7 +70,7 @@ def test_eval_run_matches_search_and_exports_evaluate_alike(home: Home, run: Pat
         for part, metrics in parts.items():
             for key, value in metrics.items():
                 assert out["results"][variant][part][key] == pytest.approx(value, abs=1e-9), (variant, part, key)
-    assert "CI" in stderr  # the human tables still go to stderr under --json
+    assert "CI" not in stderr and "manual vs automatic" not in stderr  # --json: no human tables on stderr
     for fmt in ("csv",):  # every format round-trips exactly (test_export); one evaluation proves the wiring
         path = tmp_path / f"prompts.{fmt}"
         code, _, stderr = invoke("export-prompts", str(run), "-o", str(path), "--home", str(home.root))

@@ -8,10 +8,9 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from paprec_cli.commands.common import (
@@ -28,12 +27,10 @@ from paprec_cli.commands.common import (
     make_ctx,
     tokenizer_arg,
 )
-from paprec_cli.output import Output
-from paprec_cli.search.state import SearchState
+from paprec_cli.progress import heartbeat, search_progress
 
 if TYPE_CHECKING:
     from paprec_cli.export import Document
-    from paprec_cli.search.runner import Observer, SearchSession
 
 HELP = """Search trigger tokens for a frozen recommendation model (PAP-REC).
 
@@ -114,12 +111,16 @@ def search_command(
             out.info(f"--init manual: left out the template words {' '.join(session.left_out)} (not trigger tokens)")
         out.info(f"Run directory: {run.path}")
         writer = run if dist.is_main else None  # the other ranks compute their share and write nothing
-        with _interrupts(run.path), _progress(out, session) as observe:
+        layout = session.config.layout
+        per_round = layout.n_shared + (1 if layout.n_personal else 0)
+        config = session.config
+        with _interrupts(run.path), search_progress(out, per_round, config.max_rounds, config.time_budget) as observe:
             state = runner.search(session, writer, started.state, observe)
         final = state.history[-1] if state.history else state.initial_value
         out.info(f"Search stopped ({state.stop_reason}) after {state.round} round(s), {state.seconds:.1f}s: surrogate "
                  f"{state.initial_value:.4f} ({session.config.init} initial prompt) -> {final:.4f}; evaluating")
-        doc = runner.finalize(session, writer, state)
+        with heartbeat(out.err, "evaluating manual, shared and personalized prompts"):
+            doc = runner.finalize(session, writer, state)
         if dist.is_main:
             out.show(_table(doc))
         out.result({"run": str(run.path), "results": doc["results"], "surrogate": doc["surrogate"],
@@ -141,31 +142,6 @@ def _interrupts(path: Path) -> Iterator[None]:
         raise typer.Exit(130) from None
     finally:
         signal.signal(signal.SIGTERM, previous)
-
-
-@contextlib.contextmanager
-def _progress(out: Output, session: SearchSession) -> Iterator[Observer]:
-    """Live progress on stderr: round, slot, best surrogate, accepted changes, ETA of the round."""
-    layout = session.config.layout
-    per_round = layout.n_shared + (1 if layout.n_personal else 0)
-    columns = (TextColumn("{task.description}"), BarColumn(bar_width=12), MofNCompleteColumn(),
-               TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
-    with Progress(*columns, console=out.err, transient=False, disable=out.quiet) as progress:
-        bar = progress.add_task("starting", total=per_round)
-        seen = {"round": 0}
-
-        def observe(state: SearchState, record: dict[str, Any]) -> None:
-            if not record:
-                return
-            if record["round"] != seen["round"]:
-                seen["round"] = record["round"]
-                progress.reset(bar, total=per_round)
-            where = record["position"]
-            progress.update(bar, advance=1, description=(
-                f"round {record['round']}/{session.config.max_rounds} {where:<11} best {record['surrogate']:.4f} "
-                f"kept {state.accepted_shared} shared/{state.personal_changes} personal"))
-
-        yield observe
 
 
 def _fmt(value: float | None) -> str:

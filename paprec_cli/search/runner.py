@@ -24,7 +24,7 @@ from paprec_cli.data.splits import TaskData
 from paprec_cli.data.store import Dataset, load_dataset
 from paprec_cli.distributed import DistContext
 from paprec_cli.errors import PaprecError
-from paprec_cli.evaluate import Results, evaluate_prompts
+from paprec_cli.evaluate import Details, Results, evaluate_prompts
 from paprec_cli.export import Document
 from paprec_cli.inputs import inputs_for
 from paprec_cli.paths import Home
@@ -308,15 +308,22 @@ def surrogates(session: SearchSession, state: SearchState) -> dict[str, float]:
 
 def finalize(session: SearchSession, run: RunDir | None, state: SearchState) -> Document:
     """Evaluate the three prompt variants on validation and test and write `prompts.json`."""
+    return finalize_with_details(session, run, state)[0]
+
+
+def finalize_with_details(session: SearchSession, run: RunDir | None,
+                          state: SearchState) -> tuple[Document, Details]:
+    """`finalize`, also returning the per-example values ({variant: {part: PerExample}}) behind the results,
+    for confidence intervals (`paprec sweep`)."""
     config = session.config
     draft = _document(session, state, surrogate={}, results={})
     rows = batch_sizes(config.batch_size, session.device)[0]  # inference only: the surrogate's batch
-    results, _ = evaluate_prompts(session.bundle, session.task, session.data, draft,  # sharded under torchrun
-                                  batch_size=rows, recommender=session.recommender, dist=session.dist)
+    results, details = evaluate_prompts(session.bundle, session.task, session.data, draft,  # sharded (torchrun)
+                                        batch_size=rows, recommender=session.recommender, dist=session.dist)
     doc = _document(session, state, surrogate=surrogates(session, state), results=results)
     if run is not None:
         run.write_prompts(doc)
-    return doc
+    return doc, details
 
 
 def _document(session: SearchSession, state: SearchState, surrogate: dict[str, float],

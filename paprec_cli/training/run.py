@@ -29,6 +29,7 @@ from paprec_cli.errors import PaprecError
 from paprec_cli.output import Output
 from paprec_cli.paths import Home
 from paprec_cli.plugins import Registry
+from paprec_cli.progress import epoch_bar, heartbeat
 from paprec_cli.specs import Example, TaskSpec
 from paprec_cli.training import state as run_state
 from paprec_cli.training.batches import encode_pairs, iterate_batches
@@ -36,7 +37,6 @@ from paprec_cli.training.evaluation import evaluate_tasks, sample_examples, sele
 from paprec_cli.training.item_init import apply_cooccurrence_init
 from paprec_cli.training.loop import Clock, EpochStats, Trainer, cpu_threads
 from paprec_cli.training.mixture import TrainingData
-from paprec_cli.training.progress import epoch_bar
 from paprec_cli.training.recipe import TrainOptions
 from paprec_cli.training.sensitivity import prompt_sensitivity
 from paprec_cli.training.setup import ensure_dataset, resolve_tasks
@@ -286,13 +286,14 @@ def final_report(session: TrainingSession, stopped: str, wall: float) -> Trainin
     batch = options.recipe.eval_batch_size
     test_examples = {task.name: task.examples(session.data, "test") for task in session.tasks}
     session.out.info("Scoring the best epoch on the test split, baselines and prompt sensitivity ...")
-    test = evaluate_tasks(recommender, session.tasks, test_examples, batch)
-    tasks_by_name = {t.name: t for t in session.tasks}
-    baselines = baseline_results(session.data, list(tasks_by_name), "test", tasks=tasks_by_name)
-    sensitivity = prompt_sensitivity(
-        recommender, session.tasks, session.data, test_examples, batch, options.seed,
-        limit=options.recipe.sensitivity_examples,
-    )
+    with heartbeat(session.out.err, "scoring the best epoch"):
+        test = evaluate_tasks(recommender, session.tasks, test_examples, batch)
+        tasks_by_name = {t.name: t for t in session.tasks}
+        baselines = baseline_results(session.data, list(tasks_by_name), "test", tasks=tasks_by_name)
+        sensitivity = prompt_sensitivity(
+            recommender, session.tasks, session.data, test_examples, batch, options.seed,
+            limit=options.recipe.sensitivity_examples,
+        )
     best = next(h for h in state.history if h["epoch"] == state.best_epoch)
     result: TrainingResult = {
         "model": str(session.model_dir),
