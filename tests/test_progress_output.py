@@ -110,7 +110,7 @@ def test_plugins_table_at_80_columns_has_no_ellipsis(home: Path) -> None:
 
 @pytest.mark.parametrize("width", [80, 60])
 def test_train_report_keeps_every_number_and_name_whole(width: int) -> None:
-    from paprec_cli.commands.train_cmd import results_table
+    from paprec_cli.views.train import results_table
 
     metrics = {"HR@1": 0.0312, "HR@5": 0.1021, "HR@10": 0.1923, "NDCG@5": 0.0654, "NDCG@10": 0.0921}
     result = {"test": {"sequential": metrics}, "baselines": {"popularity": {"sequential": metrics}}}

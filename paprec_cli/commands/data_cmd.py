@@ -10,12 +10,12 @@ from typing import Annotated
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from paprec_cli.commands.common import HomeOpt, JsonOpt, PaprecTyper, QuietOpt, SeedOpt, VerboseOpt, make_ctx
 from paprec_cli.data.catalog import catalog, import_checked
-from paprec_cli.data.stats import DatasetInfo, describe
+from paprec_cli.data.stats import describe
 from paprec_cli.data.store import load_dataset
+from paprec_cli.views import data as views
 
 FromOpt = Annotated[
     Path | None, typer.Option("--from", help="The raw file or folder (not needed for generated datasets).")
@@ -41,41 +41,6 @@ OptionOpt = Annotated[
 ]
 
 
-def _info_table(info: DatasetInfo) -> Table:
-    table = Table(title=f"dataset {info['name']}", show_header=False)
-    table.add_column("field", style="bold")
-    table.add_column("value")
-    lengths = info["sequence_length"]
-    rows = [
-        ("dataset", info["dataset"]),
-        ("layout", info["layout"] or "unknown"),
-        ("users", f"{info['users']:,}"),
-        ("items", f"{info['items']:,}"),
-        ("interactions", f"{info['interactions']:,}"),
-        ("density", f"{info['density']:.5f}"),
-        ("sequence length", f"min {lengths['min']}, mean {lengths['mean']}, median {lengths['median']:g}, "
-         f"max {lengths['max']}"),
-        ("repeat interactions", f"{info['repeat_interactions']:,}"),
-        ("duplicates removed", "not recorded (imported before this was counted)"
-         if info["duplicates_removed"] is None else f"{info['duplicates_removed']:,}"),
-        ("ratings", "none" if info["rating_histogram"] is None
-         else ", ".join(f"{k}: {v:,}" for k, v in info["rating_histogram"].items())),
-        ("items with attributes", f"{info['items_with_attributes']:,} ({info['distinct_attributes']:,} distinct)"),
-        ("items with title", f"{info['items_with_title']:,}"),
-        ("indexing", info["indexing"]),
-        ("tie-break", info["tie_break"]),
-        ("seed", str(info["seed"])),
-        ("extras", ", ".join(info["extras"]) or "none"),
-        ("fingerprint", info["fingerprint"]),
-    ]  # fmt: skip
-    for source in info["sources"]:
-        encoding = f", {source['encoding']}" if source.get("encoding") else ""
-        rows.append(("source", f"{source['path']} (sha256 {source['sha256'][:12]}...{encoding})"))
-    for field, value in rows:
-        table.add_row(field, escape(str(value)))
-    return table
-
-
 def register(app: PaprecTyper) -> None:
     data_app = PaprecTyper(help="Import datasets into the data home and describe them.", no_args_is_help=True)
     app.add_typer(data_app, name="data")
@@ -86,14 +51,7 @@ def register(app: PaprecTyper) -> None:
         """List registered datasets and what is imported in the data home."""
         ctx = make_ctx(home, json_out, quiet, verbose)
         found = catalog(ctx.registry, ctx.home)
-        table = Table(title=f"datasets (data home: {ctx.home.data})")
-        for column in ("name", "plugin", "imported", "description"):
-            table.add_column(column)
-        for row in found["datasets"]:
-            mark = ", ".join(row["imported_as"]) if row["imported"] else "-"
-            status = "" if row["status"] == "ok" else f" [red]({escape(row['status'])})[/red]"
-            table.add_row(row["name"], row["plugin"], escape(mark), escape(row["description"]) + status)
-        ctx.out.show(table)
+        ctx.out.show(views.catalog_table(found, ctx.home.data))
         ctx.out.result(found)
 
     @data_app.command("import")
@@ -140,5 +98,5 @@ def register(app: PaprecTyper) -> None:
         """Users, items, interactions, density, sequence lengths, ratings, indexing and sources."""
         ctx = make_ctx(home, json_out, quiet, verbose)
         info = describe(load_dataset(ctx.home, name))
-        ctx.out.show(_info_table(info))
+        ctx.out.show(views.info_table(info))
         ctx.out.result(info)
