@@ -254,7 +254,9 @@ def report(found: Evaluated, n_boot: int, seed: int, with_baselines: bool) -> No
     baselines = baselines_for(data, task, "test") if with_baselines else {}
     protocol = protocol_of(bound, task, data, task.examples(data, "test"))
     ctx.out.show(results_table(results, baselines, list(PARTS)))
-    ctx.out.show(paired_table(paired, "test"))
+    names = list(paired)
+    for start in range(0, len(names), 2):  # two comparisons per table: readable in 80 columns
+        ctx.out.show(paired_table({n: paired[n] for n in names[start : start + 2]}, "test"))
     ctx.out.show(
         escape(
             "protocol: "
