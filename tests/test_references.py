@@ -201,3 +201,34 @@ def test_eval_reports_unavailable_and_refuses_unknown(home: Home, tmp_path: Path
     assert "reference history_word: unavailable: the run's layout has no personal slot" in stderr
     code, _, stderr = invoke("eval", "--prompts", str(path), "--home", str(home.root), "--references", "orcale")
     assert code == 2 and len(stderr.strip().splitlines()) == 1 and "--references" in stderr
+
+
+@pytest.mark.realdata
+def test_history_word_on_beauty_skips_multi_word_attributes(tmp_path: Path) -> None:
+    """Beauty: most users' most frequent attribute is a multi-word category ("Skin Care"): counted, and
+    the word given is an attribute of one of the user's training items."""
+    from conftest import shared_data
+
+    from paprec_cli.data.splits import TaskData
+    from paprec_cli.data.store import import_dataset, load_dataset
+    from paprec_cli.model import build_codec
+    from paprec_cli.plugins import load_registry
+
+    folder = shared_data("beauty")
+    home = Home.resolve(tmp_path)
+    registry = load_registry()
+    import_dataset(registry.dataset("beauty"), folder, home)
+    dataset = load_dataset(home, "beauty")
+    codec = build_codec(dataset, "atomic", [t.source for e in registry.tasks.values() for t in e.spec.templates])
+    data = TaskData(dataset, 0)
+    users = data.loo.users("test").tolist()
+    refs = build_references(["oracle", "history_word"], BASE, Layout(0, 2, 1), data, "ranking", users, codec)
+    assert refs["oracle"].report["available"] is False and "no truth table" in refs["oracle"].report["reason"]
+    ref = refs["history_word"]
+    assert ref.tokens is not None and ref.report["users"] + ref.report["users_without_word"] == len(users)
+    assert ref.report["users"] > 0.9 * len(users) and ref.report["top_not_usable"] > 0
+    assert any(" " in w for w in ref.report["missing_examples"])  # multi-word names were skipped
+    for user in users[:200]:
+        if user in ref.tokens.personal:
+            word = codec.token_text(ref.tokens.personal[user][0])
+            assert any(word in dataset.item_attributes[int(i)] for i in data.loo.train[user])
