@@ -6,7 +6,8 @@ search itself never calls this on the test split before it has finished.
 
 - manual: the task's default (or the document's) template, rendered with each example's `values`;
 - shared: the automatic layout with the shared tokens and the default personal token(s) for everyone;
-- personalized: each user's own personal tokens where the search found some, else the default.
+- personalized: each user's own personal tokens where the search found some, else the default;
+- references (optional, `paprec_cli.references`): further per-user prompts scored the same way.
 
 Under torchrun (`dist`), each rank predicts a contiguous share of whole batches of the single-process
 batch order and the predictions are gathered to every rank before any metric is computed, so results,

@@ -160,7 +160,7 @@ def results_table(results: dict[str, Any], baselines: dict[str, Any], parts: lis
 
 
 def paired_table(paired: dict[str, Any], part: str) -> Table:
-    """One row per value; each cell `mean diff [95% CI] verdict` for one automatic variant vs manual."""
+    """One row per value; each cell `mean diff [95% CI] verdict` for one comparison (variant - baseline)."""
     table = Table(
         title=f"prompt - baseline prompt, paired per user on {part}",
         caption=escape("mean [95% bootstrap CI]; 'noise' = the CI includes 0: no evidence of a difference"),
