@@ -39,6 +39,8 @@ class Evaluated:
     details: Details
     #: The decoding used, with P5 decoding's generated / dropped (non-item) sequence counts.
     decoding: dict[str, object] = field(default_factory=lambda: {"name": "paprec"})
+    #: Reference prompts asked for: name -> `references.Reference.report` (words found, or why unavailable).
+    references: dict[str, dict[str, object]] = field(default_factory=dict)
 
 
 class Report(TypedDict):
@@ -53,18 +55,21 @@ class Report(TypedDict):
     protocol: dict[str, object]
     baselines: dict[str, dict[str, dict[str, float]]]
     taste_agreement: TasteAgreement | None
+    references: dict[str, dict[str, object]]  # oracle / history_word: users with a word, or why unavailable
     lower_is_better: list[str]  # the values whose task declares lower as better (`MetricSpec.smaller`)
 
 
 def evaluate_source(source: str | Path, home: Home, registry: Registry, model: str | None, batch_size: int | None,
                     dist: DistContext, info: Callable[[str], None], tokenizer: str | None = None,
-                    decoding: str | None = None) -> Evaluated:
+                    decoding: str | None = None, reference_names: tuple[str, ...] = ()) -> Evaluated:
     """The prompts' scores on validation and test; every rank must call it with the same arguments.
 
-    `tokenizer`: a HF/P5 checkpoint's T5 tokenizer; `decoding`: "paprec" or "p5" (default: the run's)."""
+    `tokenizer`: a HF/P5 checkpoint's T5 tokenizer; `decoding`: "paprec" or "p5" (default: the run's);
+    `reference_names`: reference prompts to score next to the run's (`paprec_cli.references`)."""
     from paprec_cli.data.splits import TaskData
     from paprec_cli.evaluate import evaluate_prompts
     from paprec_cli.model import Recommender
+    from paprec_cli.references import reference_prompts
     from paprec_cli.registry import split_negatives
     from paprec_cli.runs import open_prompts
     from paprec_cli.search.config import batch_sizes
@@ -76,10 +81,13 @@ def evaluate_source(source: str | Path, home: Home, registry: Registry, model: s
     info(f"Evaluating {task.name} prompts from {bound.source} on '{bound.dataset.name}'")
     decoding = decoding or bound.decoding  # default: the decoding the run's search used
     rec = Recommender(bound.bundle.model, bound.bundle.codec, dist.device, decoding=decoding)
+    refs = reference_prompts(reference_names, bound.doc, data, task, bound.bundle.codec, PARTS)
+    tokens = {name: ref.tokens for name, ref in refs.items() if ref.tokens is not None}
     results, details = evaluate_prompts(bound.bundle, task, data, bound.doc, parts=PARTS, batch_size=batch,
-                                        device=dist.device, recommender=rec, dist=dist)
+                                        device=dist.device, recommender=rec, dist=dist, references=tokens)
     decoded: dict[str, object] = {"name": decoding, **(rec.p5_counts if decoding == "p5" else {})}
-    return Evaluated(bound, task, data, results, details, decoded)
+    reports: dict[str, dict[str, object]] = {name: dict(ref.report) for name, ref in refs.items()}
+    return Evaluated(bound, task, data, results, details, decoded, reports)
 
 
 def protocol_of(bound: BoundPrompts, task: TaskSpec, data: TaskData, test_examples: list[Example]) -> dict[str, object]:
@@ -140,5 +148,6 @@ def build_report(found: Evaluated, n_boot: int, seed: int, with_baselines: bool)
         "protocol": {**protocol_of(bound, task, data, task.examples(data, "test")), "decoding": found.decoding},
         "baselines": baselines_for(data, task, "test") if with_baselines else {},
         "taste_agreement": taste_of(bound),
+        "references": found.references,
         "lower_is_better": sorted(key for key in values if task.metric(key).smaller),
     }

@@ -14,8 +14,6 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from paprec_cli.evaluate import Details
 
-COMPARISONS = {"shared_vs_manual": "shared", "personalized_vs_manual": "personalized"}
-
 #: One interval: {"mean_diff", "ci_low", "ci_high", "n"} (see `metrics.paired_bootstrap`).
 Interval = Mapping[str, float]
 #: {comparison: {value: Interval}}.
@@ -23,17 +21,19 @@ Paired = dict[str, dict[str, dict[str, float]]]
 
 
 def paired_differences(details: Details, part: str, n_boot: int, seed: int) -> Paired:
-    """`{comparison: {value: {"mean_diff","ci_low","ci_high","n"}}}`: automatic minus manual, per user.
+    """`{comparison: {value: {"mean_diff","ci_low","ci_high","n"}}}`: variant minus baseline, per user.
 
-    Values are the surrogate and every per-example metric, averaged per user first (a rating user has
-    several test examples), and paired on the users both variants were evaluated on.
+    Comparisons are `references.comparisons`: every variant (shared, personalized, references) minus
+    manual, then personalized minus each reference. Values are the surrogate and every per-example metric,
+    averaged per user first (a rating user has several test examples), and paired on the users both
+    variants were evaluated on.
     """
     from paprec_cli.metrics import paired_bootstrap
+    from paprec_cli.references import comparisons
 
-    manual = details["manual"].get(part)
     out: Paired = {}
-    for name, variant in COMPARISONS.items():
-        auto = details[variant].get(part)
+    for name, (variant, baseline) in comparisons(details).items():
+        auto, manual = details[variant].get(part), details[baseline].get(part)
         out[name] = {}
         if manual is None or auto is None or len(manual.users) == 0:
             continue
@@ -60,25 +60,23 @@ def verdict(stats: Interval, smaller: bool = False) -> str:
 
 
 def summary(paired: Paired) -> list[str]:
-    """Plain sentences on the surrogate difference of each automatic prompt, so noise is not sold as a gain."""
+    """Plain sentences on the surrogate difference of each comparison, so noise is not sold as a gain."""
     lines = []
     for name, per_key in paired.items():
         stats = per_key.get("surrogate")
         if not stats:
             continue
         word = verdict(stats)  # the surrogate: higher is better
-        what = name.replace("_vs_manual", "")
+        what, baseline = name.split("_vs_", 1)
         interval = f"{_signed(stats['ci_low'])} to {_signed(stats['ci_high'])}"
         if word == "noise":
             lines.append(
-                f"{what} vs manual: the 95% CI of the per-user difference ({interval}) includes 0: "
-                "no evidence that it differs from the manual prompt on test"
+                f"{what} vs {baseline}: the 95% CI of the per-user difference ({interval}) includes 0: "
+                f"no evidence that it differs from the {baseline} prompt on test"
             )
         else:
-            lines.append(f"{what} vs manual: {word} on test (per-user difference 95% CI {interval}, excludes 0)")
+            lines.append(f"{what} vs {baseline}: {word} on test (per-user difference 95% CI {interval}, excludes 0)")
     return lines
-
-
 
 
 def _signed(value: float | None) -> str:
