@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from paprec_cli import eval_report
 from paprec_cli.commands.common import (
@@ -87,6 +88,8 @@ def register(app: PaprecTyper) -> None:
                                                 reference_names=names)
         if dist.is_main:
             report = eval_report.build_report(found, n_boot, seed, baselines)
+            for line in views.reference_lines(report["references"]):
+                ctx.out.info(escape(line))
             for item in views.report_lines(report):
                 ctx.out.show(item)
             ctx.out.result(report)

@@ -92,8 +92,9 @@ def reference_lines(references: dict[str, dict[str, object]]) -> list[str]:
 
 
 def report_lines(report: Report) -> Iterator[RenderableType]:
-    """Everything `paprec eval` shows, in order: results, paired tables (two comparisons each, readable in
-    80 columns), the protocol line, verdict sentences, reference prompts and taste agreement."""
+    """The result part of what `paprec eval` shows, in order: results, paired tables (two comparisons each,
+    readable in 80 columns), the protocol line, verdict sentences and taste agreement (the reference
+    prompts' coverage is a log line: `reference_lines`)."""
     from paprec_cli.eval_report import PARTS
 
     protocol = report["protocol"]
@@ -104,7 +105,7 @@ def report_lines(report: Report) -> Iterator[RenderableType]:
         yield paired_table({n: paired[n] for n in names[start : start + 2]}, "test", report["lower_is_better"])
     keys = ("split", "evaluated", "indexing", "tie_break", "split_seed")
     yield escape("protocol: " + "; ".join(f"{k}={protocol.get(k)}" for k in keys))
-    for line in [*summary(paired), *reference_lines(report["references"])]:
+    for line in summary(paired):
         yield escape(line)
     taste = report["taste_agreement"]
     if taste is not None and taste.get("agreement") is not None:
