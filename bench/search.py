@@ -237,8 +237,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
     }
     hidden = ("one", "model_path")
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k not in hidden}
-    caps = {"max_rounds": args.max_rounds, "protocol": args.protocol, "val_users": sizes, "n_suffix": args.n_suffix, "top_k": args.top_k,
-            "grad_examples": args.grad_examples, "finalize": args.finalize}
+    caps = {"max_rounds": args.max_rounds, "protocol": args.protocol, "val_users": sizes,
+            "n_suffix": args.n_suffix, "top_k": args.top_k, "grad_examples": args.grad_examples,
+            "finalize": args.finalize}
     doc = document(
         "search", device, settings=settings,
         sizes={"dataset": args.dataset, "task": args.task, "validation_users_total": total, "model_size": args.size,
@@ -255,9 +256,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
               r["s_per_step"], r["s_per_round"], r["peak_rss_mib"], r["peak_cuda_mib"]) for r in rows]
     print_table(
         f"search cost vs validation users: {args.dataset}, {args.size}/{args.ids} ({source}), max {args.max_rounds} "
-        f"rounds, top-{args.top_k}, {args.protocol} protocol, on {device}; growth exponent {growth['search_s_exponent']} "
+        f"rounds, top-{args.top_k}, {args.protocol} protocol, on {device}; "
+        f"growth exponent {growth['search_s_exponent']} "
         f"(per step {growth['s_per_step_exponent']})",
-        ["users", "steps", "stop", "prepare s", "search s", "s/user", "s/step", "s/round", "peak RSS MiB", "peak CUDA MiB"],
+        ["users", "steps", "stop", "prepare s", "search s", "s/user", "s/step", "s/round", "peak RSS MiB",
+         "peak CUDA MiB"],
         table, stream=sys.stderr if args.json else None,
     )  # fmt: skip
     say(f"wrote {path}")

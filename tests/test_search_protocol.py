@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 
-
 from tests.test_search_model import make_home
 
 EXPECTED = Path(__file__).parent / "data" / "paper_protocol_prompts.json"
@@ -68,10 +67,11 @@ def test_protocol_options_resolve_and_explicit_options_win() -> None:
 def test_unknown_protocol_is_a_one_line_error(runner, home) -> None:  # type: ignore[no-untyped-def]
     from paprec_cli.cli import app
 
-    result = runner.invoke(app, ["search", "--task", "sequential", "--dataset", "synthetic", "--model", "m", "--protocol", "best"])
+    base = ["search", "--task", "sequential", "--dataset", "synthetic", "--model", "m"]
+    result = runner.invoke(app, [*base, "--protocol", "best"])
     assert result.exit_code == 2
     assert "Error: --protocol: unknown protocol 'best'; expected paper or transfer" in result.output
-    result = runner.invoke(app, ["search", "--task", "sequential", "--dataset", "synthetic", "--model", "m", "--holdout", "1.5"])
+    result = runner.invoke(app, [*base, "--holdout", "1.5"])
     assert result.exit_code == 2 and "--holdout" in result.output
 
 

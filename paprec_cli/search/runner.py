@@ -177,7 +177,8 @@ def prepare(config: SearchConfig, registry: Registry, home: Home, device: str,
     rows, grad_rows = batch_sizes(config.batch_size, device)
     scorer = make_scorer(recommender, task, config.selection, config.evaluator, rows)  # type: ignore[arg-type]
     problem = ModelProblem(recommender, task, config.layout, vocab, top_k=config.top_k, scorer=scorer,
-                           validation=validation, n_validation=n_validation, shared_grad=shared_grad, personal_grad=personal_grad,
+                           validation=validation, n_validation=n_validation, shared_grad=shared_grad,
+                           personal_grad=personal_grad,
                            batch_size=grad_rows, dist=dist)
     return Session(config, task, dataset, data, bundle, recommender, vocab, problem, initial,
                    model_fingerprint(bundle), device, dist, left_out)
