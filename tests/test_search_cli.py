@@ -51,8 +51,11 @@ def test_search_end_to_end_json_and_run_directory(tiny_home: Home, tmp_path: Pat
     for variant in ("manual", "shared", "personalized"):
         assert set(result["results"][variant]) == {"validation", "test"}
         assert set(result["results"][variant]["test"]) == {"HR@1", "HR@5", "HR@10", "NDCG@5", "NDCG@10"}
-    assert set(result["surrogate"]) == {"initial", "shared", "personalized", "manual"}
+    # the default protocol (transfer) also reports the paper's surrogate on the validation examples alone
+    assert set(result["surrogate"]) == {"initial", "shared", "personalized", "manual", "paper_manual", "paper_shared",
+                                        "paper_personalized"}
     assert result["surrogate"]["personalized"] >= result["surrogate"]["initial"]
+    assert 0.0 <= result["surrogate"]["paper_personalized"] <= 2.0
     assert {p.name for p in run.iterdir()} == {"manifest.json", "trajectory.jsonl", "state.json", "prompts.json"}
 
     doc = json.loads((run / "prompts.json").read_text())
@@ -63,6 +66,9 @@ def test_search_end_to_end_json_and_run_directory(tiny_home: Home, tmp_path: Pat
     assert doc["search"]["stop_reason"] in ("converged", "max-rounds")
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["config"]["val_users"] == 24 and manifest["protocol"]["dataset_fingerprint"]
+    assert (manifest["config"]["protocol"], manifest["config"]["selection"], manifest["config"]["search_examples"],
+            manifest["config"]["holdout"]) == ("transfer", "loss", 3, 0.5)
+    assert manifest["sizes"]["validation_examples"] > 24  # validation + each user's last training examples
     assert {"torch", "transformers", "python"} <= set(manifest["libraries"])
     assert manifest["config"]["batch_size"] == 64 and manifest["batch_sizes"] == {"surrogate": 64, "gradient": 64}
     state = json.loads((run / "state.json").read_text())
