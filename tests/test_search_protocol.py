@@ -60,7 +60,7 @@ def test_protocol_options_resolve_and_explicit_options_win() -> None:
     assert protocol_options("paper") == {"protocol": "paper", "selection": "surrogate", "top_k": 5,
                                          "search_examples": 0, "holdout": 0.0, "personal_margin": 0.0}
     transfer = protocol_options("transfer", top_k=None, holdout=0.25)
-    assert transfer["selection"] == "loss" and transfer["search_examples"] == 3
+    assert transfer["selection"] == "loss" and transfer["search_examples"] == 1
     assert transfer["holdout"] == 0.25 and transfer["top_k"] == 5
 
 

@@ -43,12 +43,13 @@ Opt = typer.Option
 MODEL_HELP = "Model folder or name (default: <dataset>-tiny-atomic, or the one model trained on the dataset)."
 SELECTION_HELP = ("surrogate (the task's metric, NDCG@5 + HR@5) or loss (the target's NLL); default: the protocol's "
                   "(paper: surrogate, transfer: loss).")
-PROTOCOL_HELP = ("paper (PAP-REC as published: NDCG@5 + HR@5 on one validation example per user, top-5, strict "
-                 "improvement) or transfer (the default: target log-probability on each user's validation and last 3 "
-                 "training examples, shared flips confirmed on held-out users). Options below override it.")
-SEARCH_EXAMPLES_HELP = "Each user's last N training examples scored with the validation one (paper 0, transfer 3)."
+PROTOCOL_HELP = ("paper (the default; PAP-REC as published: NDCG@5 + HR@5 on one validation example per user, "
+                 "top-5, strict improvement) or transfer (experimental: target log-probability on each user's "
+                 "validation and last training example, shared flips confirmed on held-out users, personal margin "
+                 "0.1). Options below override it.")
+SEARCH_EXAMPLES_HELP = "Each user's last N training examples scored with the validation one (paper 0, transfer 1)."
 HOLDOUT_HELP = "Share of users held out to confirm each shared flip (paper 0, transfer 0.5)."
-MARGIN_HELP = "A personal token is kept only if the user's signal improves by more than this (default 0)."
+MARGIN_HELP = "A personal token is kept only if the user's signal improves by more than this (paper 0, transfer 0.1)."
 BUDGET_HELP = ("Stop cleanly once this many seconds have passed. Checked between steps: the step under way "
                "finishes first (a personal step on Beauty-sized data can take minutes on a CPU).")
 BATCH_HELP = ("Rows per forward pass, for the surrogate and the gradients (default: 256; on CUDA 2048 for the "
