@@ -7,6 +7,10 @@ works on one personal slot (cycled by round): every validation user keeps their 
 strictly improves their own surrogate. The search stops when a shared phase accepted nothing and the
 last personal phase changed nobody, at `max_rounds`, or when the time budget is spent.
 
+Two options change acceptance (both off in the paper protocol): `holdout` holds out a seeded share of the
+users; a shared candidate is then chosen on the others and kept only if the held-out users' mean improves
+too. `personal_margin` requires a personal candidate to beat the user's current value by more than it.
+
 The schedule only sees a `SearchProblem` (candidates and surrogate values), so it can be tested with
 fakes whose improvements a test controls.
 """
