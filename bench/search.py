@@ -23,7 +23,7 @@ not `prepare_s`), and `s_per_round` their mean. Its result goes to a fresh tempo
 (or `$PAPREC_BENCH_OUT`) is given, so before/after comparisons do not overwrite `bench/results/`.
 
 Usage: python bench/search.py [--quick] [--json] [--dataset synthetic|beauty] [--val-users 500,5000,all]
-       [--max-rounds R] [--top-k K] [--evaluator fast|beam] [--device cpu|cuda]
+       [--max-rounds R] [--top-k K] [--evaluator fast|beam] [--protocol paper|transfer] [--device cpu|cuda]
        python bench/search.py --per-round [--points synthetic:600,beauty:5000] [--max-rounds R] [--out DIR]
 """
 
@@ -66,7 +66,7 @@ def run_one(args: argparse.Namespace) -> dict[str, Any]:
     """Prepare and run one search with `args.one` validation users (0 = all); returns its figures."""
     from paprec_cli.plugins import load_registry
     from paprec_cli.search import runner
-    from paprec_cli.search.config import SearchConfig, batch_sizes
+    from paprec_cli.search.config import SearchConfig, batch_sizes, protocol_options
     from paprec_cli.search.rundir import RunDir
 
     device = resolve_device(args.device)
@@ -75,8 +75,9 @@ def run_one(args: argparse.Namespace) -> dict[str, Any]:
     registry = load_registry()
     config = SearchConfig(
         task=args.task, dataset=args.dataset, model=args.model_path, n_prefix=0, n_suffix=args.n_suffix,
-        n_personal=args.n_personal, top_k=args.top_k, val_users=args.one or None, grad_examples=args.grad_examples,
+        n_personal=args.n_personal, val_users=args.one or None, grad_examples=args.grad_examples,
         max_rounds=args.max_rounds, evaluator=args.evaluator, batch_size=args.batch_size, seed=args.seed,
+        **protocol_options(args.protocol, top_k=args.top_k),
     )  # fmt: skip
     with stopwatch(device) as prep:
         session = runner.prepare(config, registry, home, str(device))
@@ -221,7 +222,7 @@ def child(args: argparse.Namespace, home: Any, model: Path, users: int, timeout:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--one", str(users), "--model-path", str(model),
            "--home", str(home.root)]
     for key in ("dataset", "task", "device", "n_suffix", "n_personal", "top_k", "grad_examples", "max_rounds",
-                "evaluator", "batch_size", "seed"):
+                "evaluator", "batch_size", "seed", "protocol"):
         if getattr(args, key) is not None:  # None: the child's own default (e.g. --batch-size by device)
             cmd += [f"--{key.replace('_', '-')}", str(getattr(args, key))]
     if args.finalize:
@@ -256,6 +257,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--grad-examples", type=int, default=256)
     parser.add_argument("--max-rounds", type=int, default=None, help="round cap (default 2 on CPU, 20 on GPU)")
     parser.add_argument("--evaluator", choices=("fast", "beam"), default="fast")
+    parser.add_argument("--protocol", choices=("paper", "transfer"), default="transfer",
+                        help="the search protocol (as paprec search --protocol; default transfer)")
     parser.add_argument("--batch-size", type=int, default=None,
                         help="rows per forward pass (default: the search's: 256; on CUDA 2048 surrogate, 512 gradient)")
     parser.add_argument("--finalize", action="store_true", help="also time the final validation/test evaluation")
@@ -313,8 +316,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
     }
     hidden = ("one", "model_path")
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k not in hidden}
-    caps = {"max_rounds": args.max_rounds, "val_users": sizes, "n_suffix": args.n_suffix, "top_k": args.top_k,
-            "grad_examples": args.grad_examples, "finalize": args.finalize}
+    caps = {"max_rounds": args.max_rounds, "protocol": args.protocol, "val_users": sizes,
+            "n_suffix": args.n_suffix, "top_k": args.top_k, "grad_examples": args.grad_examples,
+            "finalize": args.finalize}
     doc = document(
         "search", device, settings=settings,
         sizes={"dataset": args.dataset, "task": args.task, "validation_users_total": total, "model_size": args.size,
@@ -328,12 +332,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
     )  # fmt: skip
     path = write_result(doc, args.out, device, suffix=f"-{args.dataset}" + ("-quick" if args.quick else ""))
     table = [(r["users"], r["steps"], r["stop_reason"], r["prepare_s"], r["search_s"], r["s_per_user"],
-              r["s_per_step"], r["peak_rss_mib"], r["peak_cuda_mib"]) for r in rows]
+              r["s_per_step"], r["s_per_round"], r["peak_rss_mib"], r["peak_cuda_mib"]) for r in rows]
     print_table(
         f"search cost vs validation users: {args.dataset}, {args.size}/{args.ids} ({source}), max {args.max_rounds} "
-        f"rounds, top-{args.top_k}, on {device}; growth exponent {growth['search_s_exponent']} "
+        f"rounds, top-{args.top_k}, {args.protocol} protocol, on {device}; "
+        f"growth exponent {growth['search_s_exponent']} "
         f"(per step {growth['s_per_step_exponent']})",
-        ["users", "steps", "stop", "prepare s", "search s", "s/user", "s/step", "peak RSS MiB", "peak CUDA MiB"],
+        ["users", "steps", "stop", "prepare s", "search s", "s/user", "s/step", "s/round", "peak RSS MiB",
+         "peak CUDA MiB"],
         table, stream=sys.stderr if args.json else None,
     )  # fmt: skip
     say(f"wrote {path}")

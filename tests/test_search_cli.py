@@ -48,6 +48,9 @@ def test_search_end_to_end_json_and_run_directory(tiny_home: Home, tmp_path: Pat
     assert doc["search"]["stop_reason"] in ("converged", "max-rounds")
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["config"]["val_users"] == 24 and manifest["protocol"]["dataset_fingerprint"]
+    assert (manifest["config"]["protocol"], manifest["config"]["selection"], manifest["config"]["search_examples"],
+            manifest["config"]["holdout"]) == ("paper", "surrogate", 0, 0.0)  # the default protocol
+    assert manifest["sizes"]["validation_examples"] == 24
     assert {"torch", "transformers", "python"} <= set(manifest["libraries"])
     assert manifest["config"]["batch_size"] == 64 and manifest["batch_sizes"] == {"surrogate": 64, "gradient": 64}
     state = json.loads((run / "state.json").read_text())
@@ -85,11 +88,20 @@ def test_unknown_allow_list_word_names_file_and_line(tiny_home: Home, tmp_path: 
     assert code == 2 and f"{allow}:3" in err and "zzzqqqx" in err and len(err.strip().splitlines()) == 1
 
 
-def test_resume_after_sigkill_gives_the_same_prompts(tiny_home: Home, tmp_path: Path) -> None:
-    common = [*SMALL, "--home", str(tiny_home.root)]
+@pytest.mark.parametrize("protocol", ["paper", "transfer"])
+def test_resume_after_sigkill_gives_the_same_prompts(tiny_home: Home, tmp_path: Path, protocol: str) -> None:
+    common = [*SMALL, "--home", str(tiny_home.root), "--protocol", protocol]
     reference = tmp_path / "reference"
     code, _, err = _invoke("search", *common, "--run-dir", str(reference))
     assert code == 0, err
+    recorded = json.loads((reference / "manifest.json").read_text())["config"]
+    assert recorded["protocol"] == protocol
+    surrogate = json.loads((reference / "prompts.json").read_text())["surrogate"]
+    # a protocol that accepts on another signal also reports the paper's surrogate on validation alone
+    assert ("paper_personalized" in surrogate) == (protocol != "paper")
+    if protocol == "transfer":
+        assert recorded["selection"] == "loss" and recorded["search_examples"] == 1
+        assert 0.0 <= surrogate["paper_personalized"] <= 2.0 and surrogate["personalized"] <= 0.0
 
     killed = tmp_path / "killed"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}

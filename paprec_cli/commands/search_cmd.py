@@ -28,6 +28,7 @@ from paprec_cli.commands.common import (
     tokenizer_arg,
 )
 from paprec_cli.progress import heartbeat, search_progress
+from paprec_cli.search.config import DEFAULT_PROTOCOL
 
 if TYPE_CHECKING:
     from paprec_cli.export import Document
@@ -42,7 +43,15 @@ trajectory, resumable state, prompts.json) and prints manual vs shared vs person
 
 Opt = typer.Option
 MODEL_HELP = "Model folder or name (default: <dataset>-tiny-atomic, or the one model trained on the dataset)."
-SELECTION_HELP = "surrogate (the task's validation metric) or loss (validation NLL: the paper's ablation)."
+SELECTION_HELP = ("surrogate (the task's metric, NDCG@5 + HR@5) or loss (the target's NLL); default: the protocol's "
+                  "(paper: surrogate, transfer: loss).")
+PROTOCOL_HELP = ("paper (the default; PAP-REC as published: NDCG@5 + HR@5 on one validation example per user, "
+                 "top-5, strict improvement) or transfer (experimental: target log-probability on each user's "
+                 "validation and last training example, shared flips confirmed on held-out users, personal margin "
+                 "0.1). Options below override it.")
+SEARCH_EXAMPLES_HELP = "Each user's last N training examples scored with the validation one (paper 0, transfer 1)."
+HOLDOUT_HELP = "Share of users held out to confirm each shared flip (paper 0, transfer 0.5)."
+MARGIN_HELP = "A personal token is kept only if the user's signal improves by more than this (paper 0, transfer 0.1)."
 BUDGET_HELP = ("Stop cleanly once this many seconds have passed. Checked between steps: the step under way "
                "finishes first (a personal step on Beauty-sized data can take minutes on a CPU).")
 BATCH_HELP = ("Rows per forward pass, for the surrogate and the gradients (default: 256; on CUDA 2048 for the "
@@ -75,12 +84,16 @@ def search_command(
     ] = None,
     init: Annotated[str, Opt("--init", help=INIT_HELP)] = "random",
     n_personal: Annotated[int, Opt("--n-personal", help="Personalized tokens per user (0: shared only).")] = 1,
-    top_k: Annotated[int, Opt("--top-k", help="Candidates per slot, from the gradient ranking.")] = 5,
+    protocol: Annotated[str, Opt("--protocol", help=PROTOCOL_HELP)] = DEFAULT_PROTOCOL,
+    top_k: Annotated[int | None, Opt("--top-k", help="Candidates per slot, from the gradient ranking (5).")] = None,
     val_users: Annotated[int | None, Opt("--val-users", help="Seeded sample of validation users.")] = None,
     grad_examples: Annotated[int, Opt("--grad-examples", help="Training examples for the shared gradient.")] = 256,
     max_rounds: Annotated[int, Opt("--max-rounds", help="Stop after this many shared+personal rounds.")] = 20,
     time_budget: Annotated[float | None, Opt("--time-budget", help=BUDGET_HELP)] = None,
-    selection: Annotated[str, Opt("--selection", help=SELECTION_HELP)] = "surrogate",
+    selection: Annotated[str | None, Opt("--selection", help=SELECTION_HELP)] = None,
+    search_examples: Annotated[int | None, Opt("--search-examples", help=SEARCH_EXAMPLES_HELP)] = None,
+    holdout: Annotated[float | None, Opt("--holdout", help=HOLDOUT_HELP)] = None,
+    personal_margin: Annotated[float | None, Opt("--personal-margin", help=MARGIN_HELP)] = None,
     evaluator: Annotated[str, Opt("--evaluator", help=EVALUATOR_HELP)] = "fast",
     batch_size: Annotated[int | None, Opt("--batch-size", help=BATCH_HELP)] = None,
     allow_list: Annotated[Path | None, Opt("--allow-list", help="File of allowed trigger words, one per line.")] = None,
@@ -98,7 +111,8 @@ def search_command(
 
     request = runner.SearchRequest(task, dataset, model, n_prefix, n_suffix, init, n_personal, top_k, val_users,
                                    grad_examples, max_rounds, time_budget, selection, evaluator, batch_size,
-                                   allow_list, run_dir, resume, seed, tokenizer_arg(tokenizer), separator, decoding)
+                                   allow_list, run_dir, resume, seed, tokenizer_arg(tokenizer), protocol,
+                                   search_examples, holdout, personal_margin, separator, decoding)
     # Under torchrun every rank runs this; rank 0 alone writes the run folder and prints (see docs/DISTRIBUTED.md).
     with distributed(resolve_device(device)) as dist:
         ctx = make_ctx(home, json_out and dist.is_main, quiet or not dist.is_main, verbose)

@@ -20,6 +20,18 @@ if TYPE_CHECKING:
 DEFAULT_BATCH = 256
 CUDA_SURROGATE_BATCH = 2048
 CUDA_GRADIENT_BATCH = 512
+#: Named search protocols: the option values each one sets (an option given explicitly overrides them).
+#: `paper`: PAP-REC as published (NDCG@5 + HR@5 on one validation example per user, top-5 HotFlip
+#: candidates, strict improvement); the default, because nothing else has been measured to do better on the
+#: test split yet (changes/ablation-14.md). `transfer` (experimental, issue #14): the target's log-probability
+#: as the acceptance signal, each user's last training example as an extra search example (personal candidates
+#: come from the user's earlier examples), shared flips accepted only when they also improve on a held-out half
+#: of the search users, and a personal token kept only if the user's mean log-probability rises by > 0.1 nats.
+PROTOCOLS: dict[str, dict[str, Any]] = {
+    "paper": {"selection": "surrogate", "top_k": 5, "search_examples": 0, "holdout": 0.0, "personal_margin": 0.0},
+    "transfer": {"selection": "loss", "top_k": 5, "search_examples": 1, "holdout": 0.5, "personal_margin": 0.1},
+}
+DEFAULT_PROTOCOL = "paper"
 
 
 @dataclass(frozen=True)
@@ -56,6 +68,16 @@ class SearchConfig:
     separator: str | None = None
     #: How the surrogate ranks: "paprec" or "p5" (`paprec_cli.model.inference`).
     decoding: str = "paprec"
+    #: The protocol name (see PROTOCOLS); the fields below hold its resolved values. Defaults = `paper`,
+    #: so manifests written before protocols existed resume as they ran.
+    protocol: str = "paper"
+    #: Each search user's last N training examples scored next to their validation example (0: validation only).
+    search_examples: int = 0
+    #: Share of search users held out: a shared flip is chosen on the others and accepted only if it also
+    #: improves the held-out users' mean (0: chosen and accepted on all users).
+    holdout: float = 0.0
+    #: A personal token replaces the current one only if the user's mean signal improves by more than this.
+    personal_margin: float = 0.0
 
     @property
     def layout(self) -> Layout:
@@ -78,6 +100,10 @@ class SearchConfig:
             (self.batch_size is None or self.batch_size >= 1, "--batch-size", "an integer >= 1"),
             (self.separator in (None, ",", "->", "random"), "--separator", ", or -> or random"),
             (self.decoding in ("paprec", "p5"), "--decoding", "paprec or p5"),
+            (self.protocol in PROTOCOLS, "--protocol", " or ".join(PROTOCOLS)),
+            (self.search_examples >= 0, "--search-examples", "an integer >= 0"),
+            (0.0 <= self.holdout < 1.0, "--holdout", "a share in [0, 1)"),
+            (self.personal_margin >= 0.0, "--personal-margin", "a number >= 0"),
         ]
         for ok, option, expected in checks:
             if not ok:
@@ -90,6 +116,17 @@ class SearchConfig:
     def from_json(cls, obj: dict[str, Any]) -> SearchConfig:
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in obj.items() if k in names})
+
+
+def protocol_options(protocol: str, **given: Any) -> dict[str, Any]:
+    """The protocol's option values, with every option in `given` that is not None taking precedence.
+
+    Raises PaprecError naming --protocol for an unknown name."""
+    if protocol not in PROTOCOLS:
+        raise PaprecError(f"--protocol: unknown protocol '{protocol}'; expected {' or '.join(PROTOCOLS)}")
+    values = dict(PROTOCOLS[protocol])
+    values.update({k: v for k, v in given.items() if v is not None})
+    return {"protocol": protocol, **values}
 
 
 def batch_sizes(batch_size: int | None, device: str) -> tuple[int, int]:

@@ -69,13 +69,16 @@ class ModelProblem:
 
     def __init__(self, recommender: Recommender, task: TaskSpec, layout: Layout, vocab: torch.Tensor, *, top_k: int,
                  scorer: RowScorer, validation: list[Example], shared_grad: list[Example],
-                 personal_grad: list[Example], batch_size: int, dist: DistContext | None = None) -> None:
+                 personal_grad: list[Example], batch_size: int, dist: DistContext | None = None,
+                 n_validation: int | None = None) -> None:
         self.recommender, self.task, self.layout = recommender, task, layout
         self.codec = recommender.codec
         self.vocab, self.top_k, self.scorer, self.batch_size = vocab, top_k, scorer, batch_size
         self.users = sorted({ex.user for ex in validation})
         position = {u: i for i, u in enumerate(self.users)}
         self.validation = self._set(validation, [position[ex.user] for ex in validation])
+        #: the first `n_validation` search examples are validation-split ones (the rest: training examples)
+        self.n_validation = len(validation) if n_validation is None else n_validation
         self.weights = np.bincount(self.validation.user_pos, minlength=len(self.users)).astype(np.float64)
         self.shared_grad = self._set(shared_grad, [0] * len(shared_grad))
         mine = [ex for ex in personal_grad if ex.user in position]
@@ -91,6 +94,11 @@ class ModelProblem:
     def _set(self, examples: list[Example], user_pos: list[int]) -> ExampleSet:
         builder = PromptBuilder(self.codec, self.layout, [ex.argument for ex in examples])
         return ExampleSet(examples, builder, np.asarray(user_pos, dtype=np.int64))
+
+    def validation_only(self) -> ExampleSet:
+        """The search examples from the validation split (without the extra training examples)."""
+        n = self.n_validation
+        return self._set(self.validation.examples[:n], self.validation.user_pos[:n].tolist())
 
     def token_text(self, token: int) -> str:
         return str(self.codec.token_text(int(token)))

@@ -30,7 +30,7 @@ from paprec_cli.inputs import inputs_for
 from paprec_cli.paths import Home
 from paprec_cli.plugins import Registry
 from paprec_cli.registry import model_fingerprint, split_negatives, split_seed
-from paprec_cli.search.config import SearchConfig, batch_sizes
+from paprec_cli.search.config import DEFAULT_PROTOCOL, SearchConfig, batch_sizes, protocol_options
 from paprec_cli.search.layout import PromptTokens
 from paprec_cli.search.problem import ModelProblem
 from paprec_cli.search.result import prompts_document
@@ -80,14 +80,32 @@ def sample_validation(examples: list[Example], n_users: int | None, seed: int) -
 def sample_training(examples: list[Example], users: set[int], n: int, per_user: int,
                     seed: int) -> tuple[list[Example], list[Example]]:
     """(shared: seeded sample of `n` examples, personal: each user's last `per_user` examples)."""
+    shared, personal, _ = sample_training_split(examples, users, n, per_user, seed, 0)
+    return shared, personal
+
+
+def sample_training_split(examples: list[Example], users: set[int], n: int, per_user: int, seed: int,
+                          search: int) -> tuple[list[Example], list[Example], list[Example]]:
+    """(shared gradient sample, personal gradient examples, extra search examples).
+
+    Each user's last `search` training examples become search examples (scored with the validation ones);
+    the `per_user` examples before them give the user's personal gradient, so a personal candidate is
+    accepted on examples it was not chosen on. `search` = 0: the paper's sampling (last `per_user`)."""
     picks = np.random.default_rng([seed, RNG_GRAD]).choice(len(examples), min(n, len(examples)), replace=False)
     shared = [examples[int(i)] for i in sorted(picks)]
     mine: dict[int, list[Example]] = {}
     for ex in examples:
         if ex.user in users:
             mine.setdefault(ex.user, []).append(ex)
-    personal = [ex for user in sorted(mine) for ex in mine[user][-per_user:]] if per_user > 0 else []
-    return shared, personal
+    personal: list[Example] = []
+    extra: list[Example] = []
+    for user in sorted(mine):
+        own = mine[user]
+        cut = max(len(own) - search, 0) if search > 0 else len(own)
+        extra.extend(own[cut:])
+        if per_user > 0:
+            personal.extend(own[max(cut - per_user, 0):cut])
+    return shared, personal, extra
 
 
 # -- preparation -------------------------------------------------------------------------------------
@@ -126,12 +144,16 @@ def prepare(config: SearchConfig, registry: Registry, home: Home, device: str,
     if not validation:
         raise PaprecError(f"dataset '{dataset.name}' has no validation examples for task '{task.name}'")
     users = {ex.user for ex in validation}
-    shared_grad, personal_grad = sample_training(task.examples(data, "train"), users, config.grad_examples,
-                                                 config.personal_grad_examples, config.seed)
+    n_validation = len(validation)
+    shared_grad, personal_grad, extra = sample_training_split(
+        task.examples(data, "train"), users, config.grad_examples, config.personal_grad_examples, config.seed,
+        config.search_examples)
+    validation = validation + extra  # search examples: validation first (the paper's set when extra is empty)
     rows, grad_rows = batch_sizes(config.batch_size, device)
     scorer = make_scorer(recommender, task, config.selection, config.evaluator, rows)
     problem = ModelProblem(recommender, task, config.layout, vocab, top_k=config.top_k, scorer=scorer,
-                           validation=validation, shared_grad=shared_grad, personal_grad=personal_grad,
+                           validation=validation, n_validation=n_validation, shared_grad=shared_grad,
+                           personal_grad=personal_grad,
                            batch_size=grad_rows, dist=dist)
     return SearchSession(config, task, dataset, data, bundle, recommender, vocab, problem, initial,
                    model_fingerprint(bundle), device, dist, left_out)
@@ -195,12 +217,12 @@ class SearchRequest:
     n_suffix: int | None = None
     init: str = "random"
     n_personal: int = 1
-    top_k: int = 5
+    top_k: int | None = None  # None: the protocol's
     val_users: int | None = None
     grad_examples: int = 256
     max_rounds: int = 20
     time_budget: float | None = None
-    selection: str = "surrogate"
+    selection: str | None = None  # None: the protocol's
     evaluator: str = "fast"
     batch_size: int | None = None
     allow_list: Path | None = None
@@ -208,6 +230,10 @@ class SearchRequest:
     resume: str | None = None
     seed: int = 0
     tokenizer: str | None = None  # a HF/P5 checkpoint's T5 tokenizer (None: beside the weights)
+    protocol: str = DEFAULT_PROTOCOL  # named option values (`search.config.PROTOCOLS`); given options win
+    search_examples: int | None = None
+    holdout: float | None = None
+    personal_margin: float | None = None
     separator: str | None = None  # P5 input protocol's history separator (None: ",")
     decoding: str = "paprec"  # how the surrogate ranks: "paprec" or "p5"
 
@@ -231,14 +257,18 @@ def config_of(request: SearchRequest, home: Home, registry: Registry) -> SearchC
     registry.task(request.task)
     if request.init == "manual" and (request.n_prefix is not None or request.n_suffix is not None):
         raise PaprecError("--n-prefix/--n-suffix: not with --init manual (the template's words set them)")
+    chosen = protocol_options(request.protocol, selection=request.selection, top_k=request.top_k,
+                              search_examples=request.search_examples, holdout=request.holdout,
+                              personal_margin=request.personal_margin)
+    chosen["selection"] = Selection.parse(chosen["selection"], "--selection")
     return SearchConfig(
         task=request.task, dataset=request.dataset, model=request.model or default_model(home, request.dataset),
         n_prefix=0 if request.n_prefix is None else request.n_prefix,
         n_suffix=5 if request.n_suffix is None else request.n_suffix,
-        init=Init.parse(request.init, "--init"), n_personal=request.n_personal, top_k=request.top_k,
+        init=Init.parse(request.init, "--init"), n_personal=request.n_personal,
         val_users=request.val_users,
         grad_examples=request.grad_examples, max_rounds=request.max_rounds, time_budget=request.time_budget,
-        selection=Selection.parse(request.selection, "--selection"),
+        **chosen,
         evaluator=Evaluator.parse(request.evaluator, "--evaluator"), batch_size=request.batch_size, seed=request.seed,
         allow_list=str(request.allow_list.resolve()) if request.allow_list else None,
         tokenizer=request.tokenizer, separator=request.separator, decoding=request.decoding,
@@ -284,7 +314,8 @@ def search(session: SearchSession, run: RunDir | None, state: SearchState | None
 
     if session.dist is not None:  # one clock for all ranks, so --time-budget stops them at the same step
         clock = session.dist.main_clock(clock)
-    schedule = Schedule(session.problem, ScheduleConfig(config.seed, config.max_rounds, config.time_budget))
+    schedule = Schedule(session.problem, ScheduleConfig(config.seed, config.max_rounds, config.time_budget,
+                                                        holdout=config.holdout, personal_margin=config.personal_margin))
     return schedule.run(state, on_step, clock)
 
 
@@ -306,6 +337,31 @@ def surrogates(session: SearchSession, state: SearchState) -> dict[str, float]:
     }
 
 
+def paper_surrogates(session: SearchSession, state: SearchState) -> dict[str, float]:
+    """The paper's surrogate (the task's NDCG@5 + HR@5, fast scorer) of the manual, shared and personalized
+    prompts on the search users' validation examples only, whatever signal the search accepted on."""
+    from paprec_cli.evaluate import manual_prompts
+    from paprec_cli.search.surrogate import FastScorer
+
+    problem = session.problem
+    rows = batch_sizes(session.config.batch_size, session.device)[0]
+    scorer = FastScorer(session.recommender, session.task, rows)
+    val = problem.validation_only()
+    n_users = len(problem.users)
+
+    def value(tokens: PromptTokens) -> float:
+        scores = scorer(val.rows(val.trigger_matrix(tokens)[None]), val.examples)
+        users = per_user_means(scores, val.user_pos, n_users)
+        return overall(users, np.bincount(val.user_pos, minlength=n_users).astype(np.float64))
+
+    manual = scorer(manual_prompts(problem.codec, session.task, val.examples, session.config.manual_template),
+                    val.examples)
+    manual_users = per_user_means(manual, val.user_pos, n_users)
+    return {"manual": overall(manual_users, np.bincount(val.user_pos, minlength=n_users).astype(np.float64)),
+            "shared": value(PromptTokens(state.tokens.shared, state.tokens.personal_default)),
+            "personalized": value(state.tokens)}
+
+
 def finalize(session: SearchSession, run: RunDir | None, state: SearchState) -> Document:
     """Evaluate the three prompt variants on validation and test and write `prompts.json`."""
     return finalize_with_details(session, run, state)[0]
@@ -320,7 +376,10 @@ def finalize_with_details(session: SearchSession, run: RunDir | None,
     rows = batch_sizes(config.batch_size, session.device)[0]  # inference only: the surrogate's batch
     results, details = evaluate_prompts(session.bundle, session.task, session.data, draft,  # sharded (torchrun)
                                         batch_size=rows, recommender=session.recommender, dist=session.dist)
-    doc = _document(session, state, surrogate=surrogates(session, state), results=results)
+    surrogate = surrogates(session, state)
+    if config.protocol != "paper":  # the paper's surrogate on the validation examples alone, for comparison
+        surrogate.update({f"paper_{k}": v for k, v in paper_surrogates(session, state).items()})
+    doc = _document(session, state, surrogate=surrogate, results=results)
     if run is not None:
         run.write_prompts(doc)
     return doc, details

@@ -7,6 +7,10 @@ works on one personal slot (cycled by round): every validation user keeps their 
 strictly improves their own surrogate. The search stops when a shared phase accepted nothing and the
 last personal phase changed nobody, at `max_rounds`, or when the time budget is spent.
 
+Two options change acceptance (both off in the paper protocol): `holdout` holds out a seeded share of the
+users; a shared candidate is then chosen on the others and kept only if the held-out users' mean improves
+too. `personal_margin` requires a personal candidate to beat the user's current value by more than it.
+
 The schedule only sees a `SearchProblem` (candidates and surrogate values), so it can be tested with
 fakes whose improvements a test controls.
 """
@@ -24,6 +28,7 @@ from paprec_cli.search.layout import Layout, PromptTokens
 from paprec_cli.search.state import SearchState
 
 RNG_SHARED_ORDER = 1
+RNG_HOLDOUT = 2
 
 
 class SearchProblem(Protocol):
@@ -63,6 +68,10 @@ class ScheduleConfig:
     seed: int = 0
     max_rounds: int = 20
     time_budget: float | None = None  # seconds of search (accumulated over resumes)
+    #: share of users held out from choosing a shared candidate; the choice must improve them too (0: off)
+    holdout: float = 0.0
+    #: a personal candidate must beat the user's current value by more than this (0: strict improvement)
+    personal_margin: float = 0.0
 
 
 def overall(values: Sequence[float] | np.ndarray, weights: np.ndarray) -> float:
@@ -73,6 +82,17 @@ def overall(values: Sequence[float] | np.ndarray, weights: np.ndarray) -> float:
 
 def shared_order(seed: int, round_: int, n_shared: int) -> list[int]:
     return [int(s) for s in np.random.default_rng([seed, round_, RNG_SHARED_ORDER]).permutation(n_shared)]
+
+
+def holdout_mask(seed: int, n_users: int, share: float) -> np.ndarray:
+    """[U] bool, True for the seeded `share` of users held out from choosing shared candidates."""
+    n_held = int(round(share * n_users))
+    if share <= 0 or n_held == 0 or n_held >= n_users:
+        return np.zeros(n_users, dtype=bool)
+    order = np.random.default_rng([seed, RNG_HOLDOUT]).permutation(n_users)
+    mask = np.zeros(n_users, dtype=bool)
+    mask[order[:n_held]] = True
+    return mask
 
 
 def start_state(problem: SearchProblem, tokens: PromptTokens) -> SearchState:
@@ -135,8 +155,17 @@ class Schedule:
         candidates = problem.shared_candidates(state.tokens, slot)
         values = problem.evaluate_shared(state.tokens, slot, candidates) if candidates else np.zeros((0, 0))
         means = [overall(row, problem.weights) for row in values]
-        pick = int(np.argmax(means)) if means else -1
-        accepted = pick >= 0 and means[pick] > baseline
+        held = holdout_mask(self.config.seed, len(problem.users), self.config.holdout)
+        if held.any():  # choose on the other users; accept only if the held-out users improve as well
+            current = np.asarray(state.user_values, dtype=np.float64)
+            chosen_w, held_w = problem.weights * ~held, problem.weights * held
+            chosen = [overall(row, chosen_w) for row in values]
+            pick = int(np.argmax(chosen)) if chosen else -1
+            accepted = (pick >= 0 and chosen[pick] > overall(current, chosen_w)
+                        and overall(values[pick], held_w) > overall(current, held_w))
+        else:
+            pick = int(np.argmax(means)) if means else -1
+            accepted = pick >= 0 and means[pick] > baseline
         record: Record = {
             "round": state.round, "kind": "shared", "position": layout.slot_name(slot), "slot": slot,
             "current": self._token(state.tokens.shared[slot]),
@@ -178,7 +207,7 @@ class Schedule:
         user_values = list(state.user_values)
         for i, user in enumerate(problem.users):
             pick = int(np.argmax(values[i])) if values.shape[1] else -1
-            kept = pick >= 0 and values[i, pick] > current[i]
+            kept = pick >= 0 and values[i, pick] > current[i] + self.config.personal_margin
             if kept:
                 tokens = list(state.tokens.personal_for(user))
                 tokens[slot] = int(candidates[i, pick])

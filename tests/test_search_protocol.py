@@ -1,0 +1,157 @@
+"""`--protocol paper` is today's search exactly; the protocol options are recorded and checked.
+
+The expected file `tests/data/paper_protocol_prompts.json` was written by main (commit cfc650d, before
+`--protocol` existed) with `_paper_document` below: the same deterministic 40-user synthetic dataset and
+untrained tiny model (seed 0) as test_search_model.py, searched with the defaults of that time. Left out of
+the comparison: the model folder (a temporary path), the search's wall-clock seconds, and the model file's
+sha256 (it differs between a pytest process and a plain one for the same seed; every value computed with the
+model, the search's decisions and the surrogate/validation/test metrics to the last digit, is compared).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tests.test_search_model import make_home
+
+EXPECTED = Path(__file__).parent / "data" / "paper_protocol_prompts.json"
+
+
+def _comparable(doc: dict[str, Any]) -> dict[str, Any]:
+    doc = json.loads(json.dumps(doc))  # plain JSON types, as written to prompts.json
+    doc.pop("model")
+    doc.pop("model_fingerprint")
+    doc["search"].pop("seconds")
+    return doc
+
+
+def _paper_document(root: Path, **options: Any) -> dict[str, Any]:
+    from paprec_cli.plugins import load_registry
+    from paprec_cli.search import runner
+    from paprec_cli.search.config import SearchConfig
+
+    home = make_home(root)
+    config = SearchConfig(task="sequential", dataset="synthetic", model=str(home.model_dir("synthetic-tiny-atomic")),
+                          n_prefix=1, n_suffix=2, n_personal=1, grad_examples=24, batch_size=16, max_rounds=3,
+                          seed=0, **options)
+    session = runner.prepare(config, load_registry(), home, "cpu")
+    state = runner.search(session, None, None)
+    return _comparable(runner.finalize(session, None, state))
+
+
+def test_paper_protocol_gives_mains_prompts(tmp_path: Path) -> None:
+    """The paper protocol's options, resolved as the CLI does, reproduce main's prompts.json."""
+    from paprec_cli.search.config import protocol_options
+
+    options = protocol_options("paper")
+    doc = _paper_document(tmp_path, **options)
+    expected = json.loads(EXPECTED.read_text(encoding="utf-8"))
+    assert json.dumps(doc, sort_keys=True) == json.dumps(expected, sort_keys=True)
+
+
+# -- option resolution ----------------------------------------------------------------------------------
+def test_protocol_options_resolve_and_explicit_options_win() -> None:
+    from paprec_cli.search.config import protocol_options
+
+    assert protocol_options("paper") == {"protocol": "paper", "selection": "surrogate", "top_k": 5,
+                                         "search_examples": 0, "holdout": 0.0, "personal_margin": 0.0}
+    transfer = protocol_options("transfer", top_k=None, holdout=0.25)
+    assert transfer["selection"] == "loss" and transfer["search_examples"] == 1
+    assert transfer["holdout"] == 0.25 and transfer["top_k"] == 5
+
+
+def test_unknown_protocol_is_a_one_line_error(runner, home) -> None:  # type: ignore[no-untyped-def]
+    from paprec_cli.cli import app
+
+    base = ["search", "--task", "sequential", "--dataset", "synthetic", "--model", "m"]
+    result = runner.invoke(app, [*base, "--protocol", "best"])
+    assert result.exit_code == 2
+    assert "Error: --protocol: unknown protocol 'best'; expected paper or transfer" in result.output
+    result = runner.invoke(app, [*base, "--holdout", "1.5"])
+    assert result.exit_code == 2 and "--holdout" in result.output
+
+
+def test_old_manifests_resume_as_the_paper_protocol() -> None:
+    from paprec_cli.search.config import SearchConfig
+
+    config = SearchConfig.from_json({"task": "sequential", "dataset": "synthetic", "model": "m", "top_k": 5})
+    assert (config.protocol, config.selection, config.search_examples, config.holdout,
+            config.personal_margin) == ("paper", "surrogate", 0, 0.0, 0.0)
+
+
+# -- sampling -------------------------------------------------------------------------------------------
+def test_search_examples_are_the_last_ones_and_gradients_come_before_them() -> None:
+    from paprec_cli.search.runner import sample_training, sample_training_split
+    from paprec_cli.specs import Example
+
+    examples = [Example(user=u, argument=(), values={}, target=i) for u in (1, 2) for i in range(6)]
+    shared, personal, extra = sample_training_split(examples, {1}, 4, 2, 0, 3)
+    assert [ex.target for ex in extra] == [3, 4, 5] and {ex.user for ex in extra} == {1}
+    assert [ex.target for ex in personal] == [1, 2]
+    assert len(shared) == 4
+    # search = 0 is the paper's sampling
+    assert sample_training(examples, {1}, 4, 2, 0) == sample_training_split(examples, {1}, 4, 2, 0, 0)[:2]
+    assert [ex.target for ex in sample_training(examples, {1}, 4, 2, 0)[1]] == [4, 5]
+
+
+# -- schedule -------------------------------------------------------------------------------------------
+class TableProblem:
+    """Fixed per-user values per shared candidate and per personal candidate (4 users, 1 shared slot)."""
+
+    def __init__(self, shared: dict[int, list[float]], personal: list[list[float]]) -> None:
+        from paprec_cli.search.layout import Layout
+
+        self.layout = Layout(0, 1, 1)
+        self.users = [0, 1, 2, 3]
+        self.weights = np.ones(4)
+        self.shared, self.personal = shared, np.asarray(personal)
+
+    def evaluate(self, tokens: Any) -> np.ndarray:
+        return np.zeros(4)
+
+    def shared_candidates(self, tokens: Any, slot: int) -> list[int]:
+        return [t for t in self.shared if t != tokens.shared[slot]]
+
+    def evaluate_shared(self, tokens: Any, slot: int, candidates: Any) -> np.ndarray:
+        return np.asarray([self.shared[c] for c in candidates])
+
+    def personal_candidates(self, tokens: Any, slot: int) -> np.ndarray:
+        return np.asarray([[50 + i] for i in range(4)])
+
+    def evaluate_personal(self, tokens: Any, slot: int, candidates: np.ndarray) -> np.ndarray:
+        return self.personal
+
+    def token_text(self, token: int) -> str:
+        return f"w{token}"
+
+
+def _one_round(problem: TableProblem, **config: Any) -> Any:
+    from paprec_cli.search.layout import PromptTokens
+    from paprec_cli.search.schedule import Schedule, ScheduleConfig, start_state
+
+    state = start_state(problem, PromptTokens(shared=(1,), personal_default=(2,)))
+    Schedule(problem, ScheduleConfig(max_rounds=1, **config)).run(state, lambda s, r: None)
+    return state
+
+
+def test_holdout_rejects_a_shared_flip_the_held_out_users_do_not_share() -> None:
+    from paprec_cli.search.schedule import holdout_mask
+
+    held = holdout_mask(0, 4, 0.5)
+    assert held.sum() == 2 and (holdout_mask(0, 4, 0.5) == held).all()  # seeded
+    fits_chosen = np.where(held, -0.1, 1.0).tolist()  # better on the choosing users, worse on the held-out ones
+    problem = TableProblem({1: [0.0] * 4, 9: fits_chosen}, [[-1.0]] * 4)
+    assert _one_round(problem).tokens.shared == (9,)  # the paper's rule takes it (mean +0.45)
+    assert _one_round(problem, holdout=0.5).tokens.shared == (1,)
+    both = TableProblem({1: [0.0] * 4, 9: np.where(held, 0.1, 1.0).tolist()}, [[-1.0]] * 4)
+    assert _one_round(both, holdout=0.5).tokens.shared == (9,)
+
+
+def test_personal_margin_keeps_only_clear_improvements() -> None:
+    problem = TableProblem({1: [0.0] * 4}, [[0.01], [0.2], [0.0], [0.06]])
+    assert set(_one_round(problem).tokens.personal) == {0, 1, 3}  # strict improvement
+    assert set(_one_round(problem, personal_margin=0.05).tokens.personal) == {1, 3}
