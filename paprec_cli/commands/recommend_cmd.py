@@ -36,6 +36,7 @@ from paprec_cli.commands.common import (
     resolve_device,
 )
 from paprec_cli.errors import DataFormatError, PaprecError
+from paprec_cli.paths import check_output
 from paprec_cli.textio import read_text_file
 
 if TYPE_CHECKING:
@@ -375,6 +376,7 @@ def register(app: PaprecTyper) -> None:
             bool, typer.Option("--exclude-seen", help="Skip items the user already interacted with.")
         ] = False,
         batch_size: Annotated[int, typer.Option("--batch-size", help="Users per model batch.")] = 64,
+        force: Annotated[bool, typer.Option("--force", help="Replace an existing --output file.")] = False,
         device: DeviceOpt = "auto",
         json_out: JsonOpt = False,
         quiet: QuietOpt = False,
@@ -391,6 +393,7 @@ def register(app: PaprecTyper) -> None:
         if k < 1 or batch_size < 1:
             raise PaprecError("-k and --batch-size must be integers >= 1")
         check_request(user, users_file, all_users, output)
+        check_output(output, "--output", force, reads=(prompts, users_file))
         with distributed(resolve_device(device)) as dist:
             ctx = make_ctx(home, json_out and dist.is_main, quiet or not dist.is_main)
             serving = open_serving(ctx, prompts, model, dataset, task_name)

@@ -82,6 +82,7 @@ def search_command(
     allow_list: Annotated[Path | None, Opt("--allow-list", help="File of allowed trigger words, one per line.")] = None,
     run_dir: Annotated[Path | None, Opt("--run-dir", help=RUN_DIR_HELP)] = None,
     resume: Annotated[str | None, Opt("--resume", help=RESUME_HELP)] = None,
+    force: Annotated[bool, Opt("--force", help="Write the run into a --run-dir that holds other files.")] = False,
     seed: SeedOpt = 0,
     device: DeviceOpt = "auto",
     home: HomeOpt = None,
@@ -116,10 +117,12 @@ def search_command(
                 allow_list=str(allow_list.resolve()) if allow_list else None,
             ).check()
             run, recorded, state = None, None, None
+            if run_dir is not None:
+                RunDir.check_new(run_dir, force)
         session = runner.prepare(config, ctx.registry, ctx.home, chosen_device, note=out.debug, dist=dist)
         if run is None:
             folder = run_dir or new_run_path(ctx.home, config.task, config.dataset)
-            run = dist.run_on_main(lambda: RunDir.create(folder, runner.manifest(session)))
+            run = dist.run_on_main(lambda: RunDir.create(folder, runner.manifest(session), force))
         else:
             assert recorded is not None
             runner.check_resumable(session, recorded)

@@ -87,6 +87,9 @@ def register(app: PaprecTyper) -> None:
             typer.Option("--option", "-o", help="Protocol setting KEY=VALUE: negatives=N (direct-task negatives, "
                          "default 99; recorded in the protocol)."),
         ] = None,
+        force: Annotated[
+            bool, typer.Option("--force", help="Replace an existing model of the same --name (and its state).")
+        ] = False,
         seed: SeedOpt = 0,
         device: DeviceOpt = "auto",
         json_out: JsonOpt = False,
@@ -132,7 +135,8 @@ def register(app: PaprecTyper) -> None:
                 dataset=dataset, tasks=task_names or [], size=size or "tiny", ids=ids or "atomic", name=name,
                 seed=seed, time_budget=time_budget, init=init, overrides=overrides, **settings,
             )  # fmt: skip
-        result = run_training(options, ctx.home, ctx.out, registry, chosen_device, resume=bool(resume), dist=dist)
+        result = run_training(options, ctx.home, ctx.out, registry, chosen_device, resume=bool(resume), dist=dist,
+                              force=force, explicit_name=name is not None)
         dist.destroy()
         if not dist.is_main:
             return

@@ -41,13 +41,29 @@ class RunDir:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
 
-    @classmethod
-    def create(cls, path: Path, manifest: dict[str, Any]) -> RunDir:
+    @staticmethod
+    def check_new(path: Path, force: bool = False) -> None:
+        """Refuse a run folder that holds a run (resume it instead) or, without `force`, any other files.
+
+        Raises `PaprecError`; a file at `path` (not a folder) is refused too. Nothing is written.
+        """
         path = Path(path)
         if (path / STATE).exists() or (path / MANIFEST).exists():
             raise PaprecError(f"--run-dir {path} already holds a run; continue it with --resume {path}")
+        if path.exists() and not path.is_dir():
+            raise PaprecError(f"--run-dir {path}: is a file; expected a folder (new or empty)")
+        if not force and path.is_dir() and any(path.iterdir()):
+            raise PaprecError(f"--run-dir {path}: the folder is not empty and holds no run; choose a new or empty "
+                              "folder, or pass --force to write the run into it (its files are kept)")
+
+    @classmethod
+    def create(cls, path: Path, manifest: dict[str, Any], force: bool = False) -> RunDir:
+        """A new run folder, locked for writing until the command ends (see `check_new` for refusals)."""
+        path = Path(path)
+        cls.check_new(path, force)
         path.mkdir(parents=True, exist_ok=True)
         run = cls(path)
+        run.lock()
         write_json_atomic(path / MANIFEST, manifest)
         (path / TRAJECTORY).write_text("", encoding="utf-8")
         return run
@@ -59,10 +75,17 @@ class RunDir:
         if not (path / MANIFEST).is_file():
             raise PaprecError(f"--resume {path}: not a paprec run directory (no {MANIFEST})")
         run = cls(path)
+        run.lock()
         manifest = run.manifest()
         state = run.load_state()
         run.trim_trajectory(state.steps if state else 0)
         return run, manifest, state
+
+    def lock(self) -> None:
+        """Lock the run for writing until the command ends; another process writing it is refused by pid."""
+        from paprec_cli.locks import acquire, run_lock_path
+
+        acquire(run_lock_path(self.path), f"run {self.path}")
 
     def manifest(self) -> dict[str, Any]:
         return json.loads((self.path / MANIFEST).read_text(encoding="utf-8"))  # type: ignore[no-any-return]

@@ -86,6 +86,16 @@ def default_model(home: Home, dataset: str) -> str:
     )
 
 
+def lock_model_for_reading(model: str, home: Home) -> None:
+    """A shared lock on the model folder for the whole command: `paprec train` cannot rewrite the weights
+    while this search reads them (and a search does not start on a model being trained)."""
+    from paprec_cli.locks import acquire, lock_path
+    from paprec_cli.model.checkpoint import resolve_model_path
+
+    path = resolve_model_path(model, home)
+    acquire(lock_path(path.resolve()), f"model '{path.name}'", shared=True)
+
+
 def model_fingerprint(bundle: Any) -> str:
     config = getattr(bundle, "config", {}) or {}
     if config.get("weights_sha256"):
@@ -130,6 +140,7 @@ def prepare(config: SearchConfig, registry: Registry, home: Home, device: str,
     if config.manual_template:
         task.manual(config.manual_template)
     dataset = load_dataset(home, config.dataset)
+    lock_model_for_reading(config.model, home)
     bundle = load_model(config.model, home, dataset=dataset)
     if bundle.folder is not None:
         config = replace(config, model=str(Path(bundle.folder).resolve()))

@@ -224,10 +224,11 @@ def _end_epoch(
     })  # fmt: skip
     if improved:
         state.best_epoch, state.best_score = epoch, score
-        if session.is_main:
-            _save_best(session)
     if session.is_main:  # every rank holds the same weights (DDP); rank 0 alone writes them
+        # The resume state first: a failure (a full disk) between the two never leaves a model without it.
         run_state.save_state(session.state_dir, state, session.bundle.model, trainer.optimizer, improved)
+        if improved:
+            _save_best(session)
     mark = " (best)" if improved else ""
     say(
         f"epoch {epoch}: loss {stats.loss:.4f}, {stats.examples_per_s:,.0f} ex/s, validation {_headline(metrics)}{mark}"
@@ -312,6 +313,27 @@ def training_record(session: Session, result: dict[str, Any]) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def claim_and_lock(options: TrainOptions, home: Home, out: Output, resume: bool, dist: DistContext | None, *,
+                   force: bool, explicit_name: bool) -> TrainOptions:
+    """Rank 0 locks the model name for writing and picks a free name (see `setup.claim_model_name`);
+    every rank gets the same options."""
+    from paprec_cli.locks import acquire, lock_path
+    from paprec_cli.training.setup import claim_model_name
+
+    def claim() -> TrainOptions:
+        acquire(lock_path(home.model_dir(options.name)), f"model '{options.name}'")
+        if resume:
+            return options
+        claimed = claim_model_name(home, options, explicit=explicit_name, force=force)
+        if claimed.name != options.name:
+            acquire(lock_path(home.model_dir(claimed.name)), f"model '{claimed.name}'")
+            out.info(f"A model named '{options.name}' exists; training '{claimed.name}' (use --name to choose, "
+                     f"--force to replace '{options.name}')")
+        return claimed
+
+    return dist.run_on_main(claim) if dist is not None else claim()
+
+
 def train(
     options: TrainOptions,
     home: Home,
@@ -320,9 +342,17 @@ def train(
     device: str,
     resume: bool = False,
     dist: DistContext | None = None,
+    *,
+    force: bool = False,
+    explicit_name: bool = True,
 ) -> dict[str, Any]:
-    """Train (or resume) and return the `--json` result (an empty dict on torchrun ranks other than 0)."""
+    """Train (or resume) and return the `--json` result (an empty dict on torchrun ranks other than 0).
+
+    A fresh run never replaces an existing model without `force` (see `setup.claim_model_name`); the
+    model is locked for writing for the whole run, so a search reading it, or a second train, is refused.
+    """
     wall = time.perf_counter()
+    options = claim_and_lock(options, home, out, resume, dist, force=force, explicit_name=explicit_name)
     if device.startswith("cpu"):
         out.debug(f"CPU training with {cpu_threads(device)} thread(s) (OMP_NUM_THREADS sets it)")
     torch.manual_seed(options.seed)

@@ -157,3 +157,37 @@ def resumed_options(saved: TrainOptions, given: dict[str, Any], overrides: dict[
     time_budget = overrides.pop("time_budget", None)
     recipe = with_overrides(saved.recipe, **overrides)
     return replace(saved, recipe=recipe, time_budget=time_budget, anneal_to_budget=True)
+
+
+def claim_model_name(home: Home, options: TrainOptions, *, explicit: bool, force: bool) -> TrainOptions:
+    """The name a fresh training run writes to, so that no existing model is replaced without `--force`.
+
+    A name is taken when its model folder or its training state exists. An explicit `--name` that is taken
+    is refused (naming `--force`, another `--name` and `--resume`); with `force` the old training state is
+    removed first (the model folder itself is replaced atomically at the first saved epoch). The default
+    name `<dataset>-<size>-<ids>`, when taken, becomes the first free `<default>-2`, `-3`, ... (said on
+    stderr by the caller), so the quick start can be run twice.
+    Raises `PaprecError`.
+    """
+    import shutil
+
+    from paprec_cli.training.state import state_dir
+
+    def taken(name: str) -> bool:
+        return home.model_dir(name).exists() or state_dir(home, name).exists()
+
+    name = options.name
+    if not taken(name):
+        return options
+    if force:
+        shutil.rmtree(state_dir(home, name), ignore_errors=True)
+        return options
+    if explicit:
+        raise PaprecError(
+            f"--name {name}: a model or training state of that name already exists in {home.models}; pass "
+            f"--force to replace it, another --name, or --resume {name} to continue it"
+        )
+    n = 2
+    while taken(f"{name}-{n}"):
+        n += 1
+    return replace(options, name=f"{name}-{n}")
