@@ -303,7 +303,8 @@ def test_read_only_home_is_one_line(tmp_path: Path) -> None:
         (PermissionError(errno.EACCES, "Permission denied", "/h/m"), ["/h/m:", "permission denied"]),
         (NotADirectoryError(errno.ENOTDIR, "Not a directory", "/f/x"), ["/f/x:", "is a file, not a folder"]),
         (IsADirectoryError(errno.EISDIR, "Is a directory", "/d"), ["/d:", "is a folder", "give a file path"]),
-        (OSError(errno.EXDEV, "Invalid cross-device link", "/a", None, "/b"), ["/a -> /b:", "Invalid cross-device link"]),
+        (OSError(errno.EXDEV, "Invalid cross-device link", "/a", None, "/b"),
+         ["/a -> /b:", "Invalid cross-device link"]),
     ],
 )
 def test_os_error_message_names_path_and_fix(err: OSError, needles: list[str]) -> None:
