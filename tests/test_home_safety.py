@@ -334,3 +334,59 @@ def test_json_error_object_on_stdout(tmp_path: Path) -> None:
     assert json.loads(stdout.strip()) == {"error": line.removeprefix("Error: "), "exit_code": 2}
     code, stdout, _ = _invoke("recommend", "--dataset", "synthetic", "--home", str(tmp_path))
     assert code == 2 and stdout == ""  # without --json, stdout stays empty
+
+
+@pytest.mark.slow
+def test_resuming_a_finished_run_on_a_read_only_home_writes_nothing(
+    tiny_home: Home, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read-only home simulated by a fault-injecting wrapper (root ignores chmod): every write under the home
+    or the run raises EROFS. Resuming a finished run only reads, so it succeeds and changes nothing."""
+    import builtins
+
+    run = tmp_path / "run"
+    code, _, err = _invoke("search", *SEARCH, "--home", str(tiny_home.root), "--run-dir", str(run), "-q")
+    assert code == 0, err
+    guarded = (str(tiny_home.root), str(run))
+    snapshot = {p: p.read_bytes() for root in (tiny_home.root, run) for p in Path(root).rglob("*") if p.is_file()}
+
+    def read_only(path: object) -> None:
+        if str(path).startswith(guarded):
+            raise OSError(errno.EROFS, "Read-only file system", str(path))
+
+    real_open, real_os_open, real_mkdir = builtins.open, os.open, os.mkdir
+
+    def fake_open(file: object, mode: str = "r", *args: object, **kwargs: object) -> object:
+        if any(c in mode for c in "wax+"):
+            read_only(file)
+        return real_open(file, mode, *args, **kwargs)  # type: ignore[call-overload]
+
+    def fake_os_open(path: object, flags: int, *args: object, **kwargs: object) -> int:
+        if flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT):
+            read_only(path)
+        return real_os_open(path, flags, *args, **kwargs)  # type: ignore[arg-type]
+
+    def fake_mkdir(path: object, *args: object, **kwargs: object) -> None:
+        read_only(path)
+        real_mkdir(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(builtins, "open", fake_open)
+    monkeypatch.setattr(os, "open", fake_os_open)
+    monkeypatch.setattr(os, "mkdir", fake_mkdir)
+    code, out, err = _invoke("search", "--resume", str(run), "--device", "cpu", "--home", str(tiny_home.root),
+                             "--json")
+    monkeypatch.undo()
+    assert code == 0, err
+    assert json.loads(out.strip().splitlines()[-1])["run"] == str(run)
+    after = {p: p.read_bytes() for root in (tiny_home.root, run) for p in Path(root).rglob("*") if p.is_file()}
+    assert after == snapshot
+
+    # the same fault on a run that still has work to do: one line naming the path, exit 2
+    (run / "prompts.json").unlink()
+    monkeypatch.setattr(builtins, "open", fake_open)
+    monkeypatch.setattr(os, "open", fake_os_open)
+    monkeypatch.setattr(os, "mkdir", fake_mkdir)
+    code, _, err = _invoke("search", "--resume", str(run), "--device", "cpu", "--home", str(tiny_home.root))
+    monkeypatch.undo()
+    line = _one_error(err)
+    assert code == 2 and "read-only file system" in line and str(run) in line

@@ -40,6 +40,7 @@ class RunDir:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
+        self.read_only = False  # a finished run opened by --resume: every write is skipped
 
     @staticmethod
     def check_new(path: Path, force: bool = False) -> None:
@@ -75,17 +76,29 @@ class RunDir:
         if not (path / MANIFEST).is_file():
             raise PaprecError(f"--resume {path}: not a paprec run directory (no {MANIFEST})")
         run = cls(path)
+        if run.finished():  # nothing left to write: read it under a shared lock and never write (read-only homes)
+            run.read_only = True
+            run.lock(shared=True)
+            return run, run.manifest(), run.load_state()
         run.lock()
         manifest = run.manifest()
         state = run.load_state()
         run.trim_trajectory(state.steps if state else 0)
         return run, manifest, state
 
-    def lock(self) -> None:
-        """Lock the run for writing until the command ends; another process writing it is refused by pid."""
+    def finished(self) -> bool:
+        """The search ended and its prompts are written: a resume only reports it."""
+        if not (self.path / PROMPTS).is_file():
+            return False
+        state = self.load_state()
+        return state is not None and state.done
+
+    def lock(self, shared: bool = False) -> None:
+        """Lock the run for writing (or, `shared`, for reading) until the command ends; another process
+        writing it is refused by pid."""
         from paprec_cli.locks import acquire, run_lock_path
 
-        acquire(run_lock_path(self.path), f"run {self.path}")
+        acquire(run_lock_path(self.path), f"run {self.path}", shared=shared)
 
     def manifest(self) -> dict[str, Any]:
         return json.loads((self.path / MANIFEST).read_text(encoding="utf-8"))  # type: ignore[no-any-return]
@@ -100,6 +113,8 @@ class RunDir:
             raise PaprecError(f"{path}: unreadable search state ({exc}); start a new run") from None
 
     def save_state(self, state: SearchState) -> None:
+        if self.read_only:
+            return
         write_json_atomic(self.path / STATE, state.to_json())
 
     def record(self, state: SearchState, record: dict[str, Any]) -> None:
@@ -109,6 +124,8 @@ class RunDir:
         self.save_state(state)
 
     def append_step(self, record: dict[str, Any]) -> None:
+        if self.read_only:
+            return
         with open(self.path / TRAJECTORY, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(record) + "\n")
             fh.flush()
@@ -132,6 +149,8 @@ class RunDir:
         write_text_atomic(self.path / TRAJECTORY, "".join(json.dumps(r) + "\n" for r in kept))
 
     def write_prompts(self, doc: dict[str, Any]) -> None:
+        if self.read_only:
+            return
         write_json_atomic(self.path / PROMPTS, doc)
 
     def prompts(self) -> dict[str, Any] | None:
