@@ -390,3 +390,82 @@ def test_resuming_a_finished_run_on_a_read_only_home_writes_nothing(
     monkeypatch.undo()
     line = _one_error(err)
     assert code == 2 and "read-only file system" in line and str(run) in line
+
+
+# -- 5. values checked before any work; user text literal; plugins contained -------------------------------
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["train", "--dataset", "synthetic", "--seed", "-1"], "--seed -1: expected an integer from 0 to 4294967295"),
+        (["search", "--task", "sequential", "--dataset", "synthetic", "--seed", "-1"], "--seed -1"),
+        (["data", "import", "synthetic", "--seed", "4294967296"], "--seed 4294967296"),
+        (["train", "--dataset", "synthetic", "--val-users", "0"], "--val-users"),
+    ],
+)
+def test_values_checked_before_any_work(tmp_path: Path, args: list[str], needle: str) -> None:
+    home = tmp_path / "home"
+    code, stdout, err = _invoke(*args, "--home", str(home), "--json")
+    line = _one_error(err)
+    assert code == 2 and needle in line
+    assert json.loads(stdout.strip())["error"] == line.removeprefix("Error: ")
+    assert not home.exists()  # nothing imported, no .train-state, no run folder
+
+
+@pytest.mark.slow
+def test_absurd_n_suffix_is_refused_before_a_run_folder_exists(tiny_home: Home, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    code, _, err = _invoke("search", *SEARCH, "--n-suffix", "100000", "--home", str(tiny_home.root), "--run-dir",
+                           str(run))
+    line = _one_error(err)
+    assert code == 2 and "at most 64 trigger tokens" in line and not run.exists()
+
+
+def test_raw_user_id_with_markup_is_printed_literally(capsys: pytest.CaptureFixture[str]) -> None:
+    from paprec_cli.commands.common import make_ctx
+    from paprec_cli.commands.recommend_cmd import show_one
+
+    answer = {"user": "[/x]", "user_idx": 1, "dataset": "d", "task": "sequential", "prompt": "manual",
+              "prompt_text": "what next for [/x] [bold]?", "items": [{"rank": 1, "item_idx": 3, "item": "[red]i",
+                                                                      "score": -1.0}]}
+    show_one(make_ctx(None), "[/x]", answer)
+    captured = capsys.readouterr()
+    assert "user [/x] (manual prompt)" in captured.out and "[red]i" in captured.out
+    assert "prompt: what next for [/x] [bold]?" in captured.err
+
+
+def test_plugin_calling_sys_exit_is_contained(runner: CliRunner) -> None:
+    from test_plugins_core import _manager_with
+
+    from paprec_cli.commands.common import PaprecTyper
+    from paprec_cli.hookspecs import hookimpl
+    from paprec_cli.plugins import PluginRecord, _register_each, register_plugin_commands
+
+    class Exits:
+        @hookimpl
+        def register_datasets(self, register):  # type: ignore[no-untyped-def]
+            sys.exit(3)
+
+        @hookimpl
+        def register_commands(self, app):  # type: ignore[no-untyped-def]
+            raise SystemExit("bye")
+
+    plugin = Exits()
+    registry = _manager_with(plugin)
+    record = PluginRecord("fake0", "1", [])
+    registry.plugins.append(record)
+    _register_each(registry.manager, plugin, record, registry)
+    assert record.status == "error in register_datasets: SystemExit: 3"
+    app_ = PaprecTyper()
+
+    @app_.command("noop")
+    def noop() -> None:
+        print("still works")
+
+    @app_.command("other")
+    def other() -> None:
+        pass
+
+    register_plugin_commands(app_, registry)
+    assert record.status == "error in register_commands: SystemExit: bye"
+    result = runner.invoke(app_, ["noop"])
+    assert result.exit_code == 0 and "still works" in result.stdout

@@ -15,6 +15,7 @@ from typing import Annotated, Any, TypeVar
 import click
 import typer
 
+from paprec_cli.checks import check_options
 from paprec_cli.errors import PaprecError, json_error, user_message
 from paprec_cli.locks import command_scope
 from paprec_cli.output import Output
@@ -59,6 +60,7 @@ def user_errors(func: F) -> F:
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
+            check_options(kwargs)
             with command_scope(), sigterm_as_interrupt():
                 return func(*args, **kwargs)
         except (typer.Exit, typer.Abort, click.ClickException):

@@ -306,7 +306,7 @@ def json_lines(answers: Sequence[Answer]) -> str:
 def show_one(ctx: Ctx, user: str, answer: Answer) -> None:
     """One user's table and prompt (the classic `--user` output) and its `--json` line."""
     rows = answer["items"]
-    table = Table(title=f"top {len(rows)} for user {user} ({answer['prompt']} prompt)")
+    table = Table(title=escape(f"top {len(rows)} for user {user} ({answer['prompt']} prompt)"))
     for column in ("rank", "item_idx", "item", "title", "attributes", "log p"):
         table.add_column(column, justify="right" if column in ("rank", "item_idx", "log p") else "left")
     for row in rows:
@@ -401,10 +401,10 @@ def register(app: PaprecTyper) -> None:
             serving_example(serving.task, serving.data, users[0], serving.seed)  # task refusals, on every rank
             fallbacks = shared_fallbacks(serving, users)
             if fallbacks and user is not None:
-                ctx.out.info(f"user {user} has no personalized tokens in {prompts}; using the shared prompt")
+                ctx.out.info(escape(f"user {user} has no personalized tokens in {prompts}; using the shared prompt"))
             elif fallbacks:
-                ctx.out.info(f"{fallbacks} of {len(users)} users have no personalized tokens in {prompts}; "
-                             "they get the shared prompt")
+                ctx.out.info(escape(f"{fallbacks} of {len(users)} users have no personalized tokens in {prompts}; "
+                                    "they get the shared prompt"))
             answers = serve(serving, users, k, exclude_seen, batch_size, dist.device, dist)
         if not dist.is_main:
             return

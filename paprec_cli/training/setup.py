@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
+from paprec_cli.checks import check_seed
 from paprec_cli.data import needs
 from paprec_cli.data.splits import N_NEGATIVES
 from paprec_cli.data.store import Dataset, dataset_exists, import_dataset, load_dataset
@@ -108,6 +109,7 @@ def new_options(
     negatives: int = N_NEGATIVES,
 ) -> TrainOptions:
     """Options of a fresh run: the size's recipe with command-line overrides."""
+    check_seed(seed)
     if ids not in ID_SCHEMES:
         raise PaprecError(f"--ids {ids}: expected one of {', '.join(ID_SCHEMES)}")
     if time_budget is not None and time_budget <= 0:
