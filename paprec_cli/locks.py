@@ -25,8 +25,8 @@ from pathlib import Path
 from paprec_cli.errors import PaprecError
 
 _SCOPE: ContextVar[contextlib.ExitStack | None] = ContextVar("paprec_lock_scope", default=None)
-#: Lock files held by this process (path -> shared?): a second acquire of the same object is a no-op.
-_HELD: dict[Path, bool] = {}
+#: Lock files held by this process: path -> (file descriptor, shared?).
+_HELD: dict[Path, tuple[int, bool]] = {}
 
 #: errno values meaning "this file system cannot hold a lock file here" (a reader goes on without one).
 _READ_ONLY = {errno.EROFS, errno.EACCES, errno.EPERM}
@@ -67,11 +67,20 @@ def acquire(path: Path, what: str, *, shared: bool = False) -> None:
 
     `what` names the object in the refusal, e.g. "model 'beauty-small-atomic'". Raises `PaprecError`
     when another process holds a conflicting lock. A shared (reader) lock that cannot be created because
-    the folder is read-only is skipped: nobody can write there either, and a reader never writes.
-    Without a scope (library use) the lock is kept until the process exits.
+    the folder is read-only is skipped: nobody can write there either, and a reader never writes. A lock
+    this process already holds is kept (a shared one is upgraded in place when `shared` is False).
+    Outside a `command_scope` (library use) nothing is locked: the caller coordinates its own writers.
     """
     path = Path(path)
-    if path in _HELD and (shared or not _HELD[path]):
+    scope = _SCOPE.get()
+    if scope is None:
+        return
+    if path in _HELD:
+        fd, held_shared = _HELD[path]
+        if shared or not held_shared:
+            return
+        _flock(fd, path, what, shared=False)
+        _HELD[path] = (fd, False)
         return
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -81,20 +90,14 @@ def acquire(path: Path, what: str, *, shared: bool = False) -> None:
             return
         raise
     try:
-        fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        mode = "reading" if shared else "writing"
-        raise PaprecError(
-            f"{what} is in use by {_holder(path)} (lock {path}); wait until it ends, or stop it, before {mode} it"
-        ) from None
+        _flock(fd, path, what, shared=shared)
     except BaseException:
         os.close(fd)
         raise
     with contextlib.suppress(OSError):  # who holds it, for the refusal of the next process
         os.ftruncate(fd, 0)
         os.write(fd, f"process {os.getpid()} ({' '.join(['paprec', *sys.argv[1:3]])})\n".encode())
-    _HELD[path] = shared
+    _HELD[path] = (fd, shared)
 
     def release() -> None:
         _HELD.pop(path, None)
@@ -102,6 +105,14 @@ def acquire(path: Path, what: str, *, shared: bool = False) -> None:
             fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
 
-    scope = _SCOPE.get()
-    if scope is not None:
-        scope.callback(release)
+    scope.callback(release)
+
+
+def _flock(fd: int, path: Path, what: str, *, shared: bool) -> None:
+    try:
+        fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
+    except BlockingIOError:
+        mode = "reading" if shared else "writing"
+        raise PaprecError(
+            f"{what} is in use by {_holder(path)} (lock {path}); wait until it ends, or stop it, before {mode} it"
+        ) from None

@@ -469,3 +469,57 @@ def test_plugin_calling_sys_exit_is_contained(runner: CliRunner) -> None:
     assert record.status == "error in register_commands: SystemExit: bye"
     result = runner.invoke(app_, ["noop"])
     assert result.exit_code == 0 and "still works" in result.stdout
+
+
+def test_lock_upgrade_in_the_same_command_and_no_lock_outside_a_command(tmp_path: Path) -> None:
+    from paprec_cli.locks import _HELD, acquire, command_scope
+
+    path = tmp_path / ".d.lock"
+    acquire(path, "dataset 'd'")  # library use, no command: nothing locked, nothing written
+    assert not path.exists() and path not in _HELD
+    with command_scope():
+        acquire(path, "dataset 'd'", shared=True)
+        acquire(path, "dataset 'd'")  # the same command then writes it: upgraded in place
+        assert _HELD[path][1] is False
+    assert path not in _HELD
+
+
+def test_data_list_shows_a_broken_import_and_keeps_listing(tmp_path: Path) -> None:
+    root = tmp_path / "home"
+    code, _, err = _invoke("data", "import", "synthetic", "--home", str(root), "-q", "-o", "users=30",
+                           "-o", "items=40", "--name", "good")
+    assert code == 0, err
+    for name, text in (("truncated", '{"name": "x", "coun'), ("a-list", "[]"),
+                       ("no-counts", '{"name": "n", "fingerprint": "f"}'),
+                       ("bad-count", '{"name": "n", "fingerprint": "f", "counts": {"users": "9", "items": 1, '
+                                     '"with_rating": 0}}')):
+        (root / "data" / name).mkdir(parents=True)
+        (root / "data" / name / "manifest.json").write_text(text)
+    code, out, err = _invoke("data", "list", "--home", str(root), "--json")
+    assert code == 0, err
+    imported = {m["name"]: m for m in json.loads(out.strip().splitlines()[-1])["imported"]}
+    assert set(imported) == {"good", "truncated", "a-list", "no-counts", "bad-count"}
+    assert "broken" not in imported["good"] and imported["good"]["users"] == 30
+    assert "not valid JSON" in imported["truncated"]["broken"]
+    assert "expected a JSON object, found list" in imported["a-list"]["broken"]
+    assert "field 'counts'" in imported["no-counts"]["broken"]
+    assert "field 'counts.users'" in imported["bad-count"]["broken"]
+    assert "broken import 'truncated'" in err
+    code, _, err = _invoke("train", "--dataset", "a-list", "--home", str(root))
+    line = _one_error(err)
+    assert code == 2 and str(root / "data" / "a-list" / "manifest.json") in line and "re-import" in line
+
+
+def test_import_refused_while_another_process_reads_the_dataset(tmp_path: Path, holder) -> None:  # type: ignore[no-untyped-def]
+    from paprec_cli.locks import lock_path
+
+    root = tmp_path / "home"
+    base = ["data", "import", "synthetic", "--home", str(root), "-q", "-o", "users=30", "-o", "items=40"]
+    code, _, err = _invoke(*base)
+    assert code == 0, err
+    manifest = (root / "data" / "synthetic" / "manifest.json").read_bytes()
+    pid = holder(lock_path(Home.resolve(root).dataset_dir("synthetic")), shared=True)
+    code, _, err = _invoke(*base, "--seed", "5")
+    line = _one_error(err)
+    assert code == 2 and f"process {pid}" in line and "dataset 'synthetic'" in line
+    assert (root / "data" / "synthetic" / "manifest.json").read_bytes() == manifest

@@ -180,9 +180,13 @@ def register(app: PaprecTyper) -> None:
             table.add_row(row["name"], row["plugin"], escape(mark), escape(row["description"]) + status)
         ctx.out.show(table)
         summary = [
-            {"name": m["name"], "dataset": m.get("dataset"), "indexing": m.get("indexing"), **m.get("counts", {})}
+            {"name": m["name"], "dataset": m.get("dataset"), "indexing": m.get("indexing"), **m.get("counts", {}),
+             **({"broken": m["broken"]} if "broken" in m else {})}
             for m in imported
         ]
+        for m in imported:
+            if "broken" in m:
+                ctx.out.info(escape(f"broken import '{m['name']}': {m['broken']}"))
         ctx.out.result({"datasets": rows, "imported": summary, "home": str(ctx.home.root)})
 
     @data_app.command("import")
