@@ -135,7 +135,8 @@ def search_command(
         final = state.history[-1] if state.history else state.initial_value
         out.info(f"Search stopped ({state.stop_reason}) after {state.round} round(s), {state.seconds:.1f}s: surrogate "
                  f"{state.initial_value:.4f} ({session.config.init} initial prompt) -> {final:.4f}; evaluating")
-        doc = runner.finalize(session, writer, state)
+        with _interrupts(run.path):  # the closing evaluation too: the state is saved, a resume redoes it
+            doc = runner.finalize(session, writer, state)
         if dist.is_main:
             out.show(_table(doc))
         out.result({"run": str(run.path), "results": doc["results"], "surrogate": doc["surrogate"],
