@@ -523,3 +523,23 @@ def test_import_refused_while_another_process_reads_the_dataset(tmp_path: Path, 
     line = _one_error(err)
     assert code == 2 and f"process {pid}" in line and "dataset 'synthetic'" in line
     assert (root / "data" / "synthetic" / "manifest.json").read_bytes() == manifest
+
+
+@pytest.mark.slow
+def test_interrupt_during_the_closing_evaluation_prints_the_resume_command(
+    tiny_home: Home, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from paprec_cli.search import runner
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    run = tmp_path / "run"
+    with monkeypatch.context() as patch:
+        patch.setattr(runner, "finalize", interrupted)
+        code, _, err = _invoke("search", *SEARCH, "--home", str(tiny_home.root), "--run-dir", str(run), "-q")
+    assert code == 130 and f"Continue with: paprec search --resume {run}" in err
+    assert not (run / "prompts.json").exists()
+    code, _, err = _invoke("search", "--resume", str(run), "--device", "cpu", "--home", str(tiny_home.root), "-q")
+    assert code == 0, err
+    assert (run / "prompts.json").is_file()
