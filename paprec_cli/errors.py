@@ -28,6 +28,14 @@ class DataFormatError(PaprecError):
         super().__init__(f"{where}: {problem}; expected {expected}")
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM, re-raised with what was saved and how to continue (`hint`, one line)."""
+
+    def __init__(self, hint: str) -> None:
+        super().__init__(hint)
+        self.hint = " ".join(hint.split())
+
+
 def unknown_name(kind: str, name: str, known: list[str], option: str) -> PaprecError:
     """The error for an unknown task/dataset/model name, listing the known ones."""
     listing = ", ".join(sorted(known)) or "(none installed)"
@@ -71,6 +79,8 @@ def user_message(exc: BaseException) -> tuple[str, int] | None:
     """
     if isinstance(exc, PaprecError):
         return str(exc), exc.exit_code
+    if isinstance(exc, Interrupted):
+        return f"Interrupted; {exc.hint}", 130
     if isinstance(exc, KeyboardInterrupt):
         return "Interrupted.", 130
     if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":

@@ -543,3 +543,11 @@ def test_interrupt_during_the_closing_evaluation_prints_the_resume_command(
     code, _, err = _invoke("search", "--resume", str(run), "--device", "cpu", "--home", str(tiny_home.root), "-q")
     assert code == 0, err
     assert (run / "prompts.json").is_file()
+
+
+def test_interrupted_with_a_hint_is_one_line_exit_130() -> None:
+    from paprec_cli.errors import Interrupted, user_message
+
+    assert user_message(Interrupted("epochs 1-2 are saved; continue with: paprec train --resume m")) == (
+        "Interrupted; epochs 1-2 are saved; continue with: paprec train --resume m", 130)
+    assert user_message(KeyboardInterrupt()) == ("Interrupted.", 130)

@@ -24,7 +24,7 @@ from paprec_cli.baselines import baseline_results
 from paprec_cli.data.splits import TaskData
 from paprec_cli.data.store import Dataset
 from paprec_cli.distributed import DistContext
-from paprec_cli.errors import PaprecError
+from paprec_cli.errors import Interrupted, PaprecError
 from paprec_cli.output import Output
 from paprec_cli.paths import Home, write_json_atomic
 from paprec_cli.plugins import Registry
@@ -362,7 +362,13 @@ def train(
     say = out.info
     counts = session.training.family_counts(session.training.epoch(session.state.epoch + 1))
     say(f"Training {options.name}: {', '.join(f'{k} {v}' for k, v in counts.items())} pairs per epoch on {device}")
-    stopped = train_epochs(session, say)
+    try:
+        stopped = train_epochs(session, say)
+    except KeyboardInterrupt:
+        if session.state.epoch and session.is_main:
+            raise Interrupted(f"epochs 1-{session.state.epoch} are saved; continue with: paprec train --resume "
+                              f"{options.name}") from None
+        raise
     if not session.is_main:  # the test report reads rank 0's files and needs no other rank
         return {}
     return final_report(session, stopped, time.perf_counter() - wall)
