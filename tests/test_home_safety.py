@@ -551,3 +551,31 @@ def test_interrupted_with_a_hint_is_one_line_exit_130() -> None:
     assert user_message(Interrupted("epochs 1-2 are saved; continue with: paprec train --resume m")) == (
         "Interrupted; epochs 1-2 are saved; continue with: paprec train --resume m", 130)
     assert user_message(KeyboardInterrupt()) == ("Interrupted.", 130)
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "needle"),
+    [
+        ("state.json", "[]", "state.json: expected a JSON object, found list"),
+        ("state.json", '{"phase": "shared"', "state.json: not valid JSON"),
+        ("state.json", '{"phase": 3}', "state.json: unreadable search state"),
+        ("manifest.json", '{"config": {}, "dataset": {"fingerprint": "x"}, "mod', "manifest.json: not valid JSON"),
+        ("manifest.json", "[1]", "manifest.json: expected a JSON object, found list"),
+        ("manifest.json", '{"config": {}, "dataset": {"fingerprint": "x"}}', "field 'model' is missing"),
+        ("manifest.json", '{"config": {}, "dataset": {}, "model": {"fingerprint": "y"}}', "'dataset.fingerprint'"),
+    ],
+)
+def test_broken_run_files_are_one_line_naming_file_and_field(tmp_path: Path, name: str, text: str,
+                                                             needle: str) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "manifest.json").write_text(json.dumps({"config": {}, "dataset": {"fingerprint": "x"},
+                                                   "model": {"fingerprint": "y"}}))
+    (run / "trajectory.jsonl").write_text("")
+    (run / name).write_text(text)
+    code, stdout, err = _invoke("search", "--resume", str(run), "--device", "cpu", "--home", str(tmp_path / "h"),
+                                "--json")
+    line = _one_error(err)
+    assert code == 2 and needle in line and str(run / name) in line
+    assert json.loads(stdout.strip())["exit_code"] == 2
+    assert (run / name).read_text() == text

@@ -101,16 +101,30 @@ class RunDir:
         acquire(run_lock_path(self.path), f"run {self.path}", shared=shared)
 
     def manifest(self) -> dict[str, Any]:
-        return json.loads((self.path / MANIFEST).read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+        """The run's manifest, checked: a JSON object with `config` and `dataset`/`model` objects holding a
+        `fingerprint` (what a resume compares). Raises `PaprecError` naming the file and field."""
+        path = self.path / MANIFEST
+        data = _read_object(path, "the run cannot be resumed; start a new run")
+        for key in ("config", "dataset", "model"):
+            if not isinstance(data.get(key), dict):
+                raise PaprecError(f"{path}: field '{key}' is missing or not an object; the run cannot be resumed; "
+                                  "start a new run")
+        for key in ("dataset", "model"):
+            if not isinstance(data[key].get("fingerprint"), str):
+                raise PaprecError(f"{path}: field '{key}.fingerprint' is missing or not a string; the run cannot be "
+                                  "resumed; start a new run")
+        return data
 
     def load_state(self) -> SearchState | None:
         path = self.path / STATE
         if not path.exists():
             return None
+        data = _read_object(path, "start a new run")
         try:
-            return SearchState.from_json(json.loads(path.read_text(encoding="utf-8")))
-        except (ValueError, KeyError) as exc:
-            raise PaprecError(f"{path}: unreadable search state ({exc}); start a new run") from None
+            return SearchState.from_json(data)
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise PaprecError(f"{path}: unreadable search state ({type(exc).__name__}: {exc}); start a new run") \
+                from None
 
     def save_state(self, state: SearchState) -> None:
         if self.read_only:
@@ -156,3 +170,16 @@ class RunDir:
     def prompts(self) -> dict[str, Any] | None:
         path = self.path / PROMPTS
         return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+
+
+def _read_object(path: Path, fix: str) -> dict[str, Any]:
+    """A JSON object from `path`, or a `PaprecError` naming the file, what is wrong and `fix`."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as err:
+        raise PaprecError(f"{path}: not UTF-8 text ({err.reason}); {fix}") from None
+    except json.JSONDecodeError as err:
+        raise PaprecError(f"{path}: not valid JSON ({err.msg} at line {err.lineno}); {fix}") from None
+    if not isinstance(data, dict):
+        raise PaprecError(f"{path}: expected a JSON object, found {type(data).__name__}; {fix}")
+    return data
