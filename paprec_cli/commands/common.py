@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import signal
 import sys
 import threading
@@ -71,7 +72,7 @@ def user_errors(func: F) -> F:
                 raise
             message, code = found
             sys.stderr.write(f"{message}\n" if isinstance(exc, KeyboardInterrupt) else f"Error: {message}\n")
-            if kwargs.get("json_out"):
+            if kwargs.get("json_out") and os.environ.get("RANK", "0") == "0":  # torchrun: rank 0's stdout only
                 sys.stdout.write(json_error(message, code) + "\n")
                 sys.stdout.flush()
             raise typer.Exit(code) from None
