@@ -101,18 +101,13 @@ class RunDir:
         acquire(run_lock_path(self.path), f"run {self.path}", shared=shared)
 
     def manifest(self) -> dict[str, Any]:
-        """The run's manifest, checked: a JSON object with `config` and `dataset`/`model` objects holding a
-        `fingerprint` (what a resume compares). Raises `PaprecError` naming the file and field."""
+        """The run's manifest, checked: a JSON object with a `config` object (the fingerprints a resume compares
+        are checked by `runner.check_resumable`). Raises `PaprecError` naming the file and field."""
         path = self.path / MANIFEST
         data = _read_object(path, "the run cannot be resumed; start a new run")
-        for key in ("config", "dataset", "model"):
-            if not isinstance(data.get(key), dict):
-                raise PaprecError(f"{path}: field '{key}' is missing or not an object; the run cannot be resumed; "
-                                  "start a new run")
-        for key in ("dataset", "model"):
-            if not isinstance(data[key].get("fingerprint"), str):
-                raise PaprecError(f"{path}: field '{key}.fingerprint' is missing or not a string; the run cannot be "
-                                  "resumed; start a new run")
+        if not isinstance(data.get("config"), dict):
+            raise PaprecError(f"{path}: field 'config' is missing or not an object; the run cannot be resumed; "
+                              "start a new run")
         return data
 
     def load_state(self) -> SearchState | None:

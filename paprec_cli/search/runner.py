@@ -211,7 +211,13 @@ def manifest(session: Session) -> dict[str, Any]:
 
 
 def check_resumable(session: Session, recorded: dict[str, Any]) -> None:
-    """Refuse to resume against a different dataset or model than the run started with."""
+    """Refuse to resume against a different dataset or model than the run started with (or a manifest
+    without their fingerprints)."""
+    for key in ("dataset", "model"):
+        entry = recorded.get(key)
+        if not isinstance(entry, dict) or not isinstance(entry.get("fingerprint"), str):
+            raise PaprecError(f"--resume: the run's manifest.json has no '{key}.fingerprint' (edited or damaged); "
+                              "the run cannot be resumed; start a new run")
     if recorded["dataset"]["fingerprint"] != session.dataset.fingerprint:
         raise PaprecError(f"--resume: dataset '{session.dataset.name}' changed since the run started "
                           "(fingerprint differs); start a new run")
