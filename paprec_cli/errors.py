@@ -6,6 +6,8 @@ the CLI prints its message on one line and exits 2. Bugs stay ordinary exception
 
 from __future__ import annotations
 
+import errno
+import json
 from pathlib import Path
 
 
@@ -26,7 +28,70 @@ class DataFormatError(PaprecError):
         super().__init__(f"{where}: {problem}; expected {expected}")
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM, re-raised with what was saved and how to continue (`hint`, one line)."""
+
+    def __init__(self, hint: str) -> None:
+        super().__init__(hint)
+        self.hint = " ".join(hint.split())
+
+
 def unknown_name(kind: str, name: str, known: list[str], option: str) -> PaprecError:
     """The error for an unknown task/dataset/model name, listing the known ones."""
     listing = ", ".join(sorted(known)) or "(none installed)"
     return PaprecError(f"unknown {kind} '{name}' for {option}; known: {listing}")
+
+
+#: errno -> (what happened, the fix), for the OSErrors a user's environment causes.
+_OS_FIXES: dict[int, tuple[str, str]] = {
+    errno.ENOSPC: ("no space left on the device", "free some space or point --home (or the output) elsewhere, "
+                   "then run the command again"),
+    errno.EDQUOT: ("disk quota exceeded", "free some space or point --home (or the output) elsewhere, then run the "
+                   "command again"),
+    errno.EROFS: ("read-only file system", "choose a writable --home / PAPREC_HOME or output path"),
+    errno.EACCES: ("permission denied", "fix the permissions or choose a writable --home / PAPREC_HOME or output "
+                   "path"),
+    errno.EPERM: ("operation not permitted", "fix the permissions or choose another --home / PAPREC_HOME or output "
+                  "path"),
+    errno.ENOTDIR: ("a part of this path is a file, not a folder", "check --home / PAPREC_HOME, --run-dir and "
+                    "the output path"),
+    errno.EISDIR: ("is a folder", "give a file path, not a folder"),
+    errno.ENOENT: ("no such file or folder", "check the path"),
+}
+
+
+def os_error_message(exc: OSError) -> str:
+    """The one-line message for an `OSError`: the path, what happened, and the fix."""
+    where = exc.filename if exc.filename is not None else None
+    if exc.filename2 is not None:
+        where = f"{exc.filename} -> {exc.filename2}"
+    problem, fix = _OS_FIXES.get(exc.errno or -1, (exc.strerror or type(exc).__name__, "check the path and retry"))
+    prefix = f"{where}: " if where is not None else ""
+    return " ".join(f"{prefix}{problem}; {fix}".split())
+
+
+def user_message(exc: BaseException) -> tuple[str, int] | None:
+    """(one-line message, exit code) for an exception the user or their environment caused; None for a bug.
+
+    `PaprecError` -> its message, 2; `OSError` (full disk, read-only or unwritable folder, a file where a
+    folder belongs) -> path + fix, 2; Ctrl-C / SIGTERM -> "Interrupted.", 130; torch's out-of-memory
+    (matched by name: importing torch here costs seconds) -> a hint to lower --batch-size, 2.
+    """
+    if isinstance(exc, PaprecError):
+        return str(exc), exc.exit_code
+    if isinstance(exc, Interrupted):
+        return f"Interrupted; {exc.hint}", 130
+    if isinstance(exc, KeyboardInterrupt):
+        return "Interrupted.", 130
+    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
+        lines = str(exc).strip().splitlines()
+        first = lines[0] if lines else "out of memory"
+        return f"the device ran out of memory ({first}); pass a smaller --batch-size", 2
+    if isinstance(exc, OSError):
+        return os_error_message(exc), 2
+    return None
+
+
+def json_error(message: str, exit_code: int) -> str:
+    """The `--json` form of an error: one JSON object for stdout."""
+    return json.dumps({"error": message, "exit_code": exit_code})

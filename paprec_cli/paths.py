@@ -92,3 +92,21 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
         while block := fh.read(chunk):
             digest.update(block)
     return digest.hexdigest()
+
+
+def check_output(path: Path | None, option: str, force: bool, reads: tuple[Path | str | None, ...] = ()) -> None:
+    """Refuse to replace a file the user made: an existing `path` needs `force`; a file this command reads
+    (`reads`, e.g. the `--prompts` file) is never an output. Checked before any work; raises `PaprecError`."""
+    from paprec_cli.errors import PaprecError
+
+    if path is None:
+        return
+    target = Path(path).expanduser()
+    for source in reads:
+        if source is not None and Path(source).expanduser().exists() and target.exists() \
+                and target.resolve() == Path(source).expanduser().resolve():
+            raise PaprecError(f"{option} {path}: is the file this command reads; choose another output path")
+    if target.is_dir():
+        raise PaprecError(f"{option} {path}: is a folder; expected a file path")
+    if target.exists() and not force:
+        raise PaprecError(f"{option} {path}: the file exists; pass --force to replace it, or choose another path")

@@ -144,7 +144,7 @@ def _register_each(
                 continue
             try:
                 impl.function(register=register)
-            except Exception as exc:  # a broken plugin must not break paprec
+            except (Exception, SystemExit) as exc:  # a broken plugin (even one calling sys.exit) must not break paprec
                 record.status = f"error in {hook_name}: {type(exc).__name__}: {exc}"
 
 
@@ -162,7 +162,7 @@ def load_registry() -> Registry:
             module: ModuleType = ep.load() if ep is not None else importlib.import_module(DEFAULT_PLUGINS[name])
             manager.register(module, name=name)
             manager.check_pending()
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:  # sys.exit at import time, too
             record.status = f"error: {type(exc).__name__}: {exc}"
             if manager.get_plugin(name) is not None:
                 manager.unregister(name=name)
@@ -179,7 +179,7 @@ def register_plugin_commands(app: typer.Typer, registry: Registry) -> None:
     for impl in registry.manager.hook.register_commands.get_hookimpls():
         try:
             impl.function(app=app)
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:
             for record in registry.plugins:
                 if record.name == registry.manager.get_name(impl.plugin):
                     record.status = f"error in register_commands: {type(exc).__name__}: {exc}"

@@ -24,6 +24,7 @@ import numpy as np
 
 from paprec_cli.errors import DataFormatError, PaprecError
 from paprec_cli.inputs import PAPREC, InputProtocol, inputs_for
+from paprec_cli.paths import check_output
 from paprec_cli.textio import read_text_file
 
 if TYPE_CHECKING:
@@ -104,6 +105,7 @@ class Request:
     tokenizer: str | None = None  # a HF/P5 checkpoint's T5 tokenizer (None: beside the weights)
     separator: str | None = None  # P5 input protocol's history separator (None: ",")
     decoding: str = "paprec"  # "paprec" or "p5" (`paprec_cli.model.inference`)
+    force: bool = False  # replace an existing `output` file
 
 
 # -- which users --------------------------------------------------------------------------------------
@@ -115,6 +117,7 @@ def check_request(request: Request) -> None:
         raise PaprecError("give exactly one of --user U, --users-file FILE or --all-users")
     if request.output is not None and request.output.is_dir():
         raise PaprecError(f"--output {request.output}: is a folder; expected a file path for the JSON lines")
+    check_output(request.output, "--output", request.force, reads=(request.prompts, request.users_file))
 
 
 def chosen_users(data: Dataset, user: str | None, users_file: Path | None, all_users: bool) -> list[int]:

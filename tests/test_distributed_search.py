@@ -62,4 +62,5 @@ def test_two_processes_accept_the_same_tokens(tiny_home: Home, tmp_path: Path, e
     assert double[0] == single[0]
     assert double[1] == single[1]
     assert double[2] == single[2]
-    assert {p.name for p in two.iterdir()} == {"manifest.json", "trajectory.jsonl", "state.json", "prompts.json"}
+    assert {p.name for p in two.iterdir()} == {"manifest.json", "trajectory.jsonl", "state.json", "prompts.json",
+                                               ".lock"}  # rank 0's writer lock (issue #16)

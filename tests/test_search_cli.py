@@ -38,7 +38,8 @@ def test_search_end_to_end_json_and_run_directory(tiny_home: Home, tmp_path: Pat
         assert set(result["results"][variant]["test"]) == {"HR@1", "HR@5", "HR@10", "NDCG@5", "NDCG@10"}
     assert set(result["surrogate"]) == {"initial", "shared", "personalized", "manual"}
     assert result["surrogate"]["personalized"] >= result["surrogate"]["initial"]
-    assert {p.name for p in run.iterdir()} == {"manifest.json", "trajectory.jsonl", "state.json", "prompts.json"}
+    assert {p.name for p in run.iterdir()} == {"manifest.json", "trajectory.jsonl", "state.json", "prompts.json",
+                                               ".lock"}  # the writer's lock (issue #16)
 
     doc = json.loads((run / "prompts.json").read_text())
     assert doc["format"] == "paprec-prompts/1" and doc["results"] == result["results"]

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import os
+import signal
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, ParamSpec, TypeVar
 
+import click
 import typer
 
-from paprec_cli.errors import PaprecError
+from paprec_cli.checks import check_options
+from paprec_cli.errors import PaprecError, json_error, user_message
+from paprec_cli.locks import command_scope
 from paprec_cli.output import Output
 from paprec_cli.paths import Home
 from paprec_cli.plugins import Registry, load_registry
@@ -84,26 +91,47 @@ R = TypeVar("R")
 
 
 def user_errors(func: Callable[P, R]) -> Callable[P, R]:
-    """Turn `PaprecError` into one stderr line and exit code 2 (no traceback), Ctrl-C into 130."""
+    """The error boundary: user-caused failures (see `errors.user_message`) become one stderr line and an exit
+    code, never a traceback; with `--json`, also one JSON object on stdout. Locks taken during the command
+    are released when it ends; SIGTERM is handled as Ctrl-C (temporary files removed on the way out)."""
 
     @functools.wraps(func)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
-            return func(*args, **kwargs)
-        except PaprecError as exc:
-            sys.stderr.write(f"Error: {exc}\n")
-            raise typer.Exit(exc.exit_code) from None
-        except KeyboardInterrupt:
-            sys.stderr.write("Interrupted.\n")
-            raise typer.Exit(130) from None
-        except RuntimeError as exc:  # torch.OutOfMemoryError, matched by name: importing torch here costs seconds
-            if type(exc).__name__ != "OutOfMemoryError":
+            check_options(kwargs)
+            with command_scope(), sigterm_as_interrupt():
+                return func(*args, **kwargs)
+        except (typer.Exit, typer.Abort, click.ClickException):
+            raise
+        except BaseException as exc:
+            found = user_message(exc)
+            if found is None:
                 raise
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else "out of memory"
-            sys.stderr.write(f"Error: the device ran out of memory ({first}); pass a smaller --batch-size\n")
-            raise typer.Exit(2) from None
+            message, code = found
+            sys.stderr.write(f"{message}\n" if isinstance(exc, KeyboardInterrupt) else f"Error: {message}\n")
+            if kwargs.get("json_out") and os.environ.get("RANK", "0") == "0":  # torchrun: rank 0's stdout only
+                sys.stdout.write(json_error(message, code) + "\n")
+                sys.stdout.flush()
+            raise typer.Exit(code) from None
 
     return wrapper
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM raises KeyboardInterrupt (as Ctrl-C does) while the block runs, in the main thread only."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_term(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 class PaprecTyper(typer.Typer):

@@ -52,6 +52,9 @@ def register(app: PaprecTyper) -> None:
         ctx = make_ctx(home, json_out, quiet, verbose)
         found = catalog(ctx.registry, ctx.home)
         ctx.out.show(views.catalog_table(found, ctx.home.data))
+        for entry in found["imported"]:
+            if "broken" in entry:
+                ctx.out.info(escape(f"broken import '{entry['name']}': {entry['broken']}"))
         ctx.out.result(found)
 
     @data_app.command("import")

@@ -32,7 +32,7 @@ from paprec_cli.commands.common import (
 def show_one(ctx: Ctx, user: str, answer: serving.Answer) -> None:
     """One user's table and prompt (the classic `--user` output) and its `--json` line."""
     rows = answer["items"]
-    table = Table(title=f"top {len(rows)} for user {user} ({answer['prompt']['mode']} prompt)")
+    table = Table(title=escape(f"top {len(rows)} for user {user} ({answer['prompt']['mode']} prompt)"))
     for column in ("rank", "item_idx", "item", "title", "attributes", "log p"):
         table.add_column(column, justify="right" if column in ("rank", "item_idx", "log p") else "left")
     for row in rows:
@@ -88,6 +88,7 @@ def register(app: PaprecTyper) -> None:
             bool, typer.Option("--exclude-seen", help="Skip items the user already interacted with.")
         ] = False,
         batch_size: Annotated[int, typer.Option("--batch-size", help="Users per model batch.")] = 64,
+        force: Annotated[bool, typer.Option("--force", help="Replace an existing --output file.")] = False,
         device: DeviceOpt = "auto",
         json_out: JsonOpt = False,
         quiet: QuietOpt = False,
@@ -102,11 +103,12 @@ def register(app: PaprecTyper) -> None:
         from paprec_cli.distributed import distributed, resolve_device
 
         request = serving.Request(user, users_file, all_users, output, dataset, model, prompts, task_name, k,
-                                  exclude_seen, batch_size, tokenizer_arg(tokenizer), separator, decoding)
+                                  exclude_seen, batch_size, tokenizer_arg(tokenizer), separator, decoding,
+                                  force)
         serving.check_request(request)
         with distributed(resolve_device(device)) as dist:
             ctx = make_ctx(home, json_out and dist.is_main, quiet or not dist.is_main)
-            answers = serving.recommend(request, ctx.home, ctx.registry, dist, ctx.out.info)
+            answers = serving.recommend(request, ctx.home, ctx.registry, dist, lambda line: ctx.out.info(escape(line)))
         if not dist.is_main:
             return
         if user is not None and output is None:

@@ -99,6 +99,7 @@ def search_command(
     allow_list: Annotated[Path | None, Opt("--allow-list", help="File of allowed trigger words, one per line.")] = None,
     run_dir: Annotated[Path | None, Opt("--run-dir", help=RUN_DIR_HELP)] = None,
     resume: Annotated[str | None, Opt("--resume", help=RESUME_HELP)] = None,
+    force: Annotated[bool, Opt("--force", help="Write the run into a --run-dir that holds other files.")] = False,
     seed: SeedOpt = 0,
     device: DeviceOpt = "auto",
     home: HomeOpt = None,
@@ -112,7 +113,7 @@ def search_command(
     request = runner.SearchRequest(task, dataset, model, n_prefix, n_suffix, init, n_personal, top_k, val_users,
                                    grad_examples, max_rounds, time_budget, selection, evaluator, batch_size,
                                    allow_list, run_dir, resume, seed, tokenizer_arg(tokenizer), protocol,
-                                   search_examples, holdout, personal_margin, separator, decoding)
+                                   search_examples, holdout, personal_margin, separator, decoding, force)
     # Under torchrun every rank runs this; rank 0 alone writes the run folder and prints (see docs/DISTRIBUTED.md).
     with distributed(resolve_device(device)) as dist:
         ctx = make_ctx(home, json_out and dist.is_main, quiet or not dist.is_main, verbose)
@@ -133,7 +134,8 @@ def search_command(
         final = state.history[-1] if state.history else state.initial_value
         out.info(f"Search stopped ({state.stop_reason}) after {state.round} round(s), {state.seconds:.1f}s: surrogate "
                  f"{state.initial_value:.4f} ({session.config.init} initial prompt) -> {final:.4f}; evaluating")
-        with heartbeat(out.err, "evaluating manual, shared and personalized prompts"):
+        # the closing evaluation too: the state is saved, a resume redoes it
+        with _interrupts(run.path), heartbeat(out.err, "evaluating manual, shared and personalized prompts"):
             doc = runner.finalize(session, writer, state)
         if dist.is_main:
             out.show(_table(doc))

@@ -85,6 +85,9 @@ def register(app: PaprecTyper) -> None:
                          "default 99; recorded in the protocol)."),
         ] = None,
         tokenizer: TokenizerOpt = None,
+        force: Annotated[
+            bool, typer.Option("--force", help="Replace an existing model of the same --name (and its state).")
+        ] = False,
         seed: SeedOpt = 0,
         device: DeviceOpt = "auto",
         json_out: JsonOpt = False,
@@ -108,7 +111,8 @@ def register(app: PaprecTyper) -> None:
         options = setup.cli_options(ctx.home, dataset=dataset, tasks=tasks, size=size, ids=ids, name=name, seed=seed,
                                     time_budget=time_budget, init=init, resume=resume, overrides=overrides,
                                     settings=option or [], tokenizer=tokenizer_arg(tokenizer))
-        result = run_training(options, ctx.home, ctx.out, ctx.registry, dist.device, resume=bool(resume), dist=dist)
+        result = run_training(options, ctx.home, ctx.out, ctx.registry, dist.device, resume=bool(resume), dist=dist,
+                              force=force, explicit_name=name is not None)
         dist.destroy()
         if not dist.is_main:
             return

@@ -36,7 +36,8 @@ def parse_options(pairs: list[str]) -> dict[str, str]:
 
 def catalog(registry: Registry, home: Home) -> dict[str, Any]:
     """`{"datasets": rows, "imported": summaries, "home": root}`: registered datasets (rejected ones with
-    their status) with what is imported under each, and one summary per import."""
+    their status) with what is imported under each, and one summary per import (a broken import carries
+    `broken`: why its manifest could not be read; the others are still listed)."""
     imported = list_imported(home)
     by_dataset: dict[str, list[str]] = {}
     for manifest in imported:
@@ -54,7 +55,8 @@ def catalog(registry: Registry, home: Home) -> dict[str, Any]:
         "imported_as": by_dataset.get(entry.name, []),
     } for entry in entries]  # fmt: skip
     summary = [
-        {"name": m["name"], "dataset": m.get("dataset"), "indexing": m.get("indexing"), **m.get("counts", {})}
+        {"name": m["name"], "dataset": m.get("dataset"), "indexing": m.get("indexing"), **m.get("counts", {}),
+         **({"broken": m["broken"]} if "broken" in m else {})}
         for m in imported
     ]
     return {"datasets": rows, "imported": summary, "home": str(home.root)}

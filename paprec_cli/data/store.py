@@ -128,6 +128,9 @@ def import_dataset(
         "import_seconds": round(time.time() - started, 3),
     }
     manifest["fingerprint"] = fingerprint(indexed)
+    from paprec_cli.locks import acquire, lock_path
+
+    acquire(lock_path(home.dataset_dir(target_name)), f"dataset '{target_name}'")  # one writer; no reader
     with atomic_path(home.dataset_dir(target_name)) as folder:
         folder.mkdir(parents=True)
         indexed.write_parquet(folder / "interactions.parquet")
@@ -241,14 +244,48 @@ def load_dataset(home: Home, name: str) -> Dataset:
         raise PaprecError(
             f"dataset '{name}' is not imported in {home.data} ({hint}); run `paprec data import {name} --from PATH`"
         )
-    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    return Dataset(name=name, folder=folder, manifest=manifest)
+    from paprec_cli.locks import acquire, lock_path
+
+    acquire(lock_path(folder), f"dataset '{name}'", shared=True)  # no import replaces it while this command reads
+    return Dataset(name=name, folder=folder, manifest=read_manifest(manifest_path))
+
+
+#: Fields every dataset manifest has, with their JSON types (the rest is descriptive).
+_MANIFEST_FIELDS: dict[str, type] = {"name": str, "fingerprint": str, "counts": dict}
+_COUNT_FIELDS = ("users", "items", "with_rating")
+
+
+def read_manifest(path: Path) -> dict[str, Any]:
+    """A dataset's `manifest.json`, checked: a JSON object with `name` and `fingerprint` strings and integer
+    `counts.users`, `counts.items`, `counts.with_rating`. Raises `PaprecError` naming the file and field."""
+    fix = "re-import the dataset with `paprec data import`"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as err:
+        raise PaprecError(f"{path}: not UTF-8 text ({err.reason}); {fix}") from None
+    except json.JSONDecodeError as err:
+        raise PaprecError(f"{path}: not valid JSON ({err.msg} at line {err.lineno}); {fix}") from None
+    if not isinstance(data, dict):
+        raise PaprecError(f"{path}: expected a JSON object, found {type(data).__name__}; {fix}")
+    for key, kind in _MANIFEST_FIELDS.items():
+        if not isinstance(data.get(key), kind):
+            raise PaprecError(f"{path}: field '{key}' is missing or not a {kind.__name__}; {fix}")
+    for key in _COUNT_FIELDS:
+        value = data["counts"].get(key)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise PaprecError(f"{path}: field 'counts.{key}' is missing or not a non-negative integer; {fix}")
+    return data
 
 
 def list_imported(home: Home) -> list[dict[str, Any]]:
-    out = []
+    """Each imported dataset's manifest, in name order; a broken one is `{"name": folder, "broken": why}`
+    so that one bad folder never hides the others."""
+    out: list[dict[str, Any]] = []
     for folder in sorted(home.data.glob("*")):
         path = folder / "manifest.json"
         if path.exists():
-            out.append(json.loads(path.read_text(encoding="utf-8")))
+            try:
+                out.append(read_manifest(path))
+            except PaprecError as err:
+                out.append({"name": folder.name, "broken": str(err)})
     return out

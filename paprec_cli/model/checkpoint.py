@@ -13,7 +13,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from safetensors.torch import save_file
 from tokenizers import Tokenizer
 
 from paprec_cli import __version__
@@ -21,7 +20,7 @@ from paprec_cli.errors import PaprecError
 from paprec_cli.model.backbone import build_model, t5_config
 from paprec_cli.model.bundle import CONFIG_FORMAT, ModelBundle
 from paprec_cli.model.codec import DatasetLike, IdScheme, PromptCodec
-from paprec_cli.model.weights import TIED_KEYS, load_state_strict, read_state_dict
+from paprec_cli.model.weights import TIED_KEYS, load_state_strict, read_state_dict, save_safetensors_sorted
 from paprec_cli.paths import Home, atomic_path, sha256_file
 from paprec_cli.registry import model_folders
 
@@ -44,7 +43,7 @@ def save_model(bundle: ModelBundle, folder: Path, *, extra_json: Mapping[str, JS
     }
     with atomic_path(folder) as staged:
         staged.mkdir(parents=True)
-        save_file(state, str(staged / WEIGHTS), metadata={"format": "pt", "producer": f"paprec {__version__}"})
+        save_safetensors_sorted(state, staged / WEIGHTS, {"format": "pt", "producer": f"paprec {__version__}"})
         bundle.codec.save(staged)
         config = {**bundle.config, "format": CONFIG_FORMAT, "paprec_version": __version__}
         config["vocab_size"] = int(bundle.model.config.vocab_size)

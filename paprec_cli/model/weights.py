@@ -103,3 +103,27 @@ def load_state_strict(model: nn.Module, state: Mapping[str, torch.Tensor], where
                 f"{where}: tensor '{key}' has shape {tuple(value.shape)}, the model expects {tuple(own[key].shape)}"
             )
     model.load_state_dict(state, strict=False)
+
+
+def save_safetensors_sorted(state: Mapping[str, torch.Tensor], path: Path, metadata: Mapping[str, str]) -> None:
+    """Write `state` as a safetensors file whose bytes depend only on the tensors and `metadata`.
+
+    `safetensors` serializes `__metadata__` from a hash map, so the same weights came out in different key
+    orders (a different sha256, hence a different model fingerprint) about half the time. The header is
+    re-serialized here with sorted keys and padded with spaces to a multiple of 8 bytes (as the format
+    requires); the tensor bytes and their offsets are unchanged. `path` is written directly (callers stage it).
+    """
+    import json
+    import struct
+
+    from safetensors.torch import save
+
+    blob = save(dict(state), metadata=dict(metadata))
+    (length,) = struct.unpack("<Q", blob[:8])
+    header = json.loads(blob[8 : 8 + length])
+    text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode("utf-8")
+    text += b" " * (-len(text) % 8)
+    with open(path, "wb") as fh:
+        fh.write(struct.pack("<Q", len(text)))
+        fh.write(text)
+        fh.write(memoryview(blob)[8 + length :])

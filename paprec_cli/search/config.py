@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, fields
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
+from paprec_cli.checks import MAX_TRIGGER_TOKENS, check_seed
 from paprec_cli.choices import Evaluator, Init, Selection
 from paprec_cli.errors import PaprecError
 from paprec_cli.search.layout import Layout
@@ -92,6 +93,8 @@ class SearchConfig:
             (self.n_suffix >= 0, "--n-suffix", "an integer >= 0"),
             (self.n_personal >= 0, "--n-personal", "an integer >= 0"),
             (self.n_prefix + self.n_suffix + self.n_personal > 0, "--n-suffix", "at least one trigger token in all"),
+            (self.n_prefix + self.n_suffix + self.n_personal <= MAX_TRIGGER_TOKENS,
+             "--n-prefix/--n-suffix/--n-personal", f"at most {MAX_TRIGGER_TOKENS} trigger tokens in all"),
             (self.top_k >= 1, "--top-k", "an integer >= 1"),
             (self.val_users is None or self.val_users >= 1, "--val-users", "an integer >= 1"),
             (self.grad_examples >= 1, "--grad-examples", "an integer >= 1"),
@@ -108,6 +111,7 @@ class SearchConfig:
         for ok, option, expected in checks:
             if not ok:
                 raise PaprecError(f"{option}: invalid value; expected {expected}")
+        check_seed(self.seed)
 
     def to_json(self) -> JSONObject:
         return {k: v.value if isinstance(v, Enum) else v for k, v in asdict(self).items()}

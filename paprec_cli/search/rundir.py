@@ -61,14 +61,31 @@ class RunDir:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
+        self.read_only = False  # a finished run opened by --resume: every write is skipped
 
-    @classmethod
-    def create(cls, path: Path, manifest: RunManifest) -> RunDir:
+    @staticmethod
+    def check_new(path: Path, force: bool = False) -> None:
+        """Refuse a run folder that holds a run (resume it instead) or, without `force`, any other files.
+
+        Raises `PaprecError`; a file at `path` (not a folder) is refused too. Nothing is written.
+        """
         path = Path(path)
         if (path / STATE).exists() or (path / MANIFEST).exists():
             raise PaprecError(f"--run-dir {path} already holds a run; continue it with --resume {path}")
+        if path.exists() and not path.is_dir():
+            raise PaprecError(f"--run-dir {path}: is a file; expected a folder (new or empty)")
+        if not force and path.is_dir() and any(path.iterdir()):
+            raise PaprecError(f"--run-dir {path}: the folder is not empty and holds no run; choose a new or empty "
+                              "folder, or pass --force to write the run into it (its files are kept)")
+
+    @classmethod
+    def create(cls, path: Path, manifest: RunManifest, force: bool = False) -> RunDir:
+        """A new run folder, locked for writing until the command ends (see `check_new` for refusals)."""
+        path = Path(path)
+        cls.check_new(path, force)
         path.mkdir(parents=True, exist_ok=True)
         run = cls(path)
+        run.lock()
         write_json_atomic(path / MANIFEST, manifest)
         (path / TRAJECTORY).write_text("", encoding="utf-8")
         return run
@@ -80,24 +97,54 @@ class RunDir:
         if not (path / MANIFEST).is_file():
             raise PaprecError(f"--resume {path}: not a paprec run directory (no {MANIFEST})")
         run = cls(path)
+        if run.finished():  # nothing left to write: read it under a shared lock and never write (read-only homes)
+            run.read_only = True
+            run.lock(shared=True)
+            return run, run.manifest(), run.load_state()
+        run.lock()
         manifest = run.manifest()
         state = run.load_state()
         run.trim_trajectory(state.steps if state else 0)
         return run, manifest, state
 
+    def finished(self) -> bool:
+        """The search ended and its prompts are written: a resume only reports it."""
+        if not (self.path / PROMPTS).is_file():
+            return False
+        state = self.load_state()
+        return state is not None and state.done
+
+    def lock(self, shared: bool = False) -> None:
+        """Lock the run for writing (or, `shared`, for reading) until the command ends; another process
+        writing it is refused by pid."""
+        from paprec_cli.locks import acquire, run_lock_path
+
+        acquire(run_lock_path(self.path), f"run {self.path}", shared=shared)
+
     def manifest(self) -> RunManifest:
-        return cast(RunManifest, json.loads((self.path / MANIFEST).read_text(encoding="utf-8")))
+        """The run's manifest, checked: a JSON object with a `config` object (the fingerprints a resume compares
+        are checked by `runner.check_resumable`). Raises `PaprecError` naming the file and field."""
+        path = self.path / MANIFEST
+        data = _read_object(path, "the run cannot be resumed; start a new run")
+        if not isinstance(data.get("config"), dict):
+            raise PaprecError(f"{path}: field 'config' is missing or not an object; the run cannot be resumed; "
+                              "start a new run")
+        return cast(RunManifest, data)
 
     def load_state(self) -> SearchState | None:
         path = self.path / STATE
         if not path.exists():
             return None
+        data = _read_object(path, "start a new run")
         try:
-            return SearchState.from_json(json.loads(path.read_text(encoding="utf-8")))
-        except (ValueError, KeyError) as exc:
-            raise PaprecError(f"{path}: unreadable search state ({exc}); start a new run") from None
+            return SearchState.from_json(data)
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise PaprecError(f"{path}: unreadable search state ({type(exc).__name__}: {exc}); start a new run") \
+                from None
 
     def save_state(self, state: SearchState) -> None:
+        if self.read_only:
+            return
         write_json_atomic(self.path / STATE, state.to_json())
 
     def record(self, state: SearchState, record: dict[str, Any]) -> None:
@@ -107,6 +154,8 @@ class RunDir:
         self.save_state(state)
 
     def append_step(self, record: dict[str, Any]) -> None:
+        if self.read_only:
+            return
         with open(self.path / TRAJECTORY, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(record) + "\n")
             fh.flush()
@@ -130,8 +179,23 @@ class RunDir:
         write_text_atomic(self.path / TRAJECTORY, "".join(json.dumps(r) + "\n" for r in kept))
 
     def write_prompts(self, doc: Document) -> None:
+        if self.read_only:
+            return
         write_json_atomic(self.path / PROMPTS, doc)
 
     def prompts(self) -> Document | None:
         path = self.path / PROMPTS
         return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+
+
+def _read_object(path: Path, fix: str) -> dict[str, Any]:
+    """A JSON object from `path`, or a `PaprecError` naming the file, what is wrong and `fix`."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as err:
+        raise PaprecError(f"{path}: not UTF-8 text ({err.reason}); {fix}") from None
+    except json.JSONDecodeError as err:
+        raise PaprecError(f"{path}: not valid JSON ({err.msg} at line {err.lineno}); {fix}") from None
+    if not isinstance(data, dict):
+        raise PaprecError(f"{path}: expected a JSON object, found {type(data).__name__}; {fix}")
+    return data

@@ -29,7 +29,7 @@ from paprec_cli.export import Document
 from paprec_cli.inputs import inputs_for
 from paprec_cli.paths import Home
 from paprec_cli.plugins import Registry
-from paprec_cli.registry import model_fingerprint, split_negatives, split_seed
+from paprec_cli.registry import lock_model_for_reading, model_fingerprint, split_negatives, split_seed
 from paprec_cli.search.config import DEFAULT_PROTOCOL, SearchConfig, batch_sizes, protocol_options
 from paprec_cli.search.layout import PromptTokens
 from paprec_cli.search.problem import ModelProblem
@@ -117,6 +117,7 @@ def prepare(config: SearchConfig, registry: Registry, home: Home, device: str,
     if config.manual_template:
         task.manual(config.manual_template)
     dataset = load_dataset(home, config.dataset)
+    lock_model_for_reading(config.model, home)
     bundle = load_model(config.model, home, dataset=dataset,
                         tokenizer=Path(config.tokenizer) if config.tokenizer else None)
     if bundle.folder is not None:
@@ -195,7 +196,13 @@ def manifest(session: SearchSession) -> RunManifest:
 
 
 def check_resumable(session: SearchSession, recorded: RunManifest) -> None:
-    """Refuse to resume against a different dataset or model than the run started with."""
+    """Refuse to resume against a different dataset or model than the run started with (or a manifest
+    without their fingerprints)."""
+    for key in ("dataset", "model"):
+        entry = recorded.get(key)
+        if not isinstance(entry, dict) or not isinstance(entry.get("fingerprint"), str):
+            raise PaprecError(f"--resume: the run's manifest.json has no '{key}.fingerprint' (edited or damaged); "
+                              "the run cannot be resumed; start a new run")
     if recorded["dataset"]["fingerprint"] != session.dataset.fingerprint:
         raise PaprecError(f"--resume: dataset '{session.dataset.name}' changed since the run started "
                           "(fingerprint differs); start a new run")
@@ -236,6 +243,7 @@ class SearchRequest:
     personal_margin: float | None = None
     separator: str | None = None  # P5 input protocol's history separator (None: ",")
     decoding: str = "paprec"  # how the surrogate ranks: "paprec" or "p5"
+    force: bool = False  # write the run into a --run-dir that holds other files
 
 
 @dataclass
@@ -289,9 +297,12 @@ def start(request: SearchRequest, home: Home, registry: Registry, dist: DistCont
                           dist=dist)
         check_resumable(session, recorded)
         return Started(session, run, state, resumed=True)
-    session = prepare(config_of(request, home, registry), registry, home, dist.device, note=note, dist=dist)
+    config = config_of(request, home, registry)
+    if request.run_dir is not None:
+        RunDir.check_new(request.run_dir, request.force)  # before any work: nothing is written on a refusal
+    session = prepare(config, registry, home, dist.device, note=note, dist=dist)
     folder = request.run_dir or new_run_path(home, session.config.task, session.config.dataset)
-    run = dist.run_on_main(lambda: RunDir.create(folder, manifest(session)))
+    run = dist.run_on_main(lambda: RunDir.create(folder, manifest(session), request.force))
     return Started(session, run, None, resumed=False)
 
 

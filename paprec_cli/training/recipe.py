@@ -141,6 +141,7 @@ def check_recipe(recipe: Recipe) -> Recipe:
         (0 <= recipe.dropout < 1, "--dropout", "a probability in [0, 1)"),
         (recipe.weight_decay >= 0, "--weight-decay", "a non-negative number"),
         (recipe.patience >= 1, "--patience", "a positive integer"),
+        (recipe.val_users >= 1, "--val-users", "a positive integer (validation users per epoch)"),
         (recipe.item_init in ITEM_INITS, "--item-init", " or ".join(ITEM_INITS)),
     ]
     for ok, option, expected in checks:

@@ -25,7 +25,7 @@ from paprec_cli.baselines import baseline_results
 from paprec_cli.data.splits import TaskData
 from paprec_cli.data.store import Dataset
 from paprec_cli.distributed import DistContext
-from paprec_cli.errors import PaprecError
+from paprec_cli.errors import Interrupted, PaprecError
 from paprec_cli.output import Output
 from paprec_cli.paths import Home
 from paprec_cli.plugins import Registry
@@ -256,10 +256,11 @@ def _end_epoch(
     })  # fmt: skip
     if improved:
         state.best_epoch, state.best_score = epoch, score
-        if session.is_main:
-            _save_best(session)
     if session.is_main:  # every rank holds the same weights (DDP); rank 0 alone writes them
+        # The resume state first: a failure (a full disk) between the two never leaves a model without it.
         run_state.save_state(session.state_dir, state, session.bundle.model, trainer.optimizer, improved)
+        if improved:
+            _save_best(session)
     mark = " (best)" if improved else ""
     say(
         f"epoch {epoch}: loss {stats.loss:.4f}, {stats.examples_per_s:,.0f} ex/s, validation {_headline(metrics)}{mark}"
@@ -346,6 +347,27 @@ def training_record(session: TrainingSession, result: TrainingResult) -> dict[st
     }  # fmt: skip
 
 
+def claim_and_lock(options: TrainOptions, home: Home, out: Output, resume: bool, dist: DistContext | None, *,
+                   force: bool, explicit_name: bool) -> TrainOptions:
+    """Rank 0 locks the model name for writing and picks a free name (see `setup.claim_model_name`);
+    every rank gets the same options."""
+    from paprec_cli.locks import acquire, lock_path
+    from paprec_cli.training.setup import claim_model_name
+
+    def claim() -> TrainOptions:
+        acquire(lock_path(home.model_dir(options.name)), f"model '{options.name}'")
+        if resume:
+            return options
+        claimed = claim_model_name(home, options, explicit=explicit_name, force=force)
+        if claimed.name != options.name:
+            acquire(lock_path(home.model_dir(claimed.name)), f"model '{claimed.name}'")
+            out.info(f"A model named '{options.name}' exists; training '{claimed.name}' (use --name to choose, "
+                     f"--force to replace '{options.name}')")
+        return claimed
+
+    return dist.run_on_main(claim) if dist is not None else claim()
+
+
 def train(
     options: TrainOptions,
     home: Home,
@@ -354,9 +376,17 @@ def train(
     device: str,
     resume: bool = False,
     dist: DistContext | None = None,
+    *,
+    force: bool = False,
+    explicit_name: bool = True,
 ) -> TrainingResult:
-    """Train (or resume) and return the `--json` result (an empty dict on torchrun ranks other than 0)."""
+    """Train (or resume) and return the `--json` result (an empty dict on torchrun ranks other than 0).
+
+    A fresh run never replaces an existing model without `force` (see `setup.claim_model_name`); the
+    model is locked for writing for the whole run, so a search reading it, or a second train, is refused.
+    """
     wall = time.perf_counter()
+    options = claim_and_lock(options, home, out, resume, dist, force=force, explicit_name=explicit_name)
     if device.startswith("cpu"):
         out.debug(f"CPU training with {cpu_threads(device)} thread(s) (OMP_NUM_THREADS sets it)")
     torch.manual_seed(options.seed)
@@ -366,7 +396,13 @@ def train(
     say = out.info
     counts = session.training.family_counts(session.training.epoch(session.state.epoch + 1))
     say(f"Training {options.name}: {', '.join(f'{k} {v}' for k, v in counts.items())} pairs per epoch on {device}")
-    stopped = train_epochs(session, say)
+    try:
+        stopped = train_epochs(session, say)
+    except KeyboardInterrupt:
+        if session.state.epoch and session.is_main:
+            raise Interrupted(f"epochs 1-{session.state.epoch} are saved; continue with: paprec train --resume "
+                              f"{options.name}") from None
+        raise
     if not session.is_main:  # the test report reads rank 0's files and needs no other rank
         return {}
     return final_report(session, stopped, time.perf_counter() - wall)

@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
+from paprec_cli.checks import check_seed
 from paprec_cli.data import needs
 from paprec_cli.data.splits import N_NEGATIVES
 from paprec_cli.data.store import Dataset, dataset_exists, import_dataset, load_dataset
@@ -110,6 +111,7 @@ def new_options(
     tokenizer: str | None = None,
 ) -> TrainOptions:
     """Options of a fresh run: the size's recipe with command-line overrides."""
+    check_seed(seed)
     if ids not in ID_SCHEMES:
         raise PaprecError(f"--ids {ids}: expected one of {', '.join(ID_SCHEMES)}")
     if time_budget is not None and time_budget <= 0:
@@ -191,3 +193,37 @@ def cli_options(home: Home, *, dataset: str | None, tasks: str | None, size: str
         dataset=dataset, tasks=task_names or [], size=size or "tiny", ids=ids or "atomic", name=name,
         seed=seed, time_budget=time_budget, init=init, overrides=overrides, tokenizer=tokenizer, **parsed,
     )  # fmt: skip
+
+
+def claim_model_name(home: Home, options: TrainOptions, *, explicit: bool, force: bool) -> TrainOptions:
+    """The name a fresh training run writes to, so that no existing model is replaced without `--force`.
+
+    A name is taken when its model folder or its training state exists. An explicit `--name` that is taken
+    is refused (naming `--force`, another `--name` and `--resume`); with `force` the old training state is
+    removed first (the model folder itself is replaced atomically at the first saved epoch). The default
+    name `<dataset>-<size>-<ids>`, when taken, becomes the first free `<default>-2`, `-3`, ... (said on
+    stderr by the caller), so the quick start can be run twice.
+    Raises `PaprecError`.
+    """
+    import shutil
+
+    from paprec_cli.training.state import state_dir
+
+    def taken(name: str) -> bool:
+        return home.model_dir(name).exists() or state_dir(home, name).exists()
+
+    name = options.name
+    if not taken(name):
+        return options
+    if force:
+        shutil.rmtree(state_dir(home, name), ignore_errors=True)
+        return options
+    if explicit:
+        raise PaprecError(
+            f"--name {name}: a model or training state of that name already exists in {home.models}; pass "
+            f"--force to replace it, another --name, or --resume {name} to continue it"
+        )
+    n = 2
+    while taken(f"{name}-{n}"):
+        n += 1
+    return replace(options, name=f"{name}-{n}")
