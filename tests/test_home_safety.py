@@ -424,7 +424,7 @@ def test_raw_user_id_with_markup_is_printed_literally(capsys: pytest.CaptureFixt
     from paprec_cli.commands.common import make_ctx
     from paprec_cli.commands.recommend_cmd import show_one
 
-    answer = {"user": "[/x]", "user_idx": 1, "dataset": "d", "task": "sequential", "prompt": "manual",
+    answer = {"user": "[/x]", "user_idx": 1, "dataset": "d", "task": "sequential", "prompt": {"mode": "manual"},
               "prompt_text": "what next for [/x] [bold]?", "items": [{"rank": 1, "item_idx": 3, "item": "[red]i",
                                                                       "score": -1.0}]}
     show_one(make_ctx(None), "[/x]", answer)
