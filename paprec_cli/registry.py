@@ -160,12 +160,3 @@ def split_negatives(bundle: ModelBundle) -> int:
     value = (getattr(bundle, "config", {}) or {}).get("negatives")
     return int(value) if value is not None else N_NEGATIVES
 
-
-def lock_model_for_reading(model: str, home: Home) -> None:
-    """A shared lock on the model folder for the whole command: `paprec train` cannot rewrite the weights
-    while a search reads them (and a search does not start on a model being trained)."""
-    from paprec_cli.locks import acquire, lock_path
-    from paprec_cli.model.checkpoint import resolve_model_path
-
-    path = resolve_model_path(model, home)
-    acquire(lock_path(path.resolve()), f"model '{path.name}'", shared=True)

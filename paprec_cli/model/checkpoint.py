@@ -165,3 +165,12 @@ def _read_json(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise PaprecError(f"{path}: expected a JSON object")
     return data
+
+
+def lock_model_for_reading(model: str, home: Home) -> None:
+    """A shared lock on the model folder for the whole command: `paprec train` cannot rewrite the weights
+    while a search reads them (and a search does not start on a model being trained)."""
+    from paprec_cli.locks import acquire, lock_path
+
+    path = resolve_model_path(model, home)
+    acquire(lock_path(path.resolve()), f"model '{path.name}'", shared=True)
