@@ -27,6 +27,7 @@ from paprec_cli.errors import PaprecError
 from paprec_cli.evaluate import Details, Results, evaluate_prompts
 from paprec_cli.export import Document
 from paprec_cli.inputs import inputs_for
+from paprec_cli.model.checkpoint import lock_model_for_reading
 from paprec_cli.paths import Home
 from paprec_cli.plugins import Registry
 from paprec_cli.registry import model_fingerprint, split_negatives, split_seed
@@ -117,8 +118,6 @@ def prepare(config: SearchConfig, registry: Registry, home: Home, device: str,
     if config.manual_template:
         task.manual(config.manual_template)
     dataset = load_dataset(home, config.dataset)
-    from paprec_cli.model.checkpoint import lock_model_for_reading
-
     lock_model_for_reading(config.model, home)
     bundle = load_model(config.model, home, dataset=dataset,
                         tokenizer=Path(config.tokenizer) if config.tokenizer else None)
