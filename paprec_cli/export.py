@@ -16,12 +16,14 @@ import io
 import json
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from paprec_cli.errors import PaprecError
 from paprec_cli.paths import atomic_path, write_text_atomic
-from paprec_cli.search.layout import Layout, PromptTokens
 from paprec_cli.textio import read_text_file
+
+if TYPE_CHECKING:  # the search layout pulls in torch; the CLI imports this module at startup
+    from paprec_cli.search.layout import Layout, PromptTokens
 
 FORMAT = "paprec-prompts/1"
 ExportFormat = Literal["json", "parquet", "csv"]
@@ -152,6 +154,8 @@ def check_fingerprints(
 def layout_of(doc: Document) -> Layout:
     """The document's prompt layout (shared prefix/suffix and personal slot counts)."""
     layout = doc["layout"]
+    from paprec_cli.search.layout import Layout
+
     return Layout(int(layout["n_prefix"]), int(layout["n_suffix"]), int(layout["n_personal"]))
 
 
@@ -161,6 +165,8 @@ def _ids(tokens: list[Token]) -> tuple[int, ...]:
 
 def tokens_of(doc: Document, personalized: bool) -> PromptTokens:
     """The document's prompt as `PromptTokens` (without per-user tokens unless `personalized`)."""
+    from paprec_cli.search.layout import PromptTokens
+
     shared = doc["shared"]
     personal = {int(u): _ids(t) for u, t in (doc.get("personal") or {}).items()} if personalized else {}
     return PromptTokens(
