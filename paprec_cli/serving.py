@@ -248,7 +248,7 @@ def top_items_batch(recommender: Recommender, codec: PromptCodec, prompts: Seque
     scores = recommender.score_candidates(batch, ranked.clamp(min=1)).float().cpu().tolist()
     out = []
     for items, row, exclude in zip(ranked.cpu().tolist(), scores, excludes, strict=True):
-        kept = [(int(i), float(s)) for i, s in zip(items, row, strict=True) if int(i) not in exclude]
+        kept = [(int(i), float(s)) for i, s in zip(items, row, strict=True) if int(i) > 0 and int(i) not in exclude]
         out.append(kept[:k])
     return out
 
