@@ -28,19 +28,21 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from paprec_cli.choices import Init, Selection
 from paprec_cli.errors import PaprecError
-from paprec_cli.metrics import RANKING_KEYS
 from paprec_cli.output import Output
 from paprec_cli.paths import Home, atomic_path, write_json_atomic
 from paprec_cli.progress import heartbeat, log_line, search_progress
 from paprec_cli.search.config import SearchConfig
 
 SELECTIONS = Selection.values()
+
+if TYPE_CHECKING:
+    from paprec_cli.specs import TaskSpec
 
 SWEEP_FORMAT = "paprec-sweep/1"
 MANIFEST, CELL = "sweep.json", "cell.json"
@@ -133,13 +135,27 @@ def cells_of(spec: SweepSpec) -> list[Cell]:
     return cells
 
 
-def metric_key(metric: str, kind: str) -> str:
-    """The per-example value behind `metric` for a task of `kind`; a one-line error when unsupported."""
-    known = dict(RATING_METRICS) if kind == "rating" else {k: k for k in RANKING_KEYS}
+def metric_key(metric: str, task: TaskSpec) -> str:
+    """The per-example value behind `metric` (one of the task's declared `example_metric_specs`, or a rating
+    task's MAE, whose per-example value is `abs_error`); a one-line error naming the choices otherwise."""
+    known = {spec.name: spec.name for spec in task.example_metric_specs}
+    if task.kind == "rating":
+        known.update(RATING_METRICS)
     if metric not in known:
-        raise PaprecError(f"--metric {metric}: not a per-user test metric of a {kind} task; "
+        raise PaprecError(f"--metric {metric}: not a per-user test metric of task '{task.name}'; "
                           f"use one of {', '.join(known)}")
     return known[metric]
+
+
+def default_metric(task: TaskSpec) -> str:
+    """NDCG@10 where the task declares it (the paper's figures), MAE for a rating task, else the task's
+    primary metric when it is per-example, else its first per-example metric."""
+    names = [spec.name for spec in task.example_metric_specs]
+    if "NDCG@10" in names:
+        return "NDCG@10"
+    if task.kind == "rating":
+        return "MAE"
+    return task.primary_metric if task.primary_metric in names else names[0]
 
 
 def default_folder(home: Home, spec: SweepSpec) -> Path:
@@ -163,8 +179,8 @@ def run_sweep(spec: SweepSpec, home: Home, out: Output, device: str, folder: Pat
 
     registry = load_registry()
     task = registry.task(spec.task)
-    metric = spec.metric or ("MAE" if task.kind == "rating" else "NDCG@10")
-    key = metric_key(metric, task.kind)
+    metric = spec.metric or default_metric(task)
+    key = metric_key(metric, task)
     if spec.n_boot < 1:
         raise PaprecError(f"--n-boot {spec.n_boot}: expected an integer >= 1")
     cells = cells_of(spec)

@@ -145,7 +145,7 @@ def test_sweep_writes_table_csv_and_plot_and_resumes_after_interruption(
     (["--n-suffix", "1,x"], "--n-suffix 1,x: expected comma-separated integers"),
     (["--n-suffix", "0", "--n-personal", "0"], "has no trigger token"),
     (["--selection", "surrogate,best"], "--selection surrogate,best: expected distinct names"),
-    (["--metric", "RMSE"], "--metric RMSE: not a per-user test metric of a ranking task"),
+    (["--metric", "RMSE"], "--metric RMSE: not a per-user test metric of task 'sequential'"),
 ])
 def test_sweep_option_errors_are_one_line(tiny_home: Home, tmp_path: Path, args: list[str], needle: str) -> None:
     code, _, err = _invoke("sweep", *SEARCH, *args, "--home", str(tiny_home.root), "--out", str(tmp_path / "s"))
@@ -177,3 +177,25 @@ def test_bench_quick_runs_leave_git_status_clean(tmp_path: Path) -> None:
         assert proc.returncode == 0, (script, proc.stderr[-2000:])
         assert status() == before, script
     assert list(tmp_path.glob("paprec-bench-results-*/*.json"))  # the results went to the temporary folder
+
+
+def test_sweep_metric_follows_the_tasks_declared_metrics() -> None:
+    """A plugin task's own per-example metrics are sweepable; the default follows what the task declares."""
+    from types import SimpleNamespace
+
+    from paprec_tasks.rating import RatingTask
+    from paprec_tasks.sequential import SequentialTask
+
+    from paprec_cli.errors import PaprecError
+    from paprec_cli.specs import MetricSpec
+    from paprec_cli.sweep import default_metric, metric_key
+
+    assert default_metric(SequentialTask()) == "NDCG@10" and metric_key("HR@5", SequentialTask()) == "HR@5"
+    assert default_metric(RatingTask()) == "MAE" and metric_key("MAE", RatingTask()) == "abs_error"
+    plugin = SimpleNamespace(name="next-category", kind="ranking", primary_metric="CatHR@10",
+                             example_metric_specs=(MetricSpec("CatHR@1"), MetricSpec("CatHR@10"),
+                                                   MetricSpec("CatRank", smaller=True)))
+    assert default_metric(plugin) == "CatHR@10"  # type: ignore[arg-type]
+    assert metric_key("CatRank", plugin) == "CatRank"  # type: ignore[arg-type]
+    with pytest.raises(PaprecError, match="--metric NDCG@10: not a per-user test metric of task 'next-category'"):
+        metric_key("NDCG@10", plugin)  # type: ignore[arg-type]

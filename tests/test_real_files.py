@@ -162,18 +162,29 @@ def test_grouplens_utf8_is_read_as_utf8_latin1_stays_the_fallback(tmp_path: Path
 @pytest.mark.parametrize(
     ("line", "message"),
     [
-        ("12\tabc\t3\t881250949", r"u.data:2: item id 'abc' is not an integer"),
-        ("12\t3.0\t3\t881250949", r"u.data:2: item id '3.0' is not an integer"),
-        ("u12\t10\t3\t881250949", r"u.data:2: user id 'u12' is not an integer"),
+        ("12\tabc\t3\t881250949", r"u.data:2: item id 'abc' is not a positive integer"),
+        ("12\t3.0\t3\t881250949", r"u.data:2: item id '3.0' is not a positive integer"),
+        ("u12\t10\t3\t881250949", r"u.data:2: user id 'u12' is not a positive integer"),
+        ("-12\t10\t3\t881250949", r"u.data:2: user id '-12' is not a positive integer"),
+        ("12\t10\t9\t881250949", r"u.data:2: rating 9.0 is not a whole star 1-5"),
         ("12\t30\t3\t881250949", r"u.data:2: item 30 is not in u.item"),
         ("12\t10\t3\t881250949\t7", r"u.data:2: .* has more than 4 fields"),
     ],
-    ids=["text-item", "float-item", "text-user", "not-in-catalogue", "extra-column"],
+    ids=["text-item", "float-item", "text-user", "negative-user", "rating-out-of-range", "not-in-catalogue",
+         "extra-column"],
 )
 def test_grouplens_bad_ids_name_the_line(tmp_path: Path, line: str, message: str) -> None:
     folder = write_100k(tmp_path / "ml", f"1\t10\t4\t100\n{line}\n")
     with pytest.raises(DataFormatError, match=message):
         movielens.SPEC_100K.load(folder, ImportOptions())
+
+
+def test_grouplens_ids_with_leading_zeros_name_the_same_user_and_item(tmp_path: Path) -> None:
+    """'0196' and '196' are one GroupLens user (ids are numbers), in the ratings and in the catalogue alike."""
+    folder = write_100k(tmp_path / "ml", "196\t10\t4\t100\n0196\t020\t5\t101\n")
+    raw = movielens.SPEC_100K.load(folder, ImportOptions())
+    assert raw.interactions["user"].to_list() == ["196", "196"]
+    assert raw.interactions["item"].to_list() == ["10", "20"]
 
 
 def test_ml_1m_item_missing_from_movies_dat(tmp_path: Path) -> None:

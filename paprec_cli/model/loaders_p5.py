@@ -112,8 +112,10 @@ def check_p5_indexing(path: Path, dataset: DatasetLike | None) -> None:
     if dataset is None or indexing is None or indexing == P5_INDEXING:
         return
     name = getattr(dataset, "name", "NAME")
+    plugin = str(manifest.get("dataset") or name) if isinstance(manifest, dict) else name
+    stored_as = f" --name {name}" if plugin != name else ""  # an import stored under its own --name
     raise PaprecError(
         f"{path}: a P5 checkpoint expects P5's sequential item ids, but dataset '{name}' was imported with "
         f"{indexing} indexing (other ids, silent garbage); re-import it with "
-        f"`paprec data import {name} --from PATH --indexing sequential`"
+        f"`paprec data import {plugin} --from PATH{stored_as} --indexing sequential`"
     )

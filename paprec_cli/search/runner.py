@@ -270,15 +270,17 @@ def config_of(request: SearchRequest, home: Home, registry: Registry) -> SearchC
                               search_examples=request.search_examples, holdout=request.holdout,
                               personal_margin=request.personal_margin)
     chosen["selection"] = Selection.parse(chosen["selection"], "--selection")
+    init = Init.parse(request.init, "--init")  # option values before the model lookup (its error is not theirs)
+    evaluator = Evaluator.parse(request.evaluator, "--evaluator")
     return SearchConfig(
         task=request.task, dataset=request.dataset, model=request.model or default_model(home, request.dataset),
         n_prefix=0 if request.n_prefix is None else request.n_prefix,
         n_suffix=5 if request.n_suffix is None else request.n_suffix,
-        init=Init.parse(request.init, "--init"), n_personal=request.n_personal,
+        init=init, n_personal=request.n_personal,
         val_users=request.val_users,
         grad_examples=request.grad_examples, max_rounds=request.max_rounds, time_budget=request.time_budget,
         **chosen,
-        evaluator=Evaluator.parse(request.evaluator, "--evaluator"), batch_size=request.batch_size, seed=request.seed,
+        evaluator=evaluator, batch_size=request.batch_size, seed=request.seed,
         allow_list=str(request.allow_list.resolve()) if request.allow_list else None,
         tokenizer=request.tokenizer, separator=request.separator, decoding=request.decoding,
     )

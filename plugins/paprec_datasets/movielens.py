@@ -51,17 +51,29 @@ def _declared(values: dict[str, str]) -> str | None:
 def _ratings(path: Path, sep: str, expected: str, declared: str | None) -> tuple[pl.DataFrame, str]:
     table, encoding = read_delimited(path, sep, RATING_COLUMNS, expected, declared, option_hint=HINT, fallback=FALLBACK,
                                      max_fields=len(RATING_COLUMNS))  # fmt: skip
-    check_integer_ids(table, path, ("user", "item"), expected)
+    table = integer_ids(table, path, ("user", "item"), expected)
+    check_ratings(table, path, expected)
     return table.with_columns(pl.int_range(pl.len(), dtype=pl.Int64).alias("order")), encoding
 
 
-def check_integer_ids(table: pl.DataFrame, path: Path, columns: tuple[str, ...], expected: str) -> None:
-    """GroupLens ids are positive integers written as digits: 'abc', '3.0' or '-1' is an error at its line."""
+def integer_ids(table: pl.DataFrame, path: Path, columns: tuple[str, ...], expected: str) -> pl.DataFrame:
+    """GroupLens ids are positive integers written as digits: 'abc', '3.0' or '-1' is an error at its line.
+    Returns `table` with those ids in canonical decimal form ('0196' and '196' are one user)."""
     for column in columns:
         bad = first_line(table, ~pl.col(column).str.contains(_INTEGER_ID))
         if bad is not None:
             value = table.filter(pl.col("line") == bad[0])[column][0]
-            raise DataFormatError(path, bad[0], f"{column} id '{shorten(str(value))}' is not an integer", expected)
+            what = f"{column} id '{shorten(str(value))}' is not a positive integer"
+            raise DataFormatError(path, bad[0], what, expected)
+    return table.with_columns(pl.col(c).str.strip_chars_start("0").replace("", "0") for c in columns)
+
+
+def check_ratings(table: pl.DataFrame, path: Path, expected: str) -> None:
+    """MovieLens ratings are whole stars 1-5 (GroupLens' README): another value is an error at its line."""
+    bad = first_line(table, ~pl.col("rating").is_in([1.0, 2.0, 3.0, 4.0, 5.0]))
+    if bad is not None:
+        value = table.filter(pl.col("line") == bad[0])["rating"][0]
+        raise DataFormatError(path, bad[0], f"rating {value} is not a whole star 1-5", expected)
 
 
 def check_catalogue(table: pl.DataFrame, items: pl.DataFrame, path: Path, catalogue: Path) -> None:
@@ -108,7 +120,7 @@ def load_100k(path: Path | None, options: ImportOptions) -> RawDataset:
         flags = [pl.when(pl.col("fields").list.get(5 + i) == "1").then(pl.lit(g)) for i, g in enumerate(genres)
                  if g != "unknown"]  # fmt: skip
         frame = frame.with_columns(pl.col("fields").list.get(0).str.strip_chars().alias("item"))
-        check_integer_ids(frame, item_path, ("item",), expected)
+        frame = integer_ids(frame, item_path, ("item",), expected)
         items = frame.select(
             "item",
             pl.col("fields").list.get(1).alias("title"),
@@ -136,7 +148,7 @@ def load_1m(path: Path | None, options: ImportOptions) -> RawDataset:
             movies, "::", {"item": pl.String, "title": pl.String, "genres": pl.String}, expected, declared,
             option_hint=HINT, fallback=FALLBACK, max_fields=3,
         )  # fmt: skip
-        check_integer_ids(frame, movies, ("item",), expected)
+        frame = integer_ids(frame, movies, ("item",), expected)
         items = frame.select(
             "item", "title", pl.col("genres").str.split("|").list.eval(pl.element().filter(pl.element() != ""))
             .alias("attributes"),
