@@ -15,14 +15,23 @@ What is measured, and how:
   home), else a randomly initialised model of `--size` saved once into the scratch home (fine for cost,
   not for prompt quality: say so in reports). Every cap (`--max-rounds`, sizes) is recorded in the JSON.
 
+Seconds per round (`--per-round`): one search per `--points` entry (default `synthetic:600,beauty:5000`:
+600 synthetic and 5,000 Beauty validation users), each in its own child process with its own dataset and
+model, reported in one table and one JSON (`search-rounds-<machine>.json`): `round_s` is the wall time of
+each round, summed from the run's `trajectory.jsonl` steps (gradients, candidates, surrogate evaluation;
+not `prepare_s`), and `s_per_round` their mean. Its result goes to a fresh temporary folder unless `--out`
+(or `$PAPREC_BENCH_OUT`) is given, so before/after comparisons do not overwrite `bench/results/`.
+
 Usage: python bench/search.py [--quick] [--json] [--dataset synthetic|beauty] [--val-users 500,5000,all]
        [--max-rounds R] [--top-k K] [--evaluator fast|beam] [--protocol paper|transfer] [--device cpu|cuda]
+       python bench/search.py --per-round [--points synthetic:600,beauty:5000] [--max-rounds R] [--out DIR]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -32,6 +41,7 @@ from typing import Any
 
 import torch
 from common import (
+    OUT_ENV,
     SCRATCH_HOME,
     add_common_args,
     document,
@@ -77,6 +87,7 @@ def run_one(args: argparse.Namespace) -> dict[str, Any]:
         with stopwatch(device) as searched:
             state = runner.search(session, run, None)
         search_cpu = time.process_time() - cpu
+        round_s = seconds_per_round(Path(tmp) / "run" / "trajectory.jsonl")
         finalize_s = None
         if args.finalize:
             with stopwatch(device) as fin:
@@ -95,12 +106,24 @@ def run_one(args: argparse.Namespace) -> dict[str, Any]:
         "stop_reason": state.stop_reason,
         "s_per_user": round(searched[0] / max(1, len(problem.users)), 6),
         "s_per_step": round(searched[0] / max(1, state.steps), 4),
-        "s_per_round": round(searched[0] / max(1, state.round), 3),
+        "round_s": round_s,
+        "s_per_round": round(sum(round_s) / len(round_s), 3) if round_s else None,
         "initial_surrogate": state.initial_value,
         "final_surrogate": state.history[-1] if state.history else state.initial_value,
         "batch_sizes": dict(zip(("surrogate", "gradient"), batch_sizes(config.batch_size, str(device)), strict=True)),
         **peak_memory(device),
     }
+
+
+def seconds_per_round(trajectory: Path) -> list[float]:
+    """Wall seconds of each round, in round order: the sum of its steps' `seconds` in `trajectory.jsonl`."""
+    totals: dict[int, float] = {}
+    if trajectory.is_file():
+        for line in trajectory.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                step = json.loads(line)
+                totals[int(step["round"])] = totals.get(int(step["round"]), 0.0) + float(step.get("seconds") or 0.0)
+    return [round(totals[r], 3) for r in sorted(totals)]
 
 
 # -- the parent: model, sizes, children, table -----------------------------------------------------------
@@ -143,6 +166,55 @@ def parse_sizes(text: str, total: int) -> list[int]:
     """`500,5000,all` -> sorted distinct user counts, each at most `total`."""
     sizes = {total if part.strip() == "all" else min(int(part), total) for part in text.split(",") if part.strip()}
     return sorted(sizes)
+
+
+def parse_points(text: str) -> list[tuple[str, int]]:
+    """`synthetic:600,beauty:5000` -> [("synthetic", 600), ("beauty", 5000)]."""
+    points = []
+    for part in text.split(","):
+        name, sep, users = part.strip().partition(":")
+        if not sep or not name or not users.strip().isdigit() or int(users) < 1:
+            raise SystemExit(f"--points: '{part}' is not <dataset>:<users> (e.g. synthetic:600)")
+        points.append((name, int(users)))
+    return points
+
+
+def per_round(args: argparse.Namespace) -> dict[str, Any]:
+    """`--per-round`: one search per point, seconds per round in one table and one JSON document."""
+    device = resolve_device(args.device)
+    started, rows = time.perf_counter(), []
+    for dataset, wanted in parse_points(args.points):
+        point = argparse.Namespace(**{**vars(args), "dataset": dataset})
+        home, model, source = resolve_model(point)
+        users = min(wanted, validation_users(home, point))
+        left = args.max_seconds - (time.perf_counter() - started) if args.max_seconds else args.child_timeout
+        found = child(point, home, model, users, min(left, args.child_timeout)) if left >= 5 else {
+            "users": users, "error": "not run (out of time)"}
+        rows.append({"dataset": dataset, "requested_users": wanted, "model_source": source, "model": str(model),
+                     **found})
+    hidden = ("one", "model_path")
+    settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k not in hidden}
+    caps = {"max_rounds": args.max_rounds, "points": args.points, "n_suffix": args.n_suffix, "top_k": args.top_k,
+            "grad_examples": args.grad_examples}
+    doc = document("search-rounds", device, settings=settings,
+                   sizes={"model_size": args.size, "ids": args.ids, "torch_threads": torch.get_num_threads()},
+                   caps=caps, results={"per_point": rows}, parent_memory=peak_memory(device))
+    out = args.out or (Path(os.environ[OUT_ENV]) if os.environ.get(OUT_ENV) else None)
+    out = out or Path(tempfile.mkdtemp(prefix="paprec-bench-rounds-"))
+    path = write_result(doc, out, device, suffix="-quick" if args.quick else "")
+    table = [(r["dataset"], r["users"], r.get("model_source"), r.get("rounds"), r.get("steps"), r.get("s_per_round"),
+              " ".join(f"{s:.2f}" for s in r.get("round_s") or []) or r.get("error", "-"), r.get("search_s"),
+              r.get("prepare_s")) for r in rows]  # fmt: skip
+    print_table(
+        f"search seconds per round: {args.size}/{args.ids}, max {args.max_rounds} rounds, top-{args.top_k}, "
+        f"on {device} ({torch.get_num_threads()} threads)",
+        ["dataset", "users", "model", "rounds", "steps", "s/round", "each round s", "search s", "prepare s"],
+        table, stream=sys.stderr if args.json else None,
+    )
+    say(f"wrote {path}")
+    if args.json:
+        emit_json(doc | {"result_file": str(path)})
+    return doc
 
 
 def child(args: argparse.Namespace, home: Any, model: Path, users: int, timeout: float) -> dict[str, Any]:
@@ -194,6 +266,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--child-timeout", type=float, default=3600.0, help="seconds allowed per size")
     parser.add_argument("--max-seconds", type=float, default=None,
                         help="total seconds for all sizes: a size that would overrun is stopped and reported")
+    parser.add_argument("--per-round", action="store_true",
+                        help="seconds per round at each --points entry, one table and JSON (temporary folder "
+                             "unless --out)")
+    parser.add_argument("--points", default="synthetic:600,beauty:5000",
+                        help="--per-round: comma-separated <dataset>:<validation users>")
     parser.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)  # child mode: one size
     parser.add_argument("--model-path", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -212,6 +289,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
     if args.one is not None:
         print(json.dumps(run_one(args)), flush=True)
         return None
+    if args.per_round:
+        return per_round(args)
     device = resolve_device(args.device)
     home, model, source = resolve_model(args)
     total = validation_users(home, args)

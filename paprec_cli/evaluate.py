@@ -6,7 +6,8 @@ search itself never calls this on the test split before it has finished.
 
 - manual: the task's default (or the document's) template, rendered with each example's `values`;
 - shared: the automatic layout with the shared tokens and the default personal token(s) for everyone;
-- personalized: each user's own personal tokens where the search found some, else the default.
+- personalized: each user's own personal tokens where the search found some, else the default;
+- references (optional, `paprec_cli.references`): further per-user prompts scored the same way.
 
 Under torchrun (`dist`), each rank predicts a contiguous share of whole batches of the single-process
 batch order and the predictions are gathered to every rank before any metric is computed, so results,
@@ -15,7 +16,7 @@ per-example values and their order are exactly those of one process.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -145,8 +146,12 @@ def score_prompts(recommender: Any, task: TaskSpec, examples: Sequence[Example],
 def evaluate_prompts(bundle: Any, task: TaskSpec, data: Any, prompts_doc: dict[str, Any],
                      parts: Sequence[str] = ("validation", "test"), batch_size: int = 256,
                      device: str | None = None, recommender: Any = None,
-                     dist: DistContext | None = None) -> tuple[Results, Details]:
+                     dist: DistContext | None = None,
+                     references: Mapping[str, PromptTokens] | None = None) -> tuple[Results, Details]:
     """({variant: {part: {metric: value}}}, {variant: {part: PerExample}}) for manual/shared/personalized.
+
+    `references` (e.g. `paprec_cli.references`' oracle / history_word prompts) are scored as further
+    variants under their own names, after the three above.
 
     With `dist`, every rank must call this with the same arguments: each predicts its share, all get
     the full results.
@@ -156,8 +161,9 @@ def evaluate_prompts(bundle: Any, task: TaskSpec, data: Any, prompts_doc: dict[s
     rec = recommender or Recommender(bundle.model, bundle.codec, device)
     codec, layout = rec.codec, layout_of(prompts_doc)
     variants = {"shared": tokens_of(prompts_doc, False), "personalized": tokens_of(prompts_doc, True)}
-    results: Results = {v: {} for v in VARIANTS}
-    details: Details = {v: {} for v in VARIANTS}
+    variants.update(references or {})
+    results: Results = {v: {} for v in (*VARIANTS, *variants)}
+    details: Details = {v: {} for v in (*VARIANTS, *variants)}
     for part in parts:
         examples = task.examples(data, part)  # type: ignore[arg-type]
         prompts = manual_prompts(codec, task, examples, prompts_doc.get("manual_template"))

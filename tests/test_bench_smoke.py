@@ -58,3 +58,26 @@ def test_bench_fit_exponent() -> None:
     assert fit_exponent([100, 1000], [1.0, 10.0]) == pytest.approx(1.0)
     assert fit_exponent([100, 400], [1.0, 16.0]) == pytest.approx(2.0)
     assert fit_exponent([100], [1.0]) is None
+
+
+def test_bench_search_per_round_helpers(tmp_path: Path) -> None:
+    """`bench/search.py --per-round`: points parse, and each round's seconds sum its trajectory steps."""
+    sys.path.insert(0, str(BENCH))
+    try:
+        import search as bench_search
+    finally:
+        sys.path.remove(str(BENCH))
+    try:
+        assert bench_search.parse_points("synthetic:600, beauty:5000") == [("synthetic", 600), ("beauty", 5000)]
+        for bad in ("synthetic", "beauty:0", ":5", "beauty:x"):
+            with pytest.raises(SystemExit, match="--points"):
+                bench_search.parse_points(bad)
+        lines = [{"step": 1, "round": 1, "seconds": 1.25}, {"step": 2, "round": 1, "seconds": 0.5},
+                 {"step": 3, "round": 2, "seconds": 2.0}]
+        path = tmp_path / "trajectory.jsonl"
+        path.write_text("".join(json.dumps(x) + "\n" for x in lines), encoding="utf-8")
+        assert bench_search.seconds_per_round(path) == [1.75, 2.0]
+        assert bench_search.seconds_per_round(tmp_path / "missing.jsonl") == []
+    finally:
+        sys.modules.pop("common", None)
+        sys.modules.pop("search", None)

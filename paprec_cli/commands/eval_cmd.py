@@ -34,22 +34,23 @@ if TYPE_CHECKING:  # evaluate pulls in the model stack; the CLI imports commands
 
 #: Per-example values where lower is better (rating errors); all others are higher-is-better.
 LOWER_IS_BETTER = frozenset({"squared_error", "abs_error", "RMSE", "MAE"})
-COMPARISONS = {"shared_vs_manual": "shared", "personalized_vs_manual": "personalized"}
 PARTS = ("validation", "test")
 
 
 def paired_differences(details: dict[str, dict[str, Any]], part: str, n_boot: int, seed: int) -> dict[str, Any]:
-    """`{comparison: {value: {"mean_diff","ci_low","ci_high","n"}}}`: automatic minus manual, per user.
+    """`{comparison: {value: {"mean_diff","ci_low","ci_high","n"}}}`: variant minus baseline, per user.
 
-    Values are the surrogate and every per-example metric, averaged per user first (a rating user has
-    several test examples), and paired on the users both variants were evaluated on.
+    Comparisons are `references.comparisons`: every variant (shared, personalized, references) minus
+    manual, then personalized minus each reference. Values are the surrogate and every per-example metric,
+    averaged per user first (a rating user has several test examples), and paired on the users both
+    variants were evaluated on.
     """
     from paprec_cli.metrics import paired_bootstrap
+    from paprec_cli.references import comparisons
 
-    manual = details["manual"].get(part)
     out: dict[str, Any] = {}
-    for name, variant in COMPARISONS.items():
-        auto = details[variant].get(part)
+    for name, (variant, baseline) in comparisons(details).items():
+        auto, manual = details[variant].get(part), details[baseline].get(part)
         out[name] = {}
         if manual is None or auto is None or len(manual.users) == 0:
             continue
@@ -113,6 +114,27 @@ def taste_of(bound: Any) -> dict[str, Any] | None:
     return taste_agreement(bound.doc, bound.dataset, words)
 
 
+def reference_lines(references: dict[str, Any]) -> list[str]:
+    """One line per requested reference prompt: how many users got a word, or why it is unavailable."""
+    lines = []
+    for name, rep in references.items():
+        if not rep.get("available"):
+            lines.append(f"reference {name}: unavailable: {rep.get('reason')}")
+            continue
+        examples = ", ".join(rep.get("missing_examples") or []) or "-"
+        if "top_not_usable" in rep:
+            missing = (f"most frequent attribute not one vocabulary word for {rep['top_not_usable']} "
+                       f"(next usable one taken; e.g. {examples})")
+        else:
+            missing = (f"taste word not in the candidate vocabulary for {rep.get('not_in_vocabulary', 0)} "
+                       f"(e.g. {examples})")
+        lines.append(
+            f"reference {name}: a word for {rep['users']} users, none for {rep['users_without_word']} "
+            f"(they keep the shared prompt); {missing}"
+        )
+    return lines
+
+
 def _fmt(value: Any) -> str:
     return "-" if value is None or (isinstance(value, float) and not math.isfinite(value)) else f"{value:.4f}"
 
@@ -138,9 +160,9 @@ def results_table(results: dict[str, Any], baselines: dict[str, Any], parts: lis
 
 
 def paired_table(paired: dict[str, Any], part: str) -> Table:
-    """One row per value; each cell `mean diff [95% CI] verdict` for one automatic variant vs manual."""
+    """One row per value; each cell `mean diff [95% CI] verdict` for one comparison (variant - baseline)."""
     table = Table(
-        title=f"automatic - manual, paired per user on {part}",
+        title=f"prompt - baseline prompt, paired per user on {part}",
         caption=escape("mean [95% bootstrap CI]; 'noise' = the CI includes 0: no evidence of a difference"),
     )
     table.add_column("value")
@@ -163,22 +185,22 @@ def paired_table(paired: dict[str, Any], part: str) -> Table:
 
 
 def summary(paired: dict[str, Any]) -> list[str]:
-    """Plain sentences on the surrogate difference of each automatic prompt, so noise is not sold as a gain."""
+    """Plain sentences on the surrogate difference of each comparison, so noise is not sold as a gain."""
     lines = []
     for name, per_key in paired.items():
         stats = per_key.get("surrogate")
         if not stats:
             continue
         word = verdict("surrogate", stats)
-        what = name.replace("_vs_manual", "")
+        what, baseline = name.split("_vs_", 1)
         interval = f"{_signed(stats['ci_low'])} to {_signed(stats['ci_high'])}"
         if word == "noise":
             lines.append(
-                f"{what} vs manual: the 95% CI of the per-user difference ({interval}) includes 0: "
-                "no evidence that it differs from the manual prompt on test"
+                f"{what} vs {baseline}: the 95% CI of the per-user difference ({interval}) includes 0: "
+                f"no evidence that it differs from the {baseline} prompt on test"
             )
         else:
-            lines.append(f"{what} vs manual: {word} on test (per-user difference 95% CI {interval}, excludes 0)")
+            lines.append(f"{what} vs {baseline}: {word} on test (per-user difference 95% CI {interval}, excludes 0)")
     return lines
 
 
@@ -192,10 +214,12 @@ class Evaluated:
     data: Any  # TaskData
     results: Results
     details: Details
+    references: dict[str, Any]  # name -> references.Reference.report
 
 
 def evaluate_source(source: str | Path, model: str | None, home: Path | None, batch_size: int | None, device: str,
-                    json_out: bool, quiet: bool, verbose: bool) -> Evaluated | None:
+                    json_out: bool, quiet: bool, verbose: bool,
+                    reference_names: tuple[str, ...] = ()) -> Evaluated | None:
     """The prompts' scores on validation and test, on rank 0; None on the other ranks.
 
     The only part split across processes: every rank opens the same prompts and predicts its share;
@@ -205,6 +229,7 @@ def evaluate_source(source: str | Path, model: str | None, home: Path | None, ba
     from paprec_cli.distributed import distributed
     from paprec_cli.evaluate import evaluate_prompts
     from paprec_cli.export import open_prompts
+    from paprec_cli.references import reference_prompts
     from paprec_cli.search.config import batch_sizes
 
     with distributed(resolve_device(device)) as dist:
@@ -214,9 +239,12 @@ def evaluate_source(source: str | Path, model: str | None, home: Path | None, ba
         task = ctx.registry.task(str(bound.doc["task"]), option="the prompts' task")
         data = TaskData(bound.dataset, bound.split_seed)
         ctx.out.info(f"Evaluating {task.name} prompts from {bound.source} on '{bound.dataset.name}'")
+        refs = reference_prompts(reference_names, bound.doc, data, task, bound.bundle.codec, PARTS)
+        tokens = {name: ref.tokens for name, ref in refs.items() if ref.tokens is not None}
         results, details = evaluate_prompts(bound.bundle, task, data, bound.doc, parts=PARTS, batch_size=batch_size,
-                                            device=dist.device, dist=dist)
-    return Evaluated(ctx, bound, task, data, results, details) if dist.is_main else None
+                                            device=dist.device, dist=dist, references=tokens)
+    reports = {name: ref.report for name, ref in refs.items()}
+    return Evaluated(ctx, bound, task, data, results, details, reports) if dist.is_main else None
 
 
 def report(found: Evaluated, n_boot: int, seed: int, with_baselines: bool) -> None:
@@ -226,7 +254,9 @@ def report(found: Evaluated, n_boot: int, seed: int, with_baselines: bool) -> No
     baselines = baselines_for(data, task, "test") if with_baselines else {}
     protocol = protocol_of(bound, task, data, task.examples(data, "test"))
     ctx.out.show(results_table(results, baselines, list(PARTS)))
-    ctx.out.show(paired_table(paired, "test"))
+    names = list(paired)
+    for start in range(0, len(names), 2):  # two comparisons per table: readable in 80 columns
+        ctx.out.show(paired_table({n: paired[n] for n in names[start : start + 2]}, "test"))
     ctx.out.show(
         escape(
             "protocol: "
@@ -234,6 +264,8 @@ def report(found: Evaluated, n_boot: int, seed: int, with_baselines: bool) -> No
         )
     )
     for line in summary(paired):
+        ctx.out.show(escape(line))
+    for line in reference_lines(found.references):
         ctx.out.show(escape(line))
     taste = taste_of(bound)
     if taste is not None and taste.get("agreement") is not None:
@@ -252,6 +284,7 @@ def report(found: Evaluated, n_boot: int, seed: int, with_baselines: bool) -> No
             "protocol": protocol,
             "baselines": baselines,
             "taste_agreement": taste,
+            "references": found.references,
         }
     )
 
@@ -273,6 +306,10 @@ def register(app: PaprecTyper) -> None:
         batch_size: Annotated[
             int | None, typer.Option("--batch-size", help="Prompts per model batch (default 256; 2048 on CUDA).")
         ] = None,
+        references: Annotated[
+            str,
+            typer.Option("--references", help="Reference prompts: comma list of oracle,history_word; all; none."),
+        ] = "all",
         device: DeviceOpt = "auto",
         seed: SeedOpt = 0,
         json_out: JsonOpt = False,
@@ -282,6 +319,10 @@ def register(app: PaprecTyper) -> None:
     ) -> None:
         """Evaluate manual, shared and personalized prompts of a run (or a prompts file) on validation and test.
 
+        Reference prompts (default: all the run and dataset allow) put one word per user in the run's
+        personal slot after its shared tokens: `oracle` the hidden taste word (synthetic), `history_word`
+        the most frequent attribute of the user's training items; unavailable ones say why.
+
         The prompts name their task, dataset and model; for automatic vs manual the per-user paired
         difference is reported with a 95% bootstrap confidence interval. Under torchrun the model's
         predictions are split across processes; rank 0 alone prints (docs/DISTRIBUTED.md).
@@ -290,7 +331,10 @@ def register(app: PaprecTyper) -> None:
             raise PaprecError("give a run (paprec eval RUN) or --prompts FILE, not both and not neither")
         if n_boot < 1 or (batch_size is not None and batch_size < 1):
             raise PaprecError("--n-boot and --batch-size must be integers >= 1")
+        from paprec_cli.references import parse_references
+
+        names = parse_references(references)
         source: str | Path = run if run is not None else prompts  # type: ignore[assignment]
-        found = evaluate_source(source, model, home, batch_size, device, json_out, quiet, verbose)
+        found = evaluate_source(source, model, home, batch_size, device, json_out, quiet, verbose, names)
         if found is not None:  # rank 0 (or the only process)
             report(found, n_boot, seed, baselines)

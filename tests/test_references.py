@@ -1,0 +1,234 @@
+"""Reference prompts of `paprec eval` (paprec_cli.references): the oracle's word is the truth table's,
+history_word reads training items only (with its tie rule), unavailable references say why, and
+`paprec eval --json` carries both under `results` and `paired`."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from test_export_helpers import tiny_document, tiny_home, write_json
+from typer.testing import CliRunner
+
+from paprec_cli.cli import app
+from paprec_cli.data.splits import leave_one_out
+from paprec_cli.errors import PaprecError
+from paprec_cli.paths import Home
+from paprec_cli.references import (
+    build_references,
+    comparisons,
+    most_frequent_word,
+    parse_references,
+    reference_prompts,
+)
+from paprec_cli.search.layout import Layout, PromptTokens
+
+WORDS = {"red": 10, "blue": 11, "green": 12, "pale": 13, "skin": 14}
+BASE = PromptTokens(shared=(1, 2), personal_default=(3,), personal={9: (4,)})
+
+
+class StubCodec:
+    """Words of WORDS are candidate tokens; "Skin Care" has no single token."""
+
+    def candidate_vocab(self) -> np.ndarray:
+        return np.asarray(sorted(WORDS.values()))
+
+    def token_id(self, text: str) -> int:
+        if text in WORDS:
+            return WORDS[text]
+        raise PaprecError(f"'{text}' is not a single token")
+
+
+@dataclass
+class StubDataset:
+    item_attributes: list[list[str]]
+    manifest: dict[str, Any] = field(default_factory=lambda: {"extras": []})
+    name: str = "stub"
+
+
+@dataclass
+class StubData:
+    dataset: StubDataset
+    sequences: list[np.ndarray]
+
+    @property
+    def loo(self) -> Any:
+        return leave_one_out(self.sequences)
+
+
+def stub_data() -> StubData:
+    # item:        1      2      3       4        5        6            7
+    attrs = [[], ["red"], ["red"], ["blue"], ["blue"], ["blue"], ["Skin Care"], ["Skin Care", "pale"]]
+    sequences = [
+        np.zeros(0, np.int64),
+        np.asarray([1, 2, 3, 4, 5]),  # train 1,2,3: red 2, blue 1 -> red; with val/test 4,5: blue 3 -> blue
+        np.asarray([3, 1, 4, 5]),  # train 3,1: blue 1, red 1: a tie, red occurs later -> red
+        np.asarray([6, 6, 7, 1, 2]),  # train: "Skin Care" 3 (no token), pale 1 -> pale; top not usable
+        np.asarray([6, 1, 2]),  # train: "Skin Care" only -> no word
+    ]
+    return StubData(StubDataset(attrs), sequences)
+
+
+def test_history_word_uses_training_items_only_and_breaks_ties() -> None:
+    refs = build_references(["history_word"], BASE, Layout(0, 2, 1), stub_data(), "ranking",  # type: ignore[arg-type]
+                            [1, 2, 3, 4], StubCodec())
+    ref = refs["history_word"]
+    assert ref.tokens is not None and ref.report["available"] is True
+    # user 1: "blue" would win if the validation and test items (4, 5) were counted
+    assert dict(ref.tokens.personal) == {1: (WORDS["red"],), 2: (WORDS["red"],), 3: (WORDS["pale"],)}
+    assert ref.tokens.shared == BASE.shared and ref.tokens.personal_default == BASE.personal_default
+    assert ref.report["users"] == 3 and ref.report["users_without_word"] == 1
+    assert ref.report["top_not_usable"] == 2 and ref.report["missing_examples"] == ["Skin Care"]
+
+
+def test_most_frequent_word_tie_rule() -> None:
+    attrs = [[], ["b"], ["a"], ["c"]]
+    usable: dict[str, int | None] = {"a": 1, "b": 2, "c": None}
+    assert most_frequent_word([1, 2], attrs, usable) == ("a", "a")  # tie: the latest occurrence wins
+    assert most_frequent_word([2, 1], attrs, usable) == ("b", "b")
+    assert most_frequent_word([1, 2, 2, 1], attrs, usable) == ("b", "b")  # tie, latest tie: b
+    assert most_frequent_word([3, 3, 1], attrs, usable) == ("b", "c")
+    assert most_frequent_word([], attrs, usable) == (None, None)
+
+
+def test_second_personal_slot_keeps_the_default() -> None:
+    base = PromptTokens(shared=(1,), personal_default=(3, 5))
+    ref = build_references(["history_word"], base, Layout(0, 1, 2), stub_data(), "ranking",  # type: ignore[arg-type]
+                           [1], StubCodec())["history_word"]
+    assert ref.tokens is not None and dict(ref.tokens.personal) == {1: (WORDS["red"], 5)}
+
+
+def test_unavailable_references_say_why() -> None:
+    data = stub_data()
+    refs = build_references(["oracle", "history_word"], BASE, Layout(0, 2, 0), data, "ranking",  # type: ignore[arg-type]
+                            [1, 2], StubCodec())
+    for name in ("oracle", "history_word"):
+        assert refs[name].tokens is None and refs[name].report["available"] is False
+        assert "no personal slot" in refs[name].report["reason"]
+    refs = build_references(["oracle"], BASE, Layout(0, 2, 1), data, "ranking", [1], StubCodec())  # type: ignore[arg-type]
+    assert refs["oracle"].tokens is None and "no truth table" in refs["oracle"].report["reason"]
+    bare = StubData(StubDataset([[], [], []]), data.sequences)
+    refs = build_references(["history_word"], BASE, Layout(0, 2, 1), bare, "ranking", [1], StubCodec())  # type: ignore[arg-type]
+    assert "no item attributes" in refs["history_word"].report["reason"]
+    refs = build_references(["history_word"], BASE, Layout(0, 2, 1), data, "ranking", [4], StubCodec())  # type: ignore[arg-type]
+    assert refs["history_word"].tokens is None and "candidate vocabulary" in refs["history_word"].report["reason"]
+
+
+def test_parse_references_and_comparisons() -> None:
+    assert parse_references(None) == ("oracle", "history_word") == parse_references("all")
+    assert parse_references("none") == ()
+    assert parse_references("history_word, oracle") == ("oracle", "history_word")
+    with pytest.raises(PaprecError, match="--references"):
+        parse_references("oracle,bogus")
+    names = comparisons(["manual", "shared", "personalized", "history_word"])
+    assert names == {"shared_vs_manual": ("shared", "manual"), "personalized_vs_manual": ("personalized", "manual"),
+                     "history_word_vs_manual": ("history_word", "manual"),
+                     "personalized_vs_history_word": ("personalized", "history_word")}
+
+
+# --- on the tiny synthetic model (a truth table and category/brand attributes) ---
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Home:
+    return tiny_home(tmp_path_factory.mktemp("home"))
+
+
+def test_oracle_word_is_the_truth_tables(home: Home) -> None:
+    from paprec_cli.data.splits import TaskData
+    from paprec_cli.data.store import load_dataset
+    from paprec_cli.model import load_model
+    from paprec_cli.plugins import load_registry
+
+    dataset = load_dataset(home, "synthetic")
+    codec = load_model(home.model_dir("synthetic-tiny-atomic"), home).codec
+    task = load_registry().task("sequential")
+    data = TaskData(dataset, 0)
+    refs = reference_prompts(["oracle", "history_word"], tiny_document(home), data, task, codec)
+    oracle = refs["oracle"]
+    assert oracle.tokens is not None and oracle.report["not_in_vocabulary"] == 0
+    truth = dataset.extra("truth")
+    first = dict(zip(truth["user"].to_list(), [t[0] for t in truth["taste"].to_list()], strict=True))
+    users = {ex.user for part in ("validation", "test") for ex in task.examples(data, part)}
+    assert set(oracle.tokens.personal) == users and oracle.report["users"] == len(users)
+    for user, tokens in oracle.tokens.personal.items():
+        assert codec.token_text(tokens[0]) == first[dataset.user_raw_id(user)]
+    history = refs["history_word"]
+    assert history.tokens is not None and history.report["users"] == len(users)
+    attributes = {a for attrs in dataset.item_attributes for a in attrs}
+    assert {codec.token_text(t[0]) for t in history.tokens.personal.values()} <= attributes
+
+
+def invoke(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(app, list(args))
+    if result.exception and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.mark.slow
+def test_eval_json_carries_references(home: Home, tmp_path: Path) -> None:
+    path = write_json(tmp_path / "p.json", tiny_document(home))
+    code, stdout, stderr = invoke("eval", "--prompts", str(path), "--home", str(home.root), "--device", "cpu",
+                                  "--n-boot", "100", "--no-baselines", "--json")  # fmt: skip
+    assert code == 0, stderr
+    out = json.loads(stdout.strip().splitlines()[-1])
+    for name in ("oracle", "history_word"):
+        assert set(out["results"][name]) == {"validation", "test"}
+        assert out["references"][name]["available"] is True
+        for pair in (f"{name}_vs_manual", f"personalized_vs_{name}"):
+            stats = out["paired"][pair]["HR@10"]
+            assert stats["n"] == 40 and stats["ci_low"] <= stats["mean_diff"] <= stats["ci_high"]
+    assert "reference oracle: a word for 40 users" in stderr
+
+
+@pytest.mark.slow
+def test_eval_reports_unavailable_and_refuses_unknown(home: Home, tmp_path: Path) -> None:
+    doc = tiny_document(home, personal_users=())
+    doc["layout"]["n_personal"] = 0
+    doc["shared"]["personal_default"] = doc["initial"]["personal"] = []
+    path = write_json(tmp_path / "p.json", doc)
+    code, stdout, stderr = invoke("eval", "--prompts", str(path), "--home", str(home.root), "--device", "cpu",
+                                  "--n-boot", "50", "--no-baselines", "--json", "--references", "history_word")
+    assert code == 0, stderr
+    out = json.loads(stdout.strip().splitlines()[-1])
+    assert set(out["references"]) == {"history_word"} and out["references"]["history_word"]["available"] is False
+    assert "history_word" not in out["results"] and "history_word_vs_manual" not in out["paired"]
+    assert "reference history_word: unavailable: the run's layout has no personal slot" in stderr
+    code, _, stderr = invoke("eval", "--prompts", str(path), "--home", str(home.root), "--references", "orcale")
+    assert code == 2 and len(stderr.strip().splitlines()) == 1 and "--references" in stderr
+
+
+@pytest.mark.realdata
+def test_history_word_on_beauty_skips_multi_word_attributes(tmp_path: Path) -> None:
+    """Beauty: most users' most frequent attribute is a multi-word category ("Skin Care"): counted, and
+    the word given is an attribute of one of the user's training items."""
+    from conftest import shared_data
+
+    from paprec_cli.data.splits import TaskData
+    from paprec_cli.data.store import import_dataset, load_dataset
+    from paprec_cli.model import build_codec
+    from paprec_cli.plugins import load_registry
+
+    folder = shared_data("beauty")
+    home = Home.resolve(tmp_path)
+    registry = load_registry()
+    import_dataset(registry.dataset("beauty"), folder, home)
+    dataset = load_dataset(home, "beauty")
+    codec = build_codec(dataset, "atomic", [t.source for e in registry.tasks.values() for t in e.spec.templates])
+    data = TaskData(dataset, 0)
+    users = data.loo.users("test").tolist()
+    refs = build_references(["oracle", "history_word"], BASE, Layout(0, 2, 1), data, "ranking", users, codec)
+    assert refs["oracle"].report["available"] is False and "no truth table" in refs["oracle"].report["reason"]
+    ref = refs["history_word"]
+    assert ref.tokens is not None and ref.report["users"] + ref.report["users_without_word"] == len(users)
+    assert ref.report["users"] > 0.9 * len(users) and ref.report["top_not_usable"] > 0
+    assert any(" " in w for w in ref.report["missing_examples"])  # multi-word names were skipped
+    for user in users[:200]:
+        if user in ref.tokens.personal:
+            word = codec.token_text(ref.tokens.personal[user][0])
+            assert any(word in dataset.item_attributes[int(i)] for i in data.loo.train[user])
