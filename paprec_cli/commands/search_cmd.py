@@ -42,11 +42,18 @@ trajectory, resumable state, prompts.json) and prints manual vs shared vs person
 Opt = typer.Option
 MODEL_HELP = "Model folder or name (default: <dataset>-tiny-atomic, or the one model trained on the dataset)."
 SELECTION_HELP = ("surrogate (the task's metric, NDCG@5 + HR@5) or loss (the target's NLL); default: the protocol's "
-                  "(paper: surrogate, transfer: loss).")
-PROTOCOL_HELP = ("paper (the default; PAP-REC as published: NDCG@5 + HR@5 on one validation example per user, "
-                 "top-5, strict improvement) or transfer (experimental: target log-probability on each user's "
-                 "validation and last training example, shared flips confirmed on held-out users, personal margin "
-                 "0.1). Options below override it.")
+                  "(paper: surrogate, transfer and history: loss).")
+PROTOCOL_HELP = ("history (the default: manual start, each user's personal token starts at their most frequent "
+                 "training-history attribute word, personal candidates = gradient top-5 + 5 history words, "
+                 "acceptance as transfer, 2 rounds), paper (PAP-REC as published: random start, 20 rounds, "
+                 "NDCG@5 + HR@5 on one validation example per user, top-5, strict improvement) or transfer "
+                 "(target log-probability on each user's validation and last training example, shared flips "
+                 "confirmed on held-out users, personal margin 0.1). Options below override it.")
+ROUNDS_HELP = "Stop after this many shared+personal rounds (history 2, paper and transfer 20)."
+PERSONAL_INIT_HELP = ("Personal token start: history (each user's most frequent training-history attribute word) "
+                      "or default (one shared draw); history protocol: history, others: default.")
+HISTORY_CAND_HELP = ("Each user's M most frequent training-history attribute words added to the personal "
+                     "candidates (history 5, others 0).")
 SEARCH_EXAMPLES_HELP = "Each user's last N training examples scored with the validation one (paper 0, transfer 1)."
 HOLDOUT_HELP = "Share of users held out to confirm each shared flip (paper 0, transfer 0.5)."
 MARGIN_HELP = "A personal token is kept only if the user's signal improves by more than this (paper 0, transfer 0.1)."
@@ -57,7 +64,7 @@ BATCH_HELP = ("Rows per forward pass, for the surrogate and the gradients (defau
 EVALUATOR_HELP = "fast (all candidates in batched exact ranking) or beam (20-beam generate, one candidate at a time)."
 INIT_HELP = (
     "Starting prompt: random (seeded whole words, as PAP-REC) or manual (the task's manual template words "
-    "around the argument; sets --n-prefix/--n-suffix)."
+    "around the argument; sets --n-prefix/--n-suffix). Default: the protocol's (history: manual, paper: random)."
 )
 RUN_DIR_HELP = "Run folder (default: <home>/runs/<time>-<task>-<dataset>)."
 RESUME_HELP = "Continue an interrupted run (its folder, or its name under <home>/runs)."
@@ -77,18 +84,20 @@ def search_command(
     n_suffix: Annotated[
         int | None, Opt("--n-suffix", help="Shared trigger tokens after the argument (default 5).")
     ] = None,
-    init: Annotated[str, Opt("--init", help=INIT_HELP)] = "random",
+    init: Annotated[str | None, Opt("--init", help=INIT_HELP)] = None,
     n_personal: Annotated[int, Opt("--n-personal", help="Personalized tokens per user (0: shared only).")] = 1,
     protocol: Annotated[str, Opt("--protocol", help=PROTOCOL_HELP)] = DEFAULT_PROTOCOL,
     top_k: Annotated[int | None, Opt("--top-k", help="Candidates per slot, from the gradient ranking (5).")] = None,
     val_users: Annotated[int | None, Opt("--val-users", help="Seeded sample of validation users.")] = None,
     grad_examples: Annotated[int, Opt("--grad-examples", help="Training examples for the shared gradient.")] = 256,
-    max_rounds: Annotated[int, Opt("--max-rounds", help="Stop after this many shared+personal rounds.")] = 20,
+    max_rounds: Annotated[int | None, Opt("--max-rounds", help=ROUNDS_HELP)] = None,
     time_budget: Annotated[float | None, Opt("--time-budget", help=BUDGET_HELP)] = None,
     selection: Annotated[str | None, Opt("--selection", help=SELECTION_HELP)] = None,
     search_examples: Annotated[int | None, Opt("--search-examples", help=SEARCH_EXAMPLES_HELP)] = None,
     holdout: Annotated[float | None, Opt("--holdout", help=HOLDOUT_HELP)] = None,
     personal_margin: Annotated[float | None, Opt("--personal-margin", help=MARGIN_HELP)] = None,
+    personal_init: Annotated[str | None, Opt("--personal-init", help=PERSONAL_INIT_HELP)] = None,
+    history_candidates: Annotated[int | None, Opt("--history-candidates", help=HISTORY_CAND_HELP)] = None,
     evaluator: Annotated[str, Opt("--evaluator", help=EVALUATOR_HELP)] = "fast",
     batch_size: Annotated[int | None, Opt("--batch-size", help=BATCH_HELP)] = None,
     allow_list: Annotated[Path | None, Opt("--allow-list", help="File of allowed trigger words, one per line.")] = None,
@@ -117,15 +126,18 @@ def search_command(
             if task is None or dataset is None:
                 raise PaprecError("--task and --dataset are required (or --resume RUN to continue a run)")
             ctx.registry.task(task)
-            if init == "manual" and (n_prefix is not None or n_suffix is not None):
-                raise PaprecError("--n-prefix/--n-suffix: not with --init manual (the template's words set them)")
+            options = protocol_options(protocol, init=init, max_rounds=max_rounds, selection=selection, top_k=top_k,
+                                       search_examples=search_examples, holdout=holdout,
+                                       personal_margin=personal_margin, personal_init=personal_init,
+                                       history_candidates=history_candidates)
+            if options["init"] == "manual" and (n_prefix is not None or n_suffix is not None):
+                raise PaprecError("--n-prefix/--n-suffix: not with --init manual (the template's words set them; "
+                                  f"protocol '{protocol}' starts from the manual prompt unless --init random)")
             config = SearchConfig(
                 task=task, dataset=dataset, model=model or runner.default_model(ctx.home, dataset),
                 n_prefix=0 if n_prefix is None else n_prefix, n_suffix=5 if n_suffix is None else n_suffix,
-                init=init, n_personal=n_personal, val_users=val_users,
-                grad_examples=grad_examples, max_rounds=max_rounds, time_budget=time_budget,
-                **protocol_options(protocol, selection=selection, top_k=top_k, search_examples=search_examples,
-                                   holdout=holdout, personal_margin=personal_margin),
+                n_personal=n_personal, val_users=val_users,
+                grad_examples=grad_examples, time_budget=time_budget, **options,
                 evaluator=evaluator, batch_size=batch_size, seed=seed,
                 allow_list=str(allow_list.resolve()) if allow_list else None,
             ).check()

@@ -169,6 +169,7 @@ def prepare(config: SearchConfig, registry: Registry, home: Home, device: str,
     if not validation:
         raise PaprecError(f"dataset '{dataset.name}' has no validation examples for task '{task.name}'")
     users = {ex.user for ex in validation}
+    pool, initial = history_start(config, data, task.kind, users, bundle.codec, vocab, initial)
     n_validation = len(validation)
     shared_grad, personal_grad, extra = sample_training_split(
         task.examples(data, "train"), users, config.grad_examples, config.personal_grad_examples, config.seed,
@@ -178,10 +179,31 @@ def prepare(config: SearchConfig, registry: Registry, home: Home, device: str,
     scorer = make_scorer(recommender, task, config.selection, config.evaluator, rows)  # type: ignore[arg-type]
     problem = ModelProblem(recommender, task, config.layout, vocab, top_k=config.top_k, scorer=scorer,
                            validation=validation, n_validation=n_validation, shared_grad=shared_grad,
-                           personal_grad=personal_grad,
+                           personal_grad=personal_grad, personal_pool=pool,
                            batch_size=grad_rows, dist=dist)
     return Session(config, task, dataset, data, bundle, recommender, vocab, problem, initial,
                    model_fingerprint(bundle), device, dist, left_out)
+
+
+def history_start(config: SearchConfig, data: TaskData, kind: str, users: set[int], codec: Any,
+                  vocab: torch.Tensor, initial: PromptTokens) -> tuple[dict[int, tuple[int, ...]], PromptTokens]:
+    """(each user's extra personal candidates, the initial prompt) under --history-candidates/--personal-init.
+
+    Both come from the user's training history only (`references.history_words`, the `history_word`
+    reference's ranking, narrowed to the search's candidate vocabulary). `--personal-init history` puts each
+    user's first word in personal slot 0; users without a usable word keep `personal_default`."""
+    from paprec_cli.references import WordLookup, history_words
+
+    if config.n_personal == 0 or (config.history_candidates == 0 and config.personal_init != "history"):
+        return {}, initial
+    allowed = {int(t) for t in vocab.tolist()}
+    depth = max(config.history_candidates, 1 if config.personal_init == "history" else 0)
+    words = history_words(data, kind, users, WordLookup(codec), depth, allowed)
+    pool = {u: w[: config.history_candidates] for u, w in words.items()} if config.history_candidates else {}
+    if config.personal_init == "history":
+        rest = tuple(initial.personal_default[1:])
+        initial = replace(initial, personal={u: (w[0], *rest) for u, w in words.items()})
+    return pool, initial
 
 
 def library_versions() -> dict[str, str]:
