@@ -103,7 +103,7 @@ def test_unknown_allow_list_word_names_file_and_line(tiny_home: Home, tmp_path: 
     assert code == 2 and f"{allow}:3" in err and "zzzqqqx" in err and len(err.strip().splitlines()) == 1
 
 
-@pytest.mark.parametrize("protocol", ["paper", "transfer"])
+@pytest.mark.parametrize("protocol", ["paper", "transfer", "history"])
 def test_resume_after_sigkill_gives_the_same_prompts(tiny_home: Home, tmp_path: Path, protocol: str) -> None:
     common = [*SMALL, "--home", str(tiny_home.root), "--protocol", protocol]
     reference = tmp_path / "reference"
@@ -114,7 +114,9 @@ def test_resume_after_sigkill_gives_the_same_prompts(tiny_home: Home, tmp_path: 
     surrogate = json.loads((reference / "prompts.json").read_text())["surrogate"]
     # a protocol that accepts on another signal also reports the paper's surrogate on validation alone
     assert ("paper_personalized" in surrogate) == (protocol != "paper")
-    if protocol == "transfer":
+    if protocol == "history":
+        assert (recorded["init"], recorded["personal_init"], recorded["history_candidates"]) == ("manual", "history", 5)
+    if protocol != "paper":
         assert recorded["selection"] == "loss" and recorded["search_examples"] == 1
         assert 0.0 <= surrogate["paper_personalized"] <= 2.0 and surrogate["personalized"] <= 0.0
 
