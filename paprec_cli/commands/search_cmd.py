@@ -45,7 +45,7 @@ SELECTION_HELP = ("surrogate (the task's metric, NDCG@5 + HR@5) or loss (the tar
                   "(paper: surrogate, transfer and history: loss).")
 PROTOCOL_HELP = ("history (the default: manual start, each user's personal token starts at their most frequent "
                  "training-history attribute word, personal candidates = gradient top-5 + 5 history words, "
-                 "acceptance as transfer, 2 rounds), paper (PAP-REC as published: random start, 20 rounds, "
+                 "acceptance as transfer but personal margin 1.0, 2 rounds), paper (PAP-REC as published: random start, 20 rounds, "
                  "NDCG@5 + HR@5 on one validation example per user, top-5, strict improvement) or transfer "
                  "(target log-probability on each user's validation and last training example, shared flips "
                  "confirmed on held-out users, personal margin 0.1). Options below override it.")
@@ -54,9 +54,11 @@ PERSONAL_INIT_HELP = ("Personal token start: history (each user's most frequent 
                       "or default (one shared draw); history protocol: history, others: default.")
 HISTORY_CAND_HELP = ("Each user's M most frequent training-history attribute words added to the personal "
                      "candidates (history 5, others 0).")
-SEARCH_EXAMPLES_HELP = "Each user's last N training examples scored with the validation one (paper 0, transfer 1)."
-HOLDOUT_HELP = "Share of users held out to confirm each shared flip (paper 0, transfer 0.5)."
-MARGIN_HELP = "A personal token is kept only if the user's signal improves by more than this (paper 0, transfer 0.1)."
+SEARCH_EXAMPLES_HELP = ("Each user's last N training examples scored with the validation one (paper 0, transfer and "
+                        "history 1).")
+HOLDOUT_HELP = "Share of users held out to confirm each shared flip (paper 0, transfer and history 0.5)."
+MARGIN_HELP = ("A personal token is kept only if the user's signal improves by more than this (paper 0, transfer 0.1, "
+               "history 1.0).")
 BUDGET_HELP = ("Stop cleanly once this many seconds have passed. Checked between steps: the step under way "
                "finishes first (a personal step on Beauty-sized data can take minutes on a CPU).")
 BATCH_HELP = ("Rows per forward pass, for the surrogate and the gradients (default: 256; on CUDA 2048 for the "
