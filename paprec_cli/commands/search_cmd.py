@@ -46,7 +46,8 @@ SELECTION_HELP = ("surrogate (the task's metric, NDCG@5 + HR@5) or loss (the tar
 PROTOCOL_HELP = ("history (the default: manual start, each user's personal token starts at their most frequent "
                  "training-history attribute word, personal candidates = gradient top-5 + 5 history words, "
                  "acceptance as transfer but personal margin 1.0, 2 rounds), paper (PAP-REC as published: "
-                 "random start, 20 rounds, NDCG@5 + HR@5 on one validation example per user, top-5, strict improvement) "
+                 "random start, 20 rounds, NDCG@5 + HR@5 on one validation example per user, top-5, strict "
+                 "improvement) "
                  "or transfer "
                  "(target log-probability on each user's validation and last training example, shared flips "
                  "confirmed on held-out users, personal margin 0.1). Options below override it.")
