@@ -56,6 +56,7 @@ PERSONAL_INIT_HELP = ("Personal token start: history (each user's most frequent 
                       "or default (one shared draw); history protocol: history, others: default.")
 HISTORY_CAND_HELP = ("Each user's M most frequent training-history attribute words added to the personal "
                      "candidates (history 5, others 0).")
+SHARED_HELP = "--no-shared: keep the initial shared tokens and search only the personal ones."
 SEARCH_EXAMPLES_HELP = ("Each user's last N training examples scored with the validation one (paper 0, transfer and "
                         "history 1).")
 HOLDOUT_HELP = "Share of users held out to confirm each shared flip (paper 0, transfer and history 0.5)."
@@ -102,6 +103,7 @@ def search_command(
     personal_margin: Annotated[float | None, Opt("--personal-margin", help=MARGIN_HELP)] = None,
     personal_init: Annotated[str | None, Opt("--personal-init", help=PERSONAL_INIT_HELP)] = None,
     history_candidates: Annotated[int | None, Opt("--history-candidates", help=HISTORY_CAND_HELP)] = None,
+    search_shared: Annotated[bool, Opt("--shared/--no-shared", help=SHARED_HELP)] = True,
     evaluator: Annotated[str, Opt("--evaluator", help=EVALUATOR_HELP)] = "fast",
     batch_size: Annotated[int | None, Opt("--batch-size", help=BATCH_HELP)] = None,
     allow_list: Annotated[Path | None, Opt("--allow-list", help="File of allowed trigger words, one per line.")] = None,
@@ -141,7 +143,7 @@ def search_command(
                 task=task, dataset=dataset, model=model or runner.default_model(ctx.home, dataset),
                 n_prefix=0 if n_prefix is None else n_prefix, n_suffix=5 if n_suffix is None else n_suffix,
                 n_personal=n_personal, val_users=val_users,
-                grad_examples=grad_examples, time_budget=time_budget, **options,
+                grad_examples=grad_examples, time_budget=time_budget, search_shared=search_shared, **options,
                 evaluator=evaluator, batch_size=batch_size, seed=seed,
                 allow_list=str(allow_list.resolve()) if allow_list else None,
             ).check()

@@ -84,6 +84,8 @@ class SearchConfig:
     #: Each user's M most frequent training-history attribute words join the gradient's top-k as personal
     #: candidates (0: gradient candidates only).
     history_candidates: int = 0
+    #: False: the shared tokens keep their initial values (only personal tokens are searched).
+    search_shared: bool = True
 
     @property
     def layout(self) -> Layout:

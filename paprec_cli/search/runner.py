@@ -269,7 +269,8 @@ def search(session: Session, run: RunDir | None, state: SearchState | None, obse
     if session.dist is not None:  # one clock for all ranks, so --time-budget stops them at the same step
         clock = session.dist.main_clock(clock)
     schedule = Schedule(session.problem, ScheduleConfig(config.seed, config.max_rounds, config.time_budget,
-                                                        holdout=config.holdout, personal_margin=config.personal_margin))
+                                                        holdout=config.holdout, personal_margin=config.personal_margin,
+                                                        search_shared=config.search_shared))
     return schedule.run(state, on_step, clock)
 
 
