@@ -204,3 +204,11 @@ def test_history_start_puts_each_users_history_word_in_the_personal_slot(tmp_pat
     default = runner.prepare(SearchConfig(**{**config.to_json(), "personal_init": "default",
                                              "history_candidates": 0}), load_registry(), home, "cpu")
     assert default.initial.personal == {} and default.problem.pool_width == 0
+
+
+def test_no_shared_keeps_the_shared_tokens_and_searches_personal_ones() -> None:
+    problem = TableProblem({1: [0.0] * 4, 9: [1.0] * 4}, [[0.5], [-1.0], [0.5], [0.5]])
+    assert _one_round(problem).tokens.shared == (9,)  # the shared flip is taken when searched
+    state = _one_round(problem, search_shared=False)
+    assert state.tokens.shared == (1,) and state.accepted_shared == 0
+    assert set(state.tokens.personal) == {0, 2, 3}
