@@ -23,7 +23,7 @@ not `prepare_s`), and `s_per_round` their mean. Its result goes to a fresh tempo
 (or `$PAPREC_BENCH_OUT`) is given, so before/after comparisons do not overwrite `bench/results/`.
 
 Usage: python bench/search.py [--quick] [--json] [--dataset synthetic|beauty] [--val-users 500,5000,all]
-       [--max-rounds R] [--top-k K] [--evaluator fast|beam] [--protocol paper|transfer] [--device cpu|cuda]
+       [--max-rounds R] [--top-k K] [--evaluator fast|beam] [--protocol history|paper|transfer] [--device cpu|cuda]
        python bench/search.py --per-round [--points synthetic:600,beauty:5000] [--max-rounds R] [--out DIR]
 """
 
@@ -76,8 +76,8 @@ def run_one(args: argparse.Namespace) -> dict[str, Any]:
     config = SearchConfig(
         task=args.task, dataset=args.dataset, model=args.model_path, n_prefix=0, n_suffix=args.n_suffix,
         n_personal=args.n_personal, val_users=args.one or None, grad_examples=args.grad_examples,
-        max_rounds=args.max_rounds, evaluator=args.evaluator, batch_size=args.batch_size, seed=args.seed,
-        **protocol_options(args.protocol, top_k=args.top_k),
+        evaluator=args.evaluator, batch_size=args.batch_size, seed=args.seed,
+        **protocol_options(args.protocol, top_k=args.top_k, max_rounds=args.max_rounds),
     )  # fmt: skip
     with stopwatch(device) as prep:
         session = runner.prepare(config, registry, home, str(device))
@@ -243,6 +243,8 @@ def child(args: argparse.Namespace, home: Any, model: Path, users: int, timeout:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    from paprec_cli.search.config import DEFAULT_PROTOCOL, PROTOCOLS
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_args(parser)
     parser.add_argument("--dataset", default="synthetic")
@@ -257,8 +259,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--grad-examples", type=int, default=256)
     parser.add_argument("--max-rounds", type=int, default=None, help="round cap (default 2 on CPU, 20 on GPU)")
     parser.add_argument("--evaluator", choices=("fast", "beam"), default="fast")
-    parser.add_argument("--protocol", choices=("paper", "transfer"), default="transfer",
-                        help="the search protocol (as paprec search --protocol; default transfer)")
+    parser.add_argument("--protocol", choices=tuple(PROTOCOLS), default=DEFAULT_PROTOCOL,
+                        help=f"the search protocol (as paprec search --protocol; default {DEFAULT_PROTOCOL}); "
+                             "its --init is used (history: manual, so --n-suffix is the template's)")
     parser.add_argument("--batch-size", type=int, default=None,
                         help="rows per forward pass (default: the search's: 256; on CUDA 2048 surrogate, 512 gradient)")
     parser.add_argument("--finalize", action="store_true", help="also time the final validation/test evaluation")

@@ -144,17 +144,50 @@ def most_frequent_word(items: Sequence[int], attributes: Sequence[Sequence[str]]
 
     Counts one per item occurrence; ties: latest last occurrence in `items`, then alphabetical.
     """
+    ranked = ranked_words(items, attributes)
+    if not ranked:
+        return None, None
+    best = next((a for a in ranked if usable.get(a) is not None), None)
+    return best, ranked[0]
+
+
+def ranked_words(items: Sequence[int], attributes: Sequence[Sequence[str]]) -> list[str]:
+    """Attributes of `items`, most frequent first (one count per item occurrence); ties: latest last
+    occurrence in `items`, then alphabetical. The ranking `most_frequent_word` and `history_words` use."""
     counts: Counter[str] = Counter()
     last: dict[str, int] = {}
     for position, item in enumerate(items):
         for attribute in dict.fromkeys(str(a) for a in attributes[int(item)]):
             counts[attribute] += 1
             last[attribute] = position
-    if not counts:
-        return None, None
-    ranked = sorted(counts, key=lambda a: (-counts[a], -last[a], a))
-    best = next((a for a in ranked if usable.get(a) is not None), None)
-    return best, ranked[0]
+    return sorted(counts, key=lambda a: (-counts[a], -last[a], a))
+
+
+def history_words(data: TaskData, kind: str, users: Iterable[int], lookup: WordLookup, m: int,
+                  allowed: set[int] | None = None) -> dict[int, tuple[int, ...]]:
+    """Per user, the token ids of their `m` most frequent usable attributes in their *training* history.
+
+    The same history and ranking as the `history_word` reference (its word is each list's first entry when
+    `allowed` is None); `allowed` (token ids, e.g. the search's --allow-list vocabulary) narrows the usable
+    words further. Users without a usable word are absent. Never reads validation or test items.
+    """
+    attributes = data.dataset.item_attributes
+    if m <= 0 or not any(attributes):
+        return {}
+    history = training_items(data, kind)
+    out: dict[int, tuple[int, ...]] = {}
+    for user in sorted(set(int(u) for u in users)):
+        tokens: list[int] = []
+        for attribute in ranked_words(history.get(user, np.zeros(0, np.int64)).tolist(), attributes):
+            token = lookup(attribute)
+            if token is None or (allowed is not None and token not in allowed) or token in tokens:
+                continue
+            tokens.append(token)
+            if len(tokens) == m:
+                break
+        if tokens:
+            out[user] = tuple(tokens)
+    return out
 
 
 def _unavailable(name: str, reason: str, **extra: Any) -> Reference:

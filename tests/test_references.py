@@ -232,3 +232,19 @@ def test_history_word_on_beauty_skips_multi_word_attributes(tmp_path: Path) -> N
         if user in ref.tokens.personal:
             word = codec.token_text(ref.tokens.personal[user][0])
             assert any(word in dataset.item_attributes[int(i)] for i in data.loo.train[user])
+
+
+def test_history_words_rank_like_history_word_and_respect_the_allowed_set() -> None:
+    from paprec_cli.references import WordLookup, history_words
+
+    data = stub_data()
+    words = history_words(data, "ranking", [1, 2, 3, 4], WordLookup(StubCodec()), 3)  # type: ignore[arg-type]
+    # the first word is the history_word reference's; validation/test items (user 1: 4, 5, blue) never count,
+    # else user 1's blue (3 items) would rank before red (2); user 3's "Skin Care" is no token
+    assert words == {1: (WORDS["red"], WORDS["blue"]), 2: (WORDS["red"], WORDS["blue"]), 3: (WORDS["pale"],)}
+    top1 = history_words(data, "ranking", [1, 2, 3, 4], WordLookup(StubCodec()), 1)  # type: ignore[arg-type]
+    assert top1 == {1: (WORDS["red"],), 2: (WORDS["red"],), 3: (WORDS["pale"],)}
+    narrowed = history_words(data, "ranking", [2, 3], WordLookup(StubCodec()), 3,  # type: ignore[arg-type]
+                             allowed={WORDS["blue"], WORDS["pale"]})
+    assert narrowed == {2: (WORDS["blue"],), 3: (WORDS["pale"],)}
+    assert history_words(data, "ranking", [1], WordLookup(StubCodec()), 0) == {}  # type: ignore[arg-type]

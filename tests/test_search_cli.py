@@ -36,22 +36,26 @@ def test_search_end_to_end_json_and_run_directory(tiny_home: Home, tmp_path: Pat
     for variant in ("manual", "shared", "personalized"):
         assert set(result["results"][variant]) == {"validation", "test"}
         assert set(result["results"][variant]["test"]) == {"HR@1", "HR@5", "HR@10", "NDCG@5", "NDCG@10"}
-    assert set(result["surrogate"]) == {"initial", "shared", "personalized", "manual"}
+    assert set(result["surrogate"]) == {"initial", "shared", "personalized", "manual", "paper_manual", "paper_shared",
+                                        "paper_personalized"}  # the default protocol also reports the paper's
     assert result["surrogate"]["personalized"] >= result["surrogate"]["initial"]
     assert {p.name for p in run.iterdir()} == {"manifest.json", "trajectory.jsonl", "state.json", "prompts.json",
                                                ".lock"}  # the writer's lock (issue #16)
 
     doc = json.loads((run / "prompts.json").read_text())
     assert doc["format"] == "paprec-prompts/1" and doc["results"] == result["results"]
-    assert len(doc["shared"]["suffix"]) == 5 and doc["shared"]["prefix"] == []
+    assert doc["shared"]["prefix"][0]["text"] == "Here"  # the default protocol starts from the manual template
     assert len(doc["shared"]["personal_default"]) == 1
     assert set(doc["users"]) == set(doc["personal"])
     assert doc["search"]["stop_reason"] in ("converged", "max-rounds")
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["config"]["val_users"] == 24 and manifest["protocol"]["dataset_fingerprint"]
     assert (manifest["config"]["protocol"], manifest["config"]["selection"], manifest["config"]["search_examples"],
-            manifest["config"]["holdout"]) == ("paper", "surrogate", 0, 0.0)  # the default protocol
-    assert manifest["sizes"]["validation_examples"] == 24
+            manifest["config"]["holdout"]) == ("history", "loss", 1, 0.5)  # the default protocol
+    assert (manifest["config"]["init"], manifest["config"]["max_rounds"], manifest["config"]["personal_init"],
+            manifest["config"]["history_candidates"]) == ("manual", 3, "history", 5)  # --max-rounds 3 wins
+    assert manifest["sizes"]["validation_examples"] == 48  # 24 validation + each user's last training example
+    assert manifest["initial"]["personal"]  # users start at their history word
     assert {"torch", "transformers", "python"} <= set(manifest["libraries"])
     assert manifest["config"]["batch_size"] == 64 and manifest["batch_sizes"] == {"surrogate": 64, "gradient": 64}
     state = json.loads((run / "state.json").read_text())
@@ -89,7 +93,7 @@ def test_unknown_allow_list_word_names_file_and_line(tiny_home: Home, tmp_path: 
     assert code == 2 and f"{allow}:3" in err and "zzzqqqx" in err and len(err.strip().splitlines()) == 1
 
 
-@pytest.mark.parametrize("protocol", ["paper", "transfer"])
+@pytest.mark.parametrize("protocol", ["paper", "transfer", "history"])
 def test_resume_after_sigkill_gives_the_same_prompts(tiny_home: Home, tmp_path: Path, protocol: str) -> None:
     common = [*SMALL, "--home", str(tiny_home.root), "--protocol", protocol]
     reference = tmp_path / "reference"
@@ -100,7 +104,9 @@ def test_resume_after_sigkill_gives_the_same_prompts(tiny_home: Home, tmp_path: 
     surrogate = json.loads((reference / "prompts.json").read_text())["surrogate"]
     # a protocol that accepts on another signal also reports the paper's surrogate on validation alone
     assert ("paper_personalized" in surrogate) == (protocol != "paper")
-    if protocol == "transfer":
+    if protocol == "history":
+        assert (recorded["init"], recorded["personal_init"], recorded["history_candidates"]) == ("manual", "history", 5)
+    if protocol != "paper":
         assert recorded["selection"] == "loss" and recorded["search_examples"] == 1
         assert 0.0 <= surrogate["paper_personalized"] <= 2.0 and surrogate["personalized"] <= 0.0
 

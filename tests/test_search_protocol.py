@@ -36,8 +36,8 @@ def _paper_document(root: Path, **options: Any) -> dict[str, Any]:
 
     home = make_home(root)
     config = SearchConfig(task="sequential", dataset="synthetic", model=str(home.model_dir("synthetic-tiny-atomic")),
-                          n_prefix=1, n_suffix=2, n_personal=1, grad_examples=24, batch_size=16, max_rounds=3,
-                          seed=0, **options)
+                          n_prefix=1, n_suffix=2, n_personal=1, grad_examples=24, batch_size=16,
+                          seed=0, **{**options, "max_rounds": 3})
     session = runner.prepare(config, load_registry(), home, "cpu")
     state = runner.search(session, None, None)
     return _comparable(runner.finalize(session, None, state))
@@ -57,8 +57,14 @@ def test_paper_protocol_gives_mains_prompts(tmp_path: Path) -> None:
 def test_protocol_options_resolve_and_explicit_options_win() -> None:
     from paprec_cli.search.config import protocol_options
 
-    assert protocol_options("paper") == {"protocol": "paper", "selection": "surrogate", "top_k": 5,
-                                         "search_examples": 0, "holdout": 0.0, "personal_margin": 0.0}
+    assert protocol_options("paper") == {"protocol": "paper", "init": "random", "max_rounds": 20,
+                                         "selection": "surrogate", "top_k": 5, "search_examples": 0, "holdout": 0.0,
+                                         "personal_margin": 0.0, "personal_init": "default", "history_candidates": 0}
+    history = protocol_options("history", max_rounds=None, history_candidates=3)
+    assert (history["init"], history["max_rounds"], history["personal_init"]) == ("manual", 2, "history")
+    assert history["history_candidates"] == 3 and history["selection"] == "loss"
+    from paprec_cli.search.config import DEFAULT_PROTOCOL
+    assert DEFAULT_PROTOCOL == "history"
     transfer = protocol_options("transfer", top_k=None, holdout=0.25)
     assert transfer["selection"] == "loss" and transfer["search_examples"] == 1
     assert transfer["holdout"] == 0.25 and transfer["top_k"] == 5
@@ -70,7 +76,7 @@ def test_unknown_protocol_is_a_one_line_error(runner, home) -> None:  # type: ig
     base = ["search", "--task", "sequential", "--dataset", "synthetic", "--model", "m"]
     result = runner.invoke(app, [*base, "--protocol", "best"])
     assert result.exit_code == 2
-    assert "Error: --protocol: unknown protocol 'best'; expected paper or transfer" in result.output
+    assert "Error: --protocol: unknown protocol 'best'; expected paper or transfer or history" in result.output
     result = runner.invoke(app, [*base, "--holdout", "1.5"])
     assert result.exit_code == 2 and "--holdout" in result.output
 
@@ -81,6 +87,8 @@ def test_old_manifests_resume_as_the_paper_protocol() -> None:
     config = SearchConfig.from_json({"task": "sequential", "dataset": "synthetic", "model": "m", "top_k": 5})
     assert (config.protocol, config.selection, config.search_examples, config.holdout,
             config.personal_margin) == ("paper", "surrogate", 0, 0.0, 0.0)
+    assert (config.init, config.max_rounds, config.personal_init, config.history_candidates) == (
+        "random", 20, "default", 0)
 
 
 # -- sampling -------------------------------------------------------------------------------------------
@@ -155,3 +163,52 @@ def test_personal_margin_keeps_only_clear_improvements() -> None:
     problem = TableProblem({1: [0.0] * 4}, [[0.01], [0.2], [0.0], [0.06]])
     assert set(_one_round(problem).tokens.personal) == {0, 1, 3}  # strict improvement
     assert set(_one_round(problem, personal_margin=0.05).tokens.personal) == {1, 3}
+
+
+# -- history-aware personal candidates ------------------------------------------------------------------
+def test_pool_words_follow_the_gradient_candidates_without_repeats() -> None:
+    from types import SimpleNamespace
+
+    from paprec_cli.search.problem import ModelProblem
+
+    fake = SimpleNamespace(users=[3, 5, 7], personal_pool={3: (40, 41, 42), 5: (20, 43)}, pool_width=3)
+    ranked = np.asarray([[10, 11], [20, 21], [30, 31]])
+    current = np.asarray([41, 99, 99])
+    got = ModelProblem._with_pool(fake, ranked, current)  # type: ignore[arg-type]
+    # user 3: 41 is the current token; user 5: 20 is already a gradient candidate; user 7: no pool words
+    assert got.tolist() == [[10, 11, 40, 42, 10], [20, 21, 43, 20, 20], [30, 31, 30, 30, 30]]
+
+
+def test_history_start_puts_each_users_history_word_in_the_personal_slot(tmp_path: Path) -> None:
+    from paprec_cli.data.splits import TaskData
+    from paprec_cli.plugins import load_registry
+    from paprec_cli.references import build_references
+    from paprec_cli.search import runner
+    from paprec_cli.search.config import SearchConfig
+
+    home = make_home(tmp_path)
+    config = SearchConfig(task="sequential", dataset="synthetic", model=str(home.model_dir("synthetic-tiny-atomic")),
+                          n_prefix=1, n_suffix=2, n_personal=1, grad_examples=24, batch_size=16, seed=0,
+                          personal_init="history", history_candidates=3)
+    session = runner.prepare(config, load_registry(), home, "cpu")
+    users = session.problem.users
+    assert set(session.initial.personal) and set(session.initial.personal) <= set(users)
+    data = TaskData(session.dataset, session.config.split_seed or 0)
+    ref = build_references(["history_word"], session.initial, config.layout, data, "ranking", users,
+                           session.bundle.codec)["history_word"]
+    assert ref.tokens is not None and dict(ref.tokens.personal) == dict(session.initial.personal)
+    pool = session.problem.personal_pool
+    assert all(pool[u][0] == session.initial.personal[u][0] and len(pool[u]) <= 3 for u in pool)
+    candidates = session.problem.personal_candidates(session.initial, 0)
+    assert candidates.shape == (len(users), 5 + 3)
+    default = runner.prepare(SearchConfig(**{**config.to_json(), "personal_init": "default",
+                                             "history_candidates": 0}), load_registry(), home, "cpu")
+    assert default.initial.personal == {} and default.problem.pool_width == 0
+
+
+def test_no_shared_keeps_the_shared_tokens_and_searches_personal_ones() -> None:
+    problem = TableProblem({1: [0.0] * 4, 9: [1.0] * 4}, [[0.5], [-1.0], [0.5], [0.5]])
+    assert _one_round(problem).tokens.shared == (9,)  # the shared flip is taken when searched
+    state = _one_round(problem, search_shared=False)
+    assert state.tokens.shared == (1,) and state.accepted_shared == 0
+    assert set(state.tokens.personal) == {0, 2, 3}

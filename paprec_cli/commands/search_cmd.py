@@ -44,14 +44,24 @@ trajectory, resumable state, prompts.json) and prints manual vs shared vs person
 Opt = typer.Option
 MODEL_HELP = "Model folder or name (default: <dataset>-tiny-atomic, or the one model trained on the dataset)."
 SELECTION_HELP = ("surrogate (the task's metric, NDCG@5 + HR@5) or loss (the target's NLL); default: the protocol's "
-                  "(paper: surrogate, transfer: loss).")
-PROTOCOL_HELP = ("paper (the default; PAP-REC as published: NDCG@5 + HR@5 on one validation example per user, "
-                 "top-5, strict improvement) or transfer (experimental: target log-probability on each user's "
-                 "validation and last training example, shared flips confirmed on held-out users, personal margin "
-                 "0.1). Options below override it.")
-SEARCH_EXAMPLES_HELP = "Each user's last N training examples scored with the validation one (paper 0, transfer 1)."
-HOLDOUT_HELP = "Share of users held out to confirm each shared flip (paper 0, transfer 0.5)."
-MARGIN_HELP = "A personal token is kept only if the user's signal improves by more than this (paper 0, transfer 0.1)."
+                  "(paper: surrogate, transfer and history: loss).")
+PROTOCOL_HELP = ("paper (the default; PAP-REC as published: random start, 20 rounds, NDCG@5 + HR@5 on one "
+                 "validation example per user, top-5, strict improvement), history (manual start, each user's "
+                 "personal token starts at their most frequent training-history attribute word, personal "
+                 "candidates = gradient top-5 + 5 history words, acceptance as transfer but personal margin 1.0, "
+                 "2 rounds) or transfer (target log-probability on each user's validation and last training "
+                 "example, shared flips confirmed on held-out users, personal margin 0.1). Options below override it.")
+ROUNDS_HELP = "Stop after this many shared+personal rounds (history 2, paper and transfer 20)."
+PERSONAL_INIT_HELP = ("Personal token start: history (each user's most frequent training-history attribute word) "
+                      "or default (one shared draw); history protocol: history, others: default.")
+HISTORY_CAND_HELP = ("Each user's M most frequent training-history attribute words added to the personal "
+                     "candidates (history 5, others 0).")
+SHARED_HELP = "--no-shared: keep the initial shared tokens and search only the personal ones."
+SEARCH_EXAMPLES_HELP = ("Each user's last N training examples scored with the validation one (paper 0, transfer and "
+                        "history 1).")
+HOLDOUT_HELP = "Share of users held out to confirm each shared flip (paper 0, transfer and history 0.5)."
+MARGIN_HELP = ("A personal token is kept only if the user's signal improves by more than this (paper 0, transfer 0.1, "
+               "history 1.0).")
 BUDGET_HELP = ("Stop cleanly once this many seconds have passed. Checked between steps: the step under way "
                "finishes first (a personal step on Beauty-sized data can take minutes on a CPU).")
 BATCH_HELP = ("Rows per forward pass, for the surrogate and the gradients (default: 256; on CUDA 2048 for the "
@@ -59,7 +69,7 @@ BATCH_HELP = ("Rows per forward pass, for the surrogate and the gradients (defau
 EVALUATOR_HELP = "fast (all candidates in batched exact ranking) or beam (20-beam generate, one candidate at a time)."
 INIT_HELP = (
     "Starting prompt: random (seeded whole words, as PAP-REC) or manual (the task's manual template words "
-    "around the argument; sets --n-prefix/--n-suffix)."
+    "around the argument; sets --n-prefix/--n-suffix). Default: the protocol's (paper: random, history: manual)."
 )
 RUN_DIR_HELP = "Run folder (default: <home>/runs/<time>-<task>-<dataset>)."
 RESUME_HELP = "Continue an interrupted run (its folder, or its name under <home>/runs)."
@@ -82,18 +92,21 @@ def search_command(
     n_suffix: Annotated[
         int | None, Opt("--n-suffix", help="Shared trigger tokens after the argument (default 5).")
     ] = None,
-    init: Annotated[str, Opt("--init", help=INIT_HELP)] = "random",
+    init: Annotated[str | None, Opt("--init", help=INIT_HELP)] = None,
     n_personal: Annotated[int, Opt("--n-personal", help="Personalized tokens per user (0: shared only).")] = 1,
     protocol: Annotated[str, Opt("--protocol", help=PROTOCOL_HELP)] = DEFAULT_PROTOCOL,
     top_k: Annotated[int | None, Opt("--top-k", help="Candidates per slot, from the gradient ranking (5).")] = None,
     val_users: Annotated[int | None, Opt("--val-users", help="Seeded sample of validation users.")] = None,
     grad_examples: Annotated[int, Opt("--grad-examples", help="Training examples for the shared gradient.")] = 256,
-    max_rounds: Annotated[int, Opt("--max-rounds", help="Stop after this many shared+personal rounds.")] = 20,
+    max_rounds: Annotated[int | None, Opt("--max-rounds", help=ROUNDS_HELP)] = None,
     time_budget: Annotated[float | None, Opt("--time-budget", help=BUDGET_HELP)] = None,
     selection: Annotated[str | None, Opt("--selection", help=SELECTION_HELP)] = None,
     search_examples: Annotated[int | None, Opt("--search-examples", help=SEARCH_EXAMPLES_HELP)] = None,
     holdout: Annotated[float | None, Opt("--holdout", help=HOLDOUT_HELP)] = None,
     personal_margin: Annotated[float | None, Opt("--personal-margin", help=MARGIN_HELP)] = None,
+    personal_init: Annotated[str | None, Opt("--personal-init", help=PERSONAL_INIT_HELP)] = None,
+    history_candidates: Annotated[int | None, Opt("--history-candidates", help=HISTORY_CAND_HELP)] = None,
+    search_shared: Annotated[bool, Opt("--shared/--no-shared", help=SHARED_HELP)] = True,
     evaluator: Annotated[str, Opt("--evaluator", help=EVALUATOR_HELP)] = "fast",
     batch_size: Annotated[int | None, Opt("--batch-size", help=BATCH_HELP)] = None,
     allow_list: Annotated[Path | None, Opt("--allow-list", help="File of allowed trigger words, one per line.")] = None,
@@ -113,7 +126,8 @@ def search_command(
     request = runner.SearchRequest(task, dataset, model, n_prefix, n_suffix, init, n_personal, top_k, val_users,
                                    grad_examples, max_rounds, time_budget, selection, evaluator, batch_size,
                                    allow_list, run_dir, resume, seed, tokenizer_arg(tokenizer), protocol,
-                                   search_examples, holdout, personal_margin, separator, decoding, force)
+                                   search_examples, holdout, personal_margin, separator, decoding, force,
+                                   personal_init, history_candidates, search_shared)
     # Under torchrun every rank runs this; rank 0 alone writes the run folder and prints (see docs/DISTRIBUTED.md).
     with distributed(resolve_device(device)) as dist:
         ctx = make_ctx(home, json_out and dist.is_main, quiet or not dist.is_main, verbose)

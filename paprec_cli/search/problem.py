@@ -70,7 +70,7 @@ class ModelProblem:
     def __init__(self, recommender: Recommender, task: TaskSpec, layout: Layout, vocab: torch.Tensor, *, top_k: int,
                  scorer: RowScorer, validation: list[Example], shared_grad: list[Example],
                  personal_grad: list[Example], batch_size: int, dist: DistContext | None = None,
-                 n_validation: int | None = None) -> None:
+                 n_validation: int | None = None, personal_pool: dict[int, tuple[int, ...]] | None = None) -> None:
         self.recommender, self.task, self.layout = recommender, task, layout
         self.codec = recommender.codec
         self.vocab, self.top_k, self.scorer, self.batch_size = vocab, top_k, scorer, batch_size
@@ -83,6 +83,9 @@ class ModelProblem:
         self.shared_grad = self._set(shared_grad, [0] * len(shared_grad))
         mine = [ex for ex in personal_grad if ex.user in position]
         self.personal_grad = self._set(mine, [position[ex.user] for ex in mine])
+        #: extra personal candidates per user (e.g. their history words), tried after the gradient's top-k
+        self.personal_pool = {int(u): tuple(int(t) for t in w) for u, w in (personal_pool or {}).items()}
+        self.pool_width = max((len(w) for w in self.personal_pool.values()), default=0)
         self._cache: dict[str, tuple[Any, Any]] = {}
         self.dist = dist or DistContext.single(str(recommender.device))
         if validation:
@@ -202,7 +205,21 @@ class ModelProblem:
             fallback = shared_sums[0, at] / max(int(shared_counts[0]), 1)
             grads[counts == 0] = fallback
         current = torch.tensor([tokens.personal_for(u)[slot] for u in self.users], dtype=torch.long)
-        return top_candidates(grads, self._embedding(), self.vocab, current, self.top_k).numpy()
+        ranked = top_candidates(grads, self._embedding(), self.vocab, current, self.top_k).numpy()
+        return self._with_pool(ranked, current.numpy())
+
+    def _with_pool(self, ranked: np.ndarray, current: np.ndarray) -> np.ndarray:
+        """[U, k + m]: each user's gradient candidates, then their pool words not already there (and not the
+        current token); unused pool columns repeat the user's first candidate (scored, never better than it)."""
+        if not self.pool_width:
+            return ranked
+        out = np.repeat(ranked[:, :1], ranked.shape[1] + self.pool_width, axis=1)
+        out[:, : ranked.shape[1]] = ranked
+        for i, user in enumerate(self.users):
+            fresh = [t for t in self.personal_pool.get(int(user), ())
+                     if t != current[i] and t not in ranked[i]]
+            out[i, ranked.shape[1]: ranked.shape[1] + len(fresh)] = fresh
+        return out
 
     def _embedding(self) -> torch.Tensor:
         return self.recommender.model.t5.shared.weight.detach()

@@ -146,6 +146,7 @@ def prepare(config: SearchConfig, registry: Registry, home: Home, device: str,
     if not validation:
         raise PaprecError(f"dataset '{dataset.name}' has no validation examples for task '{task.name}'")
     users = {ex.user for ex in validation}
+    pool, initial = history_start(config, data, task.kind, users, bundle.codec, vocab, initial)
     n_validation = len(validation)
     shared_grad, personal_grad, extra = sample_training_split(
         task.examples(data, "train"), users, config.grad_examples, config.personal_grad_examples, config.seed,
@@ -155,10 +156,31 @@ def prepare(config: SearchConfig, registry: Registry, home: Home, device: str,
     scorer = make_scorer(recommender, task, config.selection, config.evaluator, rows)
     problem = ModelProblem(recommender, task, config.layout, vocab, top_k=config.top_k, scorer=scorer,
                            validation=validation, n_validation=n_validation, shared_grad=shared_grad,
-                           personal_grad=personal_grad,
+                           personal_grad=personal_grad, personal_pool=pool,
                            batch_size=grad_rows, dist=dist)
     return SearchSession(config, task, dataset, data, bundle, recommender, vocab, problem, initial,
                    model_fingerprint(bundle), device, dist, left_out)
+
+
+def history_start(config: SearchConfig, data: TaskData, kind: str, users: set[int], codec: Any,
+                  vocab: torch.Tensor, initial: PromptTokens) -> tuple[dict[int, tuple[int, ...]], PromptTokens]:
+    """(each user's extra personal candidates, the initial prompt) under --history-candidates/--personal-init.
+
+    Both come from the user's training history only (`references.history_words`, the `history_word`
+    reference's ranking, narrowed to the search's candidate vocabulary). `--personal-init history` puts each
+    user's first word in personal slot 0; users without a usable word keep `personal_default`."""
+    from paprec_cli.references import WordLookup, history_words
+
+    if config.n_personal == 0 or (config.history_candidates == 0 and config.personal_init != "history"):
+        return {}, initial
+    allowed = {int(t) for t in vocab.tolist()}
+    depth = max(config.history_candidates, 1 if config.personal_init == "history" else 0)
+    words = history_words(data, kind, users, WordLookup(codec), depth, allowed)
+    pool = {u: w[: config.history_candidates] for u, w in words.items()} if config.history_candidates else {}
+    if config.personal_init == "history":
+        rest = tuple(initial.personal_default[1:])
+        initial = replace(initial, personal={u: (w[0], *rest) for u, w in words.items()})
+    return pool, initial
 
 
 def library_versions() -> dict[str, str]:
@@ -223,12 +245,12 @@ class SearchRequest:
     model: str | None = None
     n_prefix: int | None = None
     n_suffix: int | None = None
-    init: str = "random"
+    init: str | None = None  # None: the protocol's
     n_personal: int = 1
     top_k: int | None = None  # None: the protocol's
     val_users: int | None = None
     grad_examples: int = 256
-    max_rounds: int = 20
+    max_rounds: int | None = None  # None: the protocol's
     time_budget: float | None = None
     selection: str | None = None  # None: the protocol's
     evaluator: str = "fast"
@@ -245,6 +267,9 @@ class SearchRequest:
     separator: str | None = None  # P5 input protocol's history separator (None: ",")
     decoding: str = "paprec"  # how the surrogate ranks: "paprec" or "p5"
     force: bool = False  # write the run into a --run-dir that holds other files
+    personal_init: str | None = None  # None: the protocol's ("default" or "history")
+    history_candidates: int | None = None  # None: the protocol's
+    search_shared: bool = True  # False (--no-shared): keep the initial shared tokens
 
 
 @dataclass
@@ -264,13 +289,16 @@ def config_of(request: SearchRequest, home: Home, registry: Registry) -> SearchC
     if request.task is None or request.dataset is None:
         raise PaprecError("--task and --dataset are required (or --resume RUN to continue a run)")
     registry.task(request.task)
-    if request.init == "manual" and (request.n_prefix is not None or request.n_suffix is not None):
-        raise PaprecError("--n-prefix/--n-suffix: not with --init manual (the template's words set them)")
-    chosen = protocol_options(request.protocol, selection=request.selection, top_k=request.top_k,
+    chosen = protocol_options(request.protocol, init=request.init, max_rounds=request.max_rounds,
+                              selection=request.selection, top_k=request.top_k,
                               search_examples=request.search_examples, holdout=request.holdout,
-                              personal_margin=request.personal_margin)
+                              personal_margin=request.personal_margin, personal_init=request.personal_init,
+                              history_candidates=request.history_candidates)
+    if chosen["init"] == "manual" and (request.n_prefix is not None or request.n_suffix is not None):
+        raise PaprecError("--n-prefix/--n-suffix: not with --init manual (the template's words set them; "
+                          f"protocol '{request.protocol}' starts from the manual prompt unless --init random)")
     chosen["selection"] = Selection.parse(chosen["selection"], "--selection")
-    init = Init.parse(request.init, "--init")  # option values before the model lookup (its error is not theirs)
+    init = Init.parse(chosen.pop("init"), "--init")  # option values before the model lookup (its error is not theirs)
     evaluator = Evaluator.parse(request.evaluator, "--evaluator")
     return SearchConfig(
         task=request.task, dataset=request.dataset, model=request.model or default_model(home, request.dataset),
@@ -278,7 +306,7 @@ def config_of(request: SearchRequest, home: Home, registry: Registry) -> SearchC
         n_suffix=5 if request.n_suffix is None else request.n_suffix,
         init=init, n_personal=request.n_personal,
         val_users=request.val_users,
-        grad_examples=request.grad_examples, max_rounds=request.max_rounds, time_budget=request.time_budget,
+        grad_examples=request.grad_examples, time_budget=request.time_budget, search_shared=request.search_shared,
         **chosen,
         evaluator=evaluator, batch_size=request.batch_size, seed=request.seed,
         allow_list=str(request.allow_list.resolve()) if request.allow_list else None,
@@ -329,7 +357,8 @@ def search(session: SearchSession, run: RunDir | None, state: SearchState | None
     if session.dist is not None:  # one clock for all ranks, so --time-budget stops them at the same step
         clock = session.dist.main_clock(clock)
     schedule = Schedule(session.problem, ScheduleConfig(config.seed, config.max_rounds, config.time_budget,
-                                                        holdout=config.holdout, personal_margin=config.personal_margin))
+                                                        holdout=config.holdout, personal_margin=config.personal_margin,
+                                                        search_shared=config.search_shared))
     return schedule.run(state, on_step, clock)
 
 

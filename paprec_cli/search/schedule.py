@@ -72,6 +72,8 @@ class ScheduleConfig:
     holdout: float = 0.0
     #: a personal candidate must beat the user's current value by more than this (0: strict improvement)
     personal_margin: float = 0.0
+    #: False: the shared tokens stay as they start (only personal tokens are searched)
+    search_shared: bool = True
 
 
 def overall(values: Sequence[float] | np.ndarray, weights: np.ndarray) -> float:
@@ -124,6 +126,9 @@ class Schedule:
     def run(self, state: SearchState, on_step: Callable[[SearchState, Record], None],
             clock: Callable[[], float] = time.monotonic) -> SearchState:
         """Step until done; `on_step(state, record)` runs after each step (it saves the state)."""
+        if not self.config.search_shared and state.phase == "shared":  # only personal tokens are searched
+            state.phase = "personal" if self.problem.layout.n_personal > 0 else "done"
+            state.stop_reason = state.stop_reason if state.phase != "done" else "nothing-to-search"
         began, base = clock(), state.seconds
         while not state.done:
             if self.config.time_budget is not None and state.seconds >= self.config.time_budget:
@@ -233,7 +238,7 @@ class Schedule:
     # -- bookkeeping ----------------------------------------------------------------------------
     def _converged(self, state: SearchState) -> bool:
         layout = self.problem.layout
-        shared_idle = layout.n_shared == 0 or state.last_shared_accepted is False
+        shared_idle = layout.n_shared == 0 or not self.config.search_shared or state.last_shared_accepted is False
         personal_idle = layout.n_personal == 0 or state.last_personal_changed == 0
         return shared_idle and personal_idle
 
@@ -243,7 +248,7 @@ class Schedule:
             return
         state.round += 1
         state.position_index = 0
-        state.phase = "shared" if self.problem.layout.n_shared > 0 else "personal"
+        state.phase = "shared" if self.problem.layout.n_shared > 0 and self.config.search_shared else "personal"
 
     @staticmethod
     def _stop(state: SearchState, reason: str) -> None:
