@@ -30,7 +30,8 @@ PERSONAL_INITS = ("default", "history")
 #: examples), shared flips accepted only when they also improve on a held-out half of the search users, and a
 #: personal token kept only if the user's mean log-probability rises by > 0.1 nats.
 #: `history` (opt-in; issue #14, round two; it met the transfer target on seed 0 only, see below):
-#: `transfer`'s acceptance but a personal margin of 1.0 nats, started from the manual prompt with each user's personal token at their most frequent training-history
+#: `transfer`'s acceptance but a personal margin of 1.0 nats, started from the manual prompt with each
+#: user's personal token at their most frequent training-history
 #: attribute word (`history_word`), personal candidates = the gradient's top-5 plus the user's 5 most
 #: frequent history words; 2 rounds. A personal token leaves the history word only on clear evidence (with
 #: margin 0.1, 262 of 600 users left it and lost test HR@10 against `history_word`, seed 0).
