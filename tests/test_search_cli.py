@@ -28,7 +28,8 @@ def _comparable(doc: dict) -> dict:
 
 def test_search_end_to_end_json_and_run_directory(tiny_home: Home, tmp_path: Path) -> None:
     run = tmp_path / "run"
-    code, out, err = _invoke("search", *SMALL, "--home", str(tiny_home.root), "--run-dir", str(run), "--json")
+    code, out, err = _invoke("search", *SMALL, "--protocol", "history", "--home", str(tiny_home.root),
+                             "--run-dir", str(run), "--json")
     assert code == 0, err
     result = json.loads(out.strip().splitlines()[-1])
     assert set(result) == {"run", "results", "surrogate", "stop_reason", "seconds"}
@@ -37,21 +38,21 @@ def test_search_end_to_end_json_and_run_directory(tiny_home: Home, tmp_path: Pat
         assert set(result["results"][variant]) == {"validation", "test"}
         assert set(result["results"][variant]["test"]) == {"HR@1", "HR@5", "HR@10", "NDCG@5", "NDCG@10"}
     assert set(result["surrogate"]) == {"initial", "shared", "personalized", "manual", "paper_manual", "paper_shared",
-                                        "paper_personalized"}  # the default protocol also reports the paper's
+                                        "paper_personalized"}  # a non-paper protocol also reports the paper's
     assert result["surrogate"]["personalized"] >= result["surrogate"]["initial"]
     assert {p.name for p in run.iterdir()} == {"manifest.json", "trajectory.jsonl", "state.json", "prompts.json",
                                                ".lock"}  # the writer's lock (issue #16)
 
     doc = json.loads((run / "prompts.json").read_text())
     assert doc["format"] == "paprec-prompts/1" and doc["results"] == result["results"]
-    assert doc["shared"]["prefix"][0]["text"] == "Here"  # the default protocol starts from the manual template
+    assert doc["shared"]["prefix"][0]["text"] == "Here"  # the history protocol starts from the manual template
     assert len(doc["shared"]["personal_default"]) == 1
     assert set(doc["users"]) == set(doc["personal"])
     assert doc["search"]["stop_reason"] in ("converged", "max-rounds")
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["config"]["val_users"] == 24 and manifest["protocol"]["dataset_fingerprint"]
     assert (manifest["config"]["protocol"], manifest["config"]["selection"], manifest["config"]["search_examples"],
-            manifest["config"]["holdout"]) == ("history", "loss", 1, 0.5)  # the default protocol
+            manifest["config"]["holdout"]) == ("history", "loss", 1, 0.5)
     assert (manifest["config"]["init"], manifest["config"]["max_rounds"], manifest["config"]["personal_init"],
             manifest["config"]["history_candidates"]) == ("manual", 3, "history", 5)  # --max-rounds 3 wins
     assert manifest["sizes"]["validation_examples"] == 48  # 24 validation + each user's last training example
