@@ -11,7 +11,6 @@ from types import FrameType
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
 from paprec_cli.commands.common import (
     DecodingOpt,
@@ -29,9 +28,10 @@ from paprec_cli.commands.common import (
 )
 from paprec_cli.progress import heartbeat, search_progress
 from paprec_cli.search.config import DEFAULT_PROTOCOL
+from paprec_cli.views import search as views
 
 if TYPE_CHECKING:
-    from paprec_cli.export import Document
+    pass
 
 HELP = """Search trigger tokens for a frozen recommendation model (PAP-REC).
 
@@ -152,7 +152,7 @@ def search_command(
         with _interrupts(run.path), heartbeat(out.err, "evaluating manual, shared and personalized prompts"):
             doc = runner.finalize(session, writer, state)
         if dist.is_main:
-            out.show(_table(doc))
+            out.show(views.result_table(doc))
         out.result({"run": str(run.path), "results": doc["results"], "surrogate": doc["surrogate"],
                     "stop_reason": state.stop_reason, "seconds": doc["search"]["seconds"]})
 
@@ -172,27 +172,3 @@ def _interrupts(path: Path) -> Iterator[None]:
         raise typer.Exit(130) from None
     finally:
         signal.signal(signal.SIGTERM, previous)
-
-
-def _fmt(value: float | None) -> str:
-    return "-" if value is None else f"{value:.4f}"
-
-
-def _table(doc: Document) -> Table:
-    """Metrics as rows; manual / shared / personalized on validation, then on test, as columns."""
-    results = doc["results"]
-    parts = [p for p in ("validation", "test") if any(p in v for v in results.values())]
-    metrics: list[str] = []
-    for variant in results.values():
-        for values in variant.values():
-            metrics.extend(k for k in values if k not in metrics)
-    table = Table(title=f"{doc['task']} on {doc['dataset']}: manual vs automatic prompts")
-    table.add_column("metric", no_wrap=True)
-    columns = [(variant, part) for part in parts for variant in results]
-    for variant, part in columns:
-        table.add_column(f"{variant}\n{'val' if part == 'validation' else part}", justify="right")
-    for metric in metrics:
-        table.add_row(metric, *[_fmt(results[v].get(p, {}).get(m)) for v, p in columns for m in [metric]])
-    table.add_row("surrogate*", *[_fmt(doc["surrogate"].get(v)) if p == "validation" else "" for v, p in columns])
-    table.caption = "* the search's selection measure on its validation sample"
-    return table
