@@ -14,6 +14,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import platformdirs
 
@@ -110,3 +111,19 @@ def check_output(path: Path | None, option: str, force: bool, reads: tuple[Path 
         raise PaprecError(f"{option} {path}: is a folder; expected a file path")
     if target.exists() and not force:
         raise PaprecError(f"{option} {path}: the file exists; pass --force to replace it, or choose another path")
+
+
+def read_json_object(path: Path, fix: str) -> dict[str, Any]:
+    """A JSON object from `path`, or a `PaprecError` naming the file, what is wrong and `fix` (the one reader
+    of paprec's own JSON artefacts: manifests, run states)."""
+    from paprec_cli.errors import PaprecError
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as err:
+        raise PaprecError(f"{path}: not UTF-8 text ({err.reason}); {fix}") from None
+    except json.JSONDecodeError as err:
+        raise PaprecError(f"{path}: not valid JSON ({err.msg} at line {err.lineno}); {fix}") from None
+    if not isinstance(data, dict):
+        raise PaprecError(f"{path}: expected a JSON object, found {type(data).__name__}; {fix}")
+    return data

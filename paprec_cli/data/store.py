@@ -22,7 +22,7 @@ from paprec_cli import __version__
 from paprec_cli.data.dataset_spec import DatasetSpec, ImportOptions
 from paprec_cli.data.table import normalise
 from paprec_cli.errors import PaprecError
-from paprec_cli.paths import Home, atomic_path
+from paprec_cli.paths import Home, atomic_path, read_json_object
 
 Indexing = Literal["random", "sequential"]
 TieBreak = Literal["source", "item"]
@@ -259,14 +259,7 @@ def read_manifest(path: Path) -> dict[str, Any]:
     """A dataset's `manifest.json`, checked: a JSON object with `name` and `fingerprint` strings and integer
     `counts.users`, `counts.items`, `counts.with_rating`. Raises `PaprecError` naming the file and field."""
     fix = "re-import the dataset with `paprec data import`"
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError as err:
-        raise PaprecError(f"{path}: not UTF-8 text ({err.reason}); {fix}") from None
-    except json.JSONDecodeError as err:
-        raise PaprecError(f"{path}: not valid JSON ({err.msg} at line {err.lineno}); {fix}") from None
-    if not isinstance(data, dict):
-        raise PaprecError(f"{path}: expected a JSON object, found {type(data).__name__}; {fix}")
+    data = read_json_object(path, fix)
     for key, kind in _MANIFEST_FIELDS.items():
         if not isinstance(data.get(key), kind):
             raise PaprecError(f"{path}: field '{key}' is missing or not a {kind.__name__}; {fix}")

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict, cast
 
 from paprec_cli.errors import PaprecError
-from paprec_cli.paths import Home, write_json_atomic, write_text_atomic
+from paprec_cli.paths import Home, read_json_object, write_json_atomic, write_text_atomic
 from paprec_cli.search.state import SearchState
 
 if TYPE_CHECKING:
@@ -125,7 +125,7 @@ class RunDir:
         """The run's manifest, checked: a JSON object with a `config` object (the fingerprints a resume compares
         are checked by `runner.check_resumable`). Raises `PaprecError` naming the file and field."""
         path = self.path / MANIFEST
-        data = _read_object(path, "the run cannot be resumed; start a new run")
+        data = read_json_object(path, "the run cannot be resumed; start a new run")
         if not isinstance(data.get("config"), dict):
             raise PaprecError(f"{path}: field 'config' is missing or not an object; the run cannot be resumed; "
                               "start a new run")
@@ -135,7 +135,7 @@ class RunDir:
         path = self.path / STATE
         if not path.exists():
             return None
-        data = _read_object(path, "start a new run")
+        data = read_json_object(path, "start a new run")
         try:
             return SearchState.from_json(data)
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
@@ -187,15 +187,3 @@ class RunDir:
         path = self.path / PROMPTS
         return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
 
-
-def _read_object(path: Path, fix: str) -> dict[str, Any]:
-    """A JSON object from `path`, or a `PaprecError` naming the file, what is wrong and `fix`."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError as err:
-        raise PaprecError(f"{path}: not UTF-8 text ({err.reason}); {fix}") from None
-    except json.JSONDecodeError as err:
-        raise PaprecError(f"{path}: not valid JSON ({err.msg} at line {err.lineno}); {fix}") from None
-    if not isinstance(data, dict):
-        raise PaprecError(f"{path}: expected a JSON object, found {type(data).__name__}; {fix}")
-    return data
