@@ -108,23 +108,24 @@ def generate_items(
 RATING_TOKENS = 8
 
 
+def generate_texts(model: RecLM, codec: PromptCodec, enc: torch.Tensor, mask: torch.Tensor,
+                   **options: int | float) -> list[str]:
+    """transformers' `generate` from precomputed encoder states (no sampling; the codec's start, EOS and pad
+    ids), each returned sequence decoded to text without special tokens. `options`: `GenerationConfig` fields."""
+    config = GenerationConfig(do_sample=False, decoder_start_token_id=codec.decoder_start_id,
+                              eos_token_id=codec.eos_id, pad_token_id=codec.pad_id, **options)
+    out = model.t5.generate(
+        encoder_outputs=BaseModelOutput(last_hidden_state=enc), attention_mask=mask, generation_config=config
+    )
+    return list(codec.tokenizer.decode_batch([row[1:] for row in out.tolist()], skip_special_tokens=True))
+
+
 def decode_ratings(model: RecLM, codec: PromptCodec, enc: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Ratings read as P5 reads them: greedy decoding, the output text parsed as a number, [B] float32.
 
     An output that is not a number (or not finite) gives NaN: the metrics then show it (RMSE/MAE NaN, the
     search's surrogate -inf) instead of a substituted value."""
-    config = GenerationConfig(
-        num_beams=1,
-        do_sample=False,
-        max_new_tokens=RATING_TOKENS,
-        decoder_start_token_id=codec.decoder_start_id,
-        eos_token_id=codec.eos_id,
-        pad_token_id=codec.pad_id,
-    )
-    out = model.t5.generate(
-        encoder_outputs=BaseModelOutput(last_hidden_state=enc), attention_mask=mask, generation_config=config
-    )
-    texts = codec.tokenizer.decode_batch([row[1:] for row in out.tolist()], skip_special_tokens=True)
+    texts = generate_texts(model, codec, enc, mask, num_beams=1, max_new_tokens=RATING_TOKENS)
     return torch.tensor([parse_rating(t) for t in texts], dtype=torch.float32, device=enc.device)
 
 
@@ -145,20 +146,8 @@ def generate_p5(
     that is not an item id of the dataset (1..n_items), or repeats one, is dropped. Returns ([B, k] item
     indices, 0 where fewer than k items survived; sequences generated; sequences dropped)."""
     longest = int(codec.item_sequences().shape[1]) + 2
-    config = GenerationConfig(
-        num_beams=num_beams,
-        num_return_sequences=num_beams,
-        max_new_tokens=longest,
-        do_sample=False,
-        length_penalty=1.0,
-        decoder_start_token_id=codec.decoder_start_id,
-        eos_token_id=codec.eos_id,
-        pad_token_id=codec.pad_id,
-    )
-    out = model.t5.generate(
-        encoder_outputs=BaseModelOutput(last_hidden_state=enc), attention_mask=mask, generation_config=config
-    )
-    texts = codec.tokenizer.decode_batch([row[1:] for row in out.tolist()], skip_special_tokens=True)
+    texts = generate_texts(model, codec, enc, mask, num_beams=num_beams, num_return_sequences=num_beams,
+                           max_new_tokens=longest, length_penalty=1.0)
     result = torch.zeros(enc.shape[0], k, dtype=torch.long)
     dropped = 0
     for row in range(enc.shape[0]):
