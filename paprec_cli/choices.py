@@ -48,6 +48,7 @@ class Selection(Choice):
 
     SURROGATE = "surrogate"  # the task's surrogate metric on validation (the paper's method)
     LOSS = "loss"  # the negative teacher-forced loss of the target (the paper's ablation)
+    RANK = "rank"  # NDCG of the target over the top RANK_DEPTH ranking: dense, and read off the ranking
 
 
 class Evaluator(Choice):

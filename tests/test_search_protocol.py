@@ -59,7 +59,8 @@ def test_protocol_options_resolve_and_explicit_options_win() -> None:
 
     assert protocol_options("paper") == {"protocol": "paper", "init": "random", "max_rounds": 20,
                                          "selection": "surrogate", "top_k": 5, "search_examples": 0, "holdout": 0.0,
-                                         "personal_margin": 0.0, "personal_init": "default", "history_candidates": 0}
+                                         "personal_margin": 0.0, "personal_init": "default", "history_candidates": 0,
+                                         "shared_z": 0.0}
     history = protocol_options("history", max_rounds=None, history_candidates=3)
     assert (history["init"], history["max_rounds"], history["personal_init"]) == ("manual", 2, "history")
     assert history["history_candidates"] == 3 and history["selection"] == "loss"
@@ -157,6 +158,28 @@ def test_holdout_rejects_a_shared_flip_the_held_out_users_do_not_share() -> None
     assert _one_round(problem, holdout=0.5).tokens.shared == (1,)
     both = TableProblem({1: [0.0] * 4, 9: np.where(held, 0.1, 1.0).tolist()}, [[-1.0]] * 4)
     assert _one_round(both, holdout=0.5).tokens.shared == (9,)
+
+
+def test_shared_z_rejects_a_flip_that_wins_on_the_mean_of_a_few_users_only() -> None:
+    from paprec_cli.search.schedule import paired_z
+
+    one_user = TableProblem({1: [0.0] * 4, 9: [2.0, -0.1, -0.1, -0.1]}, [[-1.0]] * 4)  # mean +0.425
+    assert _one_round(one_user).tokens.shared == (9,)  # the paper's rule: any mean improvement
+    assert _one_round(one_user, shared_z=1.645).tokens.shared == (1,)  # z = 0.425 / 0.525 = 0.81
+    everyone = TableProblem({1: [0.0] * 4, 9: [0.5, 0.4, 0.45, 0.5]}, [[-1.0]] * 4)
+    assert _one_round(everyone, shared_z=1.645).tokens.shared == (9,)
+    assert round(paired_z(np.asarray([2.0, -0.1, -0.1, -0.1]), np.zeros(4)), 3) == 0.81
+    assert paired_z(np.ones(3), np.zeros(3)) == float("inf") and paired_z(np.ones(1), np.zeros(1)) == 0.0
+
+
+def test_rank_selection_is_the_targets_ndcg_over_the_top_50() -> None:
+    from types import SimpleNamespace
+
+    from paprec_cli.search.surrogate import deep_ndcg
+
+    examples = [SimpleNamespace(target=t) for t in (7, 3, 9)]
+    ranked = np.asarray([[7, 1, 2], [1, 2, 3], [1, 2, 4]])
+    assert deep_ndcg(ranked, examples).tolist() == [1.0, 0.5, 0.0]  # rank 1, rank 3 (1/log2 4), absent
 
 
 def test_personal_margin_keeps_only_clear_improvements() -> None:

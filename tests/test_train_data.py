@@ -96,6 +96,26 @@ def test_every_family_present_and_hints_name_the_target(training: TrainingData, 
             assert [w.text for w in pair.target] == [x for a in attributes[item] for x in a.split()]
 
 
+def test_history_hints_carry_the_historys_most_frequent_attribute(data: TaskData) -> None:
+    """The word appended is counted over the example's own history items, never the target's alone."""
+    from collections import Counter
+
+    registry = load_registry()
+    training = TrainingData(data, [registry.task("sequential")], Mixture(history_hint=0.5), seed=1)
+    pairs = [p for p in training.epoch(1) if p.family == "history_hint"]
+    sequential = sum(1 for p in training.epoch(1) if p.family == "sequential")
+    assert abs(len(pairs) - 0.5 * sequential) <= 1
+    attributes = data.dataset.item_attributes
+    for pair in pairs:
+        items = [w.index for w in pair.source if w.kind == "item"]
+        counts = Counter(a for i in items for a in dict.fromkeys(attributes[i]))
+        top = max(counts.values())
+        assert pair.source[-1].text in {a for a, c in counts.items() if c == top}
+    # off by default: the tiny recipe's epochs are unchanged
+    assert "history_hint" not in training.family_counts(
+        TrainingData(data, [registry.task("sequential")], Mixture(), seed=1).epoch(1))
+
+
 def test_epochs_are_seeded(training: TrainingData, data: TaskData) -> None:
     first = [(_text(p.source), _text(p.target)) for p in training.epoch(1)]
     again = TrainingData(data, training.tasks, training.mixture, seed=3).epoch(1)

@@ -43,8 +43,9 @@ trajectory, resumable state, prompts.json) and prints manual vs shared vs person
 
 Opt = typer.Option
 MODEL_HELP = "Model folder or name (default: <dataset>-tiny-atomic, or the one model trained on the dataset)."
-SELECTION_HELP = ("surrogate (the task's metric, NDCG@5 + HR@5) or loss (the target's NLL); default: the protocol's "
-                  "(paper: surrogate, transfer and history: loss).")
+SELECTION_HELP = ("surrogate (the task's metric, NDCG@5 + HR@5), loss (the target's NLL) or rank (NDCG@50 of the "
+                  "target: dense, read off the ranking); default: the protocol's (paper: surrogate, transfer and "
+                  "history: loss).")
 PROTOCOL_HELP = ("paper (the default; PAP-REC as published: random start, 20 rounds, NDCG@5 + HR@5 on one "
                  "validation example per user, top-5, strict improvement), history (manual start, each user's "
                  "personal token starts at their most frequent training-history attribute word, personal "
@@ -62,6 +63,8 @@ SEARCH_EXAMPLES_HELP = ("Each user's last N training examples scored with the va
 HOLDOUT_HELP = "Share of users held out to confirm each shared flip (paper 0, transfer and history 0.5)."
 MARGIN_HELP = ("A personal token is kept only if the user's signal improves by more than this (paper 0, transfer 0.1, "
                "history 1.0).")
+SHARED_Z_HELP = ("A shared flip is kept only if its per-user improvement on the confirming users (held-out, else all) "
+                 "exceeds Z standard errors (paired one-sided z-test; 1.645 = 95%; paper 0 = any improvement).")
 BUDGET_HELP = ("Stop cleanly once this many seconds have passed. Checked between steps: the step under way "
                "finishes first (a personal step on Beauty-sized data can take minutes on a CPU).")
 BATCH_HELP = ("Rows per forward pass, for the surrogate and the gradients (default: 256; on CUDA 2048 for the "
@@ -107,6 +110,7 @@ def search_command(
     personal_init: Annotated[str | None, Opt("--personal-init", help=PERSONAL_INIT_HELP)] = None,
     history_candidates: Annotated[int | None, Opt("--history-candidates", help=HISTORY_CAND_HELP)] = None,
     search_shared: Annotated[bool, Opt("--shared/--no-shared", help=SHARED_HELP)] = True,
+    shared_z: Annotated[float | None, Opt("--shared-z", help=SHARED_Z_HELP)] = None,
     evaluator: Annotated[str, Opt("--evaluator", help=EVALUATOR_HELP)] = "fast",
     batch_size: Annotated[int | None, Opt("--batch-size", help=BATCH_HELP)] = None,
     allow_list: Annotated[Path | None, Opt("--allow-list", help="File of allowed trigger words, one per line.")] = None,
@@ -127,7 +131,7 @@ def search_command(
                                    grad_examples, max_rounds, time_budget, selection, evaluator, batch_size,
                                    allow_list, run_dir, resume, seed, tokenizer_arg(tokenizer), protocol,
                                    search_examples, holdout, personal_margin, separator, decoding, force,
-                                   personal_init, history_candidates, search_shared)
+                                   personal_init, history_candidates, search_shared, shared_z)
     # Under torchrun every rank runs this; rank 0 alone writes the run folder and prints (see docs/DISTRIBUTED.md).
     with distributed(resolve_device(device)) as dist:
         ctx = make_ctx(home, json_out and dist.is_main, quiet or not dist.is_main, verbose)

@@ -40,11 +40,14 @@ PERSONAL_INITS = ("default", "history")
 #: docs/ABLATION-14.md.
 PROTOCOLS: dict[str, dict[str, Any]] = {
     "paper": {"init": "random", "max_rounds": 20, "selection": "surrogate", "top_k": 5, "search_examples": 0,
-              "holdout": 0.0, "personal_margin": 0.0, "personal_init": "default", "history_candidates": 0},
+              "holdout": 0.0, "personal_margin": 0.0, "personal_init": "default", "history_candidates": 0,
+              "shared_z": 0.0},
     "transfer": {"init": "random", "max_rounds": 20, "selection": "loss", "top_k": 5, "search_examples": 1,
-                 "holdout": 0.5, "personal_margin": 0.1, "personal_init": "default", "history_candidates": 0},
+                 "holdout": 0.5, "personal_margin": 0.1, "personal_init": "default", "history_candidates": 0,
+                 "shared_z": 0.0},
     "history": {"init": "manual", "max_rounds": 2, "selection": "loss", "top_k": 5, "search_examples": 1,
-                "holdout": 0.5, "personal_margin": 1.0, "personal_init": "history", "history_candidates": 5},
+                "holdout": 0.5, "personal_margin": 1.0, "personal_init": "history", "history_candidates": 5,
+                "shared_z": 0.0},
 }
 DEFAULT_PROTOCOL = "paper"
 
@@ -102,6 +105,9 @@ class SearchConfig:
     history_candidates: int = 0
     #: False: the shared tokens keep their initial values (only personal tokens are searched).
     search_shared: bool = True
+    #: A shared flip is kept only if its per-user improvement on the confirming users (held-out, else all)
+    #: exceeds this many standard errors (paired one-sided z-test; 0: off, as the paper).
+    shared_z: float = 0.0
 
     @property
     def layout(self) -> Layout:
@@ -132,6 +138,7 @@ class SearchConfig:
             (self.personal_margin >= 0.0, "--personal-margin", "a number >= 0"),
             (self.personal_init in PERSONAL_INITS, "--personal-init", " or ".join(PERSONAL_INITS)),
             (self.history_candidates >= 0, "--history-candidates", "an integer >= 0"),
+            (self.shared_z >= 0.0, "--shared-z", "a number >= 0"),
         ]
         for ok, option, expected in checks:
             if not ok:

@@ -270,6 +270,7 @@ class SearchRequest:
     personal_init: str | None = None  # None: the protocol's ("default" or "history")
     history_candidates: int | None = None  # None: the protocol's
     search_shared: bool = True  # False (--no-shared): keep the initial shared tokens
+    shared_z: float | None = None  # None: the protocol's
 
 
 @dataclass
@@ -293,7 +294,7 @@ def config_of(request: SearchRequest, home: Home, registry: Registry) -> SearchC
                               selection=request.selection, top_k=request.top_k,
                               search_examples=request.search_examples, holdout=request.holdout,
                               personal_margin=request.personal_margin, personal_init=request.personal_init,
-                              history_candidates=request.history_candidates)
+                              history_candidates=request.history_candidates, shared_z=request.shared_z)
     if chosen["init"] == "manual" and (request.n_prefix is not None or request.n_suffix is not None):
         raise PaprecError("--n-prefix/--n-suffix: not with --init manual (the template's words set them; "
                           f"protocol '{request.protocol}' starts from the manual prompt unless --init random)")
@@ -358,7 +359,8 @@ def search(session: SearchSession, run: RunDir | None, state: SearchState | None
         clock = session.dist.main_clock(clock)
     schedule = Schedule(session.problem, ScheduleConfig(config.seed, config.max_rounds, config.time_budget,
                                                         holdout=config.holdout, personal_margin=config.personal_margin,
-                                                        search_shared=config.search_shared))
+                                                        search_shared=config.search_shared,
+                                                        shared_z=config.shared_z))
     return schedule.run(state, on_step, clock)
 
 

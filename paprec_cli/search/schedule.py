@@ -10,6 +10,9 @@ last personal phase changed nobody, at `max_rounds`, or when the time budget is 
 Two options change acceptance (both off in the paper protocol): `holdout` holds out a seeded share of the
 users; a shared candidate is then chosen on the others and kept only if the held-out users' mean improves
 too. `personal_margin` requires a personal candidate to beat the user's current value by more than it.
+`shared_z` (a paired one-sided z-test) keeps a shared flip only if the mean per-user improvement on the
+users that confirm it (the held-out users, else all) exceeds `shared_z` standard errors: a flip must win
+on more than the noise of a few hundred users, not only on their mean.
 
 The schedule only sees a `SearchProblem` (candidates and surrogate values), so it can be tested with
 fakes whose improvements a test controls.
@@ -74,6 +77,8 @@ class ScheduleConfig:
     personal_margin: float = 0.0
     #: False: the shared tokens stay as they start (only personal tokens are searched)
     search_shared: bool = True
+    #: a shared flip must improve the confirming users by more than this many standard errors (0: off)
+    shared_z: float = 0.0
 
 
 def overall(values: Sequence[float] | np.ndarray, weights: np.ndarray) -> float:
@@ -95,6 +100,20 @@ def holdout_mask(seed: int, n_users: int, share: float) -> np.ndarray:
     mask = np.zeros(n_users, dtype=bool)
     mask[order[:n_held]] = True
     return mask
+
+
+def paired_z(candidate: np.ndarray, current: np.ndarray) -> float:
+    """The paired z statistic of per-user improvements: mean(candidate - current) / its standard error.
+
+    +inf when every user improves by the same positive amount, 0 for fewer than 2 users or no change."""
+    diff = np.asarray(candidate, dtype=np.float64) - np.asarray(current, dtype=np.float64)
+    if len(diff) < 2:
+        return 0.0
+    se = float(diff.std(ddof=1)) / float(np.sqrt(len(diff)))
+    mean = float(diff.mean())
+    if se == 0.0:
+        return float("inf") if mean > 0 else 0.0
+    return mean / se
 
 
 def start_state(problem: SearchProblem, tokens: PromptTokens) -> SearchState:
@@ -171,12 +190,19 @@ class Schedule:
         else:
             pick = int(np.argmax(means)) if means else -1
             accepted = pick >= 0 and means[pick] > baseline
+        z = None
+        if pick >= 0 and self.config.shared_z > 0:
+            confirm = held if held.any() else np.ones(len(problem.users), dtype=bool)
+            z = paired_z(np.asarray(values[pick])[confirm], np.asarray(state.user_values, dtype=np.float64)[confirm])
+            accepted = accepted and z > self.config.shared_z
         record: Record = {
             "round": state.round, "kind": "shared", "position": layout.slot_name(slot), "slot": slot,
             "current": self._token(state.tokens.shared[slot]),
             "candidates": [dict(self._token(t), surrogate=m) for t, m in zip(candidates, means, strict=True)],
             "baseline": baseline, "accepted": self._token(candidates[pick]) if accepted else None,
         }
+        if z is not None:
+            record["paired_z"] = z if np.isfinite(z) else None
         if accepted:
             state.tokens = state.tokens.with_shared(slot, int(candidates[pick]))
             state.user_values = [float(v) for v in values[pick]]

@@ -3,7 +3,12 @@
 The search hands a scorer all rows of a step at once: candidates x validation examples. The fast scorer
 ranks them in large batches (one pass, chunked by `batch_size`); the beam scorer is the reference
 implementation's way (one candidate at a time, 20-beam generate) kept for comparison; the loss scorer
-is the paper's ablation (negative teacher-forced NLL of the target).
+is the paper's ablation (negative teacher-forced NLL of the target); the rank scorer (`--selection rank`)
+reads the same ranking as the fast scorer but deeper: 1/log2(1 + rank) of the target within the top
+`RANK_DEPTH` items, 0 beyond. That is NDCG@RANK_DEPTH with one relevant item (Jarvelin & Kekalainen's
+discount, as NDCG@k in `paprec_cli.metrics`): non-zero for most users (the paper's NDCG@5 + HR@5 is 0 for
+most of them under every candidate), and, unlike the target's log-probability, it only moves when the
+target moves past other items, so a token that lifts every item of one brand scores nothing by itself.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import numpy as np
 import torch
 
 from paprec_cli.choices import Evaluator, Selection
+from paprec_cli.errors import PaprecError
 from paprec_cli.model.batching import Batch
 from paprec_cli.model.rows import PromptRows, Prompts, as_rows
 from paprec_cli.specs import Example, TaskSpec
@@ -24,6 +30,8 @@ if TYPE_CHECKING:
     from paprec_cli.model.inference import Recommender
 
 BEAMS = 20
+#: Ranking depth of `--selection rank` (items; about an eighth of the synthetic default's 400 items).
+RANK_DEPTH = 50
 
 
 def autocast(device: torch.device | str) -> contextlib.AbstractContextManager[object]:
@@ -69,6 +77,33 @@ class FastScorer:
                 self.recommender, self.task, list(examples), prompts, self.batch_size, k=self.task.surrogate_depth
             )
         return np.asarray(self.task.surrogate(preds, list(examples)), dtype=np.float64)
+
+
+class RankScorer(FastScorer):
+    """NDCG@RANK_DEPTH of each row's target on the same batched ranking as `FastScorer` (`--selection rank`).
+
+    Ranking tasks only (rating has no rank); the direct task ranks within its candidate list."""
+
+    def __init__(self, recommender: Recommender, task: TaskSpec, batch_size: int, depth: int = RANK_DEPTH) -> None:
+        super().__init__(recommender, task, batch_size)
+        self.depth = depth
+
+    def __call__(self, prompts: Prompts, examples: Sequence[Example]) -> np.ndarray:
+        from paprec_cli.model import predict
+
+        with torch.no_grad(), autocast(self.recommender.device):
+            ranked = predict.predictions(self.recommender, self.task, list(examples), prompts, self.batch_size,
+                                         k=self.depth)
+        return deep_ndcg(np.asarray(ranked, dtype=np.int64), examples)
+
+
+def deep_ndcg(ranked: np.ndarray, examples: Sequence[Example]) -> np.ndarray:
+    """[N] 1/log2(1 + rank) of each example's target in its row of `ranked` [N, depth] (rank 1-based), 0 when
+    the target is not in the row."""
+    targets = np.fromiter((int(ex.target) for ex in examples), dtype=np.int64, count=len(examples))
+    hit = ranked == targets[:, None]
+    rank = hit.argmax(axis=1) + 1
+    return np.where(hit.any(axis=1), 1.0 / np.log2(1.0 + rank), 0.0)
 
 
 class BeamScorer:
@@ -126,6 +161,11 @@ def make_scorer(recommender: Recommender, task: TaskSpec, selection: Selection, 
                 batch_size: int) -> RowScorer:
     if selection is Selection.LOSS:
         return LossScorer(recommender, task, batch_size)
+    if selection is Selection.RANK:
+        if task.kind != "ranking":
+            raise PaprecError(f"--selection rank: task '{task.name}' predicts {task.kind}s, not rankings; "
+                              "use --selection surrogate or loss")
+        return RankScorer(recommender, task, batch_size)
     if evaluator is Evaluator.BEAM:
         return BeamScorer(recommender, task, batch_size)
     return FastScorer(recommender, task, batch_size)

@@ -23,6 +23,7 @@ from paprec_cli.training.words import (
     attribute_phrases,
     has_attributes,
     hint_pair,
+    history_hint_pair,
     item_next_pairs,
     item_words_pairs,
     user_item_pairs,
@@ -44,6 +45,8 @@ class Mixture:
     item_next: float = 0.0
     #: (user -> one of their training items) pairs, as a share of ranking examples.
     user_item: float = 0.0
+    #: Ranking examples with their history's most frequent attribute appended, as a share of ranking examples.
+    history_hint: float = 0.0
     #: Share of a task's training examples drawn (seeded) each epoch; tasks not named use all of them.
     #: Lets a CPU run spend its time on the main task while still training the others.
     task_share: dict[str, float] = field(default_factory=dict)
@@ -88,7 +91,7 @@ class TrainingData:
     def families(self) -> list[str]:
         names = [task.name for task in self.tasks]
         if self.uses_words:
-            names += ["item_words", "word_item", "hint"]
+            names += ["item_words", "word_item", "hint"] + (["history_hint"] if self.mixture.history_hint > 0 else [])
         names += [n for n in ("item_next", "user_item") if getattr(self.mixture, n) > 0]
         return names
 
@@ -121,6 +124,14 @@ class TrainingData:
                 example = examples[int(chosen[row])]
                 template = templates[int(rng.integers(len(templates)))]
                 pair = hint_pair(example, template, targets[row], self.phrases, rng)
+                if pair is not None:
+                    hinted.append(pair)
+        if self.uses_words and task.kind == "ranking" and self.mixture.history_hint > 0 and len(chosen):
+            n = int(round(self.mixture.history_hint * len(chosen)))
+            for row in rng.choice(len(chosen), size=min(n, len(chosen)), replace=False).tolist():
+                example = examples[int(chosen[row])]
+                template = templates[int(rng.integers(len(templates)))]
+                pair = history_hint_pair(example, template, targets[row], self.phrases, rng)
                 if pair is not None:
                     hinted.append(pair)
         return pairs, hinted

@@ -15,6 +15,10 @@ target):
 - `hint`: a sequential training example whose prompt also carries an attribute of the target item,
   appended, prepended or after the argument alone, so words placed where PAP-REC puts trigger tokens
   steer the ranking.
+- `history_hint`: a sequential training example with the most frequent attribute of the items *in its own
+  history* (never the target's) at the end of the prompt, where PAP-REC's personal token sits: a word
+  that is right about the next item only as often as a user's habits are, so the model learns how much to
+  trust a per-user word rather than reading every word as the target's attribute.
 """
 
 from __future__ import annotations
@@ -140,6 +144,34 @@ def hint_pair(
             phrase = HINT_PHRASES[int(rng.integers(len(HINT_PHRASES)))]
             source = (*body, *_fill(phrase, {"attr": attr}))
     return Pair(source, tuple(target), "hint")
+
+
+def history_hint_pair(
+    example: Example,
+    template: Template,
+    target: Sequence[Word],
+    phrases: Sequence[Sequence[tuple[Word, ...]]],
+    rng: np.random.Generator,
+) -> Pair | None:
+    """A task example with its history's most frequent attribute appended (None: no history attributes).
+
+    The ranking (count, then latest occurrence, then alphabetical) is the `history_word` reference's
+    (`paprec_cli.references.ranked_words`), over the example's own history items only."""
+    items = [w.index for w in example.values.get("history", ()) if w.kind == "item"]
+    counts: dict[tuple[Word, ...], int] = {}
+    last: dict[tuple[Word, ...], int] = {}
+    for position, item in enumerate(items):
+        for phrase in dict.fromkeys(phrases[item]):
+            counts[phrase] = counts.get(phrase, 0) + 1
+            last[phrase] = position
+    if not counts:
+        return None
+    best = min(counts, key=lambda p: (-counts[p], -last[p], " ".join(w.text for w in p)))
+    if rng.random() < 0.25:  # argument only (random-start searches keep no instruction words)
+        source = (*example.argument, *best)
+    else:
+        source = (*template.render(example.values), *best)
+    return Pair(source, tuple(target), "history_hint")
 
 
 def item_next_pairs(train: Sequence[np.ndarray], n: int, rng: np.random.Generator) -> list[Pair]:
