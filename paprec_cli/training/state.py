@@ -29,7 +29,7 @@ from safetensors.torch import load_model, save_model
 from torch import nn
 
 from paprec_cli.errors import PaprecError
-from paprec_cli.paths import Home, atomic_path, write_json_atomic
+from paprec_cli.paths import Home, atomic_path, read_json_object, write_json_atomic
 from paprec_cli.training.recipe import TrainOptions
 
 if TYPE_CHECKING:
@@ -145,10 +145,12 @@ def read_state(folder: Path, name: str) -> RunState:
     path = folder / STATE
     if not path.exists():
         raise PaprecError(f"--resume {name}: no training state at {folder}; start it with `paprec train --name {name}`")
+    fix = f"train again without --resume (`paprec train --name {name} --force`)"
+    data = read_json_object(path, fix)
     try:
-        return RunState.from_json(json.loads(path.read_text(encoding="utf-8")))
-    except (json.JSONDecodeError, KeyError, TypeError) as err:
-        raise PaprecError(f"--resume {name}: {path} is damaged ({err}); train again without --resume") from err
+        return RunState.from_json(data)
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        raise PaprecError(f"{path}: damaged training state ({type(err).__name__}: {err}); {fix}") from None
 
 
 def restore(folder: Path, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
