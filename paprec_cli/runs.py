@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from paprec_cli.errors import PaprecError
-from paprec_cli.export import FORMATS, Document, check_codec, check_fingerprints, read_prompts
+from paprec_cli.export import FORMATS, Document, check_codec, check_fingerprints, check_ranges, read_prompts
 from paprec_cli.inputs import PAPREC, InputProtocol, inputs_for
 from paprec_cli.paths import Home
 
@@ -145,6 +145,8 @@ def open_prompts(
         tokenizer = str(recorded["tokenizer"])
     bundle = load_model(model_ref, home, dataset=data, tokenizer=Path(tokenizer) if tokenizer else None)
     check_fingerprints(doc, source, model_fingerprint=model_fingerprint(bundle))
+    check_ranges(doc, source, n_users=data.n_users, vocab_size=bundle.codec.vocab_size, dataset=data.name,
+                 model=model_ref)
     check_codec(doc, bundle.codec, source, model=model_ref)
     seed_value = recorded.get("split_seed")
     seed = int(str(seed_value)) if seed_value is not None else split_seed(bundle)

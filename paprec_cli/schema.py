@@ -40,10 +40,13 @@ def _shown(value: object) -> str:
 def describe_error(err: ValidationError) -> str:
     """The first problem of a validation error as `field 'a.b': what is wrong (found X)`."""
     first = err.errors(include_url=False)[0]
-    loc = ".".join(str(part) for part in first["loc"])
+    parts = [str(part) for part in first["loc"]]
     message = str(first["msg"]).removeprefix("Value error, ")
     message = message[:1].lower() + message[1:]
-    where = f"field '{loc}'" if loc else "the document"
+    if parts and parts[-1] == "[key]":  # a bad key of an object, e.g. a user index "0"
+        where = f"key '{'.'.join(parts[:-1])}'"
+    else:
+        where = f"field '{'.'.join(parts)}'" if parts else "the document"
     if first["type"] == "missing":
         return f"{where} is missing"
     return f"{where}: {message} (found {_shown(first.get('input'))})"
