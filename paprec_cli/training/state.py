@@ -84,9 +84,24 @@ class RunState:
         )
 
 
+def _damaged(path: Path, err: BaseException) -> PaprecError:
+    """The error for a truncated or damaged checkpoint file: only one checkpoint is kept, so the fix is to
+    train again (the model folder, if any, still holds the best epoch saved so far)."""
+    first = (str(err).strip().splitlines() or [""])[0][:120]
+    name = path.parent.name
+    return PaprecError(f"{path}: not readable, truncated or damaged ({type(err).__name__}: {first}); this training "
+                       f"cannot be resumed; start it again with `paprec train --name {name} --force`")
+
+
 def load_weights_file(model: nn.Module, path: Path) -> None:
-    """Weights saved by `save_state` (tied embeddings may be absent); anything else missing is an error."""
-    missing, unexpected = load_model(model, str(path), strict=False)
+    """Weights saved by `save_state` (tied embeddings may be absent); anything else missing is an error, and a
+    truncated or damaged file is a one-line `PaprecError` naming it and the fix."""
+    if not path.is_file():
+        raise _damaged(path, FileNotFoundError("no such file"))
+    try:
+        missing, unexpected = load_model(model, str(path), strict=False)
+    except Exception as err:  # safetensors raises its own error type (and OSError) for a truncated file
+        raise _damaged(path, err) from None
     if unexpected or [k for k in missing if "embed_tokens" not in k and "lm_head" not in k]:
         raise PaprecError(f"{path}: weights do not fit the model (missing {missing[:3]}, unexpected {unexpected[:3]})")
 
@@ -156,8 +171,12 @@ def read_state(folder: Path, name: str) -> RunState:
 def restore(folder: Path, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
     """Last weights, optimiser moments and RNG state, as saved after the last finished epoch."""
     load_weights_file(model, folder / LAST)
-    extra = torch.load(folder / OPTIMIZER, map_location="cpu", weights_only=True)
-    optimizer.load_state_dict(extra["optimizer"])
-    torch.set_rng_state(extra["torch_rng"])
+    path = folder / OPTIMIZER
+    try:
+        extra = torch.load(path, map_location="cpu", weights_only=True)
+        optimizer.load_state_dict(extra["optimizer"])
+        torch.set_rng_state(extra["torch_rng"])
+    except Exception as err:  # truncated (EOF / zip errors), or not the dict `save_state` writes
+        raise _damaged(path, err) from None
     if "cuda_rng" in extra and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(extra["cuda_rng"])
