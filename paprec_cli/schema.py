@@ -49,6 +49,8 @@ def describe_error(err: ValidationError) -> str:
         where = f"field '{'.'.join(parts)}'" if parts else "the document"
     if first["type"] == "missing":
         return f"{where} is missing"
+    if not parts:  # a rule across fields: its message says it all
+        return message
     return f"{where}: {message} (found {_shown(first.get('input'))})"
 
 
