@@ -45,10 +45,10 @@ class ModelSummary(TypedDict):
 def read_model_json(path: Path) -> ModelJson:
     """A model folder's `config.json` or `training.json` ({} for a missing `training.json`), checked against its
     schema (`paprec_cli.model.records`); a damaged file is a one-line `PaprecError` naming the file and field."""
-    from paprec_cli.model import records
+    from paprec_cli.model.records import read_config, read_training
 
     folder = Path(path).parent
-    return records.read_training(folder) if Path(path).name == TRAINING_FILE else records.read_config(folder)
+    return read_training(folder) if Path(path).name == TRAINING_FILE else read_config(folder)
 
 
 def model_folders(home: Home) -> list[Path]:
@@ -80,13 +80,13 @@ def model_summary(folder: Path) -> ModelSummary:
     """One model's identity and headline numbers from its JSON files (a row of `paprec models list --json`);
     a model whose `config.json`, `codec.json` or `training.json` is damaged is a row with `broken` set (and
     nothing else)."""
-    from paprec_cli.model import records
+    from paprec_cli.model.records import PAPREC_FORMAT, read_codec
 
     try:
         config = read_model_json(folder / CONFIG_FILE)
         training = read_model_json(folder / TRAINING_FILE)
-        if config.get("format") == records.PAPREC_FORMAT:
-            records.read_codec(folder)
+        if config.get("format") == PAPREC_FORMAT:
+            read_codec(folder)
     except (PaprecError, OSError) as err:  # OSError: a file the user cannot read
         why = os_error_message(err) if isinstance(err, OSError) else str(err)
         return {"name": folder.name, "path": str(folder), "dataset": None, "size": None, "ids": None, "tasks": [],

@@ -107,7 +107,7 @@ def _load_any(
     config_path = path / CONFIG
     if not config_path.exists():
         raise PaprecError(f"{path}: no config.json; expected a paprec model folder or a Hugging Face T5 folder")
-    info = read_config(path)
+    info: dict[str, Any] = read_config(path)
     if info.get("format") == CONFIG_FORMAT:
         bundle = load_paprec_folder(path, info)
         if dataset is not None:

@@ -345,23 +345,21 @@ class PromptCodec:
 
         info = read_codec(folder, fix)  # types and ranges checked (records.CodecRecord)
         tokenizer = read_tokenizer(folder / "tokenizer.json")
-        dataset = info.get("dataset") or {}
         codec = cls(
             tokenizer,
-            info["id_scheme"],
-            info["n_users"],
-            info["n_items"],
-            dataset_name=dataset.get("name", ""),
-            dataset_fingerprint=dataset.get("fingerprint", ""),
-            tokenizer_kind=info.get("tokenizer", "trained"),
-            word_tokens=info.get("word_tokens"),
+            info.id_scheme,
+            info.n_users,
+            info.n_items,
+            dataset_name=info.dataset.name,
+            dataset_fingerprint=info.dataset.fingerprint,
+            tokenizer_kind=info.tokenizer,
+            word_tokens=info.word_tokens,
         )
-        readout = info.get("rating_readout", "expected")
-        codec.rating_readout = readout
-        if codec.text_vocab_size != info.get("text_vocab_size") or codec.vocab_size != info.get("vocab_size"):
+        codec.rating_readout = info.rating_readout
+        if codec.text_vocab_size != info.text_vocab_size or codec.vocab_size != info.vocab_size:
             raise PaprecError(
                 f"{folder / 'tokenizer.json'}: vocabulary size {codec.text_vocab_size} does not match "
-                f"codec.json's text_vocab_size {info.get('text_vocab_size')}"
+                f"codec.json's text_vocab_size {info.text_vocab_size}"
             )
         return codec
 

@@ -6,8 +6,9 @@
 - `training.json`: `TrainingRecord`, read by `read_training` for the registry (`models list/info`).
 
 Every reader raises a one-line `PaprecError` naming the file, the field and the fix (`paprec_cli.schema`);
-they return the checked JSON object as read (extra keys kept) so that the code that reads fields by name
-keeps working. No torch import here: `paprec models list` stays light.
+`read_codec` returns the typed record; `read_config` and `read_training` return the checked JSON object as
+read (extra keys kept: `config.json` travels on as `ModelBundle.config` and is written back on save).
+No torch import here: `paprec models list` stays light.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, NonNegativeInt, PositiveInt, field_validator, model_validator
 
 from paprec_cli.errors import PaprecError
+from paprec_cli.jsontypes import JSONObject
 from paprec_cli.paths import read_json_object
-from paprec_cli.schema import Record, check
+from paprec_cli.schema import Record, RecordT, check
 
 CONFIG_FILE = "config.json"
 CODEC_FILE = "codec.json"
@@ -153,27 +155,27 @@ class TrainingRecord(Record):
     history: list[dict[str, Any]] | None = None
 
 
-def _read(schema: type[Record], path: Path, fix: str) -> dict[str, Any]:
+def _read(schema: type[RecordT], path: Path, fix: str) -> tuple[RecordT, JSONObject]:
+    """(the checked record, the JSON object as read) of `path`."""
     if not path.is_file():
         raise PaprecError(f"{path}: missing; {fix}")
     data = read_json_object(path, fix)
-    check(schema, data, path, fix)
-    return data
+    return check(schema, data, path, fix), data
 
 
-def read_config(folder: Path) -> dict[str, Any]:
+def read_config(folder: Path) -> JSONObject:
     """A model folder's `config.json`, checked against `ModelConfig` (a `PaprecError` naming the field)."""
-    return _read(ModelConfig, Path(folder) / CONFIG_FILE, model_fix(Path(folder)))
+    return _read(ModelConfig, Path(folder) / CONFIG_FILE, model_fix(Path(folder)))[1]
 
 
-def read_codec(folder: Path, fix: str | None = None) -> dict[str, Any]:
-    """A model folder's `codec.json`, checked against `CodecRecord`; `fix` (default: restore or retrain the
+def read_codec(folder: Path, fix: str | None = None) -> CodecRecord:
+    """A model folder's `codec.json` as a checked `CodecRecord`; `fix` (default: restore or retrain the
     model) ends the error of a damaged file (a training state's codec has its own)."""
-    return _read(CodecRecord, Path(folder) / CODEC_FILE, fix or model_fix(Path(folder)))
+    return _read(CodecRecord, Path(folder) / CODEC_FILE, fix or model_fix(Path(folder)))[0]
 
 
-def read_training(folder: Path) -> dict[str, Any]:
+def read_training(folder: Path) -> JSONObject:
     """A model folder's `training.json`, checked against `TrainingRecord`; {} when the model has none
     (imported or initialised models)."""
     path = Path(folder) / TRAINING_FILE
-    return _read(TrainingRecord, path, model_fix(Path(folder))) if path.exists() else {}
+    return _read(TrainingRecord, path, model_fix(Path(folder)))[1] if path.exists() else {}
