@@ -8,7 +8,6 @@ ids so that a document is never applied to a model it was not searched for.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -84,10 +83,11 @@ def prompts_source(source: str | Path, home: Home) -> Path:
 def recorded_config(run: Path | None) -> dict[str, object]:
     """The search configuration a run's manifest recorded ({}: no run, no manifest or none recorded)."""
     manifest = run / MANIFEST_FILE if run is not None else None
-    if manifest is None or not manifest.is_file():
+    if run is None or manifest is None or not manifest.is_file():
         return {}
-    config = json.loads(manifest.read_text(encoding="utf-8")).get("config")
-    return dict(config) if isinstance(config, dict) else {}
+    from paprec_cli.search.rundir import RunDir
+
+    return dict(RunDir(run).manifest()["config"])  # the one checked reader: a damaged manifest is one line
 
 
 def recorded_split_seed(run: Path | None) -> int | None:

@@ -431,3 +431,10 @@ def test_prompt_document_deep_copy_is_unchanged(base: Home) -> None:
 
     doc = read_prompts(base.runs / "r1" / "prompts.json")
     assert doc == copy.deepcopy(_prompts(base))
+
+
+def test_eval_of_a_run_with_a_damaged_manifest_is_one_line(home: Home) -> None:
+    path = home.runs / "r1" / "manifest.json"
+    path.write_text("[]", encoding="utf-8")
+    line = fails_cleanly(home, "eval", "r1", "--device", "cpu")
+    assert f"{path}: expected a JSON object, found list" in line, line
