@@ -144,6 +144,7 @@ def test_damaged_training_json(home: Home, change: Callable[[Any], Any], needle:
     code, out, err = invoke("models", "list", "--home", str(home.root))
     assert code == 0 and snapshot(home.root) == before, err
     assert "broken" in out and "other" in out  # the table has a status column and keeps the other model
+    assert "training.json:" in out and str(path) not in out  # the file named inside the row's folder
     code, out, err = invoke("models", "list", "--json", "--home", str(home.root))
     rows = {row["name"]: row for row in last_json(out)["models"]}
     assert needle in str(rows[MODEL]["broken"]) and rows["other"]["broken"] is None

@@ -22,7 +22,9 @@ def models_table(rows: Sequence[registry.ModelSummary], models_home: Path) -> Ta
         cells = [row["name"], str(row["dataset"] or ""), str(row["size"] or ""), str(row["ids"] or ""),
                  ",".join(row["tasks"]), str(row["epochs"] or ""), registry.headline({"test": row["test"]})]
         if any_broken:
-            cells.append(f"broken: {row['broken']}" if row["broken"] else "ok")
+            # the row names the folder: the reason names the file inside it (`--json` keeps the full path)
+            reason = str(row["broken"]).replace(f"{row['path']}/", "") if row["broken"] else ""
+            cells.append(f"broken: {reason}" if reason else "ok")
         table.add_row(*(escape(cell) for cell in cells), style="red" if row["broken"] else None)
     return table
 
