@@ -111,7 +111,20 @@ def validate_document(doc: object, source: Path | str) -> Document:
             raise PaprecError(f"{source}: user key {user!r} is not a user index ('1', '2', ...); {REEXPORT}")
     for where, tokens in token_lists(doc):
         _tokens(tokens, where, source)
+    from paprec_cli.export_schema import check_parts
+
+    check_parts(doc, source, REEXPORT)  # layout, user indices, token ids >= 0, slot counts = token counts
     return doc
+
+
+def check_ranges(doc: Document, source: Path | str, *, n_users: int, vocab_size: int, dataset: str,
+                 model: str) -> None:
+    """User indices within the dataset's users (1..`n_users`) and token ids within the model's vocabulary
+    (0..`vocab_size` - 1); a `PaprecError` naming the file and field otherwise."""
+    from paprec_cli.export_schema import check_bounds, check_parts
+
+    check_bounds(check_parts(doc, source, REEXPORT), source, n_users=n_users, vocab_size=vocab_size,
+                 dataset=dataset, model=model, fix=REEXPORT)
 
 
 def check_codec(doc: Document, codec: TokenCodec, source: Path | str, model: str = "the model") -> None:
@@ -368,21 +381,23 @@ def _read_csv(source: Path) -> Document:
     header = next(reader, None)
     if header is None or tuple(header[: len(COLUMNS)]) != COLUMNS:
         raise PaprecError(f"{source}:2: header is {header!r}; expected columns {', '.join(COLUMNS)}")
+    from paprec_cli.export_schema import check_row
+
     rows = []
     for number, cells in enumerate(reader, start=3):
         if not cells:
             continue
         try:
-            rows.append(
-                {
-                    "user_idx": int(cells[0]),
-                    "user": cells[1] or None,
-                    "token_ids": json.loads(cells[2]) if cells[2] else None,
-                    "tokens": json.loads(cells[3]) if cells[3] else None,
-                }
-            )
+            row = {
+                "user_idx": int(cells[0]),
+                "user": cells[1] or None,
+                "token_ids": json.loads(cells[2]) if cells[2] else None,
+                "tokens": json.loads(cells[3]) if cells[3] else None,
+            }
         except (ValueError, IndexError) as exc:
             raise PaprecError(f"{source}:{number}: malformed row ({exc}); {REEXPORT}") from None
+        check_row(row, f"{source}:{number}", REEXPORT)  # e.g. token_ids ["a"] or [1.5]
+        rows.append(row)
     return _rebuild(meta, rows, source)
 
 
@@ -399,4 +414,9 @@ def _read_parquet(source: Path) -> Document:
     missing = [c for c in COLUMNS[:4] if c not in table.columns]
     if missing:
         raise PaprecError(f"{source}: missing column(s) {', '.join(missing)}; {REEXPORT}")
-    return _rebuild(_meta_json(file_meta[PARQUET_META_KEY], source), table.iter_rows(named=True), source)
+    from paprec_cli.export_schema import check_row
+
+    rows = list(table.iter_rows(named=True))
+    for number, row in enumerate(rows, start=1):
+        check_row(row, f"{source}: row {number}", REEXPORT)  # e.g. token ids written as strings
+    return _rebuild(_meta_json(file_meta[PARQUET_META_KEY], source), rows, source)

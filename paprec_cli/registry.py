@@ -8,11 +8,10 @@ prompt binding (`paprec_cli.runs`) all ask here.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict
 
-from paprec_cli.errors import PaprecError
+from paprec_cli.errors import PaprecError, os_error_message
 from paprec_cli.paths import Home, sha256_file
 
 if TYPE_CHECKING:
@@ -39,17 +38,17 @@ class ModelSummary(TypedDict):
     test: dict[str, dict[str, float]]
     created: str | None
     trained: bool
+    #: Why the model's files cannot be read (one line: file, field, fix); None for a readable model.
+    broken: str | None
 
 
 def read_model_json(path: Path) -> ModelJson:
-    """A model's JSON record ({} when absent or not an object); invalid JSON is a one-line error."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return {}
-    except json.JSONDecodeError as err:
-        raise PaprecError(f"{path}: not valid JSON ({err.msg} at line {err.lineno}); retrain or delete it") from err
-    return data if isinstance(data, dict) else {}
+    """A model folder's `config.json` or `training.json` ({} for a missing `training.json`), checked against its
+    schema (`paprec_cli.model.records`); a damaged file is a one-line `PaprecError` naming the file and field."""
+    from paprec_cli.model.records import read_config, read_training
+
+    folder = Path(path).parent
+    return read_training(folder) if Path(path).name == TRAINING_FILE else read_config(folder)
 
 
 def model_folders(home: Home) -> list[Path]:
@@ -78,9 +77,21 @@ def _dataset_name(record: ModelJson) -> str | None:
 
 
 def model_summary(folder: Path) -> ModelSummary:
-    """One model's identity and headline numbers from its JSON files (a row of `paprec models list --json`)."""
-    config = read_model_json(folder / CONFIG_FILE)
-    training = read_model_json(folder / TRAINING_FILE)
+    """One model's identity and headline numbers from its JSON files (a row of `paprec models list --json`);
+    a model whose `config.json`, `codec.json` or `training.json` is damaged is a row with `broken` set (and
+    nothing else)."""
+    from paprec_cli.model.records import PAPREC_FORMAT, read_codec
+
+    try:
+        config = read_model_json(folder / CONFIG_FILE)
+        training = read_model_json(folder / TRAINING_FILE)
+        if config.get("format") == PAPREC_FORMAT:
+            read_codec(folder)
+    except (PaprecError, OSError) as err:  # OSError: a file the user cannot read
+        why = os_error_message(err) if isinstance(err, OSError) else str(err)
+        return {"name": folder.name, "path": str(folder), "dataset": None, "size": None, "ids": None, "tasks": [],
+                "epochs": None, "best_epoch": None, "test": {}, "created": None, "trained": False,
+                "broken": why}  # fmt: skip
     return {
         "name": folder.name,
         "path": str(folder),
@@ -93,7 +104,14 @@ def model_summary(folder: Path) -> ModelSummary:
         "test": training.get("test") or {},
         "created": training.get("created"),
         "trained": bool(training),
+        "broken": None,
     }
+
+
+def list_models(home: Home) -> list[ModelSummary]:
+    """Every model of the home, in name order (`paprec models list`); a broken one is listed with `broken`
+    set, so that one damaged folder never hides the others."""
+    return [model_summary(folder) for folder in model_folders(home)]
 
 
 def model_record(home: Home, name: str) -> tuple[Path, ModelJson, ModelJson]:
@@ -110,21 +128,24 @@ def default_model(home: Home, dataset: str) -> str:
     preferred = home.model_dir(f"{dataset}-tiny-atomic")
     if (preferred / CONFIG_FILE).is_file():
         return str(preferred)
-    found = []
-    for config in sorted(home.models.glob(f"*/{CONFIG_FILE}")):
+    found, broken = [], []
+    for folder in model_folders(home):
         try:
-            info = json.loads(config.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            info = read_model_json(folder / CONFIG_FILE)
+        except PaprecError:
+            broken.append(folder.name)
             continue
         if (info.get("dataset") or {}).get("name") == dataset:
-            found.append(config.parent)
+            found.append(folder)
     if len(found) == 1:
         return str(found[0])
     if found:
         names = ", ".join(p.name for p in found)
         raise PaprecError(f"several models are trained on '{dataset}' ({names}); choose one with --model NAME")
+    unreadable = f" ({len(broken)} unreadable model folder(s): {', '.join(broken)}; see `paprec models list`)" \
+        if broken else ""
     raise PaprecError(
-        f"no trained model for dataset '{dataset}' in {home.models}; train one with "
+        f"no trained model for dataset '{dataset}' in {home.models}{unreadable}; train one with "
         f"`paprec train --dataset {dataset}` or pass --model PATH"
     )
 

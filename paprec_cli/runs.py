@@ -8,13 +8,12 @@ ids so that a document is never applied to a model it was not searched for.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from paprec_cli.errors import PaprecError
-from paprec_cli.export import FORMATS, Document, check_codec, check_fingerprints, read_prompts
+from paprec_cli.export import FORMATS, Document, check_codec, check_fingerprints, check_ranges, read_prompts
 from paprec_cli.inputs import PAPREC, InputProtocol, inputs_for
 from paprec_cli.paths import Home
 
@@ -84,10 +83,11 @@ def prompts_source(source: str | Path, home: Home) -> Path:
 def recorded_config(run: Path | None) -> dict[str, object]:
     """The search configuration a run's manifest recorded ({}: no run, no manifest or none recorded)."""
     manifest = run / MANIFEST_FILE if run is not None else None
-    if manifest is None or not manifest.is_file():
+    if run is None or manifest is None or not manifest.is_file():
         return {}
-    config = json.loads(manifest.read_text(encoding="utf-8")).get("config")
-    return dict(config) if isinstance(config, dict) else {}
+    from paprec_cli.search.rundir import RunDir
+
+    return dict(RunDir(run).manifest()["config"])  # the one checked reader: a damaged manifest is one line
 
 
 def recorded_split_seed(run: Path | None) -> int | None:
@@ -145,6 +145,8 @@ def open_prompts(
         tokenizer = str(recorded["tokenizer"])
     bundle = load_model(model_ref, home, dataset=data, tokenizer=Path(tokenizer) if tokenizer else None)
     check_fingerprints(doc, source, model_fingerprint=model_fingerprint(bundle))
+    check_ranges(doc, source, n_users=data.n_users, vocab_size=bundle.codec.vocab_size, dataset=data.name,
+                 model=model_ref)
     check_codec(doc, bundle.codec, source, model=model_ref)
     seed_value = recorded.get("split_seed")
     seed = int(str(seed_value)) if seed_value is not None else split_seed(bundle)

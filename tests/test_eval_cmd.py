@@ -99,7 +99,7 @@ def test_eval_prompts_file_human_output(home: Home, tmp_path: Path) -> None:
         (lambda d: d.update(format="paprec-prompts/9"), "format tag"),
         (lambda d: d.update(dataset_fingerprint="0" * 16), "dataset in use"),
         (lambda d: d.update(model_fingerprint="0" * 16), "model in use"),
-        (lambda d: d["shared"]["suffix"].append({"id": 5, "text": "zzzunknownword"}), "not in its vocabulary"),
+        (lambda d: d["shared"]["suffix"].__setitem__(0, {"id": 5, "text": "zzzunknownword"}), "not in its vocabulary"),
         (lambda d: d["personal"]["1"][0].update(id=d["personal"]["1"][0]["id"] + 1), "has id"),
     ],
 )

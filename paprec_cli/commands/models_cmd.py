@@ -17,9 +17,10 @@ def register(app: PaprecTyper) -> None:
 
     @models.command("list")
     def list_models(json_out: JsonOpt = False, quiet: QuietOpt = False, home: HomeOpt = None) -> None:
-        """List the models under the models home with their dataset, size and headline test metric."""
+        """List the models under the models home with their dataset, size and headline test metric (a damaged
+        model is listed as broken, with the reason)."""
         ctx = make_ctx(home, json_out, quiet)
-        rows = [registry.model_summary(folder) for folder in registry.model_folders(ctx.home)]
+        rows = registry.list_models(ctx.home)
         if not rows:
             ctx.out.info(f"No models in {ctx.home.models}; train one with `paprec train --dataset synthetic`.")
         else:

@@ -164,16 +164,36 @@ class Dataset:
 
     @cached_property
     def interactions(self) -> pl.DataFrame:
-        return pl.read_parquet(self.folder / "interactions.parquet")
+        return self._table("interactions.parquet", ("user_idx", "item_idx", "pos", "rating"))
 
     @cached_property
     def items(self) -> pl.DataFrame:
         """item_idx, item (raw id), title, attributes; one row per item, sorted by item_idx."""
-        return pl.read_parquet(self.folder / "items.parquet")
+        return self._table("items.parquet", ("item_idx", "item"))
 
     @cached_property
     def users(self) -> pl.DataFrame:
-        return pl.read_parquet(self.folder / "users.parquet")
+        return self._table("users.parquet", ("user_idx", "user"))
+
+    def _table(self, file: str, columns: tuple[str, ...] = ()) -> pl.DataFrame:
+        """One of the dataset's Parquet tables; a missing, truncated or damaged file, or a missing column, is a
+        one-line `PaprecError` naming the file and the fix (re-import)."""
+        path = self.folder / file
+        fix = f"re-import dataset '{self.name}' with `paprec data import` (the same source and options)"
+        if not path.is_file():
+            raise PaprecError(f"{path}: missing; {fix}")
+        try:
+            table = pl.read_parquet(path)
+        except OSError:
+            raise  # permissions and the like: the error boundary names the path and the fix
+        except Exception as err:  # polars raises several error types for a truncated or damaged file
+            first = (str(err).strip().splitlines() or [""])[0][:120]
+            raise PaprecError(f"{path}: not a readable Parquet file, truncated or damaged ({type(err).__name__}: "
+                              f"{first}); {fix}") from None
+        missing = [column for column in columns if column not in table.columns]
+        if missing:
+            raise PaprecError(f"{path}: missing column(s) {', '.join(missing)}; {fix}")
+        return table
 
     @property
     def n_users(self) -> int:
@@ -195,7 +215,7 @@ class Dataset:
         path = self.folder / f"extra_{key}.parquet"
         if not path.exists():
             raise PaprecError(f"dataset '{self.name}' has no '{key}' table (available: {self.manifest['extras']})")
-        return pl.read_parquet(path)
+        return self._table(path.name)
 
     @cached_property
     def sequences(self) -> list[np.ndarray]:

@@ -20,6 +20,7 @@ from paprec_cli.errors import PaprecError
 from paprec_cli.model.backbone import build_model, t5_config
 from paprec_cli.model.bundle import CONFIG_FORMAT, ModelBundle
 from paprec_cli.model.codec import DatasetLike, IdScheme, PromptCodec
+from paprec_cli.model.records import model_fix, read_config
 from paprec_cli.model.weights import TIED_KEYS, load_state_strict, read_state_dict, save_safetensors_sorted
 from paprec_cli.paths import Home, atomic_path, sha256_file
 from paprec_cli.registry import model_folders
@@ -106,7 +107,7 @@ def _load_any(
     config_path = path / CONFIG
     if not config_path.exists():
         raise PaprecError(f"{path}: no config.json; expected a paprec model folder or a Hugging Face T5 folder")
-    info = _read_json(config_path)
+    info: dict[str, Any] = read_config(path)
     if info.get("format") == CONFIG_FORMAT:
         bundle = load_paprec_folder(path, info)
         if dataset is not None:
@@ -120,6 +121,7 @@ def _load_any(
 
 
 def load_paprec_folder(folder: Path, info: dict[str, Any]) -> ModelBundle:
+    """The model of a paprec folder whose `config.json` is `info` (as `records.read_config` checked it)."""
     codec = PromptCodec.load(folder)
     weights = folder / WEIGHTS
     vocab = info.get("vocab_size")
@@ -130,12 +132,13 @@ def load_paprec_folder(folder: Path, info: dict[str, Any]) -> ModelBundle:
         )
     expected_sha = info.get("weights_sha256")
     if expected_sha and weights.exists() and sha256_file(weights) != expected_sha:
-        raise PaprecError(f"{weights}: checksum differs from config.json's weights_sha256 (file modified or corrupt)")
-    state = read_state_dict(weights)
+        raise PaprecError(f"{weights}: checksum differs from config.json's weights_sha256 (file truncated, modified "
+                          f"or corrupt); {model_fix(folder)}")
     try:
-        config = t5_config(info["dims"], codec.vocab_size, pad_id=codec.pad_id, eos_id=codec.eos_id)
-    except (KeyError, TypeError, ValueError) as err:
-        raise PaprecError(f"{folder / CONFIG}: bad model dimensions ({err})") from err
+        state = read_state_dict(weights)
+    except PaprecError as err:
+        raise PaprecError(f"{err}; {model_fix(folder)}") from None
+    config = t5_config(info["dims"], codec.vocab_size, pad_id=codec.pad_id, eos_id=codec.eos_id)  # checked on read
     model = build_model(config, seed=0)
     load_state_strict(model, state, weights)
     return ModelBundle(model, codec, info, folder)
@@ -155,16 +158,6 @@ def check_dataset(codec: PromptCodec, dataset: DatasetLike, where: Path) -> None
             f"{where}: trained on dataset '{codec.dataset_name}' (fingerprint {codec.dataset_fingerprint}), "
             f"not on '{dataset.name}' (fingerprint {theirs}); train one with `paprec train --dataset {dataset.name}`"
         )
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise PaprecError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from err
-    if not isinstance(data, dict):
-        raise PaprecError(f"{path}: expected a JSON object")
-    return data
 
 
 def lock_model_for_reading(model: str, home: Home) -> None:

@@ -334,38 +334,32 @@ class PromptCodec:
         (folder / "codec.json").write_text(json.dumps(self.describe(), indent=2) + "\n", encoding="utf-8")
 
     @classmethod
-    def load(cls, folder: Path) -> PromptCodec:
+    def load(cls, folder: Path, fix: str | None = None) -> PromptCodec:
+        """The codec saved in `folder` (`codec.json` + `tokenizer.json`); `fix` ends the error of a damaged
+        `codec.json` (default: restore the file or retrain the model)."""
         folder = Path(folder)
         path = folder / "codec.json"
-        try:
-            info = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError as err:
-            raise PaprecError(f"{path}: missing; a paprec model folder has codec.json next to tokenizer.json") from err
-        except json.JSONDecodeError as err:
-            raise PaprecError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from err
+        if not path.exists():
+            raise PaprecError(f"{path}: missing; a paprec model folder has codec.json next to tokenizer.json")
+        from paprec_cli.model.records import read_codec
+
+        info = read_codec(folder, fix)  # types and ranges checked (records.CodecRecord)
         tokenizer = read_tokenizer(folder / "tokenizer.json")
-        dataset = info.get("dataset") or {}
-        try:
-            codec = cls(
-                tokenizer,
-                info["id_scheme"],
-                info["n_users"],
-                info["n_items"],
-                dataset_name=dataset.get("name", ""),
-                dataset_fingerprint=dataset.get("fingerprint", ""),
-                tokenizer_kind=info.get("tokenizer", "trained"),
-                word_tokens=info.get("word_tokens"),
-            )
-        except KeyError as err:
-            raise PaprecError(f"{path}: missing field {err}") from err
-        readout = info.get("rating_readout", "expected")
-        if readout not in ("expected", "decoded"):
-            raise PaprecError(f"{path}: rating_readout {readout!r}; expected 'expected' or 'decoded'")
-        codec.rating_readout = readout
-        if codec.text_vocab_size != info.get("text_vocab_size") or codec.vocab_size != info.get("vocab_size"):
+        codec = cls(
+            tokenizer,
+            info.id_scheme,
+            info.n_users,
+            info.n_items,
+            dataset_name=info.dataset.name,
+            dataset_fingerprint=info.dataset.fingerprint,
+            tokenizer_kind=info.tokenizer,
+            word_tokens=info.word_tokens,
+        )
+        codec.rating_readout = info.rating_readout
+        if codec.text_vocab_size != info.text_vocab_size or codec.vocab_size != info.vocab_size:
             raise PaprecError(
                 f"{folder / 'tokenizer.json'}: vocabulary size {codec.text_vocab_size} does not match "
-                f"codec.json's text_vocab_size {info.get('text_vocab_size')}"
+                f"codec.json's text_vocab_size {info.text_vocab_size}"
             )
         return codec
 

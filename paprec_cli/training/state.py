@@ -29,7 +29,7 @@ from safetensors.torch import load_model, save_model
 from torch import nn
 
 from paprec_cli.errors import PaprecError
-from paprec_cli.paths import Home, atomic_path, write_json_atomic
+from paprec_cli.paths import Home, atomic_path, read_json_object, write_json_atomic
 from paprec_cli.training.recipe import TrainOptions
 
 if TYPE_CHECKING:
@@ -84,9 +84,24 @@ class RunState:
         )
 
 
+def _damaged(path: Path, err: BaseException) -> PaprecError:
+    """The error for a truncated or damaged checkpoint file: only one checkpoint is kept, so the fix is to
+    train again (the model folder, if any, still holds the best epoch saved so far)."""
+    first = (str(err).strip().splitlines() or [""])[0][:120]
+    name = path.parent.name
+    return PaprecError(f"{path}: not readable, truncated or damaged ({type(err).__name__}: {first}); this training "
+                       f"cannot be resumed; start it again with `paprec train --name {name} --force`")
+
+
 def load_weights_file(model: nn.Module, path: Path) -> None:
-    """Weights saved by `save_state` (tied embeddings may be absent); anything else missing is an error."""
-    missing, unexpected = load_model(model, str(path), strict=False)
+    """Weights saved by `save_state` (tied embeddings may be absent); anything else missing is an error, and a
+    truncated or damaged file is a one-line `PaprecError` naming it and the fix."""
+    if not path.is_file():
+        raise _damaged(path, FileNotFoundError("no such file"))
+    try:
+        missing, unexpected = load_model(model, str(path), strict=False)
+    except Exception as err:  # safetensors raises its own error type (and OSError) for a truncated file
+        raise _damaged(path, err) from None
     if unexpected or [k for k in missing if "embed_tokens" not in k and "lm_head" not in k]:
         raise PaprecError(f"{path}: weights do not fit the model (missing {missing[:3]}, unexpected {unexpected[:3]})")
 
@@ -145,17 +160,23 @@ def read_state(folder: Path, name: str) -> RunState:
     path = folder / STATE
     if not path.exists():
         raise PaprecError(f"--resume {name}: no training state at {folder}; start it with `paprec train --name {name}`")
+    fix = f"train again without --resume (`paprec train --name {name} --force`)"
+    data = read_json_object(path, fix)
     try:
-        return RunState.from_json(json.loads(path.read_text(encoding="utf-8")))
-    except (json.JSONDecodeError, KeyError, TypeError) as err:
-        raise PaprecError(f"--resume {name}: {path} is damaged ({err}); train again without --resume") from err
+        return RunState.from_json(data)
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        raise PaprecError(f"{path}: damaged training state ({type(err).__name__}: {err}); {fix}") from None
 
 
 def restore(folder: Path, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
     """Last weights, optimiser moments and RNG state, as saved after the last finished epoch."""
     load_weights_file(model, folder / LAST)
-    extra = torch.load(folder / OPTIMIZER, map_location="cpu", weights_only=True)
-    optimizer.load_state_dict(extra["optimizer"])
-    torch.set_rng_state(extra["torch_rng"])
+    path = folder / OPTIMIZER
+    try:
+        extra = torch.load(path, map_location="cpu", weights_only=True)
+        optimizer.load_state_dict(extra["optimizer"])
+        torch.set_rng_state(extra["torch_rng"])
+    except Exception as err:  # truncated (EOF / zip errors), or not the dict `save_state` writes
+        raise _damaged(path, err) from None
     if "cuda_rng" in extra and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(extra["cuda_rng"])

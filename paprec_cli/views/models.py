@@ -5,22 +5,27 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from rich.markup import escape
 from rich.table import Table
 
 from paprec_cli import registry
 
 
 def models_table(rows: Sequence[registry.ModelSummary], models_home: Path) -> Table:
-    """`paprec models list`: name, dataset, size, ids, tasks, epochs and the headline test metric."""
-    table = Table(title=f"models in {models_home}")
-    for column in ("name", "dataset", "size", "ids", "tasks", "epochs", "test"):
+    """`paprec models list`: name, dataset, size, ids, tasks, epochs and the headline test metric; a `status`
+    column with the one-line reason when a model's files are damaged."""
+    table = Table(title=f"models in {escape(str(models_home))}")
+    any_broken = any(row["broken"] for row in rows)
+    for column in ("name", "dataset", "size", "ids", "tasks", "epochs", "test", *(("status",) if any_broken else ())):
         table.add_column(column)
     for row in rows:
-        training = registry.read_model_json(Path(row["path"]) / registry.TRAINING_FILE)
-        table.add_row(
-            row["name"], str(row["dataset"] or ""), str(row["size"] or ""), str(row["ids"] or ""),
-            ",".join(row["tasks"]), str(row["epochs"] or ""), registry.headline(training),
-        )  # fmt: skip
+        cells = [row["name"], str(row["dataset"] or ""), str(row["size"] or ""), str(row["ids"] or ""),
+                 ",".join(row["tasks"]), str(row["epochs"] or ""), registry.headline({"test": row["test"]})]
+        if any_broken:
+            # the row names the folder: the reason names the file inside it (`--json` keeps the full path)
+            reason = str(row["broken"]).replace(f"{row['path']}/", "") if row["broken"] else ""
+            cells.append(f"broken: {reason}" if reason else "ok")
+        table.add_row(*(escape(cell) for cell in cells), style="red" if row["broken"] else None)
     return table
 
 
@@ -42,7 +47,8 @@ def info_table(folder: Path, config: registry.ModelJson, training: registry.Mode
             table.add_row(f"{part} {task}", shown)
     for baseline, per_task in (training.get("baselines") or {}).items():
         for task, metrics in per_task.items():
-            table.add_row(f"{baseline} {task}", f"HR@10 {metrics.get('HR@10', float('nan')):.4f}")
+            value = metrics.get("HR@10")
+            table.add_row(f"{baseline} {task}", "HR@10 " + ("-" if value is None else f"{value:.4f}"))
     if not training:
         table.add_row("training", "no training.json (an imported or initialised model)")
     if config.get("dims"):
