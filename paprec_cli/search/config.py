@@ -48,6 +48,9 @@ PROTOCOLS: dict[str, dict[str, Any]] = {
     "history": {"init": "manual", "max_rounds": 2, "selection": "loss", "top_k": 5, "search_examples": 1,
                 "holdout": 0.5, "personal_margin": 1.0, "personal_init": "history", "history_candidates": 5,
                 "shared_z": 0.0},
+    "guarded": {"init": "manual", "max_rounds": 1, "selection": "rank", "top_k": 5, "search_examples": 1,
+                "holdout": 0.5, "personal_margin": 0.25, "personal_init": "history", "history_candidates": 5,
+                "shared_z": 1.645},
 }
 DEFAULT_PROTOCOL = "paper"
 
