@@ -387,3 +387,51 @@ def _dataset(home: Path) -> Any:
     from paprec_cli.paths import Home
 
     return load_dataset(Home.resolve(home), "beauty")
+
+
+# -- id ranges (#17) ----------------------------------------------------------------------------------
+def test_release_range_from_p5_file_names() -> None:
+    from paprec_cli.model.id_range import release_range
+
+    beauty = release_range(Path("ckpt/beauty-small.pth"))
+    assert beauty is not None and (beauty.users, beauty.items) == (22363, 12101)
+    sports = release_range(Path("Sports-Base.pth"))
+    assert sports is not None and (sports.users, sports.items) == (35598, 18357)
+    assert release_range(Path("my-finetune.pth")) is None and release_range(Path("beauty.pth")) is None
+
+
+def test_tokenizer_range_stops_at_the_first_unknown_id() -> None:
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    from paprec_cli.model.codec import PromptCodec
+    from paprec_cli.model.id_range import check_id_range, tokenizer_range
+
+    words = ["<pad>", "</s>", "<unk>", "user_1", "user_2", "user_3", "1", "2", "3", "4"]
+    tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    codec = PromptCodec(tok, "subword", 5, 4)
+    found = tokenizer_range(codec, 5, 4)
+    assert (found.users, found.items) == (3, None)
+    with pytest.raises(PaprecError, match=r"x.pth: dataset 'd' has user ids up to 5, but this checkpoint stands "
+                                          r"for users 1..3 only \(the tokenizer"):  # fmt: skip
+        check_id_range(Path("x.pth"), codec, "d", 5, 4)
+    assert (check_id_range(Path("x.pth"), codec, "d", 3, 4).users, tokenizer_range(codec, 3, 4).users) == (None, None)
+
+
+def test_ids_beyond_a_release_range_are_refused_in_one_line(
+    release: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A dataset with more items than the checkpoint was trained on: exit 2 before any work, one line naming
+    the dataset, its largest id and the checkpoint's range (P5's Beauty counts shrunk to fit the test)."""
+    from paprec_cli.model import id_range
+
+    home = imported(tmp_path, release, "sequential")
+    assert recommend(home, release, 1)["items"]  # within P5's Beauty range: accepted
+    info = load_model(release["pth"], dataset=_dataset(home), tokenizer=release["tokenizer"]).config["id_range"]
+    assert (info["users"], info["items"]) == (22363, 12101) and "beauty-small.pth" in info["source"]
+    monkeypatch.setitem(id_range.P5_RELEASE_RANGES, "beauty", (22363, 150))
+    code, out, err = cli(home, "recommend", "--dataset", "beauty", "--model", str(release["pth"]), "--tokenizer",
+                         str(release["tokenizer"]), "--user", "1", "--device", "cpu")  # fmt: skip
+    assert code == 2 and err.count("\n") == 1 and err.startswith("Error: ") and not out
+    assert "dataset 'beauty' has item ids up to 200" in err and "items 1..150 only" in err
+    assert "P5's released beauty checkpoint" in err
