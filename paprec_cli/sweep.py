@@ -74,6 +74,9 @@ class SweepSpec:
     seed: int = 0
     metric: str | None = None
     n_boot: int = 1000
+    #: The T5 tokenizer of a HF T5 folder / P5 `.pth` model (None: the one beside the checkpoint); left out of
+    #: `to_json` when None, so the key and manifest of a sweep made before the option existed stay the same.
+    tokenizer: str | None = None
 
     def key(self) -> str:
         """8 hex digits identifying the grid and options (the default folder name's suffix)."""
@@ -84,6 +87,8 @@ class SweepSpec:
         obj = asdict(self)
         for name in ("n_suffix", "n_personal", "selections"):
             obj[name] = list(obj[name])
+        if obj["tokenizer"] is None:
+            del obj["tokenizer"]
         return obj
 
 
@@ -213,7 +218,7 @@ def _config(spec: SweepSpec, cell: Cell, model: str) -> SearchConfig:
                         init=Init.RANDOM, n_personal=cell.n_personal, top_k=spec.top_k, val_users=spec.val_users,
                         grad_examples=spec.grad_examples, max_rounds=spec.max_rounds, time_budget=spec.time_budget,
                         selection=Selection.parse(cell.selection, "--selection"), batch_size=spec.batch_size,
-                        seed=spec.seed)
+                        seed=spec.seed, tokenizer=spec.tokenizer)
 
 
 def _open_manifest(folder: Path, spec: SweepSpec, cells: Sequence[Cell]) -> dict[str, Any]:

@@ -435,3 +435,29 @@ def test_ids_beyond_a_release_range_are_refused_in_one_line(
     assert code == 2 and err.count("\n") == 1 and err.startswith("Error: ") and not out
     assert "dataset 'beauty' has item ids up to 200" in err and "items 1..150 only" in err
     assert "P5's released beauty checkpoint" in err
+
+
+def test_sweep_takes_tokenizer(release: dict[str, Path], tmp_path: Path) -> None:
+    """`paprec sweep --model X.pth --tokenizer DIR`: every cell's search reads the checkpoint with that tokenizer."""
+    home = imported(tmp_path, release, "sequential")
+    out_dir = tmp_path / "sweep"
+    args = ("sweep", "--task", "sequential", "--dataset", "beauty", "--model", str(release["pth"]), "--n-suffix", "1",
+            "--n-personal", "0", "--selection", "surrogate", "--top-k", "2", "--grad-examples", "8", "--max-rounds",
+            "1", "--n-boot", "10", "--no-plot", "--device", "cpu", "--json")  # fmt: skip
+    code, _, err = cli(home, *args, "--out", str(tmp_path / "without"))
+    assert code == 2 and "no tokenizer.json or spiece.model" in err and "--tokenizer" in err
+    code, out, err = cli(home, *args, "--out", str(out_dir), "--tokenizer", str(release["tokenizer"]))
+    assert code == 0, err
+    cell = json.loads((out_dir / "cells" / "suffix1-personal0-surrogate" / "manifest.json").read_text())
+    given = load_model(release["pth"], dataset=_dataset(home), tokenizer=release["tokenizer"])
+    assert cell["config"]["tokenizer"] == str(release["tokenizer"].resolve())
+    assert cell["model"]["tokenizer_sha256"] == given.codec.tokenizer_sha256
+    assert json.loads((out_dir / "sweep.json").read_text())["spec"]["tokenizer"] == str(release["tokenizer"].resolve())
+
+
+def test_sweep_key_unchanged_without_tokenizer() -> None:
+    from paprec_cli.sweep import SweepSpec
+
+    spec = SweepSpec(task="sequential", dataset="synthetic")
+    assert "tokenizer" not in spec.to_json()
+    assert SweepSpec(task="sequential", dataset="synthetic", tokenizer="/t").key() != spec.key()
