@@ -45,8 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     from paprec_cli.data.store import load_dataset
     from paprec_cli.evaluate import manual_prompts
     from paprec_cli.model import Recommender, load_model
-    from paprec_cli.model.beam_gap import beam_top, exact_top, overlap, smallest_width
-    from paprec_cli.model.beam_gap import Recovery
+    from paprec_cli.model.beam_gap import Recovery, beam_top, exact_top, overlap, smallest_width
     from paprec_cli.plugins import load_registry
     from paprec_cli.registry import split_seed
     from paprec_cli.search.runner import sample_validation
@@ -92,8 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     say(f"smallest width recovering >= 90%: {chosen}")
     settings = {"model": str(args.model), "dataset": args.dataset, "task": args.task, "template": args.template,
                 "users": args.users, "prompts": len(prompts), "k": args.k, "seed": args.seed, "widths": widths,
-                "model_info": {"test": bundle.config.get("test"), "training": (bundle.config.get("training") or {})
-                               .get("epochs")}}
+                "model_folder": str(bundle.folder)}
     doc = document("beam_gap", device, settings, results=rows, exact={"surrogate": exact_surrogate,
                                                                          "seconds": exact_s},
                    smallest_90=chosen)

@@ -371,7 +371,7 @@ def test_search_and_eval_with_a_p5_checkpoint_record_the_protocol(release: dict[
     manifest = json.loads((run / "manifest.json").read_text())
     given = load_model(release["pth"], dataset=_dataset(home), tokenizer=release["tokenizer"])
     assert manifest["model"]["tokenizer_sha256"] == given.codec.tokenizer_sha256
-    assert manifest["model"]["expects_indexing"] == "sequential"
+    assert manifest["model"]["expects_indexing"] == "sequential" and manifest["model"]["surrogate_beams"] == 30
     assert manifest["protocol"]["inputs"] == {"name": "p5", "history": None, "separator": "->", "max_tokens": 512,
                                               "seed": 0}  # fmt: skip
     assert manifest["config"]["decoding"] == "p5" and manifest["config"]["tokenizer"] == str(release["tokenizer"])

@@ -24,6 +24,11 @@ if TYPE_CHECKING:
     from paprec_cli.model.inference import Recommender
 
 BEAMS = 20
+#: The fast scorer's constrained beam width with sub-word ids (it keeps the top `task.surrogate_depth` = 5):
+#: the smallest width measured to recover at least 90% of the exact top-5 on a tiny trained sub-word model
+#: (synthetic, seed 0; 300 validation users: 5 beams 60%, 10 71%, 20 80%, 30 99.7%; bench/beam_gap.py,
+#: docs/BEAM-GAP.md). Atomic ids rank exactly and ignore it; `--decoding p5` uses P5's 20 beams.
+SURROGATE_BEAMS = 30
 
 
 def autocast(device: torch.device | str) -> contextlib.AbstractContextManager[object]:
@@ -66,7 +71,8 @@ class FastScorer:
 
         with torch.no_grad(), autocast(self.recommender.device):
             preds = predict.predictions(
-                self.recommender, self.task, list(examples), prompts, self.batch_size, k=self.task.surrogate_depth
+                self.recommender, self.task, list(examples), prompts, self.batch_size, k=self.task.surrogate_depth,
+                num_beams=max(self.task.surrogate_depth, SURROGATE_BEAMS),
             )
         return np.asarray(self.task.surrogate(preds, list(examples)), dtype=np.float64)
 
