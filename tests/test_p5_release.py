@@ -461,3 +461,77 @@ def test_sweep_key_unchanged_without_tokenizer() -> None:
     spec = SweepSpec(task="sequential", dataset="synthetic")
     assert "tokenizer" not in spec.to_json()
     assert SweepSpec(task="sequential", dataset="synthetic", tokenizer="/t").key() != spec.key()
+
+
+# -- user names (#17) ---------------------------------------------------------------------------------
+T2_4 = "Given the following purchase history of {} : \n {} \n predict next possible item for the user"
+T5_5 = "Which item of the following to recommend for {} ? \n {}"
+
+
+def named_reviews(folder: Path) -> Path:
+    """McAuley 2014 raw reviews: 7 users x 7 items, user u skipping item u (a 5-core block with one
+    never-seen item per user), reviewerName varying per user (the list is per review, oldest first)."""
+    import gzip
+
+    names = {0: ["Jane Doe"] * 6, 1: ["J. Smith"] * 5 + ["John Smith"], 2: [None] * 6, 3: ["  "] * 6,
+             4: ["Ana"] * 6, 5: [None] * 5 + ["Bob"], 6: [None] * 6}  # fmt: skip
+    rows = []
+    for u in range(7):
+        for n, i in enumerate(i for i in range(7) if i != u):
+            row: dict[str, object] = {"reviewerID": f"U{u}", "asin": f"A{i}", "overall": float(1 + (u + i) % 5),
+                                      "unixReviewTime": 1000 * u + i}  # fmt: skip
+            if names[u][n] is not None:
+                row["reviewerName"] = names[u][n]
+            rows.append(row)
+    folder.mkdir(parents=True, exist_ok=True)
+    with gzip.open(folder / "reviews_Beauty_5.json.gz", "wt", encoding="utf-8") as fh:
+        fh.write("\n".join(json.dumps(r) for r in rows) + "\n")
+    return folder
+
+
+def test_reviewer_names_kept_and_written_where_p5_wrote_them(release: dict[str, Path], tmp_path: Path) -> None:
+    from paprec_tasks.direct import DirectTask
+    from paprec_tasks.rating import RatingTask
+    from paprec_tasks.sequential import SequentialTask
+
+    from paprec_cli.data.splits import TaskData
+    from paprec_cli.inputs import PAPREC
+
+    home = tmp_path / "home"
+    code, _, err = cli(home, "data", "import", "beauty", "--from", str(named_reviews(tmp_path / "raw")),
+                       "--indexing", "sequential")  # fmt: skip
+    assert code == 0, err
+    code, out, _ = cli(home, "data", "info", "beauty", "--json")
+    assert json.loads(out.strip().splitlines()[-1])["users_with_name"] == 4
+    data = _dataset(home)
+    by_raw = {data.user_raw_id(u): name for u, name in data.user_names.items()}
+    assert by_raw == {"U0": "Jane Doe", "U1": "John Smith", "U4": "Ana", "U5": "Bob"}  # latest review's name
+    assert data.manifest["counts"]["with_name"] == 4
+
+    p5 = TaskData(data, 0, negatives=1, inputs=p5_protocol("beauty"))
+    jane, nameless = data.user_index("U0"), data.user_index("U2")
+    seq = {ex.user: ex for ex in SequentialTask().examples(p5, "test")}
+    texts = {tid: [w.text for w in SequentialTask().manual(tid).render(seq[jane].values)] for tid in ("2-3", "2-4")}
+    assert texts["2-4"][6:8] == ["Jane", "Doe"] and f"user_{jane}" not in texts["2-4"]
+    assert texts["2-3"][7] == f"user_{jane}"  # P5 writes user_N in 2-3
+    assert SequentialTask().manual("2-4").render(seq[nameless].values)[6] == Word.user(nameless)  # no name: user_N
+    assert seq[jane].argument[0] == Word.user(jane)  # the searched argument keeps the id
+    own = {ex.user: ex for ex in SequentialTask().examples(TaskData(data, 0, inputs=PAPREC), "test")}
+    assert SequentialTask().manual("2-4").render(own[jane].values)[6] == Word.user(jane)  # paprec's models: user_N
+    direct = {ex.user: ex for ex in DirectTask().examples(p5, "test")}
+    assert [w.text for w in DirectTask().manual("5-5").render(direct[jane].values)][8:10] == ["Jane", "Doe"]
+    assert all(w.text != "Jane" for w in DirectTask().manual("5-7").render(direct[jane].values))
+    rating = [ex for ex in RatingTask().examples(p5, "train") if ex.user == data.user_index("U4")]
+    assert "Ana" in [w.text for w in RatingTask().manual("1-6").render(rating[0].values)]
+    assert "Ana" not in [w.text for w in RatingTask().manual("1-1").render(rating[0].values)]
+
+    # token ids and whole-word ids as P5 builds them (its tokenizer, its rules: one word per "▁"-word)
+    codec = load_model(release["pth"], dataset=data, tokenizer=release["tokenizer"]).codec
+    history = " , ".join(str(i) for i in data.sequences[jane][:-1])
+    got = codec.model_input(codec.encode(SequentialTask().manual("2-4").render(seq[jane].values)))
+    ids, wids = p5_input(processor_of(release), T2_4.format("Jane Doe", history))
+    assert (got["input_ids"], got["whole_word_ids"]) == (ids, wids)
+    candidates = " , ".join(str(i) for i in direct[jane].candidates or ())
+    got = codec.model_input(codec.encode(DirectTask().manual("5-5").render(direct[jane].values)))
+    expected = p5_input(processor_of(release), T5_5.format("Jane Doe", candidates))
+    assert (got["input_ids"], got["whole_word_ids"]) == expected
