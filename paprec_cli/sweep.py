@@ -197,6 +197,8 @@ def run_sweep(spec: SweepSpec, home: Home, out: Output, device: str, folder: Pat
         new_figure(1, 1)  # matplotlib present? (a one-line error naming paprec[plot] otherwise)
     model = spec.model or default_model(home, spec.dataset)
     folder = Path(folder) if folder is not None else default_folder(home, spec)
+    created = not (folder / MANIFEST).is_file()
+    new_folder = not folder.exists()
     manifest = _open_manifest(folder, spec, cells)
     out.info(f"Sweep folder: {folder} ({len(cells)} cells, test {metric})")
     rows = []
@@ -208,6 +210,10 @@ def run_sweep(spec: SweepSpec, home: Home, out: Output, device: str, folder: Pat
         except KeyboardInterrupt:
             sys.stderr.write(f"Interrupted; finished cells are kept. Re-run the same command (or pass --out "
                              f"{folder}) to resume.\n")
+            raise
+        except PaprecError:
+            if created:  # e.g. a model that does not load: leave no sweep behind that would refuse the fixed options
+                _forget_unstarted(folder, new_folder)
             raise
     paths = write_summary(folder, manifest, rows, metric, plot)
     return {"sweep": str(folder), "manifest": str(folder / MANIFEST), **paths, "metric": metric, "cells": rows}
@@ -239,6 +245,19 @@ def _open_manifest(folder: Path, spec: SweepSpec, cells: Sequence[Cell]) -> dict
         raise PaprecError(f"--out {folder}: exists and is not a sweep folder (no {MANIFEST}); use another --out")
     write_json_atomic(path, manifest)
     return manifest
+
+
+def _forget_unstarted(folder: Path, remove_folder: bool) -> None:
+    """Remove the `sweep.json` this run wrote if no cell has started (and the folder, when this run made it
+    and it is empty)."""
+    cells = folder / "cells"
+    if cells.is_dir() and any(cells.iterdir()):
+        return
+    (folder / MANIFEST).unlink(missing_ok=True)
+    if cells.is_dir():
+        cells.rmdir()
+    if remove_folder and folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
 
 
 def _run_cell(spec: SweepSpec, cell: Cell, folder: Path, model: str, home: Home, out: Output, device: str,

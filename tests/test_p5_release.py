@@ -444,8 +444,9 @@ def test_sweep_takes_tokenizer(release: dict[str, Path], tmp_path: Path) -> None
     args = ("sweep", "--task", "sequential", "--dataset", "beauty", "--model", str(release["pth"]), "--n-suffix", "1",
             "--n-personal", "0", "--selection", "surrogate", "--top-k", "2", "--grad-examples", "8", "--max-rounds",
             "1", "--n-boot", "10", "--no-plot", "--device", "cpu", "--json")  # fmt: skip
-    code, _, err = cli(home, *args, "--out", str(tmp_path / "without"))
+    code, _, err = cli(home, *args, "--out", str(out_dir))
     assert code == 2 and "no tokenizer.json or spiece.model" in err and "--tokenizer" in err
+    assert not out_dir.exists()  # a sweep whose first cell could not start leaves nothing to refuse the fix
     code, out, err = cli(home, *args, "--out", str(out_dir), "--tokenizer", str(release["tokenizer"]))
     assert code == 0, err
     cell = json.loads((out_dir / "cells" / "suffix1-personal0-surrogate" / "manifest.json").read_text())
