@@ -239,12 +239,21 @@ def prepare_prompts(codec: PromptCodec, task: TaskSpec, examples: Sequence[Examp
 
 
 # -- ranking ------------------------------------------------------------------------------------------
+#: The narrowest constrained beam `recommend` decodes sub-word ids with (P5's 20 beams): a beam of only K
+#: misses items the exact ranking puts in the top K (an item whose first piece is less likely than another
+#: item's shared prefix), so a small `-k` still searches 20 beams and keeps the best K.
+SERVING_MIN_BEAMS = 20
+
+
 def top_items_batch(recommender: Recommender, codec: PromptCodec, prompts: Sequence[EncodedPrompt], k: int,
                     excludes: Sequence[set[int]]) -> list[list[tuple[int, float]]]:
-    """Per prompt, (item index, log-probability) of the best `k` items, skipping that prompt's `excludes`."""
+    """Per prompt, (item index, log-probability) of the best `k` items, skipping that prompt's `excludes`.
+
+    Sub-word ids are decoded with `max(k + excluded, SERVING_MIN_BEAMS)` beams; atomic ids rank exactly."""
     want = min(codec.n_items, k + max(len(e) for e in excludes))
     batch = codec.collate(list(prompts), recommender.device)
-    ranked = recommender.rank_all(batch, want)  # 0: no item (--decoding p5 drops outputs that are not items)
+    beams = max(want, SERVING_MIN_BEAMS)
+    ranked = recommender.rank_all(batch, want, num_beams=beams)  # 0: no item (--decoding p5 drops non-items)
     scores = recommender.score_candidates(batch, ranked.clamp(min=1)).float().cpu().tolist()
     out = []
     for items, row, exclude in zip(ranked.cpu().tolist(), scores, excludes, strict=True):

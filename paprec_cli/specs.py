@@ -71,6 +71,10 @@ class Template:
     family: str = ""
     #: True for the template held out of training (P5's unseen-prompt evaluation).
     held_out: bool = False
+    #: True where P5 writes the user's *name* (its `user_desc`: 2-4 to 2-6, 2-13, 5-5, 5-6, 1-6): the {user}
+    #: slot takes the example's `user_name` words when it has them (the P5 input protocol on a dataset with
+    #: names), else the user id word `user_N`.
+    user_name: bool = False
 
     def slots(self) -> list[str]:
         return _SLOT.findall(self.source)
@@ -79,12 +83,15 @@ class Template:
         """Fill the slots with word lists; plain text becomes text words (split on whitespace).
 
         An item value written with its label (`item_873`, P5's wording) replaces the template's label
-        word before the slot: "give item {item}" -> "give item_873", as P5 writes it."""
+        word before the slot: "give item {item}" -> "give item_873", as P5 writes it. A `user_name`
+        template fills {user} with `values["user_name"]` when that is given and not empty."""
         words: list[Word] = []
         pos = 0
         for match in _SLOT.finditer(self.source):
             words.extend(Word(t) for t in self.source[pos : match.start()].split())
-            filled = values[match.group(1)]
+            slot = match.group(1)
+            named = self.user_name and slot == "user" and bool(values.get("user_name"))
+            filled = values["user_name" if named else slot]
             first = filled[0] if filled else None
             if first is not None and first.kind == "item" and words and first.text == f"{words[-1].text}_{first.index}":
                 words.pop()

@@ -74,6 +74,9 @@ class SweepSpec:
     seed: int = 0
     metric: str | None = None
     n_boot: int = 1000
+    #: The T5 tokenizer of a HF T5 folder / P5 `.pth` model (None: the one beside the checkpoint); left out of
+    #: `to_json` when None, so the key and manifest of a sweep made before the option existed stay the same.
+    tokenizer: str | None = None
 
     def key(self) -> str:
         """8 hex digits identifying the grid and options (the default folder name's suffix)."""
@@ -84,6 +87,8 @@ class SweepSpec:
         obj = asdict(self)
         for name in ("n_suffix", "n_personal", "selections"):
             obj[name] = list(obj[name])
+        if obj["tokenizer"] is None:
+            del obj["tokenizer"]
         return obj
 
 
@@ -192,6 +197,8 @@ def run_sweep(spec: SweepSpec, home: Home, out: Output, device: str, folder: Pat
         new_figure(1, 1)  # matplotlib present? (a one-line error naming paprec[plot] otherwise)
     model = spec.model or default_model(home, spec.dataset)
     folder = Path(folder) if folder is not None else default_folder(home, spec)
+    created = not (folder / MANIFEST).is_file()
+    new_folder = not folder.exists()
     manifest = _open_manifest(folder, spec, cells)
     out.info(f"Sweep folder: {folder} ({len(cells)} cells, test {metric})")
     rows = []
@@ -204,6 +211,10 @@ def run_sweep(spec: SweepSpec, home: Home, out: Output, device: str, folder: Pat
             sys.stderr.write(f"Interrupted; finished cells are kept. Re-run the same command (or pass --out "
                              f"{folder}) to resume.\n")
             raise
+        except PaprecError:
+            if created:  # e.g. a model that does not load: leave no sweep behind that would refuse the fixed options
+                _forget_unstarted(folder, new_folder)
+            raise
     paths = write_summary(folder, manifest, rows, metric, plot)
     return {"sweep": str(folder), "manifest": str(folder / MANIFEST), **paths, "metric": metric, "cells": rows}
 
@@ -213,7 +224,7 @@ def _config(spec: SweepSpec, cell: Cell, model: str) -> SearchConfig:
                         init=Init.RANDOM, n_personal=cell.n_personal, top_k=spec.top_k, val_users=spec.val_users,
                         grad_examples=spec.grad_examples, max_rounds=spec.max_rounds, time_budget=spec.time_budget,
                         selection=Selection.parse(cell.selection, "--selection"), batch_size=spec.batch_size,
-                        seed=spec.seed)
+                        seed=spec.seed, tokenizer=spec.tokenizer)
 
 
 def _open_manifest(folder: Path, spec: SweepSpec, cells: Sequence[Cell]) -> dict[str, Any]:
@@ -234,6 +245,19 @@ def _open_manifest(folder: Path, spec: SweepSpec, cells: Sequence[Cell]) -> dict
         raise PaprecError(f"--out {folder}: exists and is not a sweep folder (no {MANIFEST}); use another --out")
     write_json_atomic(path, manifest)
     return manifest
+
+
+def _forget_unstarted(folder: Path, remove_folder: bool) -> None:
+    """Remove the `sweep.json` this run wrote if no cell has started (and the folder, when this run made it
+    and it is empty)."""
+    cells = folder / "cells"
+    if cells.is_dir() and any(cells.iterdir()):
+        return
+    (folder / MANIFEST).unlink(missing_ok=True)
+    if cells.is_dir():
+        cells.rmdir()
+    if remove_folder and folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
 
 
 def _run_cell(spec: SweepSpec, cell: Cell, folder: Path, model: str, home: Home, out: Output, device: str,

@@ -371,7 +371,7 @@ def test_search_and_eval_with_a_p5_checkpoint_record_the_protocol(release: dict[
     manifest = json.loads((run / "manifest.json").read_text())
     given = load_model(release["pth"], dataset=_dataset(home), tokenizer=release["tokenizer"])
     assert manifest["model"]["tokenizer_sha256"] == given.codec.tokenizer_sha256
-    assert manifest["model"]["expects_indexing"] == "sequential"
+    assert manifest["model"]["expects_indexing"] == "sequential" and manifest["model"]["surrogate_beams"] == 30
     assert manifest["protocol"]["inputs"] == {"name": "p5", "history": None, "separator": "->", "max_tokens": 512,
                                               "seed": 0}  # fmt: skip
     assert manifest["config"]["decoding"] == "p5" and manifest["config"]["tokenizer"] == str(release["tokenizer"])
@@ -387,3 +387,152 @@ def _dataset(home: Path) -> Any:
     from paprec_cli.paths import Home
 
     return load_dataset(Home.resolve(home), "beauty")
+
+
+# -- id ranges (#17) ----------------------------------------------------------------------------------
+def test_release_range_from_p5_file_names() -> None:
+    from paprec_cli.model.id_range import release_range
+
+    beauty = release_range(Path("ckpt/beauty-small.pth"))
+    assert beauty is not None and (beauty.users, beauty.items) == (22363, 12101)
+    sports = release_range(Path("Sports-Base.pth"))
+    assert sports is not None and (sports.users, sports.items) == (35598, 18357)
+    assert release_range(Path("my-finetune.pth")) is None and release_range(Path("beauty.pth")) is None
+
+
+def test_tokenizer_range_stops_at_the_first_unknown_id() -> None:
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    from paprec_cli.model.codec import PromptCodec
+    from paprec_cli.model.id_range import check_id_range, tokenizer_range
+
+    words = ["<pad>", "</s>", "<unk>", "user_1", "user_2", "user_3", "1", "2", "3", "4"]
+    tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    codec = PromptCodec(tok, "subword", 5, 4)
+    found = tokenizer_range(codec, 5, 4)
+    assert (found.users, found.items) == (3, None)
+    with pytest.raises(PaprecError, match=r"x.pth: dataset 'd' has user ids up to 5, but this checkpoint stands "
+                                          r"for users 1..3 only \(the tokenizer"):  # fmt: skip
+        check_id_range(Path("x.pth"), codec, "d", 5, 4)
+    assert (check_id_range(Path("x.pth"), codec, "d", 3, 4).users, tokenizer_range(codec, 3, 4).users) == (None, None)
+
+
+def test_ids_beyond_a_release_range_are_refused_in_one_line(
+    release: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A dataset with more items than the checkpoint was trained on: exit 2 before any work, one line naming
+    the dataset, its largest id and the checkpoint's range (P5's Beauty counts shrunk to fit the test)."""
+    from paprec_cli.model import id_range
+
+    home = imported(tmp_path, release, "sequential")
+    assert recommend(home, release, 1)["items"]  # within P5's Beauty range: accepted
+    info = load_model(release["pth"], dataset=_dataset(home), tokenizer=release["tokenizer"]).config["id_range"]
+    assert (info["users"], info["items"]) == (22363, 12101) and "beauty-small.pth" in info["source"]
+    monkeypatch.setitem(id_range.P5_RELEASE_RANGES, "beauty", (22363, 150))
+    code, out, err = cli(home, "recommend", "--dataset", "beauty", "--model", str(release["pth"]), "--tokenizer",
+                         str(release["tokenizer"]), "--user", "1", "--device", "cpu")  # fmt: skip
+    assert code == 2 and err.count("\n") == 1 and err.startswith("Error: ") and not out
+    assert "dataset 'beauty' has item ids up to 200" in err and "items 1..150 only" in err
+    assert "P5's released beauty checkpoint" in err
+
+
+def test_sweep_takes_tokenizer(release: dict[str, Path], tmp_path: Path) -> None:
+    """`paprec sweep --model X.pth --tokenizer DIR`: every cell's search reads the checkpoint with that tokenizer."""
+    home = imported(tmp_path, release, "sequential")
+    out_dir = tmp_path / "sweep"
+    args = ("sweep", "--task", "sequential", "--dataset", "beauty", "--model", str(release["pth"]), "--n-suffix", "1",
+            "--n-personal", "0", "--selection", "surrogate", "--top-k", "2", "--grad-examples", "8", "--max-rounds",
+            "1", "--n-boot", "10", "--no-plot", "--device", "cpu", "--json")  # fmt: skip
+    code, _, err = cli(home, *args, "--out", str(out_dir))
+    assert code == 2 and "no tokenizer.json or spiece.model" in err and "--tokenizer" in err
+    assert not out_dir.exists()  # a sweep whose first cell could not start leaves nothing to refuse the fix
+    code, out, err = cli(home, *args, "--out", str(out_dir), "--tokenizer", str(release["tokenizer"]))
+    assert code == 0, err
+    cell = json.loads((out_dir / "cells" / "suffix1-personal0-surrogate" / "manifest.json").read_text())
+    given = load_model(release["pth"], dataset=_dataset(home), tokenizer=release["tokenizer"])
+    assert cell["config"]["tokenizer"] == str(release["tokenizer"].resolve())
+    assert cell["model"]["tokenizer_sha256"] == given.codec.tokenizer_sha256
+    assert json.loads((out_dir / "sweep.json").read_text())["spec"]["tokenizer"] == str(release["tokenizer"].resolve())
+
+
+def test_sweep_key_unchanged_without_tokenizer() -> None:
+    from paprec_cli.sweep import SweepSpec
+
+    spec = SweepSpec(task="sequential", dataset="synthetic")
+    assert "tokenizer" not in spec.to_json()
+    assert SweepSpec(task="sequential", dataset="synthetic", tokenizer="/t").key() != spec.key()
+
+
+# -- user names (#17) ---------------------------------------------------------------------------------
+T2_4 = "Given the following purchase history of {} : \n {} \n predict next possible item for the user"
+T5_5 = "Which item of the following to recommend for {} ? \n {}"
+
+
+def named_reviews(folder: Path) -> Path:
+    """McAuley 2014 raw reviews: 7 users x 7 items, user u skipping item u (a 5-core block with one
+    never-seen item per user), reviewerName varying per user (the list is per review, oldest first)."""
+    import gzip
+
+    names = {0: ["Jane Doe"] * 6, 1: ["J. Smith"] * 5 + ["John Smith"], 2: [None] * 6, 3: ["  "] * 6,
+             4: ["Ana"] * 6, 5: [None] * 5 + ["Bob"], 6: [None] * 6}  # fmt: skip
+    rows = []
+    for u in range(7):
+        for n, i in enumerate(i for i in range(7) if i != u):
+            row: dict[str, object] = {"reviewerID": f"U{u}", "asin": f"A{i}", "overall": float(1 + (u + i) % 5),
+                                      "unixReviewTime": 1000 * u + i}  # fmt: skip
+            if names[u][n] is not None:
+                row["reviewerName"] = names[u][n]
+            rows.append(row)
+    folder.mkdir(parents=True, exist_ok=True)
+    with gzip.open(folder / "reviews_Beauty_5.json.gz", "wt", encoding="utf-8") as fh:
+        fh.write("\n".join(json.dumps(r) for r in rows) + "\n")
+    return folder
+
+
+def test_reviewer_names_kept_and_written_where_p5_wrote_them(release: dict[str, Path], tmp_path: Path) -> None:
+    from paprec_tasks.direct import DirectTask
+    from paprec_tasks.rating import RatingTask
+    from paprec_tasks.sequential import SequentialTask
+
+    from paprec_cli.data.splits import TaskData
+    from paprec_cli.inputs import PAPREC
+
+    home = tmp_path / "home"
+    code, _, err = cli(home, "data", "import", "beauty", "--from", str(named_reviews(tmp_path / "raw")),
+                       "--indexing", "sequential")  # fmt: skip
+    assert code == 0, err
+    code, out, _ = cli(home, "data", "info", "beauty", "--json")
+    assert json.loads(out.strip().splitlines()[-1])["users_with_name"] == 4
+    data = _dataset(home)
+    by_raw = {data.user_raw_id(u): name for u, name in data.user_names.items()}
+    assert by_raw == {"U0": "Jane Doe", "U1": "John Smith", "U4": "Ana", "U5": "Bob"}  # latest review's name
+    assert data.manifest["counts"]["with_name"] == 4
+
+    p5 = TaskData(data, 0, negatives=1, inputs=p5_protocol("beauty"))
+    jane, nameless = data.user_index("U0"), data.user_index("U2")
+    seq = {ex.user: ex for ex in SequentialTask().examples(p5, "test")}
+    texts = {tid: [w.text for w in SequentialTask().manual(tid).render(seq[jane].values)] for tid in ("2-3", "2-4")}
+    assert texts["2-4"][6:8] == ["Jane", "Doe"] and f"user_{jane}" not in texts["2-4"]
+    assert texts["2-3"][7] == f"user_{jane}"  # P5 writes user_N in 2-3
+    assert SequentialTask().manual("2-4").render(seq[nameless].values)[6] == Word.user(nameless)  # no name: user_N
+    assert seq[jane].argument[0] == Word.user(jane)  # the searched argument keeps the id
+    own = {ex.user: ex for ex in SequentialTask().examples(TaskData(data, 0, inputs=PAPREC), "test")}
+    assert SequentialTask().manual("2-4").render(own[jane].values)[6] == Word.user(jane)  # paprec's models: user_N
+    direct = {ex.user: ex for ex in DirectTask().examples(p5, "test")}
+    assert [w.text for w in DirectTask().manual("5-5").render(direct[jane].values)][8:10] == ["Jane", "Doe"]
+    assert all(w.text != "Jane" for w in DirectTask().manual("5-7").render(direct[jane].values))
+    rating = [ex for ex in RatingTask().examples(p5, "train") if ex.user == data.user_index("U4")]
+    assert "Ana" in [w.text for w in RatingTask().manual("1-6").render(rating[0].values)]
+    assert "Ana" not in [w.text for w in RatingTask().manual("1-1").render(rating[0].values)]
+
+    # token ids and whole-word ids as P5 builds them (its tokenizer, its rules: one word per "▁"-word)
+    codec = load_model(release["pth"], dataset=data, tokenizer=release["tokenizer"]).codec
+    history = " , ".join(str(i) for i in data.sequences[jane][:-1])
+    got = codec.model_input(codec.encode(SequentialTask().manual("2-4").render(seq[jane].values)))
+    ids, wids = p5_input(processor_of(release), T2_4.format("Jane Doe", history))
+    assert (got["input_ids"], got["whole_word_ids"]) == (ids, wids)
+    candidates = " , ".join(str(i) for i in direct[jane].candidates or ())
+    got = codec.model_input(codec.encode(DirectTask().manual("5-5").render(direct[jane].values)))
+    expected = p5_input(processor_of(release), T5_5.format("Jane Doe", candidates))
+    assert (got["input_ids"], got["whole_word_ids"]) == expected

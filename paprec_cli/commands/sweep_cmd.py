@@ -14,8 +14,10 @@ from paprec_cli.commands.common import (
     PaprecTyper,
     QuietOpt,
     SeedOpt,
+    TokenizerOpt,
     VerboseOpt,
     make_ctx,
+    tokenizer_arg,
 )
 
 HELP = """Run the PAP-REC search over a grid of prompt lengths and selection criteria (the paper's Figures 3, 4).
@@ -52,6 +54,7 @@ def sweep_command(
         Path | None, Opt("--out", help="Sweep folder (default: <home>/sweeps/<task>-<dataset>-<hash of options>).")
     ] = None,
     no_plot: Annotated[bool, Opt("--no-plot", help="Skip sweep.png (no matplotlib needed).")] = False,
+    tokenizer: TokenizerOpt = None,
     seed: SeedOpt = 0,
     device: DeviceOpt = "auto",
     home: HomeOpt = None,
@@ -67,6 +70,7 @@ def sweep_command(
         n_personal=sweep.parse_grid(n_personal, "--n-personal"), selections=sweep.parse_selections(selection),
         top_k=top_k, val_users=val_users, grad_examples=grad_examples, max_rounds=max_rounds,
         time_budget=time_budget, batch_size=batch_size, seed=seed, metric=metric, n_boot=n_boot,
+        tokenizer=tokenizer_arg(tokenizer),
     )  # fmt: skip
     from paprec_cli.distributed import resolve_device
 

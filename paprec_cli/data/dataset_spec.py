@@ -52,6 +52,10 @@ class RawDataset:
     extras: dict[str, pl.DataFrame] = field(default_factory=dict)
     #: Free-form facts recorded in the manifest (generator parameters, filters applied, ...).
     notes: dict[str, Any] = field(default_factory=dict)
+    #: User attributes, one row per raw user id: `user` (str) and `name` (str or null; e.g. McAuley's
+    #: `reviewerName`). None: the source has none. Stored in `users.parquet`; the P5 input protocol writes
+    #: the name in the templates where P5 wrote it (`paprec_cli.specs.Template.user_name`).
+    users: pl.DataFrame | None = None
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,7 @@ class DatasetInfo(TypedDict):
     items_with_attributes: int
     distinct_attributes: int
     items_with_title: int
+    users_with_name: int
     indexing: str
     tie_break: str
     seed: int | None
@@ -87,6 +88,7 @@ def describe(dataset: Dataset) -> DatasetInfo:
         "items_with_attributes": int((attrs.list.len() > 0).sum()),
         "distinct_attributes": int(attrs.explode().drop_nulls().n_unique()),
         "items_with_title": int(dataset.items["title"].is_not_null().sum()),
+        "users_with_name": len(dataset.user_names),
         "indexing": manifest["indexing"],
         "tie_break": manifest["tie_break"],
         "seed": manifest.get("seed"),

@@ -2,7 +2,8 @@
 
 Layout of `<home>/data/<name>/`: `interactions.parquet` (user, item, rating, timestamp, order,
 user_idx, item_idx, pos), `items.parquet` (item_idx, item, title, attributes), `users.parquet`
-(user_idx, user), `extra_<name>.parquet` for tables never shown to a model, `manifest.json`.
+(user_idx, user[, name]: the user's name where the source has one, e.g. McAuley's reviewerName),
+`extra_<name>.parquet` for tables never shown to a model, `manifest.json`.
 The whole folder is written to a temporary sibling and renamed, so a failed import leaves nothing.
 """
 
@@ -95,6 +96,8 @@ def import_dataset(
     tie = tie_break or spec.default_tie_break
     ordered = order_interactions(raw.interactions, tie)
     indexed, users, items = assign_indices(ordered, indexing, options.seed)
+    if raw.users is not None:  # user attributes (names) of the users that survived the loader's filters
+        users = users.join(raw.users, on="user", how="left")
     item_meta = items.join(raw.items, on="item", how="left").with_columns(
         pl.col("attributes").fill_null(pl.lit([], dtype=pl.List(pl.String)))
     ).sort("item_idx")
@@ -121,6 +124,7 @@ def import_dataset(
             "with_rating": int(indexed["rating"].is_not_null().sum()),
             "with_timestamp": int(indexed["timestamp"].is_not_null().sum()),
             "duplicates_removed": int(raw.notes.get("duplicates_removed", 0)),
+            "with_name": int(users["name"].is_not_null().sum()) if "name" in users.columns else 0,
         },
         "layout": str(raw.notes.get("layout") or raw.notes.get("format") or spec.name),
         "extras": sorted(raw.extras),
@@ -234,6 +238,15 @@ class Dataset:
         for idx, attrs in zip(self.items["item_idx"].to_list(), self.items["attributes"].to_list(), strict=True):
             out[idx] = list(attrs or [])
         return out
+
+    @cached_property
+    def user_names(self) -> dict[int, str]:
+        """user_idx -> the user's name, for users whose source gave one (empty without a `name` column)."""
+        users = self.users
+        if "name" not in users.columns:
+            return {}
+        named = users.filter(pl.col("name").is_not_null())
+        return dict(zip(named["user_idx"].to_list(), named["name"].to_list(), strict=True))
 
     def user_raw_id(self, user_idx: int) -> str:
         return str(self.users.filter(pl.col("user_idx") == user_idx)["user"][0])

@@ -55,4 +55,16 @@ def normalise(raw: RawDataset, dataset: str) -> RawDataset:
         if column not in items.columns:
             items = items.with_columns(pl.lit(None, dtype=dtype).alias(column))
     items = items.select([pl.col(c).cast(t) for c, t in ITEM_SCHEMA.items()]).unique("item", keep="first")
-    return RawDataset(table, items, raw.sources, raw.extras, notes)
+    return RawDataset(table, items, raw.sources, raw.extras, notes, users=normalise_users(raw.users, dataset))
+
+
+def normalise_users(users: pl.DataFrame | None, dataset: str) -> pl.DataFrame | None:
+    """`user` (str) and `name` (str, null when unknown; blank names are null), one row per user; None stays None."""
+    if users is None:
+        return None
+    if "user" not in users.columns or "name" not in users.columns:
+        raise PaprecError(f"dataset '{dataset}': loader returned a users table without user/name columns; "
+                          "this is a plugin bug")
+    name = pl.col("name").cast(pl.String).str.strip_chars()
+    return (users.select(pl.col("user").cast(pl.String), pl.when(name == "").then(None).otherwise(name).alias("name"))
+            .unique("user", keep="last", maintain_order=True))

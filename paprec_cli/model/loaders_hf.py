@@ -20,6 +20,7 @@ from paprec_cli.errors import PaprecError
 from paprec_cli.model.backbone import build_model, t5_config
 from paprec_cli.model.bundle import ModelBundle, describe
 from paprec_cli.model.codec import DatasetLike, IdScheme
+from paprec_cli.model.id_range import check_id_range
 from paprec_cli.model.loaders_common import OPTIONAL_KEYS, check_vocab, copy_whole_word, t5_codec, tie_embeddings
 from paprec_cli.model.weights import IGNORED_T5_KEYS, load_state_strict, read_state_dict
 
@@ -40,6 +41,7 @@ def load_hf_folder(
 ) -> ModelBundle:
     weights = _weight_file(folder)
     codec = t5_codec(folder, tokenizer, dataset, id_scheme, folder)
+    id_range = check_id_range(folder, codec, codec.dataset_name, codec.n_users, codec.n_items)
     state = read_state_dict(weights)
     whole = next((state.pop(k) for k in WHOLE_WORD_KEYS if k in state), None)
     tie_embeddings(weights, state, bool(info.get("tie_word_embeddings", True)))
@@ -61,7 +63,8 @@ def load_hf_folder(
     copy_whole_word(model, whole, weights)
     if codec.vocab_size != rows and id_scheme == "atomic":
         model.t5.resize_token_embeddings(codec.vocab_size)
-    return ModelBundle(model, codec, describe(model, codec, "custom", init=f"hf:{folder}"), None)
+    info = describe(model, codec, "custom", init=f"hf:{folder}", id_range=id_range.to_json())
+    return ModelBundle(model, codec, info, None)
 
 
 def _weight_file(folder: Path) -> Path:

@@ -20,6 +20,7 @@ from paprec_cli.inputs import P5_MAX_TOKENS
 from paprec_cli.model.backbone import build_model, t5_config
 from paprec_cli.model.bundle import ModelBundle, describe
 from paprec_cli.model.codec import DatasetLike
+from paprec_cli.model.id_range import check_id_range
 from paprec_cli.model.loaders_common import OPTIONAL_KEYS, check_vocab, copy_whole_word, t5_codec, tie_embeddings
 from paprec_cli.model.weights import IGNORED_T5_KEYS, load_state_strict, read_state_dict
 from paprec_cli.paths import sha256_file
@@ -78,10 +79,13 @@ def load_p5(
 
     P5 numbered items in order of first appearance in `sequential_data.txt` (paprec's `sequential`
     indexing); the model's info records `expects_indexing: "sequential"`, and a dataset imported with
-    another indexing is refused (its ids would name other items: silent garbage). Errors: `PaprecError`
-    naming the file and the fix."""
+    another indexing is refused (its ids would name other items: silent garbage), and so is a dataset
+    whose largest user or item id lies beyond the checkpoint's range (`id_range.check_id_range`; recorded
+    as `id_range` in the model's info), before the weights are read. Errors: `PaprecError` naming the
+    file and the fix."""
     check_p5_indexing(path, dataset)
     codec = t5_codec(path, tokenizer, dataset, "subword", path.parent)
+    id_range = check_id_range(path, codec, codec.dataset_name, codec.n_users, codec.n_items)
     state = read_state_dict(path)
     whole = state.pop(P5_WHOLE_WORD, None)
     tie_embeddings(path, state)
@@ -99,6 +103,7 @@ def load_p5(
         expects_indexing=P5_INDEXING,
         input_protocol="p5",
         rating_readout="decoded",
+        id_range=id_range.to_json(),
     )
     codec.max_input_tokens = P5_MAX_TOKENS
     codec.rating_readout = "decoded"  # P5 trained on one-decimal strings ("4.3") and read the decoded number

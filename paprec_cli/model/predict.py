@@ -40,8 +40,10 @@ def predictions(
     prompts: Prompts,
     batch_size: int = 256,
     k: int = TOP_K,
+    num_beams: int | None = None,
 ) -> np.ndarray:
-    """[N, k] ranked item indices (ranking; 0 pads a candidate list shorter than k) or [N] ratings."""
+    """[N, k] ranked item indices (ranking; 0 pads a candidate list shorter than k) or [N] ratings.
+    `num_beams`: the constrained beam width of a ranking over all items with sub-word ids (default k)."""
     if len(examples) != len(prompts):
         raise ValueError(f"{len(examples)} examples but {len(prompts)} prompts")
     rows = as_rows(prompts, recommender.codec)
@@ -64,7 +66,7 @@ def predictions(
             if part is has_cands:
                 top = _rank_candidates(recommender, sub, [examples[i] for i in idx[part]], k)
             else:
-                top = recommender.rank_all(sub, k)  # fewer than k columns if n_items < k
+                top = recommender.rank_all(sub, k, num_beams)  # fewer than k columns if n_items < k
             done.append(idx[part])
             tops.append(top)
     return _gather(done, tops, np.zeros((len(examples), k), dtype=np.int64))

@@ -38,7 +38,7 @@ from paprec_cli.search.result import prompts_document
 from paprec_cli.search.rundir import RunDir, RunManifest
 from paprec_cli.search.schedule import Schedule, ScheduleConfig, overall, start_state
 from paprec_cli.search.state import SearchState, tokens_to_json
-from paprec_cli.search.surrogate import make_scorer, per_user_means
+from paprec_cli.search.surrogate import SURROGATE_BEAMS, make_scorer, per_user_means
 from paprec_cli.search.vocab import candidate_vocabulary, initial_tokens, manual_start
 from paprec_cli.specs import Example, TaskSpec
 
@@ -206,7 +206,9 @@ def manifest(session: SearchSession) -> RunManifest:
         "model": {"path": session.config.model, "fingerprint": session.model_fingerprint,
                   "id_scheme": session.bundle.codec.id_scheme, "size": session.bundle.config.get("size"),
                   "tokenizer_sha256": session.bundle.codec.tokenizer_sha256,
-                  "expects_indexing": session.bundle.config.get("expects_indexing")},
+                  "expects_indexing": session.bundle.config.get("expects_indexing"),
+                  # the fast surrogate's constrained beam (sub-word ids; docs/BEAM-GAP.md), None for atomic ids
+                  "surrogate_beams": SURROGATE_BEAMS if session.bundle.codec.id_scheme == "subword" else None},
         "protocol": session.data.protocol(),
         "task": {"name": session.task.name, "kind": session.task.kind,
                  "manual_template": session.config.manual_template or session.task.default_template},

@@ -32,6 +32,11 @@ if TYPE_CHECKING:
 BEAMS = 20
 #: Ranking depth of `--selection rank` (items; about an eighth of the synthetic default's 400 items).
 RANK_DEPTH = 50
+#: The fast scorer's constrained beam width with sub-word ids (it keeps the top `task.surrogate_depth` = 5):
+#: the smallest width measured to recover at least 90% of the exact top-5 on a tiny trained sub-word model
+#: (synthetic, seed 0; 300 validation users: 5 beams 60%, 10 71%, 20 80%, 30 99.7%; bench/beam_gap.py,
+#: docs/BEAM-GAP.md). Atomic ids rank exactly and ignore it; `--decoding p5` uses P5's 20 beams.
+SURROGATE_BEAMS = 30
 
 
 def autocast(device: torch.device | str) -> contextlib.AbstractContextManager[object]:
@@ -74,7 +79,8 @@ class FastScorer:
 
         with torch.no_grad(), autocast(self.recommender.device):
             preds = predict.predictions(
-                self.recommender, self.task, list(examples), prompts, self.batch_size, k=self.task.surrogate_depth
+                self.recommender, self.task, list(examples), prompts, self.batch_size, k=self.task.surrogate_depth,
+                num_beams=max(self.task.surrogate_depth, SURROGATE_BEAMS),
             )
         return np.asarray(self.task.surrogate(preds, list(examples)), dtype=np.float64)
 

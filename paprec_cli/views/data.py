@@ -32,6 +32,7 @@ def info_table(info: DatasetInfo) -> Table:
          else ", ".join(f"{k}: {v:,}" for k, v in info["rating_histogram"].items())),
         ("items with attributes", f"{info['items_with_attributes']:,} ({info['distinct_attributes']:,} distinct)"),
         ("items with title", f"{info['items_with_title']:,}"),
+        ("users with a name", f"{info['users_with_name']:,}"),
         ("indexing", info["indexing"]),
         ("tie-break", info["tie_break"]),
         ("seed", str(info["seed"])),

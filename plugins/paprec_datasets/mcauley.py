@@ -56,6 +56,8 @@ class ReviewLayout:
     rating: str
     time: str
     per_second: int = 1
+    #: The reviewer's display name (2014/2018 `reviewerName`; optional per line); None: the release has none.
+    reviewer_name: str | None = None
 
     @property
     def expected(self) -> str:
@@ -63,12 +65,17 @@ class ReviewLayout:
 
     @property
     def schema(self) -> dict[str, type[pl.DataType]]:
-        return {self.user: pl.String, self.item: pl.String, self.rating: pl.Float64, self.time: pl.Int64}
+        fields = {self.user: pl.String, self.item: pl.String, self.rating: pl.Float64, self.time: pl.Int64}
+        return {**fields, self.reviewer_name: pl.String} if self.reviewer_name else fields
+
+    @property
+    def required(self) -> list[str]:
+        return [self.user, self.item, self.rating, self.time]
 
 
 LAYOUTS = {
-    "2014": ReviewLayout("McAuley 2014", "reviewerID", "asin", "overall", "unixReviewTime"),
-    "2018": ReviewLayout("McAuley 2018", "reviewerID", "asin", "overall", "unixReviewTime"),
+    "2014": ReviewLayout("McAuley 2014", "reviewerID", "asin", "overall", "unixReviewTime", 1, "reviewerName"),
+    "2018": ReviewLayout("McAuley 2018", "reviewerID", "asin", "overall", "unixReviewTime", 1, "reviewerName"),
     "2023": ReviewLayout("McAuley 2023", "user_id", "parent_asin", "rating", "timestamp", per_second=1000),
 }
 META_EXPECTED = (
@@ -140,7 +147,8 @@ def review_layout(path: Path, text: str) -> ReviewLayout:
 
 
 def read_reviews(path: Path, declared: str | None = None) -> tuple[pl.DataFrame, ReviewLayout, str]:
-    """user, item, rating, timestamp (in the layout's unit), order; plus the layout and encoding used.
+    """user, item, rating, timestamp (in the layout's unit), order, name (the reviewer's name, null where a
+    line has none or the release has no names); plus the layout and encoding used.
 
     Fast path through polars, line by line to report errors at file:line."""
     decoded = read_file_text(path, declared)
@@ -148,7 +156,9 @@ def read_reviews(path: Path, declared: str | None = None) -> tuple[pl.DataFrame,
     layout = review_layout(path, text)
     try:
         frame = pl.read_ndjson(io.BytesIO(text.encode("utf-8")), schema=layout.schema)
-        if frame.null_count().sum_horizontal().item() != 0 or frame.height != _count_lines(text):
+        if frame.select(layout.required).null_count().sum_horizontal().item() != 0 or frame.height != _count_lines(
+            text
+        ):
             frame = _read_reviews_slowly(path, text, layout)
     except pl.exceptions.PolarsError:
         frame = _read_reviews_slowly(path, text, layout)
@@ -158,6 +168,7 @@ def read_reviews(path: Path, declared: str | None = None) -> tuple[pl.DataFrame,
         pl.col(layout.rating).alias("rating"),
         pl.col(layout.time).alias("timestamp"),
         pl.int_range(pl.len(), dtype=pl.Int64).alias("order"),
+        (pl.col(layout.reviewer_name) if layout.reviewer_name else pl.lit(None, dtype=pl.String)).alias("name"),
     )
     return frame, layout, decoded.encoding
 
@@ -178,7 +189,7 @@ def _count_lines(text: str) -> int:
 
 
 def _read_reviews_slowly(path: Path, text: str, layout: ReviewLayout) -> pl.DataFrame:
-    rows: list[tuple[str, str, float, int]] = []
+    rows: list[tuple[str, str, float, int, str | None]] = []
     expected = layout.expected
     for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
@@ -198,8 +209,10 @@ def _read_reviews_slowly(path: Path, text: str, layout: ReviewLayout) -> pl.Data
             ) from None
         if not isinstance(user, str) or not isinstance(item, str) or not user or not item:
             raise DataFormatError(path, number, f"{layout.user}/{layout.item} is not a non-empty string", expected)
-        rows.append((user, item, rating, stamp))
-    return pl.DataFrame(rows, schema=layout.schema, orient="row")
+        name = obj.get(layout.reviewer_name) if layout.reviewer_name else None
+        rows.append((user, item, rating, stamp, name if isinstance(name, str) else None))
+    schema: dict[str, type[pl.DataType]] = {**layout.schema, layout.reviewer_name or "_name": pl.String}
+    return pl.DataFrame(rows, schema=schema, orient="row")
 
 
 def k_core(table: pl.DataFrame, core: int) -> tuple[pl.DataFrame, int]:
@@ -290,6 +303,8 @@ def load_raw(reviews: Path, meta: Path | None, core: int, declared: str | None =
     if table.height == 0:
         raise DataFormatError(reviews, None, f"no interactions survive the {core}-core filter", "a 5-core review file")
     sources = [source_of(reviews, encoding)]
+    users = user_names(table)
+    table = table.drop("name")
     items = pl.DataFrame(schema={"item": pl.String, "title": pl.String, "attributes": pl.List(pl.String)})
     notes: dict[str, Any] = {
         "format": f"{layout.name} raw reviews (+ meta)" if meta else f"{layout.name} raw reviews",
@@ -301,10 +316,23 @@ def load_raw(reviews: Path, meta: Path | None, core: int, declared: str | None =
         "core_rounds": rounds,
         "removed_by_core": before - table.height,
         "attributes": "none (no meta file)",
+        "user_names": (f"{layout.reviewer_name} on the user's latest review that has one" if layout.reviewer_name
+                       else f"none ({layout.name} reviews carry no reviewer names)"),
     }
     if meta is not None:
         items, forms, meta_encoding = read_meta(meta, set(table["item"].unique().to_list()), declared)
         sources.append(source_of(meta, meta_encoding))
         notes["meta_layout"] = ", ".join(f"McAuley {f}" for f in forms) or "no category fields"
         notes["attributes"] = "; ".join(META_FORMS[f] for f in forms) or "none (meta has no brand/category fields)"
-    return RawDataset(table, items, sources=sources, notes=notes)
+    return RawDataset(table, items, sources=sources, notes=notes, users=users)
+
+
+def user_names(table: pl.DataFrame) -> pl.DataFrame:
+    """user -> name: the name on the user's latest review (by time, then file order) that has a non-blank one;
+    null for a user whose reviews have none. P5 kept one name per user the same way (the last one read)."""
+    named = table.with_columns(pl.col("name").str.strip_chars()).filter(
+        pl.col("name").is_not_null() & (pl.col("name") != "")
+    )
+    latest = named.sort(["timestamp", "order"]).group_by("user", maintain_order=True).agg(pl.col("name").last())
+    everyone = table.select("user").unique(maintain_order=True)
+    return everyone.join(latest, on="user", how="left")

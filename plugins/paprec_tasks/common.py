@@ -60,6 +60,17 @@ class ItemWords:
         return out
 
 
+def user_values(data: object, user_word: Word) -> dict[str, tuple[Word, ...]]:
+    """A template's user slot values: `user` (the id word), plus `user_name` (the user's name words) when
+    the data writes names (`TaskData.user_name`: the P5 input protocol on a dataset that keeps them)."""
+    values: dict[str, tuple[Word, ...]] = {"user": (user_word,)}
+    name_of = getattr(data, "user_name", None)
+    name = name_of(user_word.index) if name_of is not None else ()
+    if name:
+        values["user_name"] = name
+    return values
+
+
 #: The ranking metrics (higher is better); the per-example values have the same keys.
 RANKING_METRICS = (
     MetricSpec("HR@1", help="the target is ranked first"),

@@ -9,7 +9,7 @@ import numpy as np
 
 from paprec_cli.specs import Example, Part, TaskNeeds, Template, Word
 
-from .common import COLON, ItemWords, RankingTask
+from .common import COLON, ItemWords, RankingTask, user_values
 from .templates import DIRECT
 
 if TYPE_CHECKING:
@@ -140,25 +140,26 @@ class DirectTask(RankingTask):
                 data.seed,
             )
             for user, user_sets in zip(users, sets, strict=True):
-                user_word = Word.user(user)
+                users_ = user_values(data, Word.user(user))
                 for positive, candidates in zip(loo.train[user].tolist(), user_sets.tolist(), strict=True):
-                    out.append(self._example(words, user_word, candidates, positive))
+                    out.append(self._example(words, users_, candidates, positive))
             return out
         if part not in ("validation", "test"):
             raise ValueError(f"unknown split part {part!r}")
         targets = loo.validation if part == "validation" else loo.test
         for user in loo.users(part).tolist():
             candidates = data.candidates(user, part).tolist()
-            out.append(self._example(words, Word.user(user), candidates, int(targets[user])))
+            out.append(self._example(words, user_values(data, Word.user(user)), candidates, int(targets[user])))
         return out
 
     @staticmethod
-    def _example(words: ItemWords, user_word: Word, candidates: list[int], target: int) -> Example:
+    def _example(words: ItemWords, users: dict[str, tuple[Word, ...]], candidates: list[int], target: int) -> Example:
         listed = tuple(words.listed(candidates))
+        user_word = users["user"][0]
         return Example(
             user=user_word.index,
             argument=(user_word, COLON, *listed),
-            values={"user": (user_word,), "candidates": listed},
+            values={**users, "candidates": listed},
             target=target,
             candidates=tuple(candidates),
         )

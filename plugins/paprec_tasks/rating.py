@@ -11,7 +11,7 @@ import numpy.typing as npt
 from paprec_cli.metrics import as_numpy, neg_squared_error_per_example, rating_errors_per_example, rating_metrics
 from paprec_cli.specs import Example, MetricSpec, Part, TaskNeeds, Template, Word
 
-from .common import BuiltTask, ItemWords
+from .common import BuiltTask, ItemWords, user_values
 from .templates import RATING
 
 if TYPE_CHECKING:
@@ -54,18 +54,18 @@ class RatingTask(BuiltTask):
         words = ItemWords(data.n_items)
         inputs = getattr(data, "inputs", None)
         p5_wording = inputs is not None and inputs.name == "p5"  # P5 writes "item_873" as one word
-        users: dict[int, Word] = {}
+        users: dict[int, dict[str, tuple[Word, ...]]] = {}
         out: list[Example] = []
         for user, item, rating in zip(
             table["user_idx"].to_list(), table["item_idx"].to_list(), table["rating"].to_list(), strict=True
         ):
-            user_word = users.get(user) or users.setdefault(user, Word.user(user))
+            user_vals = users.get(user) or users.setdefault(user, user_values(data, Word.user(user)))
             item_word = Word(f"item_{item}", "item", item) if p5_wording else words.item(item)
             out.append(
                 Example(
                     user=user,
-                    argument=(user_word, item_word),
-                    values={"user": (user_word,), "item": (item_word,)},
+                    argument=(user_vals["user"][0], item_word),
+                    values={**user_vals, "item": (item_word,)},
                     target=float(rating),
                 )
             )

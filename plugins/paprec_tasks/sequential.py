@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from paprec_cli.specs import Example, Part, Template, Word
 
-from .common import COLON, ItemWords, RankingTask
+from .common import COLON, ItemWords, RankingTask, user_values
 from .templates import SEQUENTIAL
 
 if TYPE_CHECKING:
@@ -45,11 +45,11 @@ class SequentialTask(RankingTask):
                 if len(sequence) < 2:
                     continue
                 listed = words.listed(sequence)  # item , item , ...: item j sits at word 2j
-                user_word = Word.user(user)
+                user_values_ = user_values(data, Word.user(user))
                 for j in range(1, len(sequence)):
                     start = max(0, j - self.max_history)
                     history = tuple(listed[2 * start : 2 * j - 1])
-                    out.append(self._example(user_word, history, int(sequence[j])))
+                    out.append(self._example(user_values_, history, int(sequence[j])))
             return out
         if part not in ("validation", "test"):
             raise ValueError(f"unknown split part {part!r}")
@@ -61,14 +61,15 @@ class SequentialTask(RankingTask):
                 history_items = history_items[-limit:]
             separator = inputs.separator_for(user, part) if inputs is not None else ","
             history = tuple(words.listed(history_items, separator))
-            out.append(self._example(Word.user(user), history, int(targets[user])))
+            out.append(self._example(user_values(data, Word.user(user)), history, int(targets[user])))
         return out
 
     @staticmethod
-    def _example(user_word: Word, history: tuple[Word, ...], target: int) -> Example:
+    def _example(users: dict[str, tuple[Word, ...]], history: tuple[Word, ...], target: int) -> Example:
+        user_word = users["user"][0]
         return Example(
             user=user_word.index,
             argument=(user_word, COLON, *history),
-            values={"user": (user_word,), "history": history},
+            values={**users, "history": history},
             target=target,
         )

@@ -5,8 +5,10 @@ Personalized Prompt & Predict Paradigm (P5)", RecSys 2022; github.com/jeykigung/
 `notebooks/all_amazon_templates.py`, task subgroups 1, 2 and 5). P5's ids are kept so that a P5 checkpoint
 sees the prompts it was trained on. Slot mapping from P5's positional `{}` arguments:
 
-- `user_{}` and `{user_desc}` -> `{user}` (one user word, rendered `user_<index>`; we have no user names,
-  so `user_desc` is the user id, as P5 itself does for Yelp);
+- `user_{}` and `{user_desc}` -> `{user}` (one user word, rendered `user_<index>`). Where P5 wrote the
+  user's name (`user_desc`: 2-4, 2-5, 2-6, 2-13, 5-5, 5-6, 1-6; `user_name=True`), the P5 input protocol
+  writes the name instead when the dataset keeps one (McAuley's `reviewerName`); without one, and for
+  paprec's own models, it stays `user_<index>` (P5 itself writes the reviewer id there);
 - `item_{}` -> `item {item}` (the item word; how it is tokenized is the model codec's choice);
 - `purchase_history` -> `{history}` ("45 , 873 , 22"), `candidates` -> `{candidates}` (same format).
 
@@ -49,32 +51,39 @@ SEQUENTIAL = [
     Template(
         "2-4",
         "Given the following purchase history of {user} : \n {history} \n predict next possible item for the user",
-        family="2",
+        family="2", user_name=True,
     ),
     Template(
         "2-5",
         "Based on the purchase history of {user} : \n {history} \n "
         "Can you decide the next item likely to be purchased by the user ?",
-        family="2",
+        family="2", user_name=True,
     ),
     Template(
         "2-6",
         "Here is the purchase history of {user} : \n {history} \n What to recommend next for the user ?",
-        family="2",
+        family="2", user_name=True,
     ),
     Template(
         "2-13",
         "According to the purchase history of {user} : \n {history} \n "
         "Can you recommend the next possible item to the user ?",
-        family="2",
+        family="2", user_name=True,
         held_out=True,
     ),
 ]
 
 # --- P5 task subgroup 5 ("traditional"): direct recommendation from a candidate list ---------------
 DIRECT = [
-    Template("5-5", "Which item of the following to recommend for {user} ? \n {candidates}", family="5"),
-    Template("5-6", "Choose the best item from the candidates to recommend for {user} ? \n {candidates}", family="5"),
+    Template(
+        "5-5", "Which item of the following to recommend for {user} ? \n {candidates}", family="5", user_name=True
+    ),
+    Template(
+        "5-6",
+        "Choose the best item from the candidates to recommend for {user} ? \n {candidates}",
+        family="5",
+        user_name=True,
+    ),
     Template(
         "5-7",
         "Pick the most suitable item from the following list and recommend to {user} : \n {candidates}",
@@ -98,7 +107,7 @@ RATING = [
     Template(
         "1-6",
         "What star rating do you think {user} will give item {item} ? ( 1 being lowest and 5 being highest )",
-        family="1",
+        family="1", user_name=True,
     ),
     # Adapted: P5 writes the item's title here; we use its id (see the module docstring).
     Template(
