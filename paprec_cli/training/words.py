@@ -167,10 +167,9 @@ def history_hint_pair(
     if not counts:
         return None
     best = min(counts, key=lambda p: (-counts[p], -last[p], " ".join(w.text for w in p)))
-    if rng.random() < 0.25:  # argument only (random-start searches keep no instruction words)
-        source = (*example.argument, *best)
-    else:
-        source = (*template.render(example.values), *best)
+    # a quarter with the argument only (random-start searches keep no instruction words)
+    body = tuple(example.argument) if rng.random() < 0.25 else tuple(template.render(example.values))
+    source = (*body, *best)
     return Pair(source, tuple(target), "history_hint")
 
 
