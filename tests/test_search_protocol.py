@@ -65,7 +65,9 @@ def test_protocol_options_resolve_and_explicit_options_win() -> None:
     assert (history["init"], history["max_rounds"], history["personal_init"]) == ("manual", 2, "history")
     assert history["history_candidates"] == 3 and history["selection"] == "loss"
     from paprec_cli.search.config import DEFAULT_PROTOCOL
-    assert DEFAULT_PROTOCOL == "paper"  # no protocol has been shown to transfer on every seed (README)
+    assert DEFAULT_PROTOCOL == "guarded"  # the protocol whose gains held on test for three seeds (README)
+    guarded = protocol_options("guarded")
+    assert (guarded["selection"], guarded["personal_init"], guarded["shared_z"]) == ("rank", "history", 1.645)
     transfer = protocol_options("transfer", top_k=None, holdout=0.25)
     assert transfer["selection"] == "loss" and transfer["search_examples"] == 1
     assert transfer["holdout"] == 0.25 and transfer["top_k"] == 5

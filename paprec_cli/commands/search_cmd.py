@@ -44,27 +44,27 @@ trajectory, resumable state, prompts.json) and prints manual vs shared vs person
 Opt = typer.Option
 MODEL_HELP = "Model folder or name (default: <dataset>-tiny-atomic, or the one model trained on the dataset)."
 SELECTION_HELP = ("surrogate (the task's metric, NDCG@5 + HR@5), loss (the target's NLL) or rank (NDCG@50 of the "
-                  "target: dense, read off the ranking); default: the protocol's (paper: surrogate, transfer and "
-                  "history: loss).")
-PROTOCOL_HELP = ("paper (the default; PAP-REC as published: random start, 20 rounds, NDCG@5 + HR@5 on one "
-                 "validation example per user, top-5, strict improvement), history (manual start, each user's "
-                 "personal token starts at their most frequent training-history attribute word, personal "
-                 "candidates = gradient top-5 + 5 history words, acceptance as transfer but personal margin 1.0, "
-                 "2 rounds) or transfer (target log-probability on each user's validation and last training "
-                 "example, shared flips confirmed on held-out users, personal margin 0.1). Options below override it.")
-ROUNDS_HELP = "Stop after this many shared+personal rounds (history 2, paper and transfer 20)."
+                  "target: dense, read off the ranking); default: the protocol's (guarded: rank, paper: surrogate, "
+                  "transfer and history: loss).")
+PROTOCOL_HELP = ("guarded (the default: manual start, each user's personal token starts at their most frequent "
+                 "training-history attribute word, candidates = gradient top-5 + 5 history words, NDCG@50 of the "
+                 "validation and last training example, shared flips confirmed on held-out users by a paired "
+                 "z > 1.645, personal margin 0.25, 1 round), paper (PAP-REC as published: random start, 20 rounds, "
+                 "NDCG@5 + HR@5 on one validation example per user, top-5, strict improvement), history or "
+                 "transfer (experiments, docs/ABLATION-14.md). Options below override it.")
+ROUNDS_HELP = "Stop after this many shared+personal rounds (guarded 1, history 2, paper and transfer 20)."
 PERSONAL_INIT_HELP = ("Personal token start: history (each user's most frequent training-history attribute word) "
-                      "or default (one shared draw); history protocol: history, others: default.")
+                      "or default (one shared draw); guarded and history: history, others: default.")
 HISTORY_CAND_HELP = ("Each user's M most frequent training-history attribute words added to the personal "
-                     "candidates (history 5, others 0).")
+                     "candidates (guarded and history 5, others 0).")
 SHARED_HELP = "--no-shared: keep the initial shared tokens and search only the personal ones."
-SEARCH_EXAMPLES_HELP = ("Each user's last N training examples scored with the validation one (paper 0, transfer and "
-                        "history 1).")
-HOLDOUT_HELP = "Share of users held out to confirm each shared flip (paper 0, transfer and history 0.5)."
-MARGIN_HELP = ("A personal token is kept only if the user's signal improves by more than this (paper 0, transfer 0.1, "
-               "history 1.0).")
+SEARCH_EXAMPLES_HELP = ("Each user's last N training examples scored with the validation one (paper 0, others 1).")
+HOLDOUT_HELP = "Share of users held out to confirm each shared flip (paper 0, others 0.5)."
+MARGIN_HELP = ("A personal token is kept only if the user's signal improves by more than this (paper 0, guarded 0.25 "
+               "NDCG@50, transfer 0.1 and history 1.0 nats).")
 SHARED_Z_HELP = ("A shared flip is kept only if its per-user improvement on the confirming users (held-out, else all) "
-                 "exceeds Z standard errors (paired one-sided z-test; 1.645 = 95%; paper 0 = any improvement).")
+                 "exceeds Z standard errors (paired one-sided z-test; guarded 1.645 = 95%; others 0 = any "
+                 "improvement).")
 BUDGET_HELP = ("Stop cleanly once this many seconds have passed. Checked between steps: the step under way "
                "finishes first (a personal step on Beauty-sized data can take minutes on a CPU).")
 BATCH_HELP = ("Rows per forward pass, for the surrogate and the gradients (default: 256; on CUDA 2048 for the "
@@ -72,7 +72,8 @@ BATCH_HELP = ("Rows per forward pass, for the surrogate and the gradients (defau
 EVALUATOR_HELP = "fast (all candidates in batched exact ranking) or beam (20-beam generate, one candidate at a time)."
 INIT_HELP = (
     "Starting prompt: random (seeded whole words, as PAP-REC) or manual (the task's manual template words "
-    "around the argument; sets --n-prefix/--n-suffix). Default: the protocol's (paper: random, history: manual)."
+    "around the argument; sets --n-prefix/--n-suffix). Default: the protocol's (paper and transfer: random, "
+    "guarded and history: manual; giving --n-prefix/--n-suffix starts from random words)."
 )
 RUN_DIR_HELP = "Run folder (default: <home>/runs/<time>-<task>-<dataset>)."
 RESUME_HELP = "Continue an interrupted run (its folder, or its name under <home>/runs)."
@@ -136,7 +137,7 @@ def search_command(
     with distributed(resolve_device(device)) as dist:
         ctx = make_ctx(home, json_out and dist.is_main, quiet or not dist.is_main, verbose)
         out = ctx.out
-        started = runner.start(request, ctx.home, ctx.registry, dist, note=out.debug)
+        started = runner.start(request, ctx.home, ctx.registry, dist, note=out.debug, info=out.info)
         session, run = started.session, started.run
         if started.resumed:
             out.info(f"Resuming {run.path} at step {started.state.steps if started.state else 0}")

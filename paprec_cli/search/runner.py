@@ -285,8 +285,14 @@ class Started:
     resumed: bool
 
 
-def config_of(request: SearchRequest, home: Home, registry: Registry) -> SearchConfig:
-    """The checked `SearchConfig` of a fresh search (defaults: prefix 0, suffix 5, the dataset's model)."""
+def config_of(request: SearchRequest, home: Home, registry: Registry,
+              note: Callable[[str], None] = lambda _: None) -> SearchConfig:
+    """The checked `SearchConfig` of a fresh search (defaults: prefix 0, suffix 5, the dataset's model).
+
+    Explicit options win over the protocol's: `--n-prefix`/`--n-suffix` with a protocol that starts from the
+    manual prompt start from random words instead (said through `note`); a protocol's `rank` selection on a
+    rating task becomes the task's surrogate (a rating has no rank). An explicit `--init manual` with trigger
+    counts, or `--selection rank` on a rating task, is an error."""
     from paprec_cli.registry import default_model
 
     if request.task is None or request.dataset is None:
@@ -297,10 +303,18 @@ def config_of(request: SearchRequest, home: Home, registry: Registry) -> SearchC
                               search_examples=request.search_examples, holdout=request.holdout,
                               personal_margin=request.personal_margin, personal_init=request.personal_init,
                               history_candidates=request.history_candidates, shared_z=request.shared_z)
-    if chosen["init"] == "manual" and (request.n_prefix is not None or request.n_suffix is not None):
-        raise PaprecError("--n-prefix/--n-suffix: not with --init manual (the template's words set them; "
-                          f"protocol '{request.protocol}' starts from the manual prompt unless --init random)")
+    layout_given = request.n_prefix is not None or request.n_suffix is not None
+    if chosen["init"] == "manual" and layout_given:
+        if request.init is not None:
+            raise PaprecError("--n-prefix/--n-suffix: not with --init manual (the template's words set them); "
+                              "drop them, or use --init random")
+        chosen["init"] = "random"  # explicit trigger counts win over the protocol's manual start
+        note(f"--n-prefix/--n-suffix given: starting from random words (--init random) instead of protocol "
+             f"'{request.protocol}''s manual prompt")
     chosen["selection"] = Selection.parse(chosen["selection"], "--selection")
+    kind = registry.task(request.task).kind
+    if chosen["selection"] is Selection.RANK and kind != "ranking" and request.selection is None:
+        chosen["selection"] = Selection.SURROGATE  # the protocol's rank signal needs a ranking; ratings: the task's
     init = Init.parse(chosen.pop("init"), "--init")  # option values before the model lookup (its error is not theirs)
     evaluator = Evaluator.parse(request.evaluator, "--evaluator")
     return SearchConfig(
@@ -318,7 +332,8 @@ def config_of(request: SearchRequest, home: Home, registry: Registry) -> SearchC
 
 
 def start(request: SearchRequest, home: Home, registry: Registry, dist: DistContext,
-          note: Callable[[str], None] = lambda _: None) -> Started:
+          note: Callable[[str], None] = lambda _: None,
+          info: Callable[[str], None] = lambda _: None) -> Started:
     """Prepare a fresh search (creating its run directory on rank 0) or reopen one to resume (checking
     that its dataset and model have not changed)."""
     from paprec_cli.runs import resume_path
@@ -331,7 +346,7 @@ def start(request: SearchRequest, home: Home, registry: Registry, dist: DistCont
                           dist=dist)
         check_resumable(session, recorded)
         return Started(session, run, state, resumed=True)
-    config = config_of(request, home, registry)
+    config = config_of(request, home, registry, note=info)
     if request.run_dir is not None:
         RunDir.check_new(request.run_dir, request.force)  # before any work: nothing is written on a refusal
     session = prepare(config, registry, home, dist.device, note=note, dist=dist)
