@@ -237,3 +237,28 @@ def test_no_shared_keeps_the_shared_tokens_and_searches_personal_ones() -> None:
     state = _one_round(problem, search_shared=False)
     assert state.tokens.shared == (1,) and state.accepted_shared == 0
     assert set(state.tokens.personal) == {0, 2, 3}
+
+
+def test_guarded_defaults_adapt_to_explicit_counts_and_rating_tasks(tmp_path: Path) -> None:
+    """Explicit trigger counts start from random words (said, not silent); a rating task, which has no rank,
+    searches on its own surrogate; an explicit contradiction stays an error."""
+    import pytest
+
+    from paprec_cli.errors import PaprecError
+    from paprec_cli.paths import Home
+    from paprec_cli.plugins import load_registry
+    from paprec_cli.search.runner import SearchRequest, config_of
+
+    home, registry, notes = Home.resolve(tmp_path), load_registry(), []
+    config = config_of(SearchRequest("sequential", "synthetic", model="m", n_suffix=3), home, registry, notes.append)
+    assert (config.init.value, config.n_suffix, config.selection.value) == ("random", 3, "rank")
+    assert len(notes) == 1 and "--init random" in notes[0]
+    rating = config_of(SearchRequest("rating", "synthetic", model="m"), home, registry)
+    assert rating.selection.value == "surrogate" and rating.personal_init == "history"
+    with pytest.raises(PaprecError, match="--init random"):
+        config_of(SearchRequest("sequential", "synthetic", model="m", n_suffix=3, init="manual"), home, registry)
+    with pytest.raises(PaprecError, match="--selection rank"):
+        from paprec_cli.choices import Evaluator, Selection
+        from paprec_cli.search.surrogate import make_scorer
+
+        make_scorer(None, registry.task("rating"), Selection.RANK, Evaluator.FAST, 8)  # type: ignore[arg-type]

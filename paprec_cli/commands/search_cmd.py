@@ -49,7 +49,7 @@ SELECTION_HELP = ("surrogate (the task's metric, NDCG@5 + HR@5), loss (the targe
 PROTOCOL_HELP = ("guarded (the default: manual start, each user's personal token starts at their most frequent "
                  "training-history attribute word, candidates = gradient top-5 + 5 history words, NDCG@50 of the "
                  "validation and last training example, shared flips confirmed on held-out users by a paired "
-                 "z > 1.645, personal margin 0.25, 1 round), paper (PAP-REC as published: random start, 20 rounds, "
+                 "z > 1.645, personal margin 0.5, 1 round), paper (PAP-REC as published: random start, 20 rounds, "
                  "NDCG@5 + HR@5 on one validation example per user, top-5, strict improvement), history or "
                  "transfer (experiments, docs/ABLATION-14.md). Options below override it.")
 ROUNDS_HELP = "Stop after this many shared+personal rounds (guarded 1, history 2, paper and transfer 20)."
@@ -60,7 +60,7 @@ HISTORY_CAND_HELP = ("Each user's M most frequent training-history attribute wor
 SHARED_HELP = "--no-shared: keep the initial shared tokens and search only the personal ones."
 SEARCH_EXAMPLES_HELP = ("Each user's last N training examples scored with the validation one (paper 0, others 1).")
 HOLDOUT_HELP = "Share of users held out to confirm each shared flip (paper 0, others 0.5)."
-MARGIN_HELP = ("A personal token is kept only if the user's signal improves by more than this (paper 0, guarded 0.25 "
+MARGIN_HELP = ("A personal token is kept only if the user's signal improves by more than this (paper 0, guarded 0.5 "
                "NDCG@50, transfer 0.1 and history 1.0 nats).")
 SHARED_Z_HELP = ("A shared flip is kept only if its per-user improvement on the confirming users (held-out, else all) "
                  "exceeds Z standard errors (paired one-sided z-test; guarded 1.645 = 95%; others 0 = any "

@@ -31,7 +31,7 @@ from paprec_cli.model.checkpoint import lock_model_for_reading
 from paprec_cli.paths import Home
 from paprec_cli.plugins import Registry
 from paprec_cli.registry import model_fingerprint, split_negatives, split_seed
-from paprec_cli.search.config import DEFAULT_PROTOCOL, SearchConfig, batch_sizes, protocol_options
+from paprec_cli.search.config import DEFAULT_PROTOCOL, PROTOCOLS, SearchConfig, batch_sizes, protocol_options
 from paprec_cli.search.layout import PromptTokens
 from paprec_cli.search.problem import ModelProblem
 from paprec_cli.search.result import prompts_document
@@ -309,15 +309,13 @@ def config_of(request: SearchRequest, home: Home, registry: Registry,
             raise PaprecError("--n-prefix/--n-suffix: not with --init manual (the template's words set them); "
                               "drop them, or use --init random")
         chosen["init"] = "random"  # explicit trigger counts win over the protocol's manual start
-        note(f"--n-prefix/--n-suffix given: starting from random words (--init random) instead of protocol "
-             f"'{request.protocol}''s manual prompt")
     chosen["selection"] = Selection.parse(chosen["selection"], "--selection")
     kind = registry.task(request.task).kind
     if chosen["selection"] is Selection.RANK and kind != "ranking" and request.selection is None:
         chosen["selection"] = Selection.SURROGATE  # the protocol's rank signal needs a ranking; ratings: the task's
     init = Init.parse(chosen.pop("init"), "--init")  # option values before the model lookup (its error is not theirs)
     evaluator = Evaluator.parse(request.evaluator, "--evaluator")
-    return SearchConfig(
+    config = SearchConfig(
         task=request.task, dataset=request.dataset, model=request.model or default_model(home, request.dataset),
         n_prefix=0 if request.n_prefix is None else request.n_prefix,
         n_suffix=5 if request.n_suffix is None else request.n_suffix,
@@ -329,6 +327,10 @@ def config_of(request: SearchRequest, home: Home, registry: Registry,
         allow_list=str(request.allow_list.resolve()) if request.allow_list else None,
         tokenizer=request.tokenizer, separator=request.separator, decoding=request.decoding,
     )
+    if layout_given and request.init is None and PROTOCOLS[request.protocol]["init"] == "manual":
+        note(f"--n-prefix/--n-suffix given: starting from random words (--init random), not from the manual "
+             f"prompt protocol '{request.protocol}' starts from")
+    return config
 
 
 def start(request: SearchRequest, home: Home, registry: Registry, dist: DistContext,
