@@ -24,7 +24,8 @@ from paprec_cli.paths import Home
 
 MODEL = "synthetic-tiny-atomic"
 RUN = ["search", "--task", "sequential", "--dataset", "synthetic", "--val-users", "12", "--grad-examples", "24",
-       "--batch-size", "64", "--max-rounds", "1", "--n-personal", "1", "--n-suffix", "1", "--device", "cpu", "-q"]
+       "--batch-size", "64", "--max-rounds", "1", "--n-personal", "1", "--n-suffix", "1", "--device", "cpu", "-q",
+       "--protocol", "paper"]
 TRAIN = ["train", "--dataset", "synthetic", "--size", "tiny", "--tasks", "sequential", "--val-users", "20",
          "--device", "cpu", "--batch-size", "32", "--epochs", "1", "--name", "t1", "-q"]
 RETRAIN = f"retrain the model (`paprec train ... --name {MODEL} --force`)"

@@ -34,7 +34,8 @@ def tiny_home(tmp_path_factory: pytest.TempPathFactory) -> Home:
 @pytest.fixture(scope="module")
 def run_dir(tiny_home: Home, tmp_path_factory: pytest.TempPathFactory) -> Path:
     run = tmp_path_factory.mktemp("runs") / "run"
-    code, _, err = _invoke("search", *SEARCH, "--n-suffix", "2", "--home", str(tiny_home.root), "--run-dir", str(run),
+    code, _, err = _invoke("search", *SEARCH, "--protocol", "paper", "--n-suffix", "2", "--home", str(tiny_home.root),
+                           "--run-dir", str(run),
                            "-q")
     assert code == 0, err
     return run

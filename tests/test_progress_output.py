@@ -55,7 +55,8 @@ def _paprec(args: list[str], stderr_file: Path, columns: int = 80) -> subprocess
 @pytest.mark.slow
 def test_search_logs_one_line_per_step_to_a_file_and_tables_fit_80_columns(tiny_home: Home, tmp_path: Path) -> None:
     log = tmp_path / "search.log"
-    proc = _paprec(["search", *SMALL, "--home", str(tiny_home.root), "--run-dir", str(tmp_path / "run")], log)
+    proc = _paprec(["search", *SMALL, "--protocol", "paper", "--home", str(tiny_home.root),
+                    "--run-dir", str(tmp_path / "run")], log)
     assert proc.returncode == 0, log.read_text()
     lines = log.read_text().splitlines()
     steps = [line for line in lines if line.startswith("search: ")]

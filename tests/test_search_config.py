@@ -27,7 +27,7 @@ def test_strings_become_members_and_round_trip_as_strings() -> None:
 @pytest.mark.parametrize(
     ("changes", "needle"),
     [
-        ({"selection": "best"}, "--selection best: invalid value; expected surrogate or loss"),
+        ({"selection": "best"}, "--selection best: invalid value; expected surrogate, loss or rank"),
         ({"evaluator": "slow"}, "--evaluator slow: invalid value; expected fast or beam"),
         ({"init": "template"}, "--init template: invalid value; expected random or manual"),
         ({"top_k": 0}, "--top-k: invalid value; expected an integer >= 1"),
