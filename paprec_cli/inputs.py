@@ -57,7 +57,8 @@ PAPREC = InputProtocol()
 
 
 def p5_protocol(dataset: str, separator: str = ",", seed: int = 0) -> InputProtocol:
-    """P5's inputs for `dataset` (by name: Amazon sets keep the whole history, others the last 20)."""
+    """P5's inputs for `dataset`, the registered dataset the data came from (`Dataset.source_name`, not the
+    name it was imported under): Amazon sets keep the whole history, others the last 20."""
     check_separator(separator)
     history = None if dataset.split("-")[0].lower() in AMAZON else YELP_HISTORY
     return InputProtocol("p5", history, separator, P5_MAX_TOKENS, seed)

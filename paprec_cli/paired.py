@@ -69,7 +69,10 @@ def summary(paired: Paired) -> list[str]:
         word = verdict(stats)  # the surrogate: higher is better
         what, baseline = name.split("_vs_", 1)
         interval = f"{_signed(stats['ci_low'])} to {_signed(stats['ci_high'])}"
-        if word == "noise":
+        if word == "no data":
+            lines.append(f"{what} vs {baseline}: no per-user difference on test (no user has a finite value "
+                         "under both prompts)")
+        elif word == "noise":
             lines.append(
                 f"{what} vs {baseline}: the 95% CI of the per-user difference ({interval}) includes 0: "
                 f"no evidence that it differs from the {baseline} prompt on test"

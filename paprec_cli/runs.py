@@ -151,6 +151,6 @@ def open_prompts(
     seed_value = recorded.get("split_seed")
     seed = int(str(seed_value)) if seed_value is not None else split_seed(bundle)
     separator = recorded.get("separator")
-    inputs = inputs_for(bundle.config, data.name, str(separator) if separator is not None else None,
+    inputs = inputs_for(bundle.config, data.source_name, str(separator) if separator is not None else None,
                         int(str(recorded.get("seed") or 0)))
     return BoundPrompts(doc, source, data, bundle, seed, run, inputs, str(recorded.get("decoding") or "paprec"))

@@ -305,7 +305,7 @@ def open_serving(home: Home, registry: Registry, prompts: str | None, model: str
     data = load_dataset(home, dataset)
     bundle = load_model(model or default_model(home, dataset), home, dataset=data,
                         tokenizer=Path(tokenizer) if tokenizer else None)
-    inputs = inputs_for(bundle.config, data.name, separator)
+    inputs = inputs_for(bundle.config, data.source_name, separator)
     return Serving(data, bundle, registry.task(task_name or "sequential"), None, split_seed(bundle), inputs)
 
 

@@ -341,7 +341,7 @@ def test_truncated_dataset_parquet(home: Home, table: str) -> None:
     for args in (RECOMMEND, ("data", "info", "synthetic")):
         line = fails_cleanly(home, *args)
         assert f"{path}: not a readable Parquet file, truncated or damaged" in line, line
-        assert "re-import dataset 'synthetic' with `paprec data import`" in line
+        assert "re-import dataset 'synthetic' with `paprec data import ... --force`" in line
 
 
 @pytest.mark.parametrize("table", ["users", "extra_truth"])

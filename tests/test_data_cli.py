@@ -129,3 +129,15 @@ def test_failed_reimport_keeps_the_previous_import(home: Path, runner: CliRunner
     assert_user_error(bad)
     assert (home / "data" / "synthetic" / "manifest.json").read_text() == before
     assert sorted(p.name for p in (home / "data").iterdir() if p.suffix != ".lock") == ["synthetic"]  # no temp left
+
+
+def test_reimport_needs_force(home: Path, runner: CliRunner) -> None:
+    """An existing import is never replaced silently: models and runs record its fingerprint."""
+    args = ["data", "import", "synthetic", "--option", "users=20", "--option", "items=40"]
+    assert runner.invoke(app, args).exit_code == 0
+    before = (home / "data" / "synthetic" / "manifest.json").read_text()
+    again = runner.invoke(app, [*args[:3], "--option", "users=30", "--option", "items=40"])
+    assert_user_error(again, "already imported", "--force", "--name")
+    assert (home / "data" / "synthetic" / "manifest.json").read_text() == before
+    forced = runner.invoke(app, [*args[:3], "--option", "users=30", "--option", "items=40", "--force"])
+    assert forced.exit_code == 0 and (home / "data" / "synthetic" / "manifest.json").read_text() != before

@@ -139,3 +139,11 @@ def test_paired_differences_and_verdicts() -> None:
     assert verdict({"ci_low": -0.3, "ci_high": -0.1}, smaller=True) == "better"
     assert verdict({"ci_low": -0.3, "ci_high": -0.1}) == "worse"
     assert verdict({"ci_low": math.nan, "ci_high": 1.0}) == "no data"
+
+
+def test_summary_says_no_data_without_claiming_the_interval_excludes_0() -> None:
+    from paprec_cli.paired import summary
+
+    lines = summary({"personalized_vs_manual": {"surrogate": {"mean_diff": float("nan"), "ci_low": float("nan"),
+                                                              "ci_high": float("nan"), "n": 0}}})
+    assert len(lines) == 1 and "no per-user difference" in lines[0] and "excludes 0" not in lines[0]

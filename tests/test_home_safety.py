@@ -519,7 +519,7 @@ def test_import_refused_while_another_process_reads_the_dataset(tmp_path: Path, 
     assert code == 0, err
     manifest = (root / "data" / "synthetic" / "manifest.json").read_bytes()
     pid = holder(lock_path(Home.resolve(root).dataset_dir("synthetic")), shared=True)
-    code, _, err = _invoke(*base, "--seed", "5")
+    code, _, err = _invoke(*base, "--seed", "5", "--force")
     line = _one_error(err)
     assert code == 2 and f"process {pid}" in line and "dataset 'synthetic'" in line
     assert (root / "data" / "synthetic" / "manifest.json").read_bytes() == manifest

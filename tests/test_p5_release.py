@@ -536,3 +536,17 @@ def test_reviewer_names_kept_and_written_where_p5_wrote_them(release: dict[str, 
     got = codec.model_input(codec.encode(DirectTask().manual("5-5").render(direct[jane].values)))
     expected = p5_input(processor_of(release), T5_5.format("Jane Doe", candidates))
     assert (got["input_ids"], got["whole_word_ids"]) == expected
+
+
+def test_p5_history_rule_follows_the_source_dataset_not_its_local_name(tmp_path: Path) -> None:
+    """Beauty imported as `p5beauty` is still Amazon: P5 feeds the whole history (no silent 20-item cap)."""
+    from paprec_cli.data.store import Dataset
+    from paprec_cli.inputs import inputs_for
+
+    renamed = Dataset(name="p5beauty", folder=tmp_path, manifest={"dataset": "beauty", "name": "p5beauty"})
+    assert renamed.source_name == "beauty"
+    assert inputs_for({"input_protocol": "p5"}, renamed.source_name).history is None
+    yelp = Dataset(name="mine", folder=tmp_path, manifest={"dataset": "yelp", "name": "mine"})
+    assert inputs_for({"input_protocol": "p5"}, yelp.source_name).history == 20
+    old = Dataset(name="sports", folder=tmp_path, manifest={"name": "sports"})  # manifest without the field
+    assert old.source_name == "sports"

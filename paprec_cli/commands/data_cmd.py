@@ -66,6 +66,7 @@ def register(app: PaprecTyper) -> None:
         tie_break: TieBreakOpt = None,
         seed: SeedOpt = 0,
         option: OptionOpt = None,
+        force: Annotated[bool, typer.Option("--force", help="Replace an existing import of the same name.")] = False,
         json_out: JsonOpt = False,
         quiet: QuietOpt = False,
         verbose: VerboseOpt = False,
@@ -74,7 +75,7 @@ def register(app: PaprecTyper) -> None:
         """Read a dataset's raw files (or generate it) and store it as Parquet plus a manifest."""
         ctx = make_ctx(home, json_out, quiet, verbose)
         manifest = import_checked(ctx.registry, ctx.home, name, source, store_as=store_as, indexing=indexing,
-                                  tie_break=tie_break, seed=seed, options=option or [],
+                                  tie_break=tie_break, seed=seed, options=option or [], force=force,
                                   info=lambda line: ctx.out.info(escape(line)))
         ctx.out.debug(escape(f"notes: {manifest['notes']}"))
         for report in manifest["notes"].get("reports", []):

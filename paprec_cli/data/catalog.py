@@ -64,8 +64,11 @@ def catalog(registry: Registry, home: Home) -> dict[str, Any]:
 
 def import_checked(registry: Registry, home: Home, name: str, source: Path | None, *, store_as: str | None,
                    indexing: str, tie_break: str | None, seed: int, options: list[str],
-                   info: Callable[[str], None]) -> dict[str, Any]:
-    """Check an import request (a one-line error per bad option), import, and return the manifest."""
+                   info: Callable[[str], None], force: bool = False) -> dict[str, Any]:
+    """Check an import request (a one-line error per bad option), import, and return the manifest.
+
+    An existing import of the same name is replaced only with `force` (models and runs made on it record its
+    fingerprint and would no longer match it); else a one-line refusal naming `--force` and `--name`."""
     if indexing not in INDEXINGS:
         raise PaprecError(f"--indexing {indexing}: expected one of {', '.join(INDEXINGS)}")
     if tie_break is not None and tie_break not in TIE_BREAKS:
@@ -76,9 +79,14 @@ def import_checked(registry: Registry, home: Home, name: str, source: Path | Non
     if not spec.needs_files and source is not None:
         raise PaprecError(f"dataset '{name}' is generated and takes no --from; drop --from {source}")
     import_options = ImportOptions(seed=seed, extra=parse_options(options))
+    target = store_as or name
+    if dataset_exists(home, target) and not force:
+        raise PaprecError(f"dataset '{target}' is already imported in {home.dataset_dir(target)}; add --force to "
+                          f"replace it (models and runs made on it will no longer match it), or --name NEW to "
+                          "keep both")
     info(f"importing {name}" + (f" from {source}" if source else "") + " ...")
-    if dataset_exists(home, store_as or name):
-        info(f"an import named '{store_as or name}' exists; it is replaced only if this one succeeds")
+    if dataset_exists(home, target):
+        info(f"an import named '{target}' exists; it is replaced only if this one succeeds")
     return import_dataset(
         spec,
         source.expanduser() if source is not None else None,

@@ -97,9 +97,11 @@ def sample_negatives(seen: np.ndarray, n_items: int, n: int, seed: int, user: in
     seen_set = set(int(i) for i in seen)
     available = n_items - len(seen_set)
     if available < n:
+        fix = (f"train with fewer negatives (`paprec train ... -o negatives=N`, N <= {available}) or use another task"
+               if available > 0 else "the direct task cannot be used on this dataset; use another task")
         raise PaprecError(
             f"direct task: user {user} interacted with {len(seen_set)} of {n_items} items: fewer than {n} "
-            f"negatives remain; drop direct from --tasks or use -o negatives=N with N <= {available}"
+            f"negatives remain; {fix}"
         )
     rng = np.random.default_rng([seed, user, salt])
     chosen: list[int] = []

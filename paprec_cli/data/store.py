@@ -183,7 +183,7 @@ class Dataset:
         """One of the dataset's Parquet tables; a missing, truncated or damaged file, or a missing column, is a
         one-line `PaprecError` naming the file and the fix (re-import)."""
         path = self.folder / file
-        fix = f"re-import dataset '{self.name}' with `paprec data import` (the same source and options)"
+        fix = f"re-import dataset '{self.name}' with `paprec data import ... --force` (the same source and options)"
         if not path.is_file():
             raise PaprecError(f"{path}: missing; {fix}")
         try:
@@ -210,6 +210,13 @@ class Dataset:
     @property
     def has_ratings(self) -> bool:
         return int(self.manifest["counts"]["with_rating"]) > 0
+
+    @property
+    def source_name(self) -> str:
+        """The registered dataset it was imported from (`beauty` for `--name p5beauty`); its own name for
+        manifests written before the field existed. Rules that depend on what the data *is* (P5's history
+        length per dataset family) read this, never the user's name for it."""
+        return str(self.manifest.get("dataset") or self.name)
 
     @property
     def fingerprint(self) -> str:
@@ -291,7 +298,7 @@ _COUNT_FIELDS = ("users", "items", "with_rating")
 def read_manifest(path: Path) -> dict[str, Any]:
     """A dataset's `manifest.json`, checked: a JSON object with `name` and `fingerprint` strings and integer
     `counts.users`, `counts.items`, `counts.with_rating`. Raises `PaprecError` naming the file and field."""
-    fix = "re-import the dataset with `paprec data import`"
+    fix = "re-import the dataset with `paprec data import ... --force`"
     data = read_json_object(path, fix)
     for key, kind in _MANIFEST_FIELDS.items():
         if not isinstance(data.get(key), kind):

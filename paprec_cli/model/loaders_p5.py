@@ -122,5 +122,6 @@ def check_p5_indexing(path: Path, dataset: DatasetLike | None) -> None:
     raise PaprecError(
         f"{path}: a P5 checkpoint expects P5's sequential item ids, but dataset '{name}' was imported with "
         f"{indexing} indexing (other ids, silent garbage); re-import it with "
-        f"`paprec data import {plugin} --from PATH{stored_as} --indexing sequential`"
+        f"`paprec data import {plugin} --from PATH{stored_as} --indexing sequential --force` (or another --name "
+        "to keep both)"
     )

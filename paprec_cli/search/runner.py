@@ -127,7 +127,7 @@ def prepare(config: SearchConfig, registry: Registry, home: Home, device: str,
     bundle.model.eval()
     if config.split_seed is None:
         config = replace(config, split_seed=split_seed(bundle))
-    inputs = inputs_for(bundle.config, dataset.name, config.separator, config.seed)
+    inputs = inputs_for(bundle.config, dataset.source_name, config.separator, config.seed)
     data = TaskData(dataset, config.split_seed or 0, split_negatives(bundle), inputs=inputs)
     reason = needs.unmet(task, dataset, data.negatives)
     if reason is not None:
