@@ -262,3 +262,18 @@ def test_guarded_defaults_adapt_to_explicit_counts_and_rating_tasks(tmp_path: Pa
         from paprec_cli.search.surrogate import make_scorer
 
         make_scorer(None, registry.task("rating"), Selection.RANK, Evaluator.FAST, 8)  # type: ignore[arg-type]
+
+
+def test_template_option_sets_the_manual_prompt(tmp_path: Path) -> None:
+    import pytest
+
+    from paprec_cli.errors import PaprecError
+    from paprec_cli.paths import Home
+    from paprec_cli.plugins import load_registry
+    from paprec_cli.search.runner import SearchRequest, config_of
+
+    home, registry = Home.resolve(tmp_path), load_registry()
+    config = config_of(SearchRequest("sequential", "synthetic", model="m", manual_template="2-4"), home, registry)
+    assert config.manual_template == "2-4"
+    with pytest.raises(PaprecError, match="--template"):
+        config_of(SearchRequest("sequential", "synthetic", model="m", manual_template="9-9"), home, registry)

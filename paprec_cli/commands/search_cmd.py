@@ -75,6 +75,9 @@ INIT_HELP = (
     "around the argument; sets --n-prefix/--n-suffix). Default: the protocol's (paper and transfer: random, "
     "guarded and history: manual; giving --n-prefix/--n-suffix starts from random words)."
 )
+TEMPLATE_HELP = ("The manual prompt: a template id of the task (e.g. 2-4; default the task's, 2-3 for "
+                 "sequential). --init manual starts from its words; eval compares against it. With a P5 checkpoint, "
+                 "templates that name the user (2-4..2-6, 2-13, 5-5, 5-6, 1-6) use the dataset's user names.")
 RUN_DIR_HELP = "Run folder (default: <home>/runs/<time>-<task>-<dataset>)."
 RESUME_HELP = "Continue an interrupted run (its folder, or its name under <home>/runs)."
 
@@ -112,6 +115,7 @@ def search_command(
     history_candidates: Annotated[int | None, Opt("--history-candidates", help=HISTORY_CAND_HELP)] = None,
     search_shared: Annotated[bool, Opt("--shared/--no-shared", help=SHARED_HELP)] = True,
     shared_z: Annotated[float | None, Opt("--shared-z", help=SHARED_Z_HELP)] = None,
+    template: Annotated[str | None, Opt("--template", help=TEMPLATE_HELP)] = None,
     evaluator: Annotated[str, Opt("--evaluator", help=EVALUATOR_HELP)] = "fast",
     batch_size: Annotated[int | None, Opt("--batch-size", help=BATCH_HELP)] = None,
     allow_list: Annotated[Path | None, Opt("--allow-list", help="File of allowed trigger words, one per line.")] = None,
@@ -132,7 +136,7 @@ def search_command(
                                    grad_examples, max_rounds, time_budget, selection, evaluator, batch_size,
                                    allow_list, run_dir, resume, seed, tokenizer_arg(tokenizer), protocol,
                                    search_examples, holdout, personal_margin, separator, decoding, force,
-                                   personal_init, history_candidates, search_shared, shared_z)
+                                   personal_init, history_candidates, search_shared, shared_z, template)
     # Under torchrun every rank runs this; rank 0 alone writes the run folder and prints (see docs/DISTRIBUTED.md).
     with distributed(resolve_device(device)) as dist:
         ctx = make_ctx(home, json_out and dist.is_main, quiet or not dist.is_main, verbose)

@@ -273,6 +273,7 @@ class SearchRequest:
     history_candidates: int | None = None  # None: the protocol's
     search_shared: bool = True  # False (--no-shared): keep the initial shared tokens
     shared_z: float | None = None  # None: the protocol's
+    manual_template: str | None = None  # the manual prompt (a template id of the task); None: the task's default
 
 
 @dataclass
@@ -310,7 +311,10 @@ def config_of(request: SearchRequest, home: Home, registry: Registry,
                               "drop them, or use --init random")
         chosen["init"] = "random"  # explicit trigger counts win over the protocol's manual start
     chosen["selection"] = Selection.parse(chosen["selection"], "--selection")
-    kind = registry.task(request.task).kind
+    task = registry.task(request.task)
+    kind = task.kind
+    if request.manual_template is not None:
+        task.manual(request.manual_template)  # an unknown id: one line naming --template and the known ids
     if chosen["selection"] is Selection.RANK and kind != "ranking" and request.selection is None:
         chosen["selection"] = Selection.SURROGATE  # the protocol's rank signal needs a ranking; ratings: the task's
     init = Init.parse(chosen.pop("init"), "--init")  # option values before the model lookup (its error is not theirs)
@@ -326,6 +330,7 @@ def config_of(request: SearchRequest, home: Home, registry: Registry,
         evaluator=evaluator, batch_size=request.batch_size, seed=request.seed,
         allow_list=str(request.allow_list.resolve()) if request.allow_list else None,
         tokenizer=request.tokenizer, separator=request.separator, decoding=request.decoding,
+        manual_template=request.manual_template,
     )
     if layout_given and request.init is None and PROTOCOLS[request.protocol]["init"] == "manual":
         note(f"--n-prefix/--n-suffix given: starting from random words (--init random), not from the manual "
