@@ -63,7 +63,17 @@ def atomic_path(target: Path) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     staged = tmp / target.name
     try:
-        yield staged
+        try:
+            yield staged
+        except OSError as exc:
+            if exc.filename is None:  # a failed write() names no file: name the output being written
+                raise OSError(exc.errno, exc.strerror or str(exc), str(target)) from exc
+            raise
+        except Exception as exc:
+            errno = os_errno_in(exc)
+            if errno is None:
+                raise
+            raise OSError(errno, os.strerror(errno), str(target)) from exc  # polars/pyarrow wrap OS errors
         if target.is_dir() and staged.is_dir():
             backup = target.with_name(f".{target.name}.old")
             shutil.rmtree(backup, ignore_errors=True)
@@ -74,6 +84,15 @@ def atomic_path(target: Path) -> Iterator[Path]:
             os.replace(staged, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def os_errno_in(exc: BaseException) -> int | None:
+    """The errno of an OS error that a library reported in its own exception type ("... (os error 28)", as
+    polars and Rust-backed writers say), else None."""
+    import re
+
+    found = re.search(r"\(os error (\d+)\)", str(exc))
+    return int(found.group(1)) if found else None
 
 
 def write_text_atomic(path: Path, text: str) -> None:

@@ -587,3 +587,51 @@ def test_resume_refuses_a_manifest_without_fingerprints() -> None:
     for recorded in ({"config": {}}, {"config": {}, "dataset": {"fingerprint": "x"}, "model": {"fingerprint": 3}}):
         with pytest.raises(PaprecError, match="fingerprint' .edited or damaged"):
             check_resumable(None, recorded)  # type: ignore[arg-type]
+
+
+def test_a_full_disk_inside_a_library_writer_names_the_output(tmp_path: Path) -> None:
+    """polars reports ENOSPC as its own ComputeError ("... (os error 28)") and write() errors name no file:
+    both become an OSError naming the output, which the CLI prints as one line (exit 2)."""
+    import errno
+
+    from paprec_cli.errors import user_message
+    from paprec_cli.paths import atomic_path
+
+    target = tmp_path / "out.parquet"
+
+    class ComputeError(Exception):
+        pass
+
+    for raised in (ComputeError("parquet: I/O error: No space left on device (os error 28)"),
+                   OSError(errno.ENOSPC, "No space left on device")):
+        with pytest.raises(OSError) as caught, atomic_path(target):
+            raise raised
+        assert caught.value.errno == errno.ENOSPC and caught.value.filename == str(target)
+        message, code = user_message(caught.value)  # type: ignore[misc]
+        assert code == 2 and message.startswith(f"{target}: ") and "space" in message
+        assert not target.exists() and [p.name for p in tmp_path.iterdir()] == []
+
+
+@pytest.mark.parametrize(("edit", "field"), [
+    (lambda m: m.update(dataset=[1]), "'dataset'"), (lambda m: m.pop("tie_break"), "'tie_break'"),
+    (lambda m: m.pop("indexing"), "'indexing'"), (lambda m: m.update(sources=[1]), "'sources'"),
+    (lambda m: m.update(extras=[1]), "'extras'"), (lambda m: m.update(indexing="weird"), "'indexing'"),
+])
+def test_a_wrong_typed_manifest_field_is_one_broken_entry(tmp_path: Path, edit, field) -> None:  # type: ignore[no-untyped-def]
+    """One dataset's bad manifest never breaks `data list` for the others, and `data info` says which field."""
+    root = tmp_path / "home"
+    for name in ("a", "b"):
+        code, _, err = _invoke("data", "import", "synthetic", "--name", name, "--home", str(root), "-q",
+                               "-o", "users=20", "-o", "items=40")
+        assert code == 0, err
+    path = root / "data" / "a" / "manifest.json"
+    manifest = json.loads(path.read_text())
+    edit(manifest)
+    path.write_text(json.dumps(manifest))
+    code, out, err = _invoke("data", "list", "--home", str(root), "--json")
+    assert code == 0, err
+    imported = {d["name"]: d for d in json.loads(out)["imported"]}
+    assert "broken" in imported["a"] and field in imported["a"]["broken"] and "broken" not in imported["b"]
+    code, _, err = _invoke("data", "info", "a", "--home", str(root))
+    line = _one_error(err)
+    assert code == 2 and str(path) in line and field in line

@@ -292,6 +292,12 @@ def load_dataset(home: Home, name: str) -> Dataset:
 
 #: Fields every dataset manifest has, with their JSON types (the rest is descriptive).
 _MANIFEST_FIELDS: dict[str, type] = {"name": str, "fingerprint": str, "counts": dict}
+#: Fields every import writes that `data info` and the splits read (checked after the counts).
+_IMPORT_FIELDS: dict[str, type] = {"dataset": str, "indexing": str, "tie_break": str, "sources": list, "extras": list}
+#: Fields that may be absent (older manifests) but, when present, have these types.
+_OPTIONAL_FIELDS: dict[str, type] = {"options": dict, "notes": dict}
+#: The values an import writes for these fields.
+_CHOICES: dict[str, tuple[str, ...]] = {"indexing": ("random", "sequential"), "tie_break": ("source", "item")}
 _COUNT_FIELDS = ("users", "items", "with_rating")
 
 
@@ -307,6 +313,19 @@ def read_manifest(path: Path) -> dict[str, Any]:
         value = data["counts"].get(key)
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
             raise PaprecError(f"{path}: field 'counts.{key}' is missing or not a non-negative integer; {fix}")
+    for key, kind in _IMPORT_FIELDS.items():
+        if not isinstance(data.get(key), kind):
+            raise PaprecError(f"{path}: field '{key}' is missing or not a {kind.__name__}; {fix}")
+    for key, kind in _OPTIONAL_FIELDS.items():
+        if key in data and not isinstance(data[key], kind):
+            raise PaprecError(f"{path}: field '{key}' is not a {kind.__name__}; {fix}")
+    for key, allowed in _CHOICES.items():
+        if data[key] not in allowed:
+            raise PaprecError(f"{path}: field '{key}' is {data[key]!r}, expected one of {', '.join(allowed)}; {fix}")
+    if not all(isinstance(e, str) for e in data["extras"]):
+        raise PaprecError(f"{path}: field 'extras' must list table names (strings); {fix}")
+    if not all(isinstance(e, dict) for e in data["sources"]):
+        raise PaprecError(f"{path}: field 'sources' must list objects (one per source file); {fix}")
     return data
 
 
