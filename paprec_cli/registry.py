@@ -124,10 +124,17 @@ def model_record(home: Home, name: str) -> tuple[Path, ModelJson, ModelJson]:
 
 
 def default_model(home: Home, dataset: str) -> str:
-    """`<dataset>-tiny-atomic`, else the single model trained on `dataset`; a one-line fix otherwise."""
-    preferred = home.model_dir(f"{dataset}-tiny-atomic")
-    if (preferred / CONFIG_FILE).is_file():
-        return str(preferred)
+    """The newest of `<dataset>-tiny-atomic` and its re-run versions `<dataset>-tiny-atomic-N` (a second
+    `paprec train` with the default name writes `-2`, so re-running the quick start searches its own new
+    model), else the single model trained on `dataset`; a one-line fix otherwise. (A model is written in a
+    staged folder and renamed into place when complete, so a listed folder is a finished model.)"""
+    base = f"{dataset}-tiny-atomic"
+    versions = [(0, home.model_dir(base))] + [
+        (int(p.name[len(base) + 1:]), p) for p in home.models.glob(f"{base}-*")
+        if p.name[len(base) + 1:].isdigit()] if home.models.is_dir() else []
+    ready = [(n, p) for n, p in versions if (p / CONFIG_FILE).is_file()]
+    if ready:
+        return str(max(ready)[1])
     found, broken = [], []
     for folder in model_folders(home):
         try:

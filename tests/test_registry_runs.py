@@ -81,3 +81,19 @@ def test_bad_serving_requests_fail_before_loading(request_: Request, message: st
 def test_output_that_is_a_folder_is_refused(tmp_path: Path) -> None:
     with pytest.raises(PaprecError, match="is a folder; expected a file path"):
         check_request(Request(all_users=True, output=tmp_path))
+
+
+def test_default_model_is_the_newest_rerun_of_the_quick_start(tmp_path: Path) -> None:
+    """A second `paprec train` with the default name writes `<dataset>-tiny-atomic-2`; the default model is
+    then that newest version; a folder without config.json is not a model."""
+    from paprec_cli.paths import Home
+    from paprec_cli.registry import default_model
+
+    home = Home.resolve(tmp_path)
+    for name, config in (("synthetic-tiny-atomic", True), ("synthetic-tiny-atomic-2", True),
+                         ("synthetic-tiny-atomic-3", False), ("synthetic-tiny-atomic-x", True)):
+        folder = home.model_dir(name)
+        folder.mkdir(parents=True)
+        if config:
+            (folder / "config.json").write_text("{}")
+    assert default_model(home, "synthetic") == str(home.model_dir("synthetic-tiny-atomic-2"))

@@ -42,7 +42,8 @@ trajectory, resumable state, prompts.json) and prints manual vs shared vs person
 """
 
 Opt = typer.Option
-MODEL_HELP = "Model folder or name (default: <dataset>-tiny-atomic, or the one model trained on the dataset)."
+MODEL_HELP = ("Model folder or name (default: the newest of <dataset>-tiny-atomic and its re-run versions -2, -3, ..., "
+              "else the one model trained on the dataset).")
 SELECTION_HELP = ("surrogate (the task's metric, NDCG@5 + HR@5), loss (the target's NLL) or rank (NDCG@50 of the "
                   "target: dense, read off the ranking); default: the protocol's (guarded: rank, paper: surrogate, "
                   "transfer and history: loss).")

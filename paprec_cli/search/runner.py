@@ -354,6 +354,8 @@ def start(request: SearchRequest, home: Home, registry: Registry, dist: DistCont
         check_resumable(session, recorded)
         return Started(session, run, state, resumed=True)
     config = config_of(request, home, registry, note=info)
+    if request.model is None:
+        info(f"model: {config.model} (the dataset's default; --model NAME chooses another)")
     if request.run_dir is not None:
         RunDir.check_new(request.run_dir, request.force)  # before any work: nothing is written on a refusal
     session = prepare(config, registry, home, dist.device, note=note, dist=dist)
