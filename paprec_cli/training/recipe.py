@@ -45,6 +45,9 @@ class Recipe:
     #: How a fresh model's item and user rows start (atomic ids only; `item_init.py`): "cooccurrence"
     #: (training co-occurrence) or "random" (T5's initialisation).
     item_init: str = "random"
+    #: Most recent items a sequential prompt shows (paprec's own models; recorded in the model's config as
+    #: `input_history`, so search, eval and serving write the same prompts). Shorter is faster to train.
+    history: int = 20
     #: Cap (seconds) applied when neither --epochs nor --time-budget is given: tiny is the CPU quick
     #: start and should finish in minutes on any machine. The run stops there if not done; the schedule
     #: still follows the epochs (`TrainOptions.anneal_to_budget`), so results do not depend on speed.
@@ -79,13 +82,30 @@ MIXTURES: dict[str, Mixture] = {
 }
 
 
-def recipe_for(size: str) -> Recipe:
-    """The defaults of a size; custom sizes use small's."""
-    return RECIPES.get(size, RECIPES["small"])
+#: Per-dataset changes to a size's recipe and mixture, measured on that dataset (docs/RECIPE-18.md).
+#: Keys are (dataset name, size); values name `Recipe` or `Mixture` fields. A dataset not listed trains
+#: with its size's defaults.
+DATASET_RECIPES: dict[tuple[str, str], dict[str, float | int | str]] = {}
 
 
-def mixture_for(size: str) -> Mixture:
-    return MIXTURES.get(size, MIXTURES["small"])
+def recipe_for(size: str, dataset: str | None = None) -> Recipe:
+    """The defaults of a size (custom sizes use small's), with `dataset`'s measured changes."""
+    recipe = RECIPES.get(size, RECIPES["small"])
+    changes = _dataset_changes(size, dataset, Recipe)
+    return replace(recipe, **changes) if changes else recipe
+
+
+def mixture_for(size: str, dataset: str | None = None) -> Mixture:
+    """The training mixture of a size, with `dataset`'s measured changes."""
+    mixture = MIXTURES.get(size, MIXTURES["small"])
+    changes = _dataset_changes(size, dataset, Mixture)
+    return replace(mixture, **changes) if changes else mixture
+
+
+def _dataset_changes(size: str, dataset: str | None, kind: type) -> dict[str, Any]:
+    names = {f.name for f in fields(kind)}
+    given = DATASET_RECIPES.get((dataset or "", size), {})
+    return {k: v for k, v in given.items() if k in names}
 
 
 @dataclass(frozen=True)
@@ -143,6 +163,7 @@ def check_recipe(recipe: Recipe) -> Recipe:
         (recipe.patience >= 1, "--patience", "a positive integer"),
         (recipe.val_users >= 1, "--val-users", "a positive integer (validation users per epoch)"),
         (recipe.item_init in ITEM_INITS, "--item-init", " or ".join(ITEM_INITS)),
+        (recipe.history >= 1, "-o history", "a positive number of items"),
     ]
     for ok, option, expected in checks:
         if not ok:

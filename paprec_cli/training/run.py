@@ -26,6 +26,7 @@ from paprec_cli.data.splits import TaskData
 from paprec_cli.data.store import Dataset
 from paprec_cli.distributed import DistContext
 from paprec_cli.errors import Interrupted, PaprecError
+from paprec_cli.inputs import PAPREC, InputProtocol
 from paprec_cli.output import Output
 from paprec_cli.paths import Home
 from paprec_cli.plugins import Registry
@@ -107,7 +108,7 @@ def open_session(
     dataset = ensure_dataset(home, options.dataset, registry, out.info)
     tasks = resolve_tasks(list(options.tasks), dataset, registry, options.negatives, out.info)
     options = _with_tasks(options, [t.name for t in tasks])
-    data = TaskData(dataset, options.seed, options.negatives)
+    data = TaskData(dataset, options.seed, options.negatives, inputs=training_inputs(options))
     training = TrainingData(data, tasks, options.mixture, options.seed)
     folder = run_state.state_dir(home, options.name)
     from paprec_cli.model import PromptCodec, create_model  # lazily: the model package pulls in transformers
@@ -133,6 +134,13 @@ def open_session(
             bundle.codec.save(folder / "codec")
     bundle.model.to(device)
     return TrainingSession(options, home, out, device, dataset, data, tasks, training, bundle, state, dist=dist)
+
+
+def training_inputs(options: TrainOptions) -> InputProtocol:
+    """paprec's input protocol with the recipe's history length (`Recipe.history`, default 20)."""
+    if options.recipe.history == PAPREC.history:
+        return PAPREC
+    return InputProtocol(history=options.recipe.history)
 
 
 def _with_tasks(options: TrainOptions, names: list[str]) -> TrainOptions:
@@ -195,7 +203,9 @@ def _save_best(session: TrainingSession, training_json: dict[str, Any] | None = 
 
 def _config_extra(session: TrainingSession) -> dict[str, Any]:
     return {"trained_on": session.options.dataset, "tasks": list(session.options.tasks), "seed": session.options.seed,
-            "negatives": session.options.negatives}  # fmt: skip
+            "negatives": session.options.negatives,
+            **({"input_history": session.options.recipe.history}
+               if session.options.recipe.history != PAPREC.history else {})}  # fmt: skip
 
 
 def train_epochs(session: TrainingSession, say: Callable[[str], None]) -> str:

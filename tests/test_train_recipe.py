@@ -1,0 +1,92 @@
+"""Per-dataset recipes, `-o` training settings, the most recent prefixes and the history cap (issue #18)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from paprec_cli.data.splits import TaskData
+from paprec_cli.data.store import import_dataset, load_dataset
+from paprec_cli.errors import PaprecError
+from paprec_cli.inputs import PAPREC, InputProtocol, inputs_for
+from paprec_cli.paths import Home
+from paprec_cli.plugins import load_registry
+from paprec_cli.specs import ImportOptions
+from paprec_cli.training import recipe as recipes
+from paprec_cli.training.mixture import Mixture, TrainingData, recent_indices
+from paprec_cli.training.setup import new_options, parse_train_options
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    home = Home.resolve(tmp_path_factory.mktemp("home"))
+    options = ImportOptions(extra={"users": "30", "items": "80", "categories": "4", "length": "12"})
+    import_dataset(load_registry().dataset("synthetic"), None, home, options=options)
+    return load_dataset(home, "synthetic")
+
+
+def test_recent_indices_keep_each_users_last_entries() -> None:
+    assert recent_indices([1, 1, 1, 2, 2], 2).tolist() == [1, 2, 3, 4]
+    assert recent_indices([1, 1, 1, 2, 2], 1).tolist() == [2, 4]
+    assert recent_indices([3, 3, 3], 0).tolist() == [0, 1, 2]
+    assert recent_indices([], 4).tolist() == []
+
+
+def test_recent_keeps_the_last_prefixes_of_every_user(dataset) -> None:  # type: ignore[no-untyped-def]
+    data = TaskData(dataset, seed=0)
+    sequential = load_registry().task("sequential")
+    plain = Mixture(hint=0, word_item=0, item_words=0)
+    every = TrainingData(data, [sequential], plain, 0)
+    recent = TrainingData(data, [sequential], Mixture(hint=0, word_item=0, item_words=0, recent=3), 0)
+    n_users = sum(1 for u in range(1, data.n_users + 1) if len(data.loo.train[u]) >= 2)
+    assert len(recent.pool(sequential)) == sum(min(3, len(data.loo.train[u]) - 1) for u in range(1, data.n_users + 1))
+    assert len(every.pool(sequential)) > len(recent.pool(sequential)) >= n_users
+    kept = [every.examples["sequential"][i] for i in recent.pool(sequential).tolist()]
+    for user in (1, 2):
+        train = data.loo.train[user]
+        assert [ex.target for ex in kept if ex.user == user] == [int(x) for x in train[-3:]]
+    assert recent.family_counts(recent.epoch(1)) == {"sequential": len(recent.pool(sequential))}
+
+
+def test_history_cap_shortens_train_and_test_prompts(dataset) -> None:  # type: ignore[no-untyped-def]
+    sequential = load_registry().task("sequential")
+    short = TaskData(dataset, seed=0, inputs=InputProtocol(history=3))
+    default = TaskData(dataset, seed=0)
+    n_items = lambda ex: sum(1 for w in ex.values["history"] if w.text != ",")  # noqa: E731
+    assert max(n_items(ex) for ex in sequential.examples(short, "train")) == 3
+    assert max(n_items(ex) for ex in sequential.examples(short, "test")) == 3
+    assert max(n_items(ex) for ex in sequential.examples(default, "test")) > 3
+    assert [ex.target for ex in sequential.examples(short, "train")] == [
+        ex.target for ex in sequential.examples(default, "train")
+    ]
+
+
+def test_a_model_records_its_history_and_search_reads_it() -> None:
+    assert inputs_for({}, "ml-100k") is PAPREC
+    assert inputs_for({"input_history": 20}, "ml-100k") is PAPREC
+    assert inputs_for({"input_history": 8}, "ml-100k").history == 8
+    assert inputs_for({"input_history": 8, "input_protocol": "p5"}, "beauty").name == "p5"
+
+
+def test_train_settings_parse_and_refuse() -> None:
+    assert parse_train_options(["history=8", "recent=20", "hint=0"]) == {"history": 8, "recent": 20, "hint": 0.0}
+    for bad in (["history=0"], ["recent=-1"], ["hint=nan"], ["recent=x"], ["lr=1"], ["history=3", "history=4"]):
+        with pytest.raises(PaprecError, match="^-o "):
+            parse_train_options(bad)
+
+
+def test_dataset_recipe_and_settings_reach_the_options(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(recipes.DATASET_RECIPES, ("toyset", "tiny"), {"lr": 2e-3, "history": 9, "hint": 0.0})
+    common = {"tasks": ["sequential"], "size": "tiny", "ids": "atomic", "name": None, "seed": 0, "init": None,
+              "time_budget": None}
+    tuned = new_options(dataset="toyset", overrides={}, **common)
+    assert (tuned.recipe.lr, tuned.recipe.history, tuned.mixture.hint) == (2e-3, 9, 0.0)
+    other = new_options(dataset="synthetic", overrides={}, **common)
+    assert (other.recipe, other.mixture) == (recipes.RECIPES["tiny"], recipes.MIXTURES["tiny"])
+    given = new_options(dataset="toyset", overrides={"lr": 1e-3}, settings={"history": 5, "recent": 4}, **common)
+    assert (given.recipe.lr, given.recipe.history, given.mixture.recent) == (1e-3, 5, 4)
+
+
+def test_recent_defaults_to_every_prefix() -> None:
+    assert Mixture().recent == 0
+    assert np.array_equal(recent_indices([1, 2, 1], 0), np.arange(3))
