@@ -90,3 +90,17 @@ def test_dataset_recipe_and_settings_reach_the_options(monkeypatch: pytest.Monke
 def test_recent_defaults_to_every_prefix() -> None:
     assert Mixture().recent == 0
     assert np.array_equal(recent_indices([1, 2, 1], 0), np.arange(3))
+
+
+def test_share_draws_a_new_part_of_every_task_each_epoch(dataset) -> None:  # type: ignore[no-untyped-def]
+    data = TaskData(dataset, seed=0)
+    sequential = load_registry().task("sequential")
+    part = TrainingData(data, [sequential], Mixture(hint=0, word_item=0, item_words=0, share=0.25), 0)
+    n_pool = len(part.pool(sequential))
+    first, second = part.epoch(1), part.epoch(2)
+    assert len(first) == len(second) == round(0.25 * n_pool)
+    assert {p.source for p in first} != {p.source for p in second}
+    assert parse_train_options(["share=0.2"]) == {"share": 0.2}
+    for bad in (["share=0"], ["share=1.5"]):
+        with pytest.raises(PaprecError, match="^-o share"):
+            parse_train_options(bad)

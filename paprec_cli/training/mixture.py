@@ -51,6 +51,9 @@ class Mixture:
     #: task's examples are every prefix of the training sequence, oldest first; `recent=N` keeps the last
     #: N prefixes (histories ending nearest the validation and test items), so an epoch is shorter.
     recent: int = 0
+    #: Share of every task's training examples (after `recent`, times `task_share`) drawn per epoch, a new
+    #: seeded draw each epoch: shorter epochs, so model selection sees more validation points.
+    share: float = 1.0
 
     def enabled(self) -> bool:
         """Whether any attribute-word family is on."""
@@ -129,7 +132,7 @@ class TrainingData:
     def _task_pairs(self, task: TaskSpec, rng: np.random.Generator) -> tuple[list[Pair], list[Pair]]:
         """(pairs, hinted pairs) of one task for one epoch."""
         examples = self.examples[task.name]
-        share = min(max(float(self.mixture.task_share.get(task.name, 1.0)), 0.0), 1.0)
+        share = min(max(float(self.mixture.task_share.get(task.name, 1.0)) * self.mixture.share, 0.0), 1.0)
         chosen = self.pool(task)
         if share < 1.0:
             size = int(round(share * len(chosen)))

@@ -79,6 +79,7 @@ TRAIN_SETTINGS: dict[str, tuple[type, str]] = {
     "history": (int, "most recent items a sequential prompt shows, default 20"),
     "recent": (int, "each user's most recent training examples kept per ranking task, 0 = all prefixes"),
     "warmup": (float, "share of the schedule spent warming up, in [0, 1)"),
+    "share": (float, "share of every task's training examples drawn (seeded) per epoch, in (0, 1]"),
     "hint": (float, "attribute-hinted copies, as a share of ranking examples"),
     "word_item": (float, "(user, word) -> item pairs, as a share of ranking examples"),
     "item_next": (float, "item -> next item pairs, as a share of ranking examples"),
@@ -88,7 +89,7 @@ TRAIN_SETTINGS: dict[str, tuple[type, str]] = {
 #: Settings that change the training data or the model's inputs: a resumed run keeps its own.
 RECIPE_FIELDS = frozenset(f.name for f in fields(Recipe))
 MIXTURE_FIELDS = frozenset(f.name for f in fields(Mixture))
-FRESH_ONLY = ("history", "recent", "hint", "word_item", "item_next", "user_item", "item_words")
+FRESH_ONLY = ("history", "recent", "share", "hint", "word_item", "item_next", "user_item", "item_words")
 
 
 def parse_train_options(pairs: Sequence[str]) -> dict[str, int | float]:
@@ -112,7 +113,9 @@ def parse_train_options(pairs: Sequence[str]) -> dict[str, int | float]:
         if key == "negatives":
             out[key] = needs.check_negatives(int(number))
             continue
-        if not math.isfinite(number) or number < 0 or (key == "history" and number < 1):
+        if not math.isfinite(number) or number < 0 or (key == "history" and number < 1) or (
+            key == "share" and not 0 < number <= 1
+        ):
             raise PaprecError(f"-o {pair}: out of range; expected {meaning}")
         out[key] = number
     return out
