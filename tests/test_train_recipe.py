@@ -104,3 +104,19 @@ def test_share_draws_a_new_part_of_every_task_each_epoch(dataset) -> None:  # ty
     for bad in (["share=0"], ["share=1.5"]):
         with pytest.raises(PaprecError, match="^-o share"):
             parse_train_options(bad)
+
+
+def test_unlikelihood_penalises_only_the_prompts_items_and_never_the_target() -> None:
+    import torch
+
+    from paprec_cli.training.loop import seen_item_unlikelihood
+
+    logits = torch.zeros(2, 10)  # uniform: p = 0.1 everywhere
+    ids = torch.tensor([[1, 5, 6, 5, 0], [2, 3, 0, 0, 0]])  # items are tokens 5..8
+    labels = torch.tensor([6, 7])
+    penalty = seen_item_unlikelihood(logits, ids, labels, (5, 9))
+    # row 0: item 5 once (6 is the target, 5 repeated counts once); row 1: no item in the prompt
+    assert penalty.tolist() == pytest.approx([-np.log(0.9), 0.0])
+    logits.requires_grad_(True)
+    seen_item_unlikelihood(logits, ids, labels, (5, 9)).sum().backward()
+    assert logits.grad is not None and float(logits.grad[0, 5]) > 0 and float(logits.grad[1].abs().sum()) == 0

@@ -45,6 +45,11 @@ class Recipe:
     #: How a fresh model's item and user rows start (atomic ids only; `item_init.py`): "cooccurrence"
     #: (training co-occurrence) or "random" (T5's initialisation).
     item_init: str = "random"
+    #: Weight of an unlikelihood term (Welleck et al., 2020) on the items the prompt already lists, at the
+    #: first target position: `-sum log(1 - p(item))` over those items (atomic ids only). For datasets where
+    #: a user never meets an item twice (MovieLens ratings); 0 (off) where repeats are possible. Ranking and
+    #: evaluation are unchanged: every item is still ranked.
+    unlikelihood: float = 0.0
     #: Most recent items a sequential prompt shows (paprec's own models; recorded in the model's config as
     #: `input_history`, so search, eval and serving write the same prompts). Shorter is faster to train.
     history: int = 20
@@ -164,6 +169,7 @@ def check_recipe(recipe: Recipe) -> Recipe:
         (recipe.val_users >= 1, "--val-users", "a positive integer (validation users per epoch)"),
         (recipe.item_init in ITEM_INITS, "--item-init", " or ".join(ITEM_INITS)),
         (recipe.history >= 1, "-o history", "a positive number of items"),
+        (recipe.unlikelihood >= 0 and math.isfinite(recipe.unlikelihood), "-o unlikelihood", "a weight >= 0"),
     ]
     for ok, option, expected in checks:
         if not ok:

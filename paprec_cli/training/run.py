@@ -214,7 +214,7 @@ def train_epochs(session: TrainingSession, say: Callable[[str], None]) -> str:
     planned = recipe.epochs * max(1, -(-len(session.training.epoch(state.epoch)) // recipe.batch_size))
     trainer = Trainer(
         session.bundle.model, recipe, session.device, planned, options.time_budget, Clock(), dist=session.dist,
-        anneal_to_budget=options.anneal_to_budget,
+        anneal_to_budget=options.anneal_to_budget, item_tokens=_item_tokens(session),
     )
     trainer.step = state.step
     if state.epoch:
@@ -241,6 +241,12 @@ def train_epochs(session: TrainingSession, say: Callable[[str], None]) -> str:
             stopped = "early_stopping"
             break
     return stopped
+
+
+def _item_tokens(session: TrainingSession) -> tuple[int, int] | None:
+    """[first, end) token ids of the items (atomic ids), for the unlikelihood term; None otherwise."""
+    codec = session.bundle.codec
+    return (codec.item_offset, codec.item_offset + codec.n_items) if codec.id_scheme == "atomic" else None
 
 
 def _end_epoch(
