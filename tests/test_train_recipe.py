@@ -106,17 +106,22 @@ def test_share_draws_a_new_part_of_every_task_each_epoch(dataset) -> None:  # ty
             parse_train_options(bad)
 
 
-def test_unlikelihood_penalises_only_the_prompts_items_and_never_the_target() -> None:
+def test_seen_penalty_targets_only_the_prompts_items_and_never_the_target() -> None:
     import torch
 
-    from paprec_cli.training.loop import seen_item_unlikelihood
+    from paprec_cli.training.loop import seen_item_penalty
 
-    logits = torch.zeros(2, 10)  # uniform: p = 0.1 everywhere
+    logits = torch.zeros(2, 10)  # uniform: p = 0.1 everywhere, every logit equal to the target's
     ids = torch.tensor([[1, 5, 6, 5, 0], [2, 3, 0, 0, 0]])  # items are tokens 5..8
     labels = torch.tensor([6, 7])
-    penalty = seen_item_unlikelihood(logits, ids, labels, (5, 9))
     # row 0: item 5 once (6 is the target, 5 repeated counts once); row 1: no item in the prompt
-    assert penalty.tolist() == pytest.approx([-np.log(0.9), 0.0])
+    unlikely = seen_item_penalty(logits, ids, labels, (5, 9), "unlikelihood")
+    assert unlikely.tolist() == pytest.approx([-np.log(0.9), 0.0])
+    pairwise = seen_item_penalty(logits, ids, labels, (5, 9))
+    assert pairwise.tolist() == pytest.approx([np.log(2.0), 0.0])  # softplus(0)
     logits.requires_grad_(True)
-    seen_item_unlikelihood(logits, ids, labels, (5, 9)).sum().backward()
-    assert logits.grad is not None and float(logits.grad[0, 5]) > 0 and float(logits.grad[1].abs().sum()) == 0
+    seen_item_penalty(logits, ids, labels, (5, 9)).sum().backward()
+    assert logits.grad is not None
+    assert float(logits.grad[0, 5]) == pytest.approx(0.5) and float(logits.grad[0, 6]) == pytest.approx(-0.5)
+    assert float(logits.grad[1].abs().sum()) == 0
+    assert parse_train_options(["seen_penalty=1"]) == {"seen_penalty": 1.0}

@@ -40,14 +40,22 @@ def lr_factor(progress: float, recipe: Recipe) -> float:
     return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * done))
 
 
-def seen_item_unlikelihood(
-    first_logits: torch.Tensor, input_ids: torch.Tensor, first_labels: torch.Tensor, item_tokens: tuple[int, int]
+def seen_item_penalty(
+    first_logits: torch.Tensor,
+    input_ids: torch.Tensor,
+    first_labels: torch.Tensor,
+    item_tokens: tuple[int, int],
+    kind: str = "pairwise",
 ) -> torch.Tensor:
-    """[B] unlikelihood `-sum_i log(1 - p_i)` over the distinct item tokens of each prompt (`input_ids`
-    [B, L] with ids in [item_tokens[0], item_tokens[1])), under the first target position's softmax
-    (`first_logits` [B, V]); the target itself (`first_labels` [B]) is never penalised. 0 for prompts
-    without items. From-scratch RLMs with co-occurrence item rows put about half of their top 10 on
-    the prompt's own items (measured on ML-100K, where no user ever rates a movie twice)."""
+    """[B] penalty on the distinct item tokens of each prompt (`input_ids` [B, L], ids in
+    [item_tokens[0], item_tokens[1])) at the first target position (`first_logits` [B, V]); the target
+    itself (`first_labels` [B]) is never penalised, and prompts without items get 0.
+
+    `pairwise`: the mean over those items of `softplus(logit(item) - logit(target))` (BPR's loss, the
+    items as negatives), strong while an item outranks the target. `unlikelihood` (Welleck et al., 2020):
+    `-sum log(1 - p(item))`; measured too weak here: its gradient is p(item), about 1/1000 on a flat
+    softmax. From-scratch RLMs with co-occurrence item rows put about half of their top 10 on the prompt's
+    own items (measured on ML-100K, where no user rates a movie twice)."""
     first, end = item_tokens
     is_item = (input_ids >= first) & (input_ids < end)
     seen = torch.zeros_like(first_logits, dtype=torch.bool)
@@ -55,8 +63,11 @@ def seen_item_unlikelihood(
     seen[:, 0] = False
     target = first_labels.clamp_min(0).unsqueeze(1)
     seen.scatter_(1, target, torch.zeros_like(target, dtype=torch.bool))
-    probs = first_logits.softmax(dim=-1)
-    return -(torch.log1p(-probs.clamp(max=1 - 1e-6)) * seen).sum(dim=1)
+    if kind == "unlikelihood":
+        probs = first_logits.softmax(dim=-1)
+        return -(torch.log1p(-probs.clamp(max=1 - 1e-6)) * seen).sum(dim=1)
+    margin = F.softplus(first_logits - first_logits.gather(1, target))
+    return (margin * seen).sum(dim=1) / seen.sum(dim=1).clamp_min(1)
 
 
 def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, list[nn.Parameter] | float]]:
@@ -140,7 +151,7 @@ class Trainer:
         anneal_to_budget: bool = True,
         item_tokens: tuple[int, int] | None = None,
     ) -> None:
-        """`item_tokens`: the [first, end) token ids of atomic items, for `Recipe.unlikelihood`."""
+        """`item_tokens`: the [first, end) token ids of atomic items, for `Recipe.seen_penalty`."""
         self.model = model
         self.dist = dist or DistContext.single(device)
         self.net: nn.Module = model  # what the forward runs: the DDP wrapper under torchrun
@@ -192,12 +203,14 @@ class Trainer:
             label_smoothing=self.recipe.label_smoothing,
             reduction=reduction,
         )
-        if self.recipe.unlikelihood > 0 and self.item_tokens is not None:
-            penalty = seen_item_unlikelihood(logits[:, 0], inputs.input_ids, labels[:, 0], self.item_tokens)
+        if self.recipe.seen_penalty > 0 and self.item_tokens is not None:
+            penalty = seen_item_penalty(
+                logits[:, 0], inputs.input_ids, labels[:, 0], self.item_tokens, self.recipe.seen_penalty_kind
+            )
             n_tokens = (labels != IGNORE).sum().clamp_min(1)
             # per token of the mean, so the weight means the same in "mean" and "sum" (torchrun) reductions
             penalty = penalty.sum() / n_tokens if reduction == "mean" else penalty.sum()
-            loss = loss + self.recipe.unlikelihood * penalty
+            loss = loss + self.recipe.seen_penalty * penalty
         return loss
 
     def _sharded_loss(self, batch: TrainBatch) -> tuple[torch.Tensor, float]:

@@ -20,6 +20,10 @@ if TYPE_CHECKING:
     from paprec_cli.jsontypes import JSONObject
 
 
+#: What `Recipe.seen_penalty_kind` may be.
+SEEN_PENALTIES = ("pairwise", "unlikelihood")
+
+
 @dataclass(frozen=True)
 class Recipe:
     """Optimisation settings of one size (every field can be overridden from the command line)."""
@@ -45,11 +49,12 @@ class Recipe:
     #: How a fresh model's item and user rows start (atomic ids only; `item_init.py`): "cooccurrence"
     #: (training co-occurrence) or "random" (T5's initialisation).
     item_init: str = "random"
-    #: Weight of an unlikelihood term (Welleck et al., 2020) on the items the prompt already lists, at the
-    #: first target position: `-sum log(1 - p(item))` over those items (atomic ids only). For datasets where
-    #: a user never meets an item twice (MovieLens ratings); 0 (off) where repeats are possible. Ranking and
-    #: evaluation are unchanged: every item is still ranked.
-    unlikelihood: float = 0.0
+    #: Weight of a penalty on the items the prompt already lists, at the first target position (atomic ids
+    #: only; `loop.seen_item_penalty`): for datasets where a user never meets an item twice (MovieLens
+    #: ratings); 0 (off) where repeats are possible. Ranking and evaluation are unchanged: every item is
+    #: still ranked. `seen_penalty_kind`: "pairwise" (BPR against the target) or "unlikelihood".
+    seen_penalty: float = 0.0
+    seen_penalty_kind: str = "pairwise"
     #: Most recent items a sequential prompt shows (paprec's own models; recorded in the model's config as
     #: `input_history`, so search, eval and serving write the same prompts). Shorter is faster to train.
     history: int = 20
@@ -169,7 +174,8 @@ def check_recipe(recipe: Recipe) -> Recipe:
         (recipe.val_users >= 1, "--val-users", "a positive integer (validation users per epoch)"),
         (recipe.item_init in ITEM_INITS, "--item-init", " or ".join(ITEM_INITS)),
         (recipe.history >= 1, "-o history", "a positive number of items"),
-        (recipe.unlikelihood >= 0 and math.isfinite(recipe.unlikelihood), "-o unlikelihood", "a weight >= 0"),
+        (recipe.seen_penalty >= 0 and math.isfinite(recipe.seen_penalty), "-o seen_penalty", "a weight >= 0"),
+        (recipe.seen_penalty_kind in SEEN_PENALTIES, "seen_penalty_kind", " or ".join(SEEN_PENALTIES)),
     ]
     for ok, option, expected in checks:
         if not ok:

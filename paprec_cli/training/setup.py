@@ -79,7 +79,7 @@ TRAIN_SETTINGS: dict[str, tuple[type, str]] = {
     "history": (int, "most recent items a sequential prompt shows, default 20"),
     "recent": (int, "each user's most recent training examples kept per ranking task, 0 = all prefixes"),
     "warmup": (float, "share of the schedule spent warming up, in [0, 1)"),
-    "unlikelihood": (float, "weight of the penalty on items the prompt already lists, 0 = off"),
+    "seen_penalty": (float, "weight of the penalty on items the prompt already lists, 0 = off"),
     "share": (float, "share of every task's training examples drawn (seeded) per epoch, in (0, 1]"),
     "hint": (float, "attribute-hinted copies, as a share of ranking examples"),
     "word_item": (float, "(user, word) -> item pairs, as a share of ranking examples"),
