@@ -162,7 +162,7 @@ def new_options(
     mixture = replace(mixture_for(size, dataset), **mixture_changes)
     anneal_to_budget = True
     if time_budget is None and overrides.get("epochs") is None and recipe.default_time_budget:
-        time_budget, anneal_to_budget = recipe.default_time_budget, False
+        time_budget, anneal_to_budget = recipe.default_time_budget, recipe.default_budget_anneals
     return TrainOptions(
         dataset=dataset,
         tasks=tuple(tasks),
