@@ -125,3 +125,16 @@ def test_seen_penalty_targets_only_the_prompts_items_and_never_the_target() -> N
     assert float(logits.grad[0, 5]) == pytest.approx(0.5) and float(logits.grad[0, 6]) == pytest.approx(-0.5)
     assert float(logits.grad[1].abs().sum()) == 0
     assert parse_train_options(["seen_penalty=1"]) == {"seen_penalty": 1.0}
+
+
+def test_ml100k_tiny_recipe_is_a_budget_that_anneals() -> None:
+    common = {"tasks": ["sequential"], "size": "tiny", "ids": "atomic", "name": None, "seed": 0, "init": None,
+              "overrides": {}}
+    ml = new_options(dataset="ml-100k", time_budget=None, **common)
+    assert (ml.time_budget, ml.anneal_to_budget) == (600.0, True)
+    assert (ml.recipe.history, ml.mixture.recent, ml.mixture.hint, ml.recipe.lr) == (10, 20, 0.0, 2e-3)
+    quick = new_options(dataset="synthetic", time_budget=None, **common)
+    assert (quick.time_budget, quick.anneal_to_budget, quick.recipe.history, quick.mixture.recent) == (
+        150.0, False, 20, 0)
+    small = new_options(dataset="ml-100k", time_budget=None, **{**common, "size": "small"})
+    assert small.recipe == recipes.RECIPES["small"] and small.time_budget is None
