@@ -69,7 +69,8 @@ def register(app: PaprecTyper) -> None:
             typer.Option(
                 "--item-init",
                 help="Fresh atomic-id models: start item/user rows from training co-occurrence "
-                "('cooccurrence', tiny's default) or T5's random init ('random').",
+                "('cooccurrence', tiny's default; 'cooccurrence-items': item rows only) or T5's random init "
+                "('random').",
             ),
         ] = None,
         val_users: Annotated[

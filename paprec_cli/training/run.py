@@ -163,10 +163,11 @@ def _fresh_bundle(options: TrainOptions, dataset: Dataset, training: TrainingDat
     bundle = create_model(options.size, codec, options.seed, dropout=options.recipe.dropout)
     if options.recipe.zero_whole_word:
         torch.nn.init.zeros_(bundle.model.whole_word.weight)
-    if options.recipe.item_init == "cooccurrence":
+    if options.recipe.item_init.startswith("cooccurrence"):
         data = training.data
         apply_cooccurrence_init(bundle.model.t5.shared.weight, codec.user_offset, codec.item_offset,
-                                data.loo.train, data.n_users, data.n_items, options.seed)
+                                data.loo.train, data.n_users, data.n_items, options.seed,
+                                users=options.recipe.item_init == "cooccurrence")
     return bundle
 
 
