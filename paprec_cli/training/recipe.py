@@ -102,8 +102,9 @@ DATASET_RECIPES: dict[tuple[str, str], dict[str, float | int | str | bool]] = {
     # ML-100K, tiny, sequential (docs/RECIPE-18.md): a 600 s budget on a loaded 2-core CPU buys ~60k
     # examples, a fifth of one epoch of the default mixture (264k pairs, 97k sequential), which stayed at
     # popularity level (test HR@10 0.050). Only sequential pairs, each user's 20 most recent prefixes, 10
-    # history items (about twice the examples/s) and lr 2e-3 reached 0.086 (seed 0); lr 4e-3 (0.062) and
-    # all prefixes drawn a fifth per epoch (0.067) were worse. Item-kNN: 0.118, not beaten yet.
+    # history items (about twice the examples/s) and lr 2e-3 reached 0.086 / 0.081 / 0.081 (seeds 0-2); lr
+    # 4e-3 (0.062) and all prefixes drawn a fifth per epoch (0.067) were worse (seed 0). Item-kNN: 0.118,
+    # not beaten yet.
     ("ml-100k", "tiny"): {
         "lr": 2e-3, "epochs": 100, "patience": 100, "history": 10, "recent": 20,
         "hint": 0.0, "word_item": 0.0, "item_next": 0.0, "item_words": 0.0,
