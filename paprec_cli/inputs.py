@@ -74,9 +74,13 @@ def inputs_for(
     model_config: dict[str, Any], dataset: str, separator: str | None = None, seed: int = 0
 ) -> InputProtocol:
     """The protocol a model expects: P5's for a P5 checkpoint (its config has `input_protocol: p5`), else
-    paprec's. `separator` (P5 protocol only) overrides the default `,`."""
+    paprec's (the last 20 items, or the `input_history` the model was trained with). `separator` (P5
+    protocol only) overrides the default `,`."""
     if model_config.get("input_protocol") == "p5" or str(model_config.get("init", "")).startswith("p5:"):
         return p5_protocol(dataset, separator or ",", seed)
     if separator not in (None, ","):
         raise PaprecError(f"--separator {separator}: only P5 checkpoints take another separator than ','")
+    history = model_config.get("input_history")
+    if isinstance(history, int) and not isinstance(history, bool) and history >= 1 and history != PAPREC.history:
+        return InputProtocol(history=history)
     return PAPREC

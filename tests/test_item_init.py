@@ -66,3 +66,16 @@ def test_explicit_cooccurrence_needs_atomic_ids_and_a_fresh_model() -> None:
     # tiny's default cannot apply to subword ids: recorded as what happened ("random"), not as asked.
     assert new_options(**common, ids="subword", init=None, overrides={}).recipe.item_init == "random"
     assert new_options(**common, ids="atomic", init=None, overrides={}).recipe.item_init == "cooccurrence"
+
+
+def test_items_only_keeps_every_user_row() -> None:
+    torch.manual_seed(0)
+    n_text, n_users, n_items, dim = 30, 40, 9, 8
+    embedding = torch.nn.Parameter(torch.randn(n_text + n_users + n_items, dim))
+    before = embedding.detach().clone()
+    written = apply_cooccurrence_init(embedding, n_text, n_text + n_users, _two_groups(n_users), n_users, n_items,
+                                      users=False)  # fmt: skip
+    assert written == 8
+    after = embedding.detach()
+    assert torch.equal(after[: n_text + n_users], before[: n_text + n_users])
+    assert not torch.equal(after[n_text + n_users : -1], before[n_text + n_users : -1])

@@ -113,6 +113,8 @@ def test_time_budget_stops_cleanly(home: Path) -> None:
         (["--dataset", "synthetic", "--item-init", "svd"], "--item-init"),
         (["--dataset", "synthetic", "--ids", "subword", "--item-init", "cooccurrence"], "--item-init"),
         (["--resume", "m1", "--item-init", "random"], "--item-init"),
+        (["--dataset", "synthetic", "-o", "history=0"], "-o history"),
+        (["--resume", "m1", "-o", "recent=5"], "-o recent"),
     ],
 )
 def test_bad_options_exit_2_with_one_line(args: list[str], needle: str, home: Path, trained: dict) -> None:
@@ -132,3 +134,21 @@ def test_item_init_is_recorded_and_subword_falls_back_to_random(home: Path) -> N
         folder = Path(_last_json(out)["model"])
         records[ids] = json.loads((folder / "training.json").read_text())["options"]["recipe"]["item_init"]
     assert records == {"atomic": "cooccurrence", "subword": "random"}
+
+
+def test_a_shorter_history_is_recorded_and_used_by_eval_and_recommend(home: Path) -> None:
+    """`-o history=3`: the model's config records it, its test prompts show 3 items, and serving reads it."""
+    code, out, err = _run(CliRunner(), "train", "--dataset", "synthetic", *FAST, "--epochs", "1", "-o", "history=3",
+                          "-o", "recent=2", "-o", "seen_penalty=1", "--name", "short", "--home", str(home),
+                          "--json")  # fmt: skip
+    assert code == 0, err
+    folder = Path(_last_json(out)["model"])
+    config = json.loads((folder / "config.json").read_text())
+    record = json.loads((folder / "training.json").read_text())
+    assert config["input_history"] == 3 and record["protocol"]["inputs"]["history"] == 3
+    assert record["options"]["mixture"]["recent"] == 2 and record["options"]["recipe"]["seen_penalty"] == 1.0
+    code, out, err = _run(CliRunner(), "recommend", "--dataset", "synthetic", "--model", "short", "--user", "1",
+                          "--home", str(home), "--json")  # fmt: skip
+    assert code == 0, err
+    text = _last_json(out)["prompt"]["text"]
+    assert text.count(" , ") == 2, text  # 3 items, 2 separators (users of this dataset have 7 items)

@@ -21,7 +21,8 @@ import numpy as np
 import torch
 
 #: What `Recipe.item_init` may be.
-ITEM_INITS = ("cooccurrence", "random")
+#: "cooccurrence-items" starts only the item rows so; user rows keep T5's random start.
+ITEM_INITS = ("cooccurrence", "cooccurrence-items", "random")
 
 
 def cooccurrence_rows(
@@ -65,9 +66,11 @@ def apply_cooccurrence_init(
     n_users: int,
     n_items: int,
     seed: int = 0,
+    users: bool = True,
 ) -> int:
     """Overwrite the user and item rows of `embedding` [V, d] in place (rows of items without training
-    users, and of users without training items, keep their random values). Returns the rows written."""
+    users, and of users without training items, keep their random values; with `users=False` every user
+    row keeps it). Returns the rows written."""
     dim = embedding.shape[1]
     item_rows, user_rows, has_users, has_items = cooccurrence_rows(train, n_users, n_items, dim, seed)
     if not bool(has_users.any()):
@@ -80,7 +83,9 @@ def apply_cooccurrence_init(
     user_rows = (user_rows - centre) * scale
     with torch.no_grad():
         items = embedding[item_offset : item_offset + n_items]
-        users = embedding[user_offset : user_offset + n_users]
+        user_block = embedding[user_offset : user_offset + n_users]
         items[has_users] = item_rows[has_users].to(embedding.dtype)
-        users[has_items] = user_rows[has_items].to(embedding.dtype)
+        if not users:
+            return int(has_users.sum())
+        user_block[has_items] = user_rows[has_items].to(embedding.dtype)
     return int(has_users.sum()) + int(has_items.sum())

@@ -50,6 +50,13 @@ class Mixture:
     #: Share of a task's training examples drawn (seeded) each epoch; tasks not named use all of them.
     #: Lets a CPU run spend its time on the main task while still training the others.
     task_share: dict[str, float] = field(default_factory=dict)
+    #: Each user's most recent training examples kept per ranking task (0: all of them). A sequential
+    #: task's examples are every prefix of the training sequence, oldest first; `recent=N` keeps the last
+    #: N prefixes (histories ending nearest the validation and test items), so an epoch is shorter.
+    recent: int = 0
+    #: Share of every task's training examples (after `recent`, times `task_share`) drawn per epoch, a new
+    #: seeded draw each epoch: shorter epochs, so model selection sees more validation points.
+    share: float = 1.0
 
     def enabled(self) -> bool:
         """Whether any attribute-word family is on."""
@@ -62,6 +69,23 @@ def trained_templates(task: TaskSpec) -> list[Template]:
     if not kept:
         raise ValueError(f"task {task.name} has no trainable template (all are held out)")
     return kept
+
+
+def recent_indices(users: Sequence[int], keep: int) -> np.ndarray:
+    """Positions of the last `keep` entries of each user in `users` (a user's entries in time order),
+    in their original order. Example: users [1, 1, 1, 2, 2], keep 2 -> [1, 2, 3, 4]."""
+    ids = np.asarray(users, dtype=np.int64)
+    if keep <= 0 or len(ids) == 0:
+        return np.arange(len(ids))
+    # rank from the end within each user: count of later entries of the same user
+    order = np.arange(len(ids))[::-1]
+    seen: dict[int, int] = {}
+    from_end = np.empty(len(ids), dtype=np.int64)
+    for position in order.tolist():
+        user = int(ids[position])
+        from_end[position] = seen.get(user, 0)
+        seen[user] = from_end[position] + 1
+    return np.flatnonzero(from_end < keep)
 
 
 class TrainingData:
@@ -100,14 +124,22 @@ class TrainingData:
         words) and the auxiliary phrasings."""
         return [t.source for task in self.tasks for t in task.templates] + list(AUX_TEXTS)
 
+    def pool(self, task: TaskSpec) -> np.ndarray:
+        """Indices of the task's training examples an epoch draws from: all, or with `Mixture.recent`
+        each user's last `recent` examples (ranking tasks; examples are built per user, oldest first)."""
+        examples = self.examples[task.name]
+        if self.mixture.recent <= 0 or task.kind != "ranking":
+            return np.arange(len(examples))
+        return recent_indices([ex.user for ex in examples], self.mixture.recent)
+
     def _task_pairs(self, task: TaskSpec, rng: np.random.Generator) -> tuple[list[Pair], list[Pair]]:
         """(pairs, hinted pairs) of one task for one epoch."""
         examples = self.examples[task.name]
-        share = min(max(float(self.mixture.task_share.get(task.name, 1.0)), 0.0), 1.0)
-        chosen = np.arange(len(examples))
+        share = min(max(float(self.mixture.task_share.get(task.name, 1.0)) * self.mixture.share, 0.0), 1.0)
+        chosen = self.pool(task)
         if share < 1.0:
-            size = int(round(share * len(examples)))
-            chosen = np.sort(rng.choice(len(examples), size=size, replace=False))
+            size = int(round(share * len(chosen)))
+            chosen = chosen[np.sort(rng.choice(len(chosen), size=size, replace=False))]
         templates = trained_templates(task)
         picks = rng.integers(len(templates), size=len(chosen))
         pairs: list[Pair] = []

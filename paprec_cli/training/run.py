@@ -26,6 +26,7 @@ from paprec_cli.data.splits import TaskData
 from paprec_cli.data.store import Dataset
 from paprec_cli.distributed import DistContext
 from paprec_cli.errors import Interrupted, PaprecError
+from paprec_cli.inputs import PAPREC, InputProtocol
 from paprec_cli.output import Output
 from paprec_cli.paths import Home
 from paprec_cli.plugins import Registry
@@ -107,7 +108,7 @@ def open_session(
     dataset = ensure_dataset(home, options.dataset, registry, out.info)
     tasks = resolve_tasks(list(options.tasks), dataset, registry, options.negatives, out.info)
     options = _with_tasks(options, [t.name for t in tasks])
-    data = TaskData(dataset, options.seed, options.negatives)
+    data = TaskData(dataset, options.seed, options.negatives, inputs=training_inputs(options))
     training = TrainingData(data, tasks, options.mixture, options.seed)
     folder = run_state.state_dir(home, options.name)
     from paprec_cli.model import PromptCodec, create_model  # lazily: the model package pulls in transformers
@@ -136,6 +137,13 @@ def open_session(
     return TrainingSession(options, home, out, device, dataset, data, tasks, training, bundle, state, dist=dist)
 
 
+def training_inputs(options: TrainOptions) -> InputProtocol:
+    """paprec's input protocol with the recipe's history length (`Recipe.history`, default 20)."""
+    if options.recipe.history == PAPREC.history:
+        return PAPREC
+    return InputProtocol(history=options.recipe.history)
+
+
 def _with_tasks(options: TrainOptions, names: list[str]) -> TrainOptions:
     from dataclasses import replace
 
@@ -156,10 +164,11 @@ def _fresh_bundle(options: TrainOptions, dataset: Dataset, training: TrainingDat
     bundle = create_model(options.size, codec, options.seed, dropout=options.recipe.dropout)
     if options.recipe.zero_whole_word:
         torch.nn.init.zeros_(bundle.model.whole_word.weight)
-    if options.recipe.item_init == "cooccurrence":
+    if options.recipe.item_init.startswith("cooccurrence"):
         data = training.data
         apply_cooccurrence_init(bundle.model.t5.shared.weight, codec.user_offset, codec.item_offset,
-                                data.loo.train, data.n_users, data.n_items, options.seed)
+                                data.loo.train, data.n_users, data.n_items, options.seed,
+                                users=options.recipe.item_init == "cooccurrence")
     return bundle
 
 
@@ -196,7 +205,9 @@ def _save_best(session: TrainingSession, training_json: dict[str, Any] | None = 
 
 def _config_extra(session: TrainingSession) -> dict[str, Any]:
     return {"trained_on": session.options.dataset, "tasks": list(session.options.tasks), "seed": session.options.seed,
-            "negatives": session.options.negatives}  # fmt: skip
+            "negatives": session.options.negatives,
+            **({"input_history": session.options.recipe.history}
+               if session.options.recipe.history != PAPREC.history else {})}  # fmt: skip
 
 
 def train_epochs(session: TrainingSession, say: Callable[[str], None]) -> str:
@@ -205,7 +216,7 @@ def train_epochs(session: TrainingSession, say: Callable[[str], None]) -> str:
     planned = recipe.epochs * max(1, -(-len(session.training.epoch(state.epoch)) // recipe.batch_size))
     trainer = Trainer(
         session.bundle.model, recipe, session.device, planned, options.time_budget, Clock(), dist=session.dist,
-        anneal_to_budget=options.anneal_to_budget,
+        anneal_to_budget=options.anneal_to_budget, item_tokens=_item_tokens(session),
     )
     trainer.step = state.step
     if state.epoch:
@@ -232,6 +243,12 @@ def train_epochs(session: TrainingSession, say: Callable[[str], None]) -> str:
             stopped = "early_stopping"
             break
     return stopped
+
+
+def _item_tokens(session: TrainingSession) -> tuple[int, int] | None:
+    """[first, end) token ids of the items (atomic ids), for the unlikelihood term; None otherwise."""
+    codec = session.bundle.codec
+    return (codec.item_offset, codec.item_offset + codec.n_items) if codec.id_scheme == "atomic" else None
 
 
 def _end_epoch(

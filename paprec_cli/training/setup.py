@@ -3,8 +3,9 @@ the model name, and the options merged from the size's recipe, the command line 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import fields, replace
 from typing import Any
 
 from paprec_cli.checks import check_seed
@@ -16,6 +17,7 @@ from paprec_cli.model.codec import ID_SCHEMES
 from paprec_cli.paths import Home
 from paprec_cli.plugins import Registry
 from paprec_cli.specs import TaskSpec
+from paprec_cli.training.mixture import Mixture
 from paprec_cli.training.recipe import Recipe, TrainOptions, mixture_for, recipe_for, with_overrides
 
 #: Datasets `paprec train` imports by itself when missing (generated, no files needed).
@@ -70,20 +72,53 @@ def resolve_tasks(
     return tasks
 
 
-def parse_train_options(pairs: Sequence[str]) -> dict[str, int]:
-    """`-o KEY=VALUE` settings of a training run; only `negatives=N` (direct-task negatives) exists."""
-    out: dict[str, int] = {}
+#: `-o KEY=VALUE` settings of a training run: (type, what it is). `negatives` is a protocol setting; the
+#: others change the size's recipe (`Recipe`) or mixture (`Mixture`) for this run (docs/RECIPE-18.md).
+TRAIN_SETTINGS: dict[str, tuple[type, str]] = {
+    "negatives": (int, "the direct task's never-seen negatives, default 99"),
+    "history": (int, "most recent items a sequential prompt shows, default 20"),
+    "recent": (int, "each user's most recent training examples kept per ranking task, 0 = all prefixes"),
+    "warmup": (float, "share of the schedule spent warming up, in [0, 1)"),
+    "seen_penalty": (float, "weight of the penalty on items the prompt already lists, 0 = off"),
+    "share": (float, "share of every task's training examples drawn (seeded) per epoch, in (0, 1]"),
+    "hint": (float, "attribute-hinted copies, as a share of ranking examples"),
+    "word_item": (float, "(user, word) -> item pairs, as a share of ranking examples"),
+    "item_next": (float, "item -> next item pairs, as a share of ranking examples"),
+    "user_item": (float, "user -> item pairs, as a share of ranking examples"),
+    "item_words": (float, "passes over item -> attribute words per epoch"),
+}
+#: Settings that change the training data or the model's inputs: a resumed run keeps its own.
+RECIPE_FIELDS = frozenset(f.name for f in fields(Recipe))
+MIXTURE_FIELDS = frozenset(f.name for f in fields(Mixture))
+FRESH_ONLY = ("history", "recent", "share", "hint", "word_item", "item_next", "user_item", "item_words")
+
+
+def parse_train_options(pairs: Sequence[str]) -> dict[str, int | float]:
+    """`-o KEY=VALUE` settings of a training run (`TRAIN_SETTINGS`), checked: a one-line error names the
+    setting and what it expects."""
+    out: dict[str, int | float] = {}
+    known = ", ".join(f"{k}=" for k in TRAIN_SETTINGS)
     for pair in pairs:
         key, sep, value = pair.partition("=")
         key = key.strip()
-        if not sep or key != "negatives":
-            raise PaprecError(f"-o {pair}: expected negatives=N (the direct task's never-seen negatives, default 99)")
+        if not sep or key not in TRAIN_SETTINGS:
+            raise PaprecError(f"-o {pair}: expected KEY=VALUE with KEY one of {known} (e.g. negatives=49)")
         if key in out:
             raise PaprecError(f"-o {key} given twice; give it once")
+        kind, meaning = TRAIN_SETTINGS[key]
         try:
-            out[key] = needs.check_negatives(int(value))
+            number = kind(value)
         except ValueError:
-            raise PaprecError(f"-o {pair}: expected a whole number of negatives, e.g. negatives=49") from None
+            raise PaprecError(f"-o {pair}: expected {kind.__name__ == 'int' and 'a whole number' or 'a number'} "
+                              f"({meaning})") from None
+        if key == "negatives":
+            out[key] = needs.check_negatives(int(number))
+            continue
+        if not math.isfinite(number) or number < 0 or (key == "history" and number < 1) or (
+            key == "share" and not 0 < number <= 1
+        ):
+            raise PaprecError(f"-o {pair}: out of range; expected {meaning}")
+        out[key] = number
     return out
 
 
@@ -109,17 +144,25 @@ def new_options(
     overrides: dict[str, Any],
     negatives: int = N_NEGATIVES,
     tokenizer: str | None = None,
+    settings: dict[str, int | float] | None = None,
 ) -> TrainOptions:
-    """Options of a fresh run: the size's recipe with command-line overrides."""
+    """Options of a fresh run: the size's recipe and mixture for `dataset` (`recipe.DATASET_RECIPES`), with
+    command-line overrides and `-o` settings (`TRAIN_SETTINGS`, without `negatives`)."""
     check_seed(seed)
     if ids not in ID_SCHEMES:
         raise PaprecError(f"--ids {ids}: expected one of {', '.join(ID_SCHEMES)}")
     if time_budget is not None and time_budget <= 0:
         raise PaprecError(f"--time-budget {time_budget}: expected a positive number of seconds")
-    recipe = _item_init_for(with_overrides(recipe_for(size), **overrides), ids, init, overrides.get("item_init"))
+    settings = settings or {}
+    recipe_changes = {k: v for k, v in settings.items() if k in RECIPE_FIELDS}
+    mixture_changes: dict[str, Any] = {k: v for k, v in settings.items() if k in MIXTURE_FIELDS}
+    base = recipe_for(size, dataset)
+    recipe = with_overrides(base, **{**recipe_changes, **overrides})
+    recipe = _item_init_for(recipe, ids, init, overrides.get("item_init"))
+    mixture = replace(mixture_for(size, dataset), **mixture_changes)
     anneal_to_budget = True
     if time_budget is None and overrides.get("epochs") is None and recipe.default_time_budget:
-        time_budget, anneal_to_budget = recipe.default_time_budget, False
+        time_budget, anneal_to_budget = recipe.default_time_budget, recipe.default_budget_anneals
     return TrainOptions(
         dataset=dataset,
         tasks=tuple(tasks),
@@ -127,7 +170,7 @@ def new_options(
         ids=ids,
         name=name or f"{dataset}-{size}-{ids}",
         recipe=recipe,
-        mixture=mixture_for(size),
+        mixture=mixture,
         seed=seed,
         time_budget=time_budget,
         anneal_to_budget=anneal_to_budget,
@@ -140,11 +183,12 @@ def new_options(
 def _item_init_for(recipe: Recipe, ids: str, init: str | None, asked: str | None) -> Recipe:
     """Co-occurrence rows need a row per item (atomic ids) and a fresh model; a size default that cannot
     apply is recorded as "random", an explicit request that cannot apply is an error."""
-    if recipe.item_init != "cooccurrence" or (ids == "atomic" and not init):
+    if not recipe.item_init.startswith("cooccurrence") or (ids == "atomic" and not init):
         return recipe
     if asked is not None:
         reason = "--init loads every row from the checkpoint" if init else f"--ids {ids} has no row per item"
-        raise PaprecError(f"--item-init cooccurrence: {reason}; use --ids atomic without --init, or drop --item-init")
+        raise PaprecError(f"--item-init {recipe.item_init}: {reason}; use --ids atomic without --init, or drop "
+                          f"--item-init")
     return replace(recipe, item_init="random")
 
 
@@ -178,20 +222,27 @@ def cli_options(home: Home, *, dataset: str | None, tasks: str | None, size: str
         raise PaprecError(f"--time-budget {time_budget}: expected a positive number of seconds")
     task_names = parse_tasks(tasks)
     parsed = parse_train_options(settings)
+    negatives = {k: int(v) for k, v in parsed.items() if k == "negatives"}
+    changes = {k: v for k, v in parsed.items() if k != "negatives"}
     if resume:
+        fresh = [k for k in changes if k in FRESH_ONLY]
+        if fresh:
+            raise PaprecError(f"-o {fresh[0]} applies to a fresh run only (it changes the training data or the "
+                              f"model's inputs); drop it when using --resume")
         from paprec_cli.training.state import read_state, state_dir
 
         if overrides.get("item_init") is not None:
             raise PaprecError("--item-init applies to a fresh run only; drop it when using --resume")
         saved = read_state(state_dir(home, resume), resume).options
         given = {"--dataset": dataset, "--size": size, "--ids": ids, "--tasks": task_names, "--init": init,
-                 "--negatives": parsed.get("negatives"), "--tokenizer": tokenizer}  # fmt: skip
-        return resumed_options(saved, given, {**overrides, "time_budget": time_budget})
+                 "--negatives": negatives.get("negatives"), "--tokenizer": tokenizer}  # fmt: skip
+        return resumed_options(saved, given, {**changes, **overrides, "time_budget": time_budget})
     if dataset is None:
         raise PaprecError("--dataset is required (e.g. --dataset synthetic); see `paprec data list`")
     return new_options(
         dataset=dataset, tasks=task_names or [], size=size or "tiny", ids=ids or "atomic", name=name,
-        seed=seed, time_budget=time_budget, init=init, overrides=overrides, tokenizer=tokenizer, **parsed,
+        seed=seed, time_budget=time_budget, init=init, overrides=overrides, tokenizer=tokenizer, settings=changes,
+        **negatives,
     )  # fmt: skip
 
 

@@ -25,7 +25,8 @@ class SequentialTask(RankingTask):
     description = "next-item prediction from the purchase history (leave-one-out; HR/NDCG over all items)"
     argument_help = "user_U : i1 , i2 , ... , iN (the most recent items, oldest first: 20, or P5's rules)"
     default_template = "2-3"
-    #: paprec's own models see the most recent `max_history` items. The P5 protocol (`paprec_cli.inputs`,
+    #: paprec's own models see the most recent `max_history` items, or the `history` of their input
+    #: protocol (`InputProtocol.history`, a model's `input_history`). The P5 protocol (`paprec_cli.inputs`,
     #: `TaskData.inputs`) differs: Amazon sets keep the whole history (P5 only cuts at 512 tokens).
     max_history = 20
 
@@ -37,7 +38,12 @@ class SequentialTask(RankingTask):
         words = ItemWords(data.n_items)
         loo = data.loo
         inputs = getattr(data, "inputs", None)
-        limit = self.max_history if inputs is None or inputs.name == "paprec" else inputs.history
+        # paprec's own models: their protocol's cap (20 unless the model records another); P5's: its rules
+        if inputs is None or inputs.name == "paprec":
+            limit = (inputs.history if inputs is not None else None) or self.max_history
+            train_limit = limit
+        else:
+            limit, train_limit = inputs.history, self.max_history
         out: list[Example] = []
         if part == "train":
             for user in range(1, data.n_users + 1):
@@ -47,7 +53,7 @@ class SequentialTask(RankingTask):
                 listed = words.listed(sequence)  # item , item , ...: item j sits at word 2j
                 user_values_ = user_values(data, Word.user(user))
                 for j in range(1, len(sequence)):
-                    start = max(0, j - self.max_history)
+                    start = max(0, j - train_limit)
                     history = tuple(listed[2 * start : 2 * j - 1])
                     out.append(self._example(user_values_, history, int(sequence[j])))
             return out

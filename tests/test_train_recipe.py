@@ -1,0 +1,140 @@
+"""Per-dataset recipes, `-o` training settings, the most recent prefixes and the history cap (issue #18)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from paprec_cli.data.splits import TaskData
+from paprec_cli.data.store import import_dataset, load_dataset
+from paprec_cli.errors import PaprecError
+from paprec_cli.inputs import PAPREC, InputProtocol, inputs_for
+from paprec_cli.paths import Home
+from paprec_cli.plugins import load_registry
+from paprec_cli.specs import ImportOptions
+from paprec_cli.training import recipe as recipes
+from paprec_cli.training.mixture import Mixture, TrainingData, recent_indices
+from paprec_cli.training.setup import new_options, parse_train_options
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    home = Home.resolve(tmp_path_factory.mktemp("home"))
+    options = ImportOptions(extra={"users": "30", "items": "80", "categories": "4", "length": "12"})
+    import_dataset(load_registry().dataset("synthetic"), None, home, options=options)
+    return load_dataset(home, "synthetic")
+
+
+def test_recent_indices_keep_each_users_last_entries() -> None:
+    assert recent_indices([1, 1, 1, 2, 2], 2).tolist() == [1, 2, 3, 4]
+    assert recent_indices([1, 1, 1, 2, 2], 1).tolist() == [2, 4]
+    assert recent_indices([3, 3, 3], 0).tolist() == [0, 1, 2]
+    assert recent_indices([], 4).tolist() == []
+
+
+def test_recent_keeps_the_last_prefixes_of_every_user(dataset) -> None:  # type: ignore[no-untyped-def]
+    data = TaskData(dataset, seed=0)
+    sequential = load_registry().task("sequential")
+    plain = Mixture(hint=0, word_item=0, item_words=0)
+    every = TrainingData(data, [sequential], plain, 0)
+    recent = TrainingData(data, [sequential], Mixture(hint=0, word_item=0, item_words=0, recent=3), 0)
+    n_users = sum(1 for u in range(1, data.n_users + 1) if len(data.loo.train[u]) >= 2)
+    assert len(recent.pool(sequential)) == sum(min(3, len(data.loo.train[u]) - 1) for u in range(1, data.n_users + 1))
+    assert len(every.pool(sequential)) > len(recent.pool(sequential)) >= n_users
+    kept = [every.examples["sequential"][i] for i in recent.pool(sequential).tolist()]
+    for user in (1, 2):
+        train = data.loo.train[user]
+        assert [ex.target for ex in kept if ex.user == user] == [int(x) for x in train[-3:]]
+    assert recent.family_counts(recent.epoch(1)) == {"sequential": len(recent.pool(sequential))}
+
+
+def test_history_cap_shortens_train_and_test_prompts(dataset) -> None:  # type: ignore[no-untyped-def]
+    sequential = load_registry().task("sequential")
+    short = TaskData(dataset, seed=0, inputs=InputProtocol(history=3))
+    default = TaskData(dataset, seed=0)
+    n_items = lambda ex: sum(1 for w in ex.values["history"] if w.text != ",")  # noqa: E731
+    assert max(n_items(ex) for ex in sequential.examples(short, "train")) == 3
+    assert max(n_items(ex) for ex in sequential.examples(short, "test")) == 3
+    assert max(n_items(ex) for ex in sequential.examples(default, "test")) > 3
+    assert [ex.target for ex in sequential.examples(short, "train")] == [
+        ex.target for ex in sequential.examples(default, "train")
+    ]
+
+
+def test_a_model_records_its_history_and_search_reads_it() -> None:
+    assert inputs_for({}, "ml-100k") is PAPREC
+    assert inputs_for({"input_history": 20}, "ml-100k") is PAPREC
+    assert inputs_for({"input_history": 8}, "ml-100k").history == 8
+    assert inputs_for({"input_history": 8, "input_protocol": "p5"}, "beauty").name == "p5"
+
+
+def test_train_settings_parse_and_refuse() -> None:
+    assert parse_train_options(["history=8", "recent=20", "hint=0"]) == {"history": 8, "recent": 20, "hint": 0.0}
+    for bad in (["history=0"], ["recent=-1"], ["hint=nan"], ["recent=x"], ["lr=1"], ["history=3", "history=4"]):
+        with pytest.raises(PaprecError, match="^-o "):
+            parse_train_options(bad)
+
+
+def test_dataset_recipe_and_settings_reach_the_options(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(recipes.DATASET_RECIPES, ("toyset", "tiny"), {"lr": 2e-3, "history": 9, "hint": 0.0})
+    common = {"tasks": ["sequential"], "size": "tiny", "ids": "atomic", "name": None, "seed": 0, "init": None,
+              "time_budget": None}
+    tuned = new_options(dataset="toyset", overrides={}, **common)
+    assert (tuned.recipe.lr, tuned.recipe.history, tuned.mixture.hint) == (2e-3, 9, 0.0)
+    other = new_options(dataset="synthetic", overrides={}, **common)
+    assert (other.recipe, other.mixture) == (recipes.RECIPES["tiny"], recipes.MIXTURES["tiny"])
+    given = new_options(dataset="toyset", overrides={"lr": 1e-3}, settings={"history": 5, "recent": 4}, **common)
+    assert (given.recipe.lr, given.recipe.history, given.mixture.recent) == (1e-3, 5, 4)
+
+
+def test_recent_defaults_to_every_prefix() -> None:
+    assert Mixture().recent == 0
+    assert np.array_equal(recent_indices([1, 2, 1], 0), np.arange(3))
+
+
+def test_share_draws_a_new_part_of_every_task_each_epoch(dataset) -> None:  # type: ignore[no-untyped-def]
+    data = TaskData(dataset, seed=0)
+    sequential = load_registry().task("sequential")
+    part = TrainingData(data, [sequential], Mixture(hint=0, word_item=0, item_words=0, share=0.25), 0)
+    n_pool = len(part.pool(sequential))
+    first, second = part.epoch(1), part.epoch(2)
+    assert len(first) == len(second) == round(0.25 * n_pool)
+    assert {p.source for p in first} != {p.source for p in second}
+    assert parse_train_options(["share=0.2"]) == {"share": 0.2}
+    for bad in (["share=0"], ["share=1.5"]):
+        with pytest.raises(PaprecError, match="^-o share"):
+            parse_train_options(bad)
+
+
+def test_seen_penalty_targets_only_the_prompts_items_and_never_the_target() -> None:
+    import torch
+
+    from paprec_cli.training.loop import seen_item_penalty
+
+    logits = torch.zeros(2, 10)  # uniform: p = 0.1 everywhere, every logit equal to the target's
+    ids = torch.tensor([[1, 5, 6, 5, 0], [2, 3, 0, 0, 0]])  # items are tokens 5..8
+    labels = torch.tensor([6, 7])
+    # row 0: item 5 once (6 is the target, 5 repeated counts once); row 1: no item in the prompt
+    unlikely = seen_item_penalty(logits, ids, labels, (5, 9), "unlikelihood")
+    assert unlikely.tolist() == pytest.approx([-np.log(0.9), 0.0])
+    pairwise = seen_item_penalty(logits, ids, labels, (5, 9))
+    assert pairwise.tolist() == pytest.approx([np.log(2.0), 0.0])  # softplus(0)
+    logits.requires_grad_(True)
+    seen_item_penalty(logits, ids, labels, (5, 9)).sum().backward()
+    assert logits.grad is not None
+    assert float(logits.grad[0, 5]) == pytest.approx(0.5) and float(logits.grad[0, 6]) == pytest.approx(-0.5)
+    assert float(logits.grad[1].abs().sum()) == 0
+    assert parse_train_options(["seen_penalty=1"]) == {"seen_penalty": 1.0}
+
+
+def test_ml100k_tiny_recipe_is_a_budget_that_anneals() -> None:
+    common = {"tasks": ["sequential"], "size": "tiny", "ids": "atomic", "name": None, "seed": 0, "init": None,
+              "overrides": {}}
+    ml = new_options(dataset="ml-100k", time_budget=None, **common)
+    assert (ml.time_budget, ml.anneal_to_budget) == (600.0, True)
+    assert (ml.recipe.history, ml.mixture.recent, ml.mixture.hint, ml.recipe.lr) == (10, 20, 0.0, 2e-3)
+    quick = new_options(dataset="synthetic", time_budget=None, **common)
+    assert (quick.time_budget, quick.anneal_to_budget, quick.recipe.history, quick.mixture.recent) == (
+        150.0, False, 20, 0)
+    small = new_options(dataset="ml-100k", time_budget=None, **{**common, "size": "small"})
+    assert small.recipe == recipes.RECIPES["small"] and small.time_budget is None
