@@ -19,7 +19,6 @@ import polars as pl
 from paprec_cli.data.store import Dataset
 from paprec_cli.errors import PaprecError
 from paprec_cli.inputs import PAPREC, InputProtocol
-from paprec_cli.specs import Word
 
 if TYPE_CHECKING:
     from paprec_cli.jsontypes import JSONObject
@@ -159,14 +158,14 @@ class TaskData:
         return np.random.default_rng([self.seed, user, salt, 7]).permutation(pool)
 
     @cached_property
-    def _name_words(self) -> dict[int, tuple[Word, ...]]:
+    def _name_words(self) -> dict[int, tuple[str, ...]]:
         names: dict[int, str] = getattr(self.dataset, "user_names", {}) if self.inputs.name == "p5" else {}
-        return {int(user): tuple(Word(w) for w in name.split()) for user, name in names.items()}
+        return {int(user): tuple(name.split()) for user, name in names.items()}
 
-    def user_name(self, user: int) -> tuple[Word, ...]:
-        """The words of `user`'s name, for templates where P5 writes it (`Template.user_name`), under the P5
-        input protocol on a dataset that keeps names (McAuley's reviewerName); () otherwise, and the
-        template writes `user_N` (paprec's own models always see `user_N`)."""
+    def user_name(self, user: int) -> tuple[str, ...]:
+        """The words of `user`'s name (plain text words), for templates where P5 writes it
+        (`Template.user_name`), under the P5 input protocol on a dataset that keeps names (McAuley's
+        reviewerName); () otherwise, and the template writes `user_N` (paprec's own models always see `user_N`)."""
         return self._name_words.get(int(user), ())
 
     @cached_property

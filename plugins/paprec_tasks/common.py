@@ -67,7 +67,7 @@ def user_values(data: object, user_word: Word) -> dict[str, tuple[Word, ...]]:
     name_of = getattr(data, "user_name", None)
     name = name_of(user_word.index) if name_of is not None else ()
     if name:
-        values["user_name"] = name
+        values["user_name"] = tuple(Word(str(w)) for w in name)
     return values
 
 
