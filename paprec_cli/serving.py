@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, TypedDict, cast
 
@@ -85,6 +85,8 @@ class Serving:
     seed: int
     inputs: InputProtocol = PAPREC
     decoding: str = "paprec"
+    #: `--decoding p5`: sequences generated and dropped (not an item id) by this process's answers.
+    p5_counts: dict[str, int] = field(default_factory=lambda: {"generated": 0, "dropped": 0})
 
 
 @dataclass(frozen=True)
@@ -330,6 +332,8 @@ def serve(serving: Serving, users: Sequence[int], k: int, exclude_seen: bool, ba
         serving.bundle.model.eval()
         recommender = Recommender(serving.bundle.model, serving.bundle.codec, device, decoding=serving.decoding)
         answers = serve_share(serving, recommender, mine, k, exclude_seen, batch_size)
+        for key in serving.p5_counts:
+            serving.p5_counts[key] += int(recommender.p5_counts.get(key, 0))
     return dist.gather_shards(answers) if dist is not None else answers
 
 
@@ -399,4 +403,11 @@ def recommend(request: Request, home: Home, registry: Registry, dist: DistContex
     elif fallbacks:
         info(f"{fallbacks} of {len(users)} users have no personalized tokens in {request.prompts}; "
              "they get the shared prompt")
-    return serve(serving, users, request.k, request.exclude_seen, request.batch_size, dist.device, dist)
+    answers = serve(serving, users, request.k, request.exclude_seen, request.batch_size, dist.device, dist)
+    if serving.decoding == "p5":
+        short = sum(1 for a in answers if len(a["items"]) < request.k)
+        counts = serving.p5_counts
+        info(f"--decoding p5: {counts['generated']} sequences generated, {counts['dropped']} dropped (not an item "
+             f"id of the dataset); {short} of {len(answers)} users got fewer than {request.k} items"
+             + (" (this process's share)" if dist.active else ""))
+    return answers

@@ -338,6 +338,10 @@ def test_recommend_with_p5_decoding(release: dict[str, Path], tmp_path: Path) ->
     answer = recommend(home, release, 2, "--decoding", "p5")
     assert all(1 <= row["item_idx"] <= 200 for row in answer["items"]) and len(answer["items"]) <= 3
     code, _, err = cli(home, "recommend", "--dataset", "beauty", "--model", str(release["pth"]), "--tokenizer",
+                       str(release["tokenizer"]), "--user", "2", "-k", "3", "--device", "cpu", "--decoding", "p5")
+    said = [line for line in err.splitlines() if line.startswith("--decoding p5:")]
+    assert code == 0 and len(said) == 1 and "sequences generated" in said[0] and "dropped" in said[0], err
+    code, _, err = cli(home, "recommend", "--dataset", "beauty", "--model", str(release["pth"]), "--tokenizer",
                        str(release["tokenizer"]), "--user", "2", "--decoding", "exact")  # fmt: skip
     assert code == 2 and err.startswith("Error: --decoding exact: expected one of paprec, p5")
 
