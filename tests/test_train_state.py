@@ -69,3 +69,26 @@ def test_a_swap_interrupted_between_its_renames_resumes_from_the_previous_checkp
 def test_a_missing_state_is_a_one_line_error(tmp_path: Path) -> None:
     with pytest.raises(PaprecError, match="--resume m: no training state"):
         run_state.read_state(tmp_path / "m", "m")
+
+
+def test_a_start_interrupted_before_its_first_epoch_does_not_take_the_name(tmp_path: Path) -> None:
+    """SIGTERM in epoch 1 leaves `.train-state/<name>/codec` and no `state.json`: nothing to resume, so the
+    same training starts again under the same name instead of leaking `<name>-2`."""
+    from dataclasses import dataclass
+
+    from paprec_cli.paths import Home
+    from paprec_cli.training.setup import claim_model_name
+    from paprec_cli.training.state import state_dir
+
+    @dataclass(frozen=True)
+    class Named:
+        name: str
+
+    home = Home.resolve(tmp_path)
+    options = Named("synthetic-tiny-atomic")
+    (state_dir(home, options.name) / "codec").mkdir(parents=True)
+    assert claim_model_name(home, options, explicit=False, force=False) is options  # type: ignore[arg-type]
+    assert not state_dir(home, options.name).exists()
+    (state_dir(home, options.name)).mkdir(parents=True)
+    (state_dir(home, options.name) / "state.json").write_text("{}")  # a resumable state keeps the name taken
+    assert claim_model_name(home, options, explicit=False, force=False).name == "synthetic-tiny-atomic-2"  # type: ignore[arg-type]

@@ -117,8 +117,8 @@ def open_session(
         saved = run_state.read_state(folder, options.name)
         if saved.options.dataset != options.dataset:
             raise PaprecError(f"--resume {options.name}: state belongs to dataset {saved.options.dataset}")
-        codec = PromptCodec.load(folder / "codec", fix=f"train again without --resume (`paprec train --name "
-                                                       f"{options.name} --force`)")
+        codec = PromptCodec.load(folder / "codec", fix=f"remove the damaged resume state {folder} (a finished model "
+                                                       "is not touched) and train again, or use another --name")
         if codec.dataset_fingerprint and codec.dataset_fingerprint != dataset.fingerprint:
             raise PaprecError(
                 f"--resume {options.name}: dataset '{dataset.name}' changed since training started "

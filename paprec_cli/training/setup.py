@@ -249,8 +249,9 @@ def cli_options(home: Home, *, dataset: str | None, tasks: str | None, size: str
 def claim_model_name(home: Home, options: TrainOptions, *, explicit: bool, force: bool) -> TrainOptions:
     """The name a fresh training run writes to, so that no existing model is replaced without `--force`.
 
-    A name is taken when its model folder or its training state exists. An explicit `--name` that is taken
-    is refused (naming `--force`, another `--name` and `--resume`); with `force` the old training state is
+    A name is taken when its model folder or a resumable training state (`state.json`) exists; a state folder
+    left by a start interrupted before its first saved epoch holds nothing to resume and is removed. An
+    explicit `--name` that is taken is refused (naming `--force`, another `--name` and `--resume`); with `force` the old training state is
     removed first (the model folder itself is replaced atomically at the first saved epoch). The default
     name `<dataset>-<size>-<ids>`, when taken, becomes the first free `<default>-2`, `-3`, ... (said on
     stderr by the caller), so the quick start can be run twice.
@@ -258,13 +259,20 @@ def claim_model_name(home: Home, options: TrainOptions, *, explicit: bool, force
     """
     import shutil
 
-    from paprec_cli.training.state import state_dir
+    from paprec_cli.training.state import STATE, recover, state_dir
+
+    def resumable(name: str) -> bool:
+        folder = state_dir(home, name)
+        recover(folder)
+        return (folder / STATE).is_file()
 
     def taken(name: str) -> bool:
-        return home.model_dir(name).exists() or state_dir(home, name).exists()
+        return home.model_dir(name).exists() or resumable(name)
 
     name = options.name
     if not taken(name):
+        # a start interrupted before its first saved epoch leaves a state folder with nothing to resume
+        shutil.rmtree(state_dir(home, name), ignore_errors=True)
         return options
     if force:
         shutil.rmtree(state_dir(home, name), ignore_errors=True)

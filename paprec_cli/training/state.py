@@ -160,7 +160,8 @@ def read_state(folder: Path, name: str) -> RunState:
     path = folder / STATE
     if not path.exists():
         raise PaprecError(f"--resume {name}: no training state at {folder}; start it with `paprec train --name {name}`")
-    fix = f"train again without --resume (`paprec train --name {name} --force`)"
+    fix = (f"remove the damaged resume state {folder} (a finished model in {folder.parent.parent} is not touched) "
+           f"and train again, or train under another --name")
     data = read_json_object(path, fix)
     try:
         return RunState.from_json(data)
