@@ -249,12 +249,12 @@ def cli_options(home: Home, *, dataset: str | None, tasks: str | None, size: str
 def claim_model_name(home: Home, options: TrainOptions, *, explicit: bool, force: bool) -> TrainOptions:
     """The name a fresh training run writes to, so that no existing model is replaced without `--force`.
 
-    A name is taken when its model folder or a resumable training state (`state.json`) exists; a state folder
-    left by a start interrupted before its first saved epoch holds nothing to resume and is removed. An
-    explicit `--name` that is taken is refused (naming `--force`, another `--name` and `--resume`); with `force` the old training state is
-    removed first (the model folder itself is replaced atomically at the first saved epoch). The default
-    name `<dataset>-<size>-<ids>`, when taken, becomes the first free `<default>-2`, `-3`, ... (said on
-    stderr by the caller), so the quick start can be run twice.
+    A name is taken when its model folder or a resumable training state (`state.json`) exists; a state
+    folder left by a start interrupted before its first saved epoch holds nothing to resume and is removed.
+    An explicit `--name` that is taken is refused (naming `--force`, another `--name` and `--resume`); with
+    `force` the old training state is removed first (the model folder itself is replaced atomically at the
+    first saved epoch). The default name `<dataset>-<size>-<ids>`, when taken, becomes the first free
+    `<default>-2`, `-3`, ... (said on stderr by the caller), so the quick start can be run twice.
     Raises `PaprecError`.
     """
     import shutil
