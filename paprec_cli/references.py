@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from paprec_cli.data.attributes import ranked_words
 from paprec_cli.data.splits import TaskData
 from paprec_cli.errors import PaprecError
 from paprec_cli.evaluate import layout_of, tokens_of
@@ -149,18 +150,6 @@ def most_frequent_word(items: Sequence[int], attributes: Sequence[Sequence[str]]
         return None, None
     best = next((a for a in ranked if usable.get(a) is not None), None)
     return best, ranked[0]
-
-
-def ranked_words(items: Sequence[int], attributes: Sequence[Sequence[str]]) -> list[str]:
-    """Attributes of `items`, most frequent first (one count per item occurrence); ties: latest last
-    occurrence in `items`, then alphabetical. The ranking `most_frequent_word` and `history_words` use."""
-    counts: Counter[str] = Counter()
-    last: dict[str, int] = {}
-    for position, item in enumerate(items):
-        for attribute in dict.fromkeys(str(a) for a in attributes[int(item)]):
-            counts[attribute] += 1
-            last[attribute] = position
-    return sorted(counts, key=lambda a: (-counts[a], -last[a], a))
 
 
 def history_words(data: TaskData, kind: str, users: Iterable[int], lookup: WordLookup, m: int,

@@ -163,7 +163,7 @@ class TrainingData:
             for row in rng.choice(len(chosen), size=min(n, len(chosen)), replace=False).tolist():
                 example = examples[int(chosen[row])]
                 template = templates[int(rng.integers(len(templates)))]
-                pair = history_hint_pair(example, template, targets[row], self.phrases, rng)
+                pair = history_hint_pair(example, template, targets[row], self.data.dataset.item_attributes, rng)
                 if pair is not None:
                     hinted.append(pair)
         return pairs, hinted

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from paprec_cli.data.attributes import ranked_words
 from paprec_cli.specs import Example, Template, Word
 
 #: Phrasings of the auxiliary families (our wording; all used in training, none held out).
@@ -150,27 +151,21 @@ def history_hint_pair(
     example: Example,
     template: Template,
     target: Sequence[Word],
-    phrases: Sequence[Sequence[tuple[Word, ...]]],
+    attributes: Sequence[Sequence[str]],
     rng: np.random.Generator,
 ) -> Pair | None:
     """A task example with its history's most frequent attribute appended (None: no history attributes).
 
-    The ranking (count, then latest occurrence, then alphabetical) is the `history_word` reference's
-    (`paprec_cli.references.ranked_words`), over the example's own history items only."""
+    The ranking is the `history_word` reference's (`paprec_cli.data.attributes.ranked_words`), over the
+    example's own history items only (`attributes`: each item's attribute names)."""
     items = [w.index for w in example.values.get("history", ()) if w.kind == "item"]
-    counts: dict[tuple[Word, ...], int] = {}
-    last: dict[tuple[Word, ...], int] = {}
-    for position, item in enumerate(items):
-        for phrase in dict.fromkeys(phrases[item]):
-            counts[phrase] = counts.get(phrase, 0) + 1
-            last[phrase] = position
-    if not counts:
+    ranked = [a for a in ranked_words(items, attributes) if a.split()]
+    if not ranked:
         return None
-    best = min(counts, key=lambda p: (-counts[p], -last[p], " ".join(w.text for w in p)))
+    best = tuple(Word(w) for w in ranked[0].split())
     # a quarter with the argument only (random-start searches keep no instruction words)
     body = tuple(example.argument) if rng.random() < 0.25 else tuple(template.render(example.values))
-    source = (*body, *best)
-    return Pair(source, tuple(target), "history_hint")
+    return Pair((*body, *best), tuple(target), "history_hint")
 
 
 def item_next_pairs(train: Sequence[np.ndarray], n: int, rng: np.random.Generator) -> list[Pair]:
