@@ -112,7 +112,8 @@ def test_claim_model_name(tmp_path: Path) -> None:
                        init=None, overrides={})
     assert claim_model_name(home, opts, explicit=False, force=False).name == "d-tiny-atomic"
     (home.models / "d-tiny-atomic").mkdir(parents=True)
-    (home.models / ".train-state" / "d-tiny-atomic-2").mkdir(parents=True)  # an interrupted run's state
+    (home.models / ".train-state" / "d-tiny-atomic-2").mkdir(parents=True)  # an interrupted run's state ...
+    (home.models / ".train-state" / "d-tiny-atomic-2" / "state.json").write_text("{}")  # ... with an epoch saved
     assert claim_model_name(home, opts, explicit=False, force=False).name == "d-tiny-atomic-3"
     with pytest.raises(PaprecError, match="--force to replace it, another --name, or --resume d-tiny-atomic"):
         claim_model_name(home, opts, explicit=True, force=False)
@@ -215,7 +216,8 @@ def test_train_refused_while_a_search_reads_the_model_and_search_refused_while_t
     other = tmp_path / "writer"
     other.mkdir()
     pid = holder(lock_path(model.resolve()))  # a train writing it
-    code, _, err = _invoke("search", *SEARCH, "--home", str(tiny_home.root), "--run-dir", str(other / "run"))
+    code, _, err = _invoke("search", *SEARCH, "--model", "synthetic-tiny-atomic", "--home", str(tiny_home.root),
+                           "--run-dir", str(other / "run"))
     line = _one_error(err)
     assert code == 2 and f"process {pid}" in line and not (other / "run").exists()
 

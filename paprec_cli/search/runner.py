@@ -353,12 +353,15 @@ def start(request: SearchRequest, home: Home, registry: Registry, dist: DistCont
                           dist=dist)
         check_resumable(session, recorded)
         return Started(session, run, state, resumed=True)
-    config = config_of(request, home, registry, note=info)
+    notes: list[str] = []  # said once the search is prepared, so that an error stays the only line
+    config = config_of(request, home, registry, note=notes.append)
     if request.model is None:
-        info(f"model: {config.model} (the dataset's default; --model NAME chooses another)")
+        notes.append(f"model: {config.model} (the dataset's default; --model NAME chooses another)")
     if request.run_dir is not None:
         RunDir.check_new(request.run_dir, request.force)  # before any work: nothing is written on a refusal
     session = prepare(config, registry, home, dist.device, note=note, dist=dist)
+    for line in notes:
+        info(line)
     folder = request.run_dir or new_run_path(home, session.config.task, session.config.dataset)
     run = dist.run_on_main(lambda: RunDir.create(folder, manifest(session), request.force))
     return Started(session, run, None, resumed=False)
