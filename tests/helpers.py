@@ -10,12 +10,17 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from typer.testing import CliRunner
 
 from paprec_cli.paths import Home
+
+if TYPE_CHECKING:
+    from paprec_cli.data.store import Dataset
+    from paprec_cli.model import ModelBundle
+    from paprec_cli.plugins import Registry
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"
@@ -52,21 +57,31 @@ def install_example(name: str, work: Path) -> Path:
     return target
 
 
-def make_home(root: Path) -> Home:
-    """A 40-user synthetic dataset and an untrained tiny model saved as `synthetic-tiny-atomic`."""
+def tiny_model(root: Path, extra: dict[str, str], ids: str,
+               vocab_size: int) -> tuple[Home, Dataset, ModelBundle, Registry]:
+    """(home, dataset, untrained 1-layer d=32 model bundle, registry) on a synthetic dataset imported into
+    `root` with the generator options `extra` (seed 0)."""
     from paprec_cli.data.store import import_dataset, load_dataset
-    from paprec_cli.model import build_codec, create_model, save_model
+    from paprec_cli.model import build_codec, create_model
     from paprec_cli.plugins import load_registry
     from paprec_cli.specs import ImportOptions
 
     home = Home.resolve(root)
     registry = load_registry()
-    extra = {"users": "40", "items": "30", "categories": "4", "length": "8"}
     import_dataset(registry.dataset("synthetic"), None, home, options=ImportOptions(seed=0, extra=extra))
     dataset = load_dataset(home, "synthetic")
     texts = [t.source for entry in registry.tasks.values() for t in entry.spec.templates]
-    codec = build_codec(dataset, "atomic", texts, vocab_size=300)
+    codec = build_codec(dataset, ids, texts, vocab_size=vocab_size)
     bundle = create_model({"d_model": 32, "num_layers": 1, "num_heads": 2, "d_ff": 64}, codec, seed=0)
+    return home, dataset, bundle, registry
+
+
+def make_home(root: Path) -> Home:
+    """A 40-user synthetic dataset and an untrained tiny model saved as `synthetic-tiny-atomic`."""
+    from paprec_cli.model import save_model
+
+    extra = {"users": "40", "items": "30", "categories": "4", "length": "8"}
+    home, _, bundle, _ = tiny_model(root, extra, "atomic", 300)
     save_model(bundle, home.model_dir("synthetic-tiny-atomic"))
     return home
 

@@ -8,7 +8,7 @@ import json
 
 import pytest
 import torch
-from helpers import invoke
+from helpers import invoke, tiny_model
 
 from paprec_cli.paths import Home
 from paprec_cli.specs import Word
@@ -21,21 +21,13 @@ USER = 3
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Home, str]:
     """A 120-item synthetic home and a tiny subword model trained on user 3's served prompt."""
-    from paprec_cli.data.store import import_dataset, load_dataset
-    from paprec_cli.model import Recommender, build_codec, create_model, save_model
-    from paprec_cli.plugins import load_registry
+    from paprec_cli.model import Recommender, save_model
     from paprec_cli.serving import prepare_prompts, serving_example
-    from paprec_cli.specs import ImportOptions
 
-    home = Home.resolve(tmp_path_factory.mktemp("beam-home"))
-    registry = load_registry()
     extra = {"users": "20", "items": "120", "categories": "4", "length": "6"}
-    import_dataset(registry.dataset("synthetic"), None, home, options=ImportOptions(seed=0, extra=extra))
-    data = load_dataset(home, "synthetic")
-    texts = [t.source for entry in registry.tasks.values() for t in entry.spec.templates]
-    codec = build_codec(data, "subword", texts, vocab_size=400)
+    home, data, bundle, registry = tiny_model(tmp_path_factory.mktemp("beam-home"), extra, "subword", 400)
+    codec = bundle.codec
     assert codec.encode([Word.item(101)]).token_ids[0] == codec.encode([Word.item(102)]).token_ids[0]
-    bundle = create_model({"d_model": 32, "num_layers": 1, "num_heads": 2, "d_ff": 64}, codec, seed=0)
     task = registry.task("sequential")
     prompt = prepare_prompts(codec, task, [serving_example(task, data, USER, 0)], None)[0].prompt
     items = list(TARGETS)
