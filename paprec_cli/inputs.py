@@ -66,7 +66,7 @@ def p5_protocol(dataset: str, separator: str = ",", seed: int = 0) -> InputProto
 
 def check_separator(separator: str) -> str:
     if separator not in SEPARATORS:
-        raise PaprecError(f"--separator {separator}: expected one of {', '.join(SEPARATORS)}")
+        raise PaprecError(f"--separator {separator!r}: expected one of {' '.join(repr(s) for s in SEPARATORS)}")
     return separator
 
 

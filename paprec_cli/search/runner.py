@@ -333,8 +333,8 @@ def config_of(request: SearchRequest, home: Home, registry: Registry,
         manual_template=request.manual_template,
     )
     if layout_given and request.init is None and PROTOCOLS[request.protocol]["init"] == "manual":
-        note(f"--n-prefix/--n-suffix given: starting from random words (--init random), not from the manual "
-             f"prompt protocol '{request.protocol}' starts from")
+        note(f"--n-prefix/--n-suffix given: starting from random words (--init random) instead of the manual "
+             f"prompt that protocol '{request.protocol}' starts from")
     return config
 
 
