@@ -143,6 +143,10 @@ def test_batched_evaluation_equals_one_at_a_time(session) -> None:  # type: igno
     batched = problem.evaluate_shared(tokens, 1, candidates)
     single = np.stack([problem.evaluate(tokens.with_shared(1, c)) for c in candidates])
     np.testing.assert_allclose(batched, single, atol=1e-12)
+    some = np.arange(len(problem.users)) % 3 == 0  # the screen's user subset: the same values, NaN elsewhere
+    subset = problem.evaluate_shared(tokens, 1, candidates, users=some)
+    np.testing.assert_allclose(subset[:, some], batched[:, some], atol=1e-12)
+    assert np.isnan(subset[:, ~some]).all()
 
     personal = problem.personal_candidates(tokens, 0)
     assert personal.shape == (len(problem.users), 5)

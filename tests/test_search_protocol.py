@@ -60,7 +60,7 @@ def test_protocol_options_resolve_and_explicit_options_win() -> None:
     assert protocol_options("paper") == {"protocol": "paper", "init": "random", "max_rounds": 20,
                                          "selection": "surrogate", "top_k": 5, "search_examples": 0, "holdout": 0.0,
                                          "personal_margin": 0.0, "personal_init": "default", "history_candidates": 0,
-                                         "shared_z": 0.0}
+                                         "shared_z": 0.0, "shared_screen": 0.0}
     history = protocol_options("history", max_rounds=None, history_candidates=3)
     assert (history["init"], history["max_rounds"], history["personal_init"]) == ("manual", 2, "history")
     assert history["history_candidates"] == 3 and history["selection"] == "loss"
@@ -68,6 +68,7 @@ def test_protocol_options_resolve_and_explicit_options_win() -> None:
     assert DEFAULT_PROTOCOL == "guarded"  # the protocol whose gains held on test for three seeds (README)
     guarded = protocol_options("guarded")
     assert (guarded["selection"], guarded["personal_init"], guarded["shared_z"]) == ("rank", "history", 1.645)
+    assert guarded["shared_screen"] == 0.25
     transfer = protocol_options("transfer", top_k=None, holdout=0.25)
     assert transfer["selection"] == "loss" and transfer["search_examples"] == 1
     assert transfer["holdout"] == 0.25 and transfer["top_k"] == 5
@@ -172,6 +173,47 @@ def test_shared_z_rejects_a_flip_that_wins_on_the_mean_of_a_few_users_only() -> 
     assert _one_round(everyone, shared_z=1.645).tokens.shared == (9,)
     assert round(paired_z(np.asarray([2.0, -0.1, -0.1, -0.1]), np.zeros(4)), 3) == 0.81
     assert paired_z(np.ones(3), np.zeros(3)) == float("inf") and paired_z(np.ones(1), np.zeros(1)) == 0.0
+
+
+class ScreenedProblem(TableProblem):
+    """A TableProblem over 40 users that records which users each shared evaluation scored."""
+
+    def __init__(self, shared: dict[int, list[float]]) -> None:
+        super().__init__(shared, [[-1.0]] * 40)
+        self.users = list(range(40))
+        self.weights = np.ones(40)
+        self.scored: list[tuple[list[int], int]] = []  # (candidates, users scored)
+
+    def evaluate(self, tokens: Any) -> np.ndarray:
+        return np.zeros(40)
+
+    def personal_candidates(self, tokens: Any, slot: int) -> np.ndarray:
+        return np.asarray([[50]] * 40)
+
+    def evaluate_shared(self, tokens: Any, slot: int, candidates: Any, users: Any = None) -> np.ndarray:
+        mask = np.ones(40, dtype=bool) if users is None else np.asarray(users)
+        self.scored.append((list(candidates), int(mask.sum())))
+        return np.asarray([np.where(mask, self.shared[c], np.nan) for c in candidates])
+
+
+def test_shared_screen_scores_only_the_candidates_that_help_the_sample_on_everyone() -> None:
+    from paprec_cli.search.schedule import holdout_mask, screen_mask
+
+    held = holdout_mask(0, 40, 0.5)
+    screen = screen_mask(0, 1, ~held, 0.25)
+    assert screen.sum() == 5 and not (screen & held).any()  # a quarter of the 20 choosing users
+    assert (screen_mask(0, 1, ~held, 0.25) == screen).all() and not (screen_mask(0, 2, ~held, 0.25) == screen).all()
+    assert not screen_mask(0, 1, ~held, 0.0).any()
+    helps, hurts = [0.5] * 40, [-0.2] * 40
+    problem = ScreenedProblem({1: [0.0] * 40, 7: helps, 9: hurts})
+    plain = ScreenedProblem({1: [0.0] * 40, 7: helps, 9: hurts})
+    state = _one_round(problem, holdout=0.5, shared_z=1.645, shared_screen=0.25)
+    assert state.tokens.shared == _one_round(plain, holdout=0.5, shared_z=1.645).tokens.shared == (7,)
+    # both candidates on the 5 screen users, then only the helpful one on the other 35
+    assert problem.scored == [([7, 9], 5), ([7], 35)] and plain.scored == [([7, 9], 40)]
+    nothing = ScreenedProblem({1: [0.0] * 40, 9: hurts})
+    assert _one_round(nothing, holdout=0.5, shared_screen=0.25).tokens.shared == (1,)
+    assert nothing.scored == [([9], 5)]  # a slot where nothing helps costs a quarter of the choosing users
 
 
 def test_rank_selection_is_the_targets_ndcg_over_the_top_50() -> None:

@@ -66,6 +66,8 @@ MARGIN_HELP = ("A personal token is kept only if the user's signal improves by m
 SHARED_Z_HELP = ("A shared flip is kept only if its per-user improvement on the confirming users (held-out, else all) "
                  "exceeds Z standard errors (paired one-sided z-test; guarded 1.645 = 95%; others 0 = any "
                  "improvement).")
+SCREEN_HELP = ("Early elimination: score each shared slot's candidates on this seeded share of the choosing users "
+               "first; only those that improve it are scored on the rest (guarded 0.25; others 0 = off).")
 BUDGET_HELP = ("Stop cleanly once this many seconds have passed. Checked between steps: the step under way "
                "finishes first (a personal step on Beauty-sized data can take minutes on a CPU).")
 BATCH_HELP = ("Rows per forward pass, for the surrogate and the gradients (default: 256; on CUDA 2048 for the "
@@ -116,6 +118,7 @@ def search_command(
     history_candidates: Annotated[int | None, Opt("--history-candidates", help=HISTORY_CAND_HELP)] = None,
     search_shared: Annotated[bool, Opt("--shared/--no-shared", help=SHARED_HELP)] = True,
     shared_z: Annotated[float | None, Opt("--shared-z", help=SHARED_Z_HELP)] = None,
+    shared_screen: Annotated[float | None, Opt("--shared-screen", help=SCREEN_HELP)] = None,
     template: Annotated[str | None, Opt("--template", help=TEMPLATE_HELP)] = None,
     evaluator: Annotated[str, Opt("--evaluator", help=EVALUATOR_HELP)] = "fast",
     batch_size: Annotated[int | None, Opt("--batch-size", help=BATCH_HELP)] = None,
@@ -137,7 +140,8 @@ def search_command(
                                    grad_examples, max_rounds, time_budget, selection, evaluator, batch_size,
                                    allow_list, run_dir, resume, seed, tokenizer_arg(tokenizer), protocol,
                                    search_examples, holdout, personal_margin, separator, decoding, force,
-                                   personal_init, history_candidates, search_shared, shared_z, template)
+                                   personal_init, history_candidates, search_shared, shared_z, template,
+                                   shared_screen)
     # Under torchrun every rank runs this; rank 0 alone writes the run folder and prints (see docs/DISTRIBUTED.md).
     with distributed(resolve_device(device)) as dist:
         ctx = make_ctx(home, json_out and dist.is_main, quiet or not dist.is_main, verbose)

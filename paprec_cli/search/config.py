@@ -29,7 +29,9 @@ PERSONAL_INITS = ("default", "history")
 #: NDCG@50 (`--selection rank`) on the user's validation example and last training example; a shared flip
 #: kept only if a held-out half of the users confirms it with a paired z > 1.645, a personal token only if
 #: it beats the user's current one by 0.5 NDCG@50 (at 0.25 the replacements lost to the history word on
-#: seeds 1 and 2); one round. Measured on three seeds of the synthetic tiny model: docs/ABLATION-14.md.
+#: seeds 1 and 2); one round; each shared slot's candidates screened on a quarter of the choosing users
+#: first (`--shared-screen 0.25`: the same decisions at a fraction of the cost). Measured on three seeds of
+#: the synthetic tiny model: docs/ABLATION-14.md.
 #: `paper`: PAP-REC as published (random start, 20 rounds, NDCG@5 + HR@5 on one validation example per user,
 #: top-5 HotFlip candidates, strict improvement); reproduces main's prompts before protocols existed.
 #: `transfer` (experimental, issue #14 round one): the target's log-probability as the acceptance signal, each
@@ -42,16 +44,16 @@ PERSONAL_INITS = ("default", "history")
 PROTOCOLS: dict[str, dict[str, Any]] = {
     "paper": {"init": "random", "max_rounds": 20, "selection": "surrogate", "top_k": 5, "search_examples": 0,
               "holdout": 0.0, "personal_margin": 0.0, "personal_init": "default", "history_candidates": 0,
-              "shared_z": 0.0},
+              "shared_z": 0.0, "shared_screen": 0.0},
     "transfer": {"init": "random", "max_rounds": 20, "selection": "loss", "top_k": 5, "search_examples": 1,
                  "holdout": 0.5, "personal_margin": 0.1, "personal_init": "default", "history_candidates": 0,
-                 "shared_z": 0.0},
+                 "shared_z": 0.0, "shared_screen": 0.0},
     "history": {"init": "manual", "max_rounds": 2, "selection": "loss", "top_k": 5, "search_examples": 1,
                 "holdout": 0.5, "personal_margin": 1.0, "personal_init": "history", "history_candidates": 5,
-                "shared_z": 0.0},
+                "shared_z": 0.0, "shared_screen": 0.0},
     "guarded": {"init": "manual", "max_rounds": 1, "selection": "rank", "top_k": 5, "search_examples": 1,
                 "holdout": 0.5, "personal_margin": 0.5, "personal_init": "history", "history_candidates": 5,
-                "shared_z": 1.645},
+                "shared_z": 1.645, "shared_screen": 0.25},
 }
 DEFAULT_PROTOCOL = "guarded"
 
@@ -112,6 +114,9 @@ class SearchConfig:
     #: A shared flip is kept only if its per-user improvement on the confirming users (held-out, else all)
     #: exceeds this many standard errors (paired one-sided z-test; 0: off, as the paper).
     shared_z: float = 0.0
+    #: Early elimination of shared candidates: each slot's candidates are first scored on this seeded share
+    #: of the choosing users and only those that improve it are scored on the rest (0: off, as the paper).
+    shared_screen: float = 0.0
 
     @property
     def layout(self) -> Layout:
@@ -143,6 +148,7 @@ class SearchConfig:
             (self.personal_init in PERSONAL_INITS, "--personal-init", " or ".join(PERSONAL_INITS)),
             (self.history_candidates >= 0, "--history-candidates", "an integer >= 0"),
             (self.shared_z >= 0.0, "--shared-z", "a number >= 0"),
+            (0.0 <= self.shared_screen < 1.0, "--shared-screen", "a share in [0, 1)"),
         ]
         for ok, option, expected in checks:
             if not ok:

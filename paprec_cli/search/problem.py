@@ -87,6 +87,7 @@ class ModelProblem:
         self.personal_pool = {int(u): tuple(int(t) for t in w) for u, w in (personal_pool or {}).items()}
         self.pool_width = max((len(w) for w in self.personal_pool.values()), default=0)
         self._cache: dict[str, tuple[Any, Any]] = {}
+        self._subsets: dict[str, ExampleSet] = {}
         self.dist = dist or DistContext.single(str(recommender.device))
         if validation:
             first = self.validation
@@ -107,29 +108,35 @@ class ModelProblem:
         return str(self.codec.token_text(int(token)))
 
     # -- surrogate ------------------------------------------------------------------------------
-    def _score_blocks(self, blocks: np.ndarray) -> np.ndarray:
-        """[C, N] values of C blocks of per-example triggers [C, N, T]; one batched pass when the scorer allows."""
-        examples, n = self.validation.examples, len(self.validation.examples)
+    def _score_blocks(self, blocks: np.ndarray, group: ExampleSet) -> np.ndarray:
+        """[C, N] values of C blocks of per-example triggers [C, N, T] over `group`'s N examples; one batched
+        pass when the scorer allows."""
+        examples, n = group.examples, len(group.examples)
         if self.scorer.batched:
-            values = self.scorer(self.validation.rows(blocks), examples * len(blocks))
+            values = self.scorer(group.rows(blocks), examples * len(blocks))
             return values.reshape(len(blocks), n)
         if not len(blocks):
             return np.zeros((0, n))
-        return np.stack([self.scorer(self.validation.rows(block[None]), examples) for block in blocks])
+        return np.stack([self.scorer(group.rows(block[None]), examples) for block in blocks])
 
-    def _user_means(self, blocks: np.ndarray) -> np.ndarray:
-        """[C, U] per-user means of C blocks over all validation rows (rows sharded under torchrun)."""
-        values = self._sharded_blocks(blocks) if self.dist.active else self._score_blocks(blocks)
-        return per_user_means(values, self.validation.user_pos, len(self.users))
+    def _user_means(self, blocks: np.ndarray, group: ExampleSet | None = None) -> np.ndarray:
+        """[C, U] per-user means of C blocks over `group`'s rows (default: every validation row; rows sharded
+        under torchrun); users without a row in `group` are NaN."""
+        group = self.validation if group is None else group
+        values = self._sharded_blocks(blocks, group) if self.dist.active else self._score_blocks(blocks, group)
+        means = per_user_means(values, group.user_pos, len(self.users))
+        if group is not self.validation:
+            means[..., np.bincount(group.user_pos, minlength=len(self.users)) == 0] = np.nan
+        return means
 
-    def _sharded_blocks(self, blocks: np.ndarray) -> np.ndarray:
+    def _sharded_blocks(self, blocks: np.ndarray, group: ExampleSet) -> np.ndarray:
         """`_score_blocks` computed by all ranks: each scores its whole batches, one float64 all_reduce."""
-        n = len(self.validation.examples)
+        n = len(group.examples)
         calls = [blocks] if self.scorer.batched else [block[None] for block in blocks]
         size = int(getattr(self.scorer, "batch_size", self.batch_size))
         parts = []
         for part in calls:
-            rows = self.validation.rows(part)
+            rows = group.rows(part)
             order = np.arange(len(rows))
             if getattr(self.scorer, "sorts_by_length", False):
                 order = np.argsort(rows.lengths(), kind="stable")
@@ -137,7 +144,7 @@ class ModelProblem:
             mine = order[start:stop]
             values = np.zeros(len(rows))
             if len(mine):
-                values[mine] = self.scorer(rows.subset(mine), [self.validation.examples[i % n] for i in mine])
+                values[mine] = self.scorer(rows.subset(mine), [group.examples[i % n] for i in mine])
             parts.append(values)
         total = self.dist.all_reduce_sum(torch.from_numpy(np.concatenate(parts) if parts else np.zeros(0))).numpy()
         return total.reshape(len(blocks), n)
@@ -145,9 +152,24 @@ class ModelProblem:
     def evaluate(self, tokens: PromptTokens) -> np.ndarray:
         return self._user_means(self.validation.trigger_matrix(tokens)[None])[0]
 
-    def evaluate_shared(self, tokens: PromptTokens, slot: int, candidates: Sequence[int]) -> np.ndarray:
+    def evaluate_shared(self, tokens: PromptTokens, slot: int, candidates: Sequence[int],
+                        users: np.ndarray | None = None) -> np.ndarray:
+        """[C, U]; with `users` (a [U] bool mask) only those users' examples are scored (others NaN)."""
         values = np.asarray(candidates, dtype=np.int64)[:, None]
-        return self._user_means(self.validation.blocks(tokens, slot, values))
+        group = self.validation if users is None else self._users_subset(users)
+        return self._user_means(group.blocks(tokens, slot, values), group)
+
+    def _users_subset(self, users: np.ndarray) -> ExampleSet:
+        """The validation examples of the users in the [U] bool mask `users` (cached: a round reuses it)."""
+        key = np.packbits(np.asarray(users, dtype=bool)).tobytes().hex()
+        cached = self._subsets.get(key)
+        if cached is None:
+            keep = np.flatnonzero(np.asarray(users, dtype=bool)[self.validation.user_pos])
+            cached = self._set([self.validation.examples[i] for i in keep], self.validation.user_pos[keep].tolist())
+            if len(self._subsets) >= 4:
+                self._subsets.clear()
+            self._subsets[key] = cached
+        return cached
 
     def evaluate_personal(self, tokens: PromptTokens, slot: int, candidates: np.ndarray) -> np.ndarray:
         """Block j holds every user's own j-th candidate, so all users' candidates go in one pass."""

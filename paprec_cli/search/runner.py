@@ -274,6 +274,7 @@ class SearchRequest:
     search_shared: bool = True  # False (--no-shared): keep the initial shared tokens
     shared_z: float | None = None  # None: the protocol's
     manual_template: str | None = None  # the manual prompt (a template id of the task); None: the task's default
+    shared_screen: float | None = None  # None: the protocol's
 
 
 @dataclass
@@ -303,7 +304,8 @@ def config_of(request: SearchRequest, home: Home, registry: Registry,
                               selection=request.selection, top_k=request.top_k,
                               search_examples=request.search_examples, holdout=request.holdout,
                               personal_margin=request.personal_margin, personal_init=request.personal_init,
-                              history_candidates=request.history_candidates, shared_z=request.shared_z)
+                              history_candidates=request.history_candidates, shared_z=request.shared_z,
+                              shared_screen=request.shared_screen)
     layout_given = request.n_prefix is not None or request.n_suffix is not None
     if chosen["init"] == "manual" and layout_given:
         if request.init is not None:
@@ -389,7 +391,8 @@ def search(session: SearchSession, run: RunDir | None, state: SearchState | None
     schedule = Schedule(session.problem, ScheduleConfig(config.seed, config.max_rounds, config.time_budget,
                                                         holdout=config.holdout, personal_margin=config.personal_margin,
                                                         search_shared=config.search_shared,
-                                                        shared_z=config.shared_z))
+                                                        shared_z=config.shared_z,
+                                                        shared_screen=config.shared_screen))
     return schedule.run(state, on_step, clock)
 
 

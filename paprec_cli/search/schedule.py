@@ -12,7 +12,11 @@ users; a shared candidate is then chosen on the others and kept only if the held
 too. `personal_margin` requires a personal candidate to beat the user's current value by more than it.
 `shared_z` (a paired one-sided z-test) keeps a shared flip only if the mean per-user improvement on the
 users that confirm it (the held-out users, else all) exceeds `shared_z` standard errors: a flip must win
-on more than the noise of a few hundred users, not only on their mean.
+on more than the noise of a few hundred users, not only on their mean. `shared_screen` (early elimination,
+issue #14) first scores a slot's candidates on a seeded share of the choosing users (fixed per round); only
+candidates that improve that sample's mean are then scored on the remaining users, so a slot where nothing
+helps costs that share of a full pass. A candidate screened out could not have been accepted only if its
+gain on the sample was a fair guess of its gain on all; the record keeps each candidate's sample gain.
 
 The schedule only sees a `SearchProblem` (candidates and surrogate values), so it can be tested with
 fakes whose improvements a test controls.
@@ -32,6 +36,7 @@ from paprec_cli.search.state import SearchState
 
 RNG_SHARED_ORDER = 1
 RNG_HOLDOUT = 2
+RNG_SCREEN = 3
 
 
 class SearchProblem(Protocol):
@@ -54,8 +59,11 @@ class SearchProblem(Protocol):
     def shared_candidates(self, tokens: PromptTokens, slot: int) -> list[int]:
         """Up to k token ids for a shared slot, best first, never the current one."""
 
-    def evaluate_shared(self, tokens: PromptTokens, slot: int, candidates: Sequence[int]) -> np.ndarray:
-        """[C, U] per-user surrogate with `candidates[c]` in shared slot `slot`."""
+    def evaluate_shared(self, tokens: PromptTokens, slot: int, candidates: Sequence[int],
+                        users: np.ndarray | None = None) -> np.ndarray:
+        """[C, U] per-user surrogate with `candidates[c]` in shared slot `slot`; with `users` (a [U] bool mask)
+        only those users' columns are computed (the others are NaN). Called with `users` only when
+        `ScheduleConfig.shared_screen` is on."""
 
     def personal_candidates(self, tokens: PromptTokens, slot: int) -> np.ndarray:
         """[U, k] token ids per user for personal slot `slot`, best first."""
@@ -79,6 +87,8 @@ class ScheduleConfig:
     search_shared: bool = True
     #: a shared flip must improve the confirming users by more than this many standard errors (0: off)
     shared_z: float = 0.0
+    #: share of the choosing users that screens a slot's candidates before the rest are scored (0: off)
+    shared_screen: float = 0.0
 
 
 def overall(values: Sequence[float] | np.ndarray, weights: np.ndarray) -> float:
@@ -99,6 +109,18 @@ def holdout_mask(seed: int, n_users: int, share: float) -> np.ndarray:
     order = np.random.default_rng([seed, RNG_HOLDOUT]).permutation(n_users)
     mask = np.zeros(n_users, dtype=bool)
     mask[order[:n_held]] = True
+    return mask
+
+
+def screen_mask(seed: int, round_: int, choosing: np.ndarray, share: float) -> np.ndarray:
+    """[U] bool: a seeded `share` of the `choosing` users (at least 2 of them), the same for every slot of a
+    round; all False when screening is off or the sample would be all of them."""
+    pool = np.flatnonzero(choosing)
+    n = max(2, int(round(share * len(pool))))
+    mask = np.zeros(len(choosing), dtype=bool)
+    if share <= 0 or n >= len(pool):
+        return mask
+    mask[np.random.default_rng([seed, round_, RNG_SCREEN]).permutation(pool)[:n]] = True
     return mask
 
 
@@ -177,9 +199,15 @@ class Schedule:
         slot = shared_order(self.config.seed, state.round, layout.n_shared)[state.position_index]
         baseline = self.best(state)
         candidates = problem.shared_candidates(state.tokens, slot)
-        values = problem.evaluate_shared(state.tokens, slot, candidates) if candidates else np.zeros((0, 0))
-        means = [overall(row, problem.weights) for row in values]
         held = holdout_mask(self.config.seed, len(problem.users), self.config.holdout)
+        screen = screen_mask(self.config.seed, state.round, ~held, self.config.shared_screen)
+        screen_gains: list[float] | None = None
+        tried = list(candidates)
+        if candidates and screen.any():
+            candidates, values, screen_gains = self._screened(state, slot, candidates, screen)
+        else:
+            values = problem.evaluate_shared(state.tokens, slot, candidates) if candidates else np.zeros((0, 0))
+        means = [overall(row, problem.weights) for row in values]
         if held.any():  # choose on the other users; accept only if the held-out users improve as well
             current = np.asarray(state.user_values, dtype=np.float64)
             chosen_w, held_w = problem.weights * ~held, problem.weights * held
@@ -201,6 +229,10 @@ class Schedule:
             "candidates": [dict(self._token(t), surrogate=m) for t, m in zip(candidates, means, strict=True)],
             "baseline": baseline, "accepted": self._token(candidates[pick]) if accepted else None,
         }
+        if screen_gains is not None:
+            record["screened"] = {"users": int(screen.sum()),
+                                  "candidates": [dict(self._token(t), gain=g) for t, g in zip(tried, screen_gains,
+                                                                                               strict=True)]}
         if z is not None:
             record["paired_z"] = z if np.isfinite(z) else None
         if accepted:
@@ -214,6 +246,22 @@ class Schedule:
             state.position_index += 1
         record["surrogate"] = self.best(state)
         return record
+
+    def _screened(self, state: SearchState, slot: int, candidates: Sequence[int],
+                  screen: np.ndarray) -> tuple[list[int], np.ndarray, list[float]]:
+        """Early elimination: (the candidates whose weighted mean gain on the `screen` users is > 0, their
+        [C', U] values on all users, every candidate's gain on the screen), in the given order."""
+        problem = self.problem
+        first = problem.evaluate_shared(state.tokens, slot, candidates, users=screen)
+        weights = problem.weights * screen
+        current = overall(np.asarray(state.user_values, dtype=np.float64), weights)
+        gains = [overall(np.where(screen, row, 0.0), weights) - current for row in first]
+        keep = [c for c, gain in enumerate(gains) if gain > 0]
+        if not keep:
+            return [], np.zeros((0, len(problem.users))), gains
+        rest = problem.evaluate_shared(state.tokens, slot, [candidates[c] for c in keep], users=~screen)
+        values = np.where(screen[None, :], first[keep], rest)
+        return [int(candidates[c]) for c in keep], values, gains
 
     def _end_shared(self, state: SearchState, accepted: bool) -> None:
         state.last_shared_accepted = accepted
