@@ -139,10 +139,30 @@ def test_train_twice_keeps_the_first_model_and_resume_keeps_the_fingerprint(tiny
     code, _, err = _invoke("train", *TRAIN, "--name", "synthetic-tiny-atomic-2", "--home", root)
     line = _one_error(err)
     assert code == 2 and "--force to replace it" in line and "--resume synthetic-tiny-atomic-2" in line
-    for _ in range(2):  # a finished run re-saves identical weights: the fingerprint must not move
-        code, _, err = _invoke("train", "--resume", "synthetic-tiny-atomic-2", "--device", "cpu", "--home", root, "-q")
+    state = tiny_home.models / ".train-state" / "synthetic-tiny-atomic-2"
+
+    def files() -> dict[str, bytes]:
+        return {str(p): p.read_bytes() for folder in (second, state) for p in folder.rglob("*") if p.is_file()}
+
+    finished = files()
+    for _ in range(2):  # a resume with nothing to do writes nothing: training.json, weights, state byte for byte
+        code, out, err = _invoke("train", "--resume", "synthetic-tiny-atomic-2", "--device", "cpu", "--home", root,
+                                 "--json")
         assert code == 0, err
+        assert files() == finished
+        assert err.strip().splitlines() == ["Model 'synthetic-tiny-atomic-2' is finished (1 epochs, best 1); nothing "
+                                            "to do, nothing written (raise --epochs or --patience to train on)"]
+        result = json.loads(out.strip().splitlines()[-1])
+        record = json.loads((second / "training.json").read_text())
+        assert result["unchanged"] is True and result["test"] == record["test"] and result["seconds"] == \
+            record["seconds"]
         assert json.loads((second / "config.json").read_text())["weights_sha256"] == sha
+    assert not list(tiny_home.models.glob(".*.tmp")) and not list(tiny_home.models.glob(".*.old"))
+    code, out, err = _invoke("train", "--resume", "synthetic-tiny-atomic-2", "--epochs", "2", "--device", "cpu",
+                             "--home", root, "--json")  # work to do: it trains on and writes
+    assert code == 0, err
+    assert json.loads(out.strip().splitlines()[-1])["epochs"] == 2 and "unchanged" not in out
+    assert json.loads((second / "training.json").read_text())["epochs"] == 2
     assert {p.name: p.read_bytes() for p in first.iterdir()} == before
 
 

@@ -63,6 +63,7 @@ class TrainingResult(TypedDict, total=False):
     best_epoch: int
     stopped: str
     seconds: float
+    unchanged: bool  # `--resume` of a finished run: nothing trained, nothing written
 
 
 @dataclass
@@ -386,6 +387,33 @@ def claim_and_lock(options: TrainOptions, home: Home, out: Output, resume: bool,
     return dist.run_on_main(claim) if dist is not None else claim()
 
 
+def nothing_to_do(state: run_state.RunState, options: TrainOptions) -> bool:
+    """A finished run that `--resume` with `options` would not train further: every planned epoch is done, or
+    early stopping's patience is already spent (a run stopped by its time budget continues)."""
+    if not state.finished:
+        return False
+    recipe = options.recipe
+    return state.epoch >= recipe.epochs or state.epoch - state.best_epoch >= recipe.patience
+
+
+def finished_result(home: Home, options: TrainOptions) -> TrainingResult | None:
+    """The result of a finished run read back from its model's `training.json` (checked, as `models info`
+    reads it) when `--resume` has nothing to do; None when there is work left (or no `training.json`, as
+    after a crash before the final report, which then runs again). Reads only: a resume with nothing to do
+    writes nothing, so the model, its fingerprint and `training.json` stay byte for byte as they were."""
+    from paprec_cli.model.records import read_training
+
+    state = run_state.read_state(run_state.state_dir(home, options.name), options.name)
+    if not nothing_to_do(state, options):
+        return None
+    record = read_training(home.model_dir(options.name))
+    if not record:
+        return None
+    result: dict[str, Any] = {"model": str(home.model_dir(options.name)), "name": options.name, "unchanged": True}
+    result.update({key: record[key] for key in TrainingResult.__annotations__ if key in record and key not in result})
+    return cast(TrainingResult, result)
+
+
 def train(
     options: TrainOptions,
     home: Home,
@@ -407,10 +435,14 @@ def train(
     options = claim_and_lock(options, home, out, resume, dist, force=force, explicit_name=explicit_name)
     if device.startswith("cpu"):
         out.debug(f"CPU training with {cpu_threads(device)} thread(s) (OMP_NUM_THREADS sets it)")
+    if resume:
+        done = finished_result(home, options)
+        if done is not None:
+            out.info(f"Model '{options.name}' is finished ({done['epochs']} epochs, best {done['best_epoch']}); "
+                     f"nothing to do, nothing written (raise --epochs or --patience to train on)")
+            return done if dist is None or dist.is_main else {}
     torch.manual_seed(options.seed)
     session = open_session(options, home, out, registry, device, resume, dist)
-    if resume and session.state.epoch >= options.recipe.epochs and not options.time_budget:
-        out.info(f"Run '{options.name}' already finished {session.state.epoch} epochs; raise --epochs to continue.")
     say = out.info
     counts = session.training.family_counts(session.training.epoch(session.state.epoch + 1))
     say(f"Training {options.name}: {', '.join(f'{k} {v}' for k, v in counts.items())} pairs per epoch on {device}")
