@@ -13,7 +13,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -48,35 +47,6 @@ def _one_error(err: str) -> str:
     errors = [line for line in lines if line.startswith("Error: ")]
     assert len(errors) == 1 and lines[-1] == errors[0] and "Traceback" not in err, err
     return errors[0]
-
-
-@pytest.fixture
-def holder(tmp_path: Path) -> Iterator[object]:
-    """Start another process that holds a lock file (exclusive or shared) until the test ends."""
-    procs: list[subprocess.Popen[str]] = []
-
-    def hold(path: Path, shared: bool = False) -> int:
-        code = (
-            "import fcntl, os, sys, time\n"
-            f"fd = os.open({str(path)!r}, os.O_RDWR | os.O_CREAT)\n"
-            f"fcntl.flock(fd, fcntl.{'LOCK_SH' if shared else 'LOCK_EX'})\n"
-            "os.ftruncate(fd, 0); os.write(fd, f'process {os.getpid()} (paprec test)'.encode())\n"
-            "print('held', flush=True); time.sleep(120)\n"
-        )
-        proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
-        procs.append(proc)
-        assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
-        return proc.pid
-
-    def stop() -> None:
-        while procs:
-            proc = procs.pop()
-            proc.kill()
-            proc.wait()
-
-    hold.stop = stop  # type: ignore[attr-defined]
-    yield hold
-    stop()
 
 
 # -- 1. nothing destroyed without --force --------------------------------------------------------------

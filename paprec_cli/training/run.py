@@ -82,6 +82,7 @@ class TrainingSession:
     state: run_state.RunState
     validation: dict[str, list[Example]] = field(default_factory=dict)
     dist: DistContext | None = None  # torchrun ranks (rank 0 writes); None = one process
+    saved_epoch: int = 0  # the last epoch whose resume state is on disk (state.epoch runs ahead while saving)
 
     @property
     def is_main(self) -> bool:
@@ -135,7 +136,8 @@ def open_session(
             folder.mkdir(parents=True, exist_ok=True)
             bundle.codec.save(folder / "codec")
     bundle.model.to(device)
-    return TrainingSession(options, home, out, device, dataset, data, tasks, training, bundle, state, dist=dist)
+    return TrainingSession(options, home, out, device, dataset, data, tasks, training, bundle, state, dist=dist,
+                           saved_epoch=state.epoch)
 
 
 def training_inputs(options: TrainOptions) -> InputProtocol:
@@ -278,6 +280,7 @@ def _end_epoch(
     if session.is_main:  # every rank holds the same weights (DDP); rank 0 alone writes them
         # The resume state first: a failure (a full disk) between the two never leaves a model without it.
         run_state.save_state(session.state_dir, state, session.bundle.model, trainer.optimizer, improved)
+        session.saved_epoch = epoch
         if improved:
             _save_best(session)
     mark = " (best)" if improved else ""
@@ -448,11 +451,39 @@ def train(
     say(f"Training {options.name}: {', '.join(f'{k} {v}' for k, v in counts.items())} pairs per epoch on {device}")
     try:
         stopped = train_epochs(session, say)
-    except KeyboardInterrupt:
-        if session.state.epoch and session.is_main:
-            raise Interrupted(f"epochs 1-{session.state.epoch} are saved; continue with: paprec train --resume "
-                              f"{options.name}") from None
-        raise
-    if not session.is_main:  # the test report reads rank 0's files and needs no other rank
-        return {}
-    return final_report(session, stopped, time.perf_counter() - wall)
+        if not session.is_main:  # the test report reads rank 0's files and needs no other rank
+            return {}
+        return final_report(session, stopped, time.perf_counter() - wall)
+    except (KeyboardInterrupt, OSError) as exc:
+        raise stopped_early(session, exc, resume) from None
+
+
+def stopped_early(session: TrainingSession, exc: KeyboardInterrupt | OSError, resume: bool) -> BaseException:
+    """What a training run stopped by Ctrl-C / SIGTERM or an OS error (a full disk while saving) raises.
+
+    With an epoch's resume state on disk: `Interrupted` (exit 130) or a `PaprecError` (exit 2) that says which
+    epochs are saved and gives `paprec train --resume NAME`. Without one (stopped in the first epoch, or its
+    checkpoint could not be written): the fresh run's state folder (its codec alone) is removed, so no
+    half-started model is left and the same command starts afresh; the error is returned as it came (an
+    `OSError` names the path and the fix at the error boundary)."""
+    from paprec_cli.errors import os_error_message
+
+    name, saved = session.options.name, session.saved_epoch
+    if not session.is_main:
+        return exc
+    if saved:
+        report = "" if session.state.finished else " (the test report is not written yet)"
+        hint = f"epochs 1-{saved} are saved{report}; continue with: paprec train --resume {name}"
+        if isinstance(exc, KeyboardInterrupt):
+            return Interrupted(hint)
+        problem = os_error_message(exc).split("; ")[0]
+        return PaprecError(f"{problem}; epochs 1-{saved} are saved{report}: free some space (or fix the folder's "
+                           f"permissions), then continue with: paprec train --resume {name}")
+    if not resume:
+        import shutil
+
+        shutil.rmtree(session.state_dir, ignore_errors=True)
+    if isinstance(exc, KeyboardInterrupt):
+        return Interrupted(f"no epoch was finished, nothing is saved; run the same command again to start {name} "
+                           f"afresh")
+    return exc
