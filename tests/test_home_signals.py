@@ -329,3 +329,144 @@ def test_full_disk_saving_the_model_after_its_checkpoint_says_how_to_resume(
     code, _, err = invoke("train", "--resume", "m", "--device", "cpu", "--home", str(train_home), "-q")
     assert code == 0, err
     _trained_ok(train_home, "m", 1)
+
+
+# -- examples of the issue that had no end-to-end test -----------------------------------------------------
+def _polars_full_disk(*args: object, **kwargs: object) -> None:
+    """polars reports ENOSPC as its own error type, with the OS error number in the text."""
+    raise pl.exceptions.ComputeError("parquet: I/O error: No space left on device (os error 28)")
+
+
+def test_full_disk_during_import_is_one_line_and_keeps_the_old_import(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tmp_path / "home"
+    base = ["data", "import", "synthetic", "--home", str(root), "-q", "-o", "users=30", "-o", "items=40"]
+    code, _, err = invoke(*base)
+    assert code == 0, err
+    folder = root / "data" / "synthetic"
+    before = files(folder)
+    with monkeypatch.context() as patch:
+        patch.setattr(pl.DataFrame, "write_parquet", _polars_full_disk)
+        code, stdout, err = invoke(*base, "--seed", "4", "--force", "--json")
+    line = last_line(err)
+    assert code == 2 and line == (f"Error: {folder}: no space left on the device; free some space or point --home "
+                                  "(or the output) elsewhere, then run the command again")
+    assert last_json(stdout)["exit_code"] == 2
+    assert files(folder) == before and leftovers(root) == []
+    code, _, err = invoke(*base, "--seed", "4", "--force")
+    assert code == 0, err
+
+
+def test_full_disk_during_export_is_one_line_and_writes_nothing(tiny_home: Home, searched: Path, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "out" / "prompts.parquet"
+    with monkeypatch.context() as patch:
+        patch.setattr(pl.DataFrame, "write_parquet", _polars_full_disk)
+        code, _, err = invoke("export-prompts", str(searched), "-o", str(out), "--home", str(tiny_home.root))
+    line = last_line(err)
+    assert code == 2 and line.startswith(f"Error: {out}: no space left on the device; free some space")
+    assert list(out.parent.iterdir()) == []
+
+
+def test_full_disk_during_search_is_one_line_and_the_resume_finishes(tiny_home: Home, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """ENOSPC when the search writes its state after a step: one line naming the file, exit 2, the saved
+    trajectory and state stay consistent, and `search --resume` then finishes the run."""
+    run = tmp_path / "run"
+    real_write = Path.write_text
+    calls = {"n": 0}
+
+    def full_write(self: Path, *args: Any, **kwargs: Any) -> int:
+        if self.name == "state.json" and str(self).startswith(str(run)):
+            calls["n"] += 1
+            if calls["n"] == 2:  # the state after the first step; a failed write() names no file
+                raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(self, *args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Path, "write_text", full_write)
+        code, _, err = invoke(*SEARCH, "--home", str(tiny_home.root), "--run-dir", str(run))
+    line = last_line(err)
+    assert calls["n"] >= 2, "the fault was never injected: the state is written another way"
+    assert code == 2 and line.startswith(f"Error: {run / 'state.json'}: no space left on the device"), err
+    assert not (run / "prompts.json").exists() and leftovers(run) == []
+    code, _, err = invoke("search", "--resume", str(run), "--device", "cpu", "--home", str(tiny_home.root), "-q")
+    assert code == 0, err
+    assert (run / "prompts.json").is_file()
+
+
+def test_unwritable_platform_data_folder_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No --home and no PAPREC_HOME: the platform's data folder is used; when it cannot be made (a file
+    sits where a folder belongs) the command says so in one line naming the path and --home / PAPREC_HOME."""
+    import platformdirs
+
+    blocker = tmp_path / "share"
+    blocker.write_text("a file, not a folder")
+    monkeypatch.delenv("PAPREC_HOME", raising=False)
+    monkeypatch.setattr(platformdirs, "user_data_dir", lambda *a, **k: str(blocker / "paprec"))
+    code, stdout, err = invoke("data", "import", "synthetic", "-o", "users=20", "--json")
+    line = last_line(err)
+    assert code == 2 and line.startswith(f"Error: {blocker / 'paprec'}") and "--home / PAPREC_HOME" in line, line
+    assert last_json(stdout)["exit_code"] == 2 and blocker.read_text() == "a file, not a folder"
+
+
+def test_non_utf8_allow_list_is_one_line_naming_file_and_line(tiny_home: Home, tmp_path: Path) -> None:
+    allow = tmp_path / "allow.txt"
+    allow.write_bytes("tent\ncaf\xe9\n".encode("latin-1"))
+    run = tmp_path / "run"
+    code, _, err = invoke(*SEARCH, "--home", str(tiny_home.root), "--allow-list", str(allow), "--run-dir", str(run))
+    line = last_line(err)
+    assert code == 2 and line.startswith(f"Error: {allow}:2") and "utf-8" in line.lower(), line
+    assert not run.exists()
+
+
+def test_raw_user_id_with_markup_end_to_end(tmp_path: Path) -> None:
+    """A raw user id such as `[/x]` crashed `recommend` on rich markup, even with `--json`: now it is printed
+    literally in the table and the JSON object."""
+    from paprec_cli.data.store import load_dataset
+    from paprec_cli.model import build_codec, create_model, save_model
+    from paprec_cli.plugins import load_registry
+
+    source = tmp_path / "ratings.csv"
+    rows = [f"{user},i{(u * 3 + k) % 12},{k}" for u, user in enumerate(["[/x]", "[bold]b", "c", "d"])
+            for k in range(6)]
+    source.write_text("user,item,timestamp\n" + "\n".join(rows) + "\n")
+    root = tmp_path / "home"
+    code, _, err = invoke("data", "import", "csv", "--from", str(source), "--home", str(root), "-q")
+    assert code == 0, err
+    home = Home.resolve(root)
+    dataset = load_dataset(home, "csv")
+    texts = [t.source for entry in load_registry().tasks.values() for t in entry.spec.templates]
+    codec = build_codec(dataset, "atomic", texts, vocab_size=300)
+    bundle = create_model({"d_model": 32, "num_layers": 1, "num_heads": 2, "d_ff": 64}, codec, seed=0)
+    save_model(bundle, home.model_dir("csv-tiny-atomic"))
+    base = ["recommend", "--dataset", "csv", "--user", "[/x]", "-k", "3", "--device", "cpu", "--home", str(root)]
+    code, out, err = invoke(*base, "--json")
+    assert code == 0, err
+    assert last_json(out)["user"] == "[/x]"
+    code, out, err = invoke(*base)
+    assert code == 0 and "Traceback" not in err and "[/x]" in out, err
+
+
+def test_read_only_home_import_by_fault_injection(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A read-only home, simulated (root ignores chmod, so `test_read_only_home_is_one_line` skips as root):
+    every folder made under the home raises EROFS. One line naming the path and the fix, exit 2, nothing
+    written; the same import into a writable home works."""
+    root = tmp_path / "ro"
+    root.mkdir()
+    real_mkdir = os.mkdir
+
+    def read_only(path: Any, *args: Any, **kwargs: Any) -> None:
+        if str(path).startswith(str(root)):
+            raise OSError(errno.EROFS, "Read-only file system", str(path))
+        real_mkdir(path, *args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "mkdir", read_only)
+        code, _, err = invoke("data", "import", "synthetic", "--home", str(root), "-o", "users=20")
+    line = last_line(err)
+    assert code == 2 and line.startswith(f"Error: {root}") and "read-only file system; choose a writable --home" \
+        in line, line
+    assert list(root.iterdir()) == []
+    code, _, err = invoke("data", "import", "synthetic", "--home", str(root), "-o", "users=20", "-q")
+    assert code == 0, err
