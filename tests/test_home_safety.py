@@ -72,6 +72,24 @@ def test_safetensors_bytes_do_not_depend_on_metadata_order(tmp_path: Path) -> No
     assert header_len % 8 == 0
 
 
+def test_nothing_to_do_says_what_to_raise() -> None:
+    from dataclasses import replace
+
+    from paprec_cli.training.run import nothing_to_do
+    from paprec_cli.training.setup import new_options
+    from paprec_cli.training.state import RunState
+
+    opts = new_options(dataset="d", tasks=[], size="tiny", ids="atomic", name=None, seed=0, time_budget=None,
+                       init=None, overrides={"epochs": 10, "patience": 2})
+    assert nothing_to_do(RunState(opts, epoch=10, best_epoch=10, finished=True), opts) == "raise --epochs to train on"
+    early = RunState(opts, epoch=6, best_epoch=4, finished=True)  # stopped early: --epochs 20 alone does not help
+    longer = replace(opts, recipe=replace(opts.recipe, epochs=20))
+    assert "raise --patience" in str(nothing_to_do(early, longer))
+    assert nothing_to_do(early, replace(opts, recipe=replace(opts.recipe, patience=5))) is None
+    assert nothing_to_do(RunState(opts, epoch=3, best_epoch=3, finished=True), opts) is None  # budget-stopped
+    assert nothing_to_do(RunState(opts, epoch=10, best_epoch=10, finished=False), opts) is None  # no report yet
+
+
 def test_claim_model_name(tmp_path: Path) -> None:
     from paprec_cli.errors import PaprecError
     from paprec_cli.training.recipe import TrainOptions  # noqa: F401 (the type new_options returns)
@@ -121,11 +139,11 @@ def test_train_twice_keeps_the_first_model_and_resume_keeps_the_fingerprint(tiny
         assert code == 0, err
         assert files() == finished
         assert err.strip().splitlines() == ["Model 'synthetic-tiny-atomic-2' is finished (1 epochs, best 1); nothing "
-                                            "to do, nothing written (raise --epochs or --patience to train on)"]
+                                            "to do, nothing written (raise --epochs to train on)"]
         result = json.loads(out.strip().splitlines()[-1])
         record = json.loads((second / "training.json").read_text())
-        assert result["unchanged"] is True and result["test"] == record["test"] and result["seconds"] == \
-            record["seconds"]
+        assert result["unchanged"] == "raise --epochs to train on"
+        assert result["test"] == record["test"] and result["seconds"] == record["seconds"]
         assert json.loads((second / "config.json").read_text())["weights_sha256"] == sha
     assert not list(tiny_home.models.glob(".*.tmp")) and not list(tiny_home.models.glob(".*.old"))
     code, out, err = _invoke("train", "--resume", "synthetic-tiny-atomic-2", "--epochs", "2", "--device", "cpu",

@@ -63,7 +63,7 @@ class TrainingResult(TypedDict, total=False):
     best_epoch: int
     stopped: str
     seconds: float
-    unchanged: bool  # `--resume` of a finished run: nothing trained, nothing written
+    unchanged: str  # `--resume` of a finished run: nothing trained or written; what to raise to train on
 
 
 @dataclass
@@ -390,13 +390,19 @@ def claim_and_lock(options: TrainOptions, home: Home, out: Output, resume: bool,
     return dist.run_on_main(claim) if dist is not None else claim()
 
 
-def nothing_to_do(state: run_state.RunState, options: TrainOptions) -> bool:
-    """A finished run that `--resume` with `options` would not train further: every planned epoch is done, or
-    early stopping's patience is already spent (a run stopped by its time budget continues)."""
+def nothing_to_do(state: run_state.RunState, options: TrainOptions) -> str | None:
+    """Why a finished run that `--resume` with `options` would not train further (what to raise to go on):
+    every planned epoch is done, or early stopping's patience is already spent; None when there is work (a
+    run stopped by its time budget continues)."""
     if not state.finished:
-        return False
+        return None
     recipe = options.recipe
-    return state.epoch >= recipe.epochs or state.epoch - state.best_epoch >= recipe.patience
+    if state.epoch >= recipe.epochs:
+        return "raise --epochs to train on"
+    if state.epoch - state.best_epoch >= recipe.patience:
+        return (f"early stopping's patience ({recipe.patience} epochs without a better validation) is spent; "
+                "raise --patience to train on")
+    return None
 
 
 def finished_result(home: Home, options: TrainOptions) -> TrainingResult | None:
@@ -407,12 +413,13 @@ def finished_result(home: Home, options: TrainOptions) -> TrainingResult | None:
     from paprec_cli.model.records import read_training
 
     state = run_state.read_state(run_state.state_dir(home, options.name), options.name)
-    if not nothing_to_do(state, options):
+    why = nothing_to_do(state, options)
+    if why is None:
         return None
     record = read_training(home.model_dir(options.name))
     if not record:
         return None
-    result: dict[str, Any] = {"model": str(home.model_dir(options.name)), "name": options.name, "unchanged": True}
+    result: dict[str, Any] = {"model": str(home.model_dir(options.name)), "name": options.name, "unchanged": why}
     result.update({key: record[key] for key in TrainingResult.__annotations__ if key in record and key not in result})
     return cast(TrainingResult, result)
 
@@ -442,7 +449,7 @@ def train(
         done = finished_result(home, options)
         if done is not None:
             out.info(f"Model '{options.name}' is finished ({done['epochs']} epochs, best {done['best_epoch']}); "
-                     f"nothing to do, nothing written (raise --epochs or --patience to train on)")
+                     f"nothing to do, nothing written ({done['unchanged']})")
             return done if dist is None or dist.is_main else {}
     torch.manual_seed(options.seed)
     session = open_session(options, home, out, registry, device, resume, dist)
