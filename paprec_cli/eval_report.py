@@ -86,8 +86,23 @@ def evaluate_source(source: str | Path, home: Home, registry: Registry, model: s
     results, details = evaluate_prompts(bound.bundle, task, data, bound.doc, parts=PARTS, batch_size=batch,
                                         device=dist.device, recommender=rec, dist=dist, references=tokens)
     decoded: dict[str, object] = {"name": decoding, **(rec.p5_counts if decoding == "p5" else {})}
+    warning = p5_warning(rec.p5_counts) if decoding == "p5" else None
+    if warning is not None:
+        info(warning)
+        decoded["warning"] = warning
     reports: dict[str, dict[str, object]] = {name: dict(ref.report) for name, ref in refs.items()}
     return Evaluated(bound, task, data, results, details, decoded, reports)
+
+
+def p5_warning(counts: dict[str, int]) -> str | None:
+    """The warning of `--decoding p5` when every generated sequence was dropped (none is an item id of the
+    dataset): every ranking metric is then 0 by construction, not a measurement of the prompts. None else."""
+    generated, dropped = int(counts.get("generated", 0)), int(counts.get("dropped", 0))
+    if generated == 0 or dropped < generated:
+        return None
+    return (f"warning: --decoding p5 dropped all {generated} generated sequences (none is an item id of the "
+            f"dataset), so every ranking metric is 0; check that the checkpoint was trained on this dataset "
+            f"with its indexing, or use --decoding paprec")
 
 
 def protocol_of(bound: BoundPrompts, task: TaskSpec, data: TaskData, test_examples: list[Example]) -> dict[str, object]:

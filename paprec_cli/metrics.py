@@ -76,10 +76,11 @@ def target_ranks(ranked: ArrayLike, targets: ArrayLike) -> np.ndarray:
 
 
 def _check_k(ranked: np.ndarray, k: int) -> None:
+    """k must be positive. A list shorter than k is read whole: rankers list every candidate, so a shorter
+    list means the catalogue has fewer than k items, and HR@k / NDCG@k with k >= the number of items is
+    "the target is in the list" / its gain at its rank (a dataset of 8 items has a defined HR@10)."""
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
-    if ranked.shape[0] and ranked.shape[1] < k:
-        raise ValueError(f"ranked lists have {ranked.shape[1]} items; @{k} metrics need at least {k}")
 
 
 def hits_at_k(ranked: ArrayLike, targets: ArrayLike, k: int) -> np.ndarray:
@@ -112,7 +113,8 @@ def ndcg_at_k(ranked: ArrayLike, targets: ArrayLike, k: int) -> float:
 
 
 def ranking_metrics(ranked: ArrayLike, targets: ArrayLike) -> dict[str, float]:
-    """HR@1/5/10 and NDCG@5/10 from ranked lists [N, K >= 10] (best first) and targets [N]."""
+    """HR@1/5/10 and NDCG@5/10 from ranked lists [N, K] (best first; K < 10 only when there are fewer than
+    10 items: the whole list then counts, see `_check_k`) and targets [N]."""
     ranked_np, targets_np = _ranked_and_targets(ranked, targets)
     _check_k(ranked_np, 10)
     return {

@@ -56,7 +56,9 @@ class Home:
 def atomic_path(target: Path) -> Iterator[Path]:
     """Yield a temporary sibling path; rename it onto `target` only if the block succeeds.
 
-    Works for files and folders alike (an existing folder at `target` is replaced).
+    Works for files and folders alike (an existing folder at `target` is replaced). The temporary folder is
+    removed however the block ends; an OS error names `target`, and Ctrl-C or SIGTERM (KeyboardInterrupt)
+    becomes `errors.Interrupted` saying that nothing was written to `target` (exit 130).
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -65,6 +67,12 @@ def atomic_path(target: Path) -> Iterator[Path]:
     try:
         try:
             yield staged
+        except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM mid-write: the target is untouched; say so
+            from paprec_cli.errors import Interrupted
+
+            if isinstance(exc, Interrupted):
+                raise
+            raise Interrupted(f"nothing was written to {target} (it is as it was); run the command again") from None
         except OSError as exc:
             if exc.filename is None:  # a failed write() names no file: name the output being written
                 raise OSError(exc.errno, exc.strerror or str(exc), str(target)) from exc

@@ -51,7 +51,7 @@ class ItemRow(TypedDict, total=False):
     attributes: list[str]
 
 
-class Answer(TypedDict):
+class _AnswerCore(TypedDict):
     """One user's answer: the object `paprec recommend --user U --json` prints."""
 
     user: str
@@ -63,6 +63,14 @@ class Answer(TypedDict):
     prompt: dict[str, object]
     prompt_text: str
     items: list[ItemRow]
+
+
+class Answer(_AnswerCore, total=False):
+    """One user's answer; with `--decoding p5` also `decoding`: `{"name": "p5", "generated": sequences
+    generated for this user, "dropped": those that were not an item id of the dataset (or repeated one),
+    "short": fewer than k items survived}`."""
+
+    decoding: dict[str, object]
 
 
 @dataclass
@@ -348,13 +356,19 @@ def serve_share(serving: Serving, recommender: Recommender, users: list[int], k:
     answers: list[Answer] = []
     for start in range(0, len(users), batch_size):
         part = slice(start, start + batch_size)
+        seen = len(recommender.p5_rows)
         ranked = top_items_batch(recommender, codec, [p.prompt for p in prepared[part]], k, excludes[part])
+        counts = recommender.p5_rows[seen:]  # --decoding p5: one (generated, dropped) per prompt of this batch
         rows = item_rows_many(data, ranked)
-        for user, prep, items in zip(users[part], prepared[part], rows, strict=True):
+        for i, (user, prep, items) in enumerate(zip(users[part], prepared[part], rows, strict=True)):
             prompt: dict[str, object] = {"mode": prep.mode, "text": prep.text, **codec.model_input(prep.prompt),
                       "inputs": serving.inputs.name}
-            answers.append({"user": raw[user], "user_idx": user, "dataset": data.name, "task": serving.task.name,
-                            "prompt": prompt, "prompt_text": prep.text, "items": items})
+            answer: Answer = {"user": raw[user], "user_idx": user, "dataset": data.name, "task": serving.task.name,
+                              "prompt": prompt, "prompt_text": prep.text, "items": items}
+            if serving.decoding == "p5" and i < len(counts):
+                answer["decoding"] = {"name": "p5", "generated": counts[i][0], "dropped": counts[i][1],
+                                      "short": len(items) < k}
+            answers.append(answer)
     return answers
 
 
@@ -382,7 +396,22 @@ def write_answers(answers: Sequence[Answer], output: Path | None) -> dict[str, o
     for answer in answers:
         mode = str(answer["prompt"]["mode"])
         modes[mode] = modes.get(mode, 0) + 1
-    return {"output": str(output), "users": len(answers), "prompts": modes}
+    summary: dict[str, object] = {"output": str(output), "users": len(answers), "prompts": modes}
+    decoded = decoding_totals(answers)
+    if decoded is not None:
+        summary["decoding"] = decoded
+    return summary
+
+
+def decoding_totals(answers: Sequence[Answer]) -> dict[str, object] | None:
+    """`--decoding p5` over all answers: sequences generated and dropped, and how many users got fewer than
+    k items (`{"name": "p5", "generated", "dropped", "short_users"}`); None for paprec's decoding."""
+    counted = [a["decoding"] for a in answers if "decoding" in a]
+    if not counted:
+        return None
+    return {"name": "p5", "generated": sum(int(str(c["generated"])) for c in counted),
+            "dropped": sum(int(str(c["dropped"])) for c in counted),
+            "short_users": sum(1 for c in counted if c["short"])}
 
 
 def recommend(request: Request, home: Home, registry: Registry, dist: DistContext,

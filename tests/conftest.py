@@ -4,6 +4,9 @@ a CLI runner. Helpers that are not fixtures live in helpers.py."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 # Tests run tiny models, where a second intra-op thread only adds wake-up stalls (7 ms instead of 20 us per
@@ -65,3 +68,32 @@ def tiny_home(tmp_path_factory: pytest.TempPathFactory) -> Home:
     from helpers import make_home
 
     return make_home(tmp_path_factory.mktemp("home"))
+
+
+@pytest.fixture
+def holder() -> Iterator[object]:
+    """Start another process that holds a lock file (exclusive or shared) until the test ends."""
+    procs: list[subprocess.Popen[str]] = []
+
+    def hold(path: Path, shared: bool = False) -> int:
+        code = (
+            "import fcntl, os, sys, time\n"
+            f"fd = os.open({str(path)!r}, os.O_RDWR | os.O_CREAT)\n"
+            f"fcntl.flock(fd, fcntl.{'LOCK_SH' if shared else 'LOCK_EX'})\n"
+            "os.ftruncate(fd, 0); os.write(fd, f'process {os.getpid()} (paprec test)'.encode())\n"
+            "print('held', flush=True); time.sleep(120)\n"
+        )
+        proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+        procs.append(proc)
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
+        return proc.pid
+
+    def stop() -> None:
+        while procs:
+            proc = procs.pop()
+            proc.kill()
+            proc.wait()
+
+    hold.stop = stop  # type: ignore[attr-defined]
+    yield hold
+    stop()

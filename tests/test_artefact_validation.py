@@ -347,16 +347,91 @@ def test_truncated_dataset_parquet(home: Home, table: str) -> None:
 
 
 @pytest.mark.parametrize("table", ["users", "extra_truth"])
-def test_every_dataset_table_is_read_through_the_checked_reader(home: Home, table: str) -> None:
+def test_every_dataset_table_is_checked_when_the_dataset_loads(home: Home, table: str) -> None:
     from paprec_cli.data.store import load_dataset
     from paprec_cli.errors import PaprecError
 
     path = home.dataset_dir("synthetic") / f"{table}.parquet"
     truncate(path)
+    with pytest.raises(PaprecError, match="not a readable Parquet file, truncated or damaged") as info:
+        load_dataset(home, "synthetic")  # the footers are checked on load, before any work
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_table_damaged_after_its_footer_is_still_one_line(home: Home) -> None:
+    """The footer check passes a file whose data pages are damaged; reading the table then still gives the
+    one-line error naming the file (never a traceback)."""
+    import polars as pl
+
+    from paprec_cli.data.store import load_dataset
+    from paprec_cli.errors import PaprecError
+
+    path = home.dataset_dir("synthetic") / "users.parquet"
+    data = bytearray(path.read_bytes())
+    footer = int.from_bytes(data[-8:-4], "little") + 8
+    for i in range(4, len(data) - footer):  # the data pages: between the magic and the footer
+        data[i] = 0xFF
+    path.write_bytes(bytes(data))
+    pl.read_parquet_schema(path)  # the footer still reads
     dataset = load_dataset(home, "synthetic")
     with pytest.raises(PaprecError, match="not a readable Parquet file, truncated or damaged") as info:
-        _ = dataset.users if table == "users" else dataset.extra("truth")
+        _ = dataset.users
     assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("table", ["interactions", "items", "users", "extra_truth"])
+def test_data_list_shows_a_truncated_table_as_broken_and_lists_the_rest(home: Home, table: str) -> None:
+    """#16 review: `data list` read only the manifest, so a truncated Parquet table showed the dataset as ok.
+    Now each table's footer is read: the import is listed as broken (its counts kept), the others as ok,
+    nothing is written; a command that loads it is one line naming the file and the re-import fix."""
+    code, _, err = invoke("data", "import", "synthetic", "--name", "good", "-o", "users=20", "-o", "items=30",
+                          "--home", str(home.root), "-q")
+    assert code == 0, err
+    path = home.dataset_dir("synthetic") / f"{table}.parquet"
+    truncate(path)
+    before = snapshot(home.root)
+    code, out, err = invoke("data", "list", "--home", str(home.root), "--json")
+    assert code == 0, err
+    imported = {d["name"]: d for d in last_json(out)["imported"]}
+    assert set(imported) == {"synthetic", "good"}
+    broken = imported["synthetic"]["broken"]
+    assert broken.startswith(f"{path}: not a readable Parquet file, truncated or damaged") and "\n" not in broken
+    assert "re-import dataset 'synthetic' with `paprec data import ... --force`" in broken
+    assert imported["synthetic"]["users"] == 40  # the manifest's counts are still shown
+    assert "broken" not in imported["good"]
+    assert "broken import 'synthetic'" in err
+    code, out, err = invoke("data", "list", "--home", str(home.root))  # the table marks it too
+    assert code == 0 and out.count("(broken)") == 1, out  # the one broken import of the two
+    assert snapshot(home.root) == before
+    for args in (("data", "info", "synthetic"), RECOMMEND, ("train", "--dataset", "synthetic", "--device", "cpu")):
+        line = fails_cleanly(home, *args)
+        assert line.startswith(f"Error: {path}: not a readable Parquet file") and "--force" in line, line
+
+
+def test_data_list_table_missing_a_column_is_broken(home: Home) -> None:
+    import polars as pl
+
+    path = home.dataset_dir("synthetic") / "items.parquet"
+    pl.read_parquet(path).drop("item").write_parquet(path)
+    code, out, err = invoke("data", "list", "--home", str(home.root), "--json")
+    assert code == 0, err
+    broken = last_json(out)["imported"][0]["broken"]
+    assert broken.startswith(f"{path}: missing column(s) item; re-import dataset 'synthetic'")
+
+
+def test_reimport_with_force_repairs_a_broken_dataset(home: Home) -> None:
+    path = home.dataset_dir("synthetic") / "interactions.parquet"
+    truncate(path)
+    manifest = json.loads((home.dataset_dir("synthetic") / "manifest.json").read_text())
+    args = ["data", "import", "synthetic", "--home", str(home.root), "-q",
+            *[x for k, v in manifest["options"].items() for x in ("-o", f"{k}={v}")]]
+    code, _, err = invoke(*args, "--force")
+    assert code == 0, err
+    code, out, _ = invoke("data", "list", "--home", str(home.root), "--json")
+    entry = last_json(out)["imported"][0]
+    assert "broken" not in entry and entry["users"] == 40
+    assert json.loads((home.dataset_dir("synthetic") / "manifest.json").read_text())["fingerprint"] == \
+        manifest["fingerprint"]  # the same data back: the model and run made on it match again
 
 
 def test_dataset_parquet_missing_a_column(home: Home) -> None:

@@ -174,3 +174,21 @@ def test_amazon_folder_without_known_files(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(PaprecError, match="no sequential_data.txt .* or reviews_Beauty_5.json.gz"):
         BEAUTY.load(tmp_path / "empty", ImportOptions())
+
+
+def test_mcauley_html_entities_in_titles_and_attributes_are_decoded(tmp_path: Path) -> None:
+    """McAuley's metadata keeps HTML entities; kept raw, `&amp;` became the attribute word "amp". Decoded at
+    import with `html.unescape` (a two-line meta file)."""
+    folder = tmp_path / "raw"
+    write_reviews(folder / "reviews_Beauty_5.json.gz", core_rows())
+    meta = ['{"asin": "A0", "title": "Salt &amp; Pepper &quot;Scrub&quot;", "brand": "L&#39;Or&eacute;al", '
+            '"categories": [["Beauty", "Bath &amp; Body", "Scrubs"]]}',
+            "{'asin': 'A1', 'title': 'Plain & simple', 'brand': 'Acme', 'categories': [['Beauty', 'Skin Care']]}"]
+    with gzip.open(folder / "meta_Beauty.json.gz", "wt") as fh:
+        fh.write("\n".join(meta) + "\n")
+    raw = BEAUTY.load(folder, ImportOptions())
+    rows = {r["item"]: r for r in raw.items.iter_rows(named=True)}
+    assert rows["A0"]["title"] == 'Salt & Pepper "Scrub"'
+    assert rows["A0"]["attributes"] == ["L'Oréal", "Bath & Body", "Scrubs"]
+    assert rows["A1"]["title"] == "Plain & simple" and rows["A1"]["attributes"] == ["Acme", "Skin Care"]
+    assert not any("&" in word and ";" in word for r in rows.values() for word in r["attributes"])

@@ -13,7 +13,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -50,35 +49,6 @@ def _one_error(err: str) -> str:
     return errors[0]
 
 
-@pytest.fixture
-def holder(tmp_path: Path) -> Iterator[object]:
-    """Start another process that holds a lock file (exclusive or shared) until the test ends."""
-    procs: list[subprocess.Popen[str]] = []
-
-    def hold(path: Path, shared: bool = False) -> int:
-        code = (
-            "import fcntl, os, sys, time\n"
-            f"fd = os.open({str(path)!r}, os.O_RDWR | os.O_CREAT)\n"
-            f"fcntl.flock(fd, fcntl.{'LOCK_SH' if shared else 'LOCK_EX'})\n"
-            "os.ftruncate(fd, 0); os.write(fd, f'process {os.getpid()} (paprec test)'.encode())\n"
-            "print('held', flush=True); time.sleep(120)\n"
-        )
-        proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
-        procs.append(proc)
-        assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
-        return proc.pid
-
-    def stop() -> None:
-        while procs:
-            proc = procs.pop()
-            proc.kill()
-            proc.wait()
-
-    hold.stop = stop  # type: ignore[attr-defined]
-    yield hold
-    stop()
-
-
 # -- 1. nothing destroyed without --force --------------------------------------------------------------
 def test_safetensors_bytes_do_not_depend_on_metadata_order(tmp_path: Path) -> None:
     """safetensors wrote `__metadata__` in hash-map order: identical weights, a different sha256 about half the
@@ -100,6 +70,24 @@ def test_safetensors_bytes_do_not_depend_on_metadata_order(tmp_path: Path) -> No
     assert torch.equal(loaded["b.weight"], state["b.weight"]) and torch.equal(loaded["a.bias"], state["a.bias"])
     header_len = int.from_bytes((tmp_path / "w0.safetensors").read_bytes()[:8], "little")
     assert header_len % 8 == 0
+
+
+def test_nothing_to_do_says_what_to_raise() -> None:
+    from dataclasses import replace
+
+    from paprec_cli.training.run import nothing_to_do
+    from paprec_cli.training.setup import new_options
+    from paprec_cli.training.state import RunState
+
+    opts = new_options(dataset="d", tasks=[], size="tiny", ids="atomic", name=None, seed=0, time_budget=None,
+                       init=None, overrides={"epochs": 10, "patience": 2})
+    assert nothing_to_do(RunState(opts, epoch=10, best_epoch=10, finished=True), opts) == "raise --epochs to train on"
+    early = RunState(opts, epoch=6, best_epoch=4, finished=True)  # stopped early: --epochs 20 alone does not help
+    longer = replace(opts, recipe=replace(opts.recipe, epochs=20))
+    assert "raise --patience" in str(nothing_to_do(early, longer))
+    assert nothing_to_do(early, replace(opts, recipe=replace(opts.recipe, patience=5))) is None
+    assert nothing_to_do(RunState(opts, epoch=3, best_epoch=3, finished=True), opts) is None  # budget-stopped
+    assert nothing_to_do(RunState(opts, epoch=10, best_epoch=10, finished=False), opts) is None  # no report yet
 
 
 def test_claim_model_name(tmp_path: Path) -> None:
@@ -139,10 +127,30 @@ def test_train_twice_keeps_the_first_model_and_resume_keeps_the_fingerprint(tiny
     code, _, err = _invoke("train", *TRAIN, "--name", "synthetic-tiny-atomic-2", "--home", root)
     line = _one_error(err)
     assert code == 2 and "--force to replace it" in line and "--resume synthetic-tiny-atomic-2" in line
-    for _ in range(2):  # a finished run re-saves identical weights: the fingerprint must not move
-        code, _, err = _invoke("train", "--resume", "synthetic-tiny-atomic-2", "--device", "cpu", "--home", root, "-q")
+    state = tiny_home.models / ".train-state" / "synthetic-tiny-atomic-2"
+
+    def files() -> dict[str, bytes]:
+        return {str(p): p.read_bytes() for folder in (second, state) for p in folder.rglob("*") if p.is_file()}
+
+    finished = files()
+    for _ in range(2):  # a resume with nothing to do writes nothing: training.json, weights, state byte for byte
+        code, out, err = _invoke("train", "--resume", "synthetic-tiny-atomic-2", "--device", "cpu", "--home", root,
+                                 "--json")
         assert code == 0, err
+        assert files() == finished
+        assert err.strip().splitlines() == ["Model 'synthetic-tiny-atomic-2' is finished (1 epochs, best 1); nothing "
+                                            "to do, nothing written (raise --epochs to train on)"]
+        result = json.loads(out.strip().splitlines()[-1])
+        record = json.loads((second / "training.json").read_text())
+        assert result["unchanged"] == "raise --epochs to train on"
+        assert result["test"] == record["test"] and result["seconds"] == record["seconds"]
         assert json.loads((second / "config.json").read_text())["weights_sha256"] == sha
+    assert not list(tiny_home.models.glob(".*.tmp")) and not list(tiny_home.models.glob(".*.old"))
+    code, out, err = _invoke("train", "--resume", "synthetic-tiny-atomic-2", "--epochs", "2", "--device", "cpu",
+                             "--home", root, "--json")  # work to do: it trains on and writes
+    assert code == 0, err
+    assert json.loads(out.strip().splitlines()[-1])["epochs"] == 2 and "unchanged" not in out
+    assert json.loads((second / "training.json").read_text())["epochs"] == 2
     assert {p.name: p.read_bytes() for p in first.iterdir()} == before
 
 

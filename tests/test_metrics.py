@@ -38,8 +38,14 @@ def test_torch_inputs_and_errors() -> None:
     assert M.hit_rate_at_k(ranked, torch.tensor([1]), 1) == 0.0
     assert M.hit_rate_at_k(ranked, torch.tensor([1]), 2) == 1.0
     assert M.ndcg_at_k(ranked, [1], 5) == pytest.approx(1 / math.log2(3))
-    with pytest.raises(ValueError, match="at least 10"):
-        M.ranking_metrics(ranked, [1])
+    # fewer than 10 items (a list of every item is shorter than 10): @10 reads the whole list, "in the list"
+    short = M.ranking_metrics(ranked, [1])
+    assert short["HR@10"] == 1.0 and short["HR@5"] == 1.0 and short["HR@1"] == 0.0
+    assert short["NDCG@10"] == short["NDCG@5"] == pytest.approx(1 / math.log2(3))
+    assert M.ranking_metrics(ranked, [9])["HR@10"] == 0.0  # not in the list: a miss at every cutoff
+    assert M.ranking_per_example(ranked, [1])["HR@10"].tolist() == [1.0]
+    with pytest.raises(ValueError, match="k must be >= 1"):
+        M.hit_rate_at_k(ranked, [1], 0)
     with pytest.raises(ValueError, match="targets"):
         M.hit_rate_at_k(ranked, [1, 2], 1)
     assert math.isnan(M.hit_rate_at_k(np.zeros((0, 10), dtype=int), [], 5))

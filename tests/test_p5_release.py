@@ -337,6 +337,24 @@ def test_recommend_with_p5_decoding(release: dict[str, Path], tmp_path: Path) ->
     home = imported(tmp_path, release, "sequential")
     answer = recommend(home, release, 2, "--decoding", "p5")
     assert all(1 <= row["item_idx"] <= 200 for row in answer["items"]) and len(answer["items"]) <= 3
+    # the counts are in the --json answer too (they were on stderr only): 20 beams, the non-items dropped
+    decoding = answer["decoding"]
+    assert decoding["name"] == "p5" and decoding["generated"] == 20 and 0 <= decoding["dropped"] <= 20
+    assert decoding["short"] == (len(answer["items"]) < 3)
+    assert len(answer["items"]) == min(3, 20 - decoding["dropped"])
+    out = tmp_path / "recs.jsonl"
+    code, stdout, err = cli(home, "recommend", "--dataset", "beauty", "--model", str(release["pth"]), "--tokenizer",
+                            str(release["tokenizer"]), "--all-users", "-k", "3", "--device", "cpu", "--decoding",
+                            "p5", "-o", str(out), "--json")  # fmt: skip
+    assert code == 0, err
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert all(line["decoding"]["generated"] == 20 for line in lines)  # the -o file: per user
+    summary = json.loads(stdout.strip().splitlines()[-1])["decoding"]  # --json: the totals
+    assert summary == {"name": "p5", "generated": 20 * len(lines),
+                       "dropped": sum(line["decoding"]["dropped"] for line in lines),
+                       "short_users": sum(line["decoding"]["short"] for line in lines)}
+    plain = recommend(home, release, 2)
+    assert "decoding" not in plain  # paprec's decoding drops nothing: no field
     code, _, err = cli(home, "recommend", "--dataset", "beauty", "--model", str(release["pth"]), "--tokenizer",
                        str(release["tokenizer"]), "--user", "2", "-k", "3", "--device", "cpu", "--decoding", "p5")
     said = [line for line in err.splitlines() if line.startswith("--decoding p5:")]
@@ -383,6 +401,9 @@ def test_search_and_eval_with_a_p5_checkpoint_record_the_protocol(release: dict[
     assert code == 0, err
     protocol = json.loads(out.strip().splitlines()[-1])["protocol"]
     assert protocol["decoding"]["name"] == "p5" and protocol["decoding"]["generated"] > 0
+    all_dropped = protocol["decoding"]["dropped"] == protocol["decoding"]["generated"]
+    assert ("warning" in protocol["decoding"]) == all_dropped
+    assert ("warning: --decoding p5 dropped all" in err) == all_dropped
     assert protocol["tokenizer_sha256"] == given.codec.tokenizer_sha256 and protocol["inputs"]["separator"] == "->"
 
 
@@ -554,3 +575,42 @@ def test_p5_history_rule_follows_the_source_dataset_not_its_local_name(tmp_path:
     assert inputs_for({"input_protocol": "p5"}, yelp.source_name).history == 20
     old = Dataset(name="sports", folder=tmp_path, manifest={"name": "sports"})  # manifest without the field
     assert old.source_name == "sports"
+
+
+def test_p5_warning_when_every_generated_sequence_is_dropped() -> None:
+    from paprec_cli.eval_report import p5_warning
+
+    assert p5_warning({"generated": 40, "dropped": 40}) == (
+        "warning: --decoding p5 dropped all 40 generated sequences (none is an item id of the dataset), so every "
+        "ranking metric is 0; check that the checkpoint was trained on this dataset with its indexing, or use "
+        "--decoding paprec")
+    assert p5_warning({"generated": 40, "dropped": 39}) is None
+    assert p5_warning({"generated": 0, "dropped": 0}) is None
+
+
+def test_eval_warns_when_p5_decoding_drops_every_sequence(release: dict[str, Path], tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """A checkpoint whose every output is not an item id: eval's metrics are 0 by construction; it says so on
+    stderr and in `protocol.decoding.warning` (it said nothing)."""
+    from paprec_cli.model import generate
+
+    home = imported(tmp_path, release, "sequential")
+    run = tmp_path / "run"
+    code, _, err = cli(home, "search", "--task", "sequential", "--dataset", "beauty", "--model", str(release["pth"]),
+                       "--tokenizer", str(release["tokenizer"]), "--n-suffix", "1", "--n-personal", "0",
+                       "--grad-examples", "8", "--max-rounds", "1", "--device", "cpu", "--run-dir", str(run),
+                       "-q")  # fmt: skip
+    assert code == 0, err
+    real = generate.generate_texts
+
+    def no_items(*args: Any, **kwargs: Any) -> list[str]:
+        return ["not an item" for _ in real(*args, **kwargs)]
+
+    monkeypatch.setattr(generate, "generate_texts", no_items)
+    code, out, err = cli(home, "eval", str(run), "--decoding", "p5", "--n-boot", "10", "--no-baselines",
+                         "--device", "cpu", "--json")
+    assert code == 0, err
+    decoding = json.loads(out.strip().splitlines()[-1])["protocol"]["decoding"]
+    assert decoding["dropped"] == decoding["generated"] > 0
+    assert decoding["warning"].startswith(f"warning: --decoding p5 dropped all {decoding['generated']} generated")
+    assert decoding["warning"] in err

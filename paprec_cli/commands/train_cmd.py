@@ -128,6 +128,7 @@ def register(app: PaprecTyper) -> None:
         sens = views.sensitivity_table(result.get("sensitivity") or {})
         if sens is not None:
             ctx.out.show(sens)
-        ctx.out.info(f"Model saved to {result['model']} ({result['epochs']} epochs, best {result['best_epoch']}, "
-                     f"stopped by {result['stopped'].replace('_', ' ')}, {result['seconds']:.0f} s)")  # fmt: skip
+        if not result.get("unchanged"):
+            ctx.out.info(f"Model saved to {result['model']} ({result['epochs']} epochs, best {result['best_epoch']}, "
+                         f"stopped by {result['stopped'].replace('_', ' ')}, {result['seconds']:.0f} s)")  # fmt: skip
         ctx.out.result(result)

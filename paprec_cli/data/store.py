@@ -183,20 +183,8 @@ class Dataset:
         """One of the dataset's Parquet tables; a missing, truncated or damaged file, or a missing column, is a
         one-line `PaprecError` naming the file and the fix (re-import)."""
         path = self.folder / file
-        fix = f"re-import dataset '{self.name}' with `paprec data import ... --force` (the same source and options)"
-        if not path.is_file():
-            raise PaprecError(f"{path}: missing; {fix}")
-        try:
-            table = pl.read_parquet(path)
-        except OSError:
-            raise  # permissions and the like: the error boundary names the path and the fix
-        except Exception as err:  # polars raises several error types for a truncated or damaged file
-            first = (str(err).strip().splitlines() or [""])[0][:120]
-            raise PaprecError(f"{path}: not a readable Parquet file, truncated or damaged ({type(err).__name__}: "
-                              f"{first}); {fix}") from None
-        missing = [column for column in columns if column not in table.columns]
-        if missing:
-            raise PaprecError(f"{path}: missing column(s) {', '.join(missing)}; {fix}")
+        table = _check_table(path, self.name, columns, schema_only=False)
+        assert table is not None  # read whole when not schema_only
         return table
 
     @property
@@ -271,6 +259,53 @@ class Dataset:
         )
 
 
+#: The tables every import writes, with the columns paprec reads from each.
+TABLES: dict[str, tuple[str, ...]] = {
+    "interactions.parquet": ("user_idx", "item_idx", "pos", "rating"),
+    "items.parquet": ("item_idx", "item"),
+    "users.parquet": ("user_idx", "user"),
+}
+
+
+def _reimport_fix(name: str) -> str:
+    return f"re-import dataset '{name}' with `paprec data import ... --force` (the same source and options)"
+
+
+def _check_table(path: Path, name: str, columns: tuple[str, ...], *,
+                 schema_only: bool = True) -> pl.DataFrame | None:
+    """Raise a one-line `PaprecError` naming `path` and the fix (re-import dataset `name`) when the Parquet
+    file is missing, truncated or damaged, or lacks one of `columns`. With `schema_only` only the footer is
+    read (a few kilobytes: cheap enough for `data list`) and None returned; else the whole table is read,
+    checked and returned."""
+    fix = _reimport_fix(name)
+    if not path.is_file():
+        raise PaprecError(f"{path}: missing; {fix}")
+    try:
+        table = None if schema_only else pl.read_parquet(path)
+        present = list(pl.read_parquet_schema(path)) if table is None else table.columns
+    except OSError:
+        raise  # permissions and the like: the error boundary names the path and the fix
+    except Exception as err:  # polars raises several error types for a truncated or damaged file
+        first = (str(err).strip().splitlines() or [""])[0][:120]
+        raise PaprecError(f"{path}: not a readable Parquet file, truncated or damaged ({type(err).__name__}: "
+                          f"{first}); {fix}") from None
+    missing = [column for column in columns if column not in present]
+    if missing:
+        raise PaprecError(f"{path}: missing column(s) {', '.join(missing)}; {fix}")
+    return table
+
+
+def check_tables(folder: Path, manifest: dict[str, Any]) -> None:
+    """Every Parquet table of an import (the three core tables and each `extras` table its manifest lists),
+    checked from its footer alone: a truncated or damaged file, or a missing column, is a one-line
+    `PaprecError` naming the file and the fix (re-import with --force)."""
+    name = str(manifest.get("name") or folder.name)
+    for file, columns in TABLES.items():
+        _check_table(folder / file, name, columns)
+    for key in manifest.get("extras", []):
+        _check_table(folder / f"extra_{key}.parquet", name, ())
+
+
 def dataset_exists(home: Home, name: str) -> bool:
     return (home.dataset_dir(name) / "manifest.json").exists()
 
@@ -287,7 +322,9 @@ def load_dataset(home: Home, name: str) -> Dataset:
     from paprec_cli.locks import acquire, lock_path
 
     acquire(lock_path(folder), f"dataset '{name}'", shared=True)  # no import replaces it while this command reads
-    return Dataset(name=name, folder=folder, manifest=read_manifest(manifest_path))
+    manifest = read_manifest(manifest_path)
+    check_tables(folder, manifest)  # a truncated table is an error now, naming the file, not a traceback later
+    return Dataset(name=name, folder=folder, manifest=manifest)
 
 
 #: Fields every dataset manifest has, with their JSON types (the rest is descriptive).
@@ -331,13 +368,20 @@ def read_manifest(path: Path) -> dict[str, Any]:
 
 def list_imported(home: Home) -> list[dict[str, Any]]:
     """Each imported dataset's manifest, in name order; a broken one is `{"name": folder, "broken": why}`
-    so that one bad folder never hides the others."""
+    (a readable manifest whose Parquet tables are truncated or damaged keeps its fields and gains `broken`),
+    so that one bad folder never hides the others. Tables are checked from their footers only."""
     out: list[dict[str, Any]] = []
     for folder in sorted(home.data.glob("*")):
         path = folder / "manifest.json"
         if path.exists():
             try:
-                out.append(read_manifest(path))
+                manifest = read_manifest(path)
             except PaprecError as err:
                 out.append({"name": folder.name, "broken": str(err)})
+                continue
+            try:
+                check_tables(folder, manifest)
+            except PaprecError as err:  # the manifest is fine: keep its counts, say what is broken
+                manifest = {**manifest, "broken": str(err)}
+            out.append(manifest)
     return out

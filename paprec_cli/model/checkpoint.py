@@ -85,8 +85,16 @@ def load_model(
     need `dataset` (the codec's id layout) and a T5 tokenizer (`tokenizer`, or `tokenizer.json` in
     the folder). `id_scheme` (HF only; default subword) and `num_heads` (P5 only, when the file
     does not tell) override what cannot be read from the files. Weights land on the CPU, in eval
-    mode (call `.train()` to fine-tune)."""
-    bundle = _load_any(resolve_model_path(path_or_name, home), dataset, tokenizer, id_scheme, num_heads)
+    mode (call `.train()` to fine-tune).
+
+    A model folder is locked for reading first (`locks.acquire`, shared, for the whole command): while a
+    `paprec train` writes it (its epoch's best weights, then the test report), every reader (`search`,
+    `eval`, `recommend`, `train --init`) is refused in one line naming the training process, so no result
+    is ever computed on a half-trained model."""
+    path = resolve_model_path(path_or_name, home)
+    if path.is_dir():
+        _lock_for_reading(path)
+    bundle = _load_any(path, dataset, tokenizer, id_scheme, num_heads)
     bundle.model.eval()
     return bundle
 
@@ -163,7 +171,10 @@ def check_dataset(codec: PromptCodec, dataset: DatasetLike, where: Path) -> None
 def lock_model_for_reading(model: str, home: Home) -> None:
     """A shared lock on the model folder for the whole command: `paprec train` cannot rewrite the weights
     while a search reads them (and a search does not start on a model being trained)."""
+    _lock_for_reading(resolve_model_path(model, home))
+
+
+def _lock_for_reading(path: Path) -> None:
     from paprec_cli.locks import acquire, lock_path
 
-    path = resolve_model_path(model, home)
     acquire(lock_path(path.resolve()), f"model '{path.name}'", shared=True)

@@ -140,23 +140,23 @@ def parse_rating(text: str) -> float:
 
 def generate_p5(
     model: RecLM, codec: PromptCodec, enc: torch.Tensor, mask: torch.Tensor, k: int, num_beams: int
-) -> tuple[torch.Tensor, int, int]:
+) -> tuple[torch.Tensor, int, list[int]]:
     """P5's ranking: unconstrained `num_beams`-beam search returning `num_beams` sequences ordered by
     length-normalised log-probability (transformers' `length_penalty=1.0`), each decoded to text; a text
     that is not an item id of the dataset (1..n_items), or repeats one, is dropped. Returns ([B, k] item
-    indices, 0 where fewer than k items survived; sequences generated; sequences dropped)."""
+    indices, 0 where fewer than k items survived; sequences generated; sequences dropped per row)."""
     longest = int(codec.item_sequences().shape[1]) + 2
     texts = generate_texts(model, codec, enc, mask, num_beams=num_beams, num_return_sequences=num_beams,
                            max_new_tokens=longest, length_penalty=1.0)
     result = torch.zeros(enc.shape[0], k, dtype=torch.long)
-    dropped = 0
+    dropped = [0] * enc.shape[0]
     for row in range(enc.shape[0]):
         kept: list[int] = []
         for text in texts[row * num_beams : (row + 1) * num_beams]:
             value = text.strip()
             index = int(value) if value.isdigit() else 0
             if not 1 <= index <= codec.n_items or index in kept:
-                dropped += 1
+                dropped[row] += 1
                 continue
             kept.append(index)
         result[row, : min(k, len(kept))] = torch.tensor(kept[:k], dtype=torch.long)

@@ -69,6 +69,8 @@ class Recommender:
         self.decoding = decoding
         #: --decoding p5: generated sequences, and those dropped because they are not an item id.
         self.p5_counts = {"generated": 0, "dropped": 0}
+        #: --decoding p5: (sequences generated, sequences dropped) of each ranked prompt, in call order.
+        self.p5_rows: list[tuple[int, int]] = []
         self.device = torch.device(device) if device is not None else default_device()
         self.model = model.to(self.device)
         self.codec = codec
@@ -170,7 +172,9 @@ class Recommender:
                     self.model, self.codec, enc, batch.attention_mask, k, max(P5_BEAMS, k)
                 )
                 self.p5_counts["generated"] += generated
-                self.p5_counts["dropped"] += dropped
+                self.p5_counts["dropped"] += sum(dropped)
+                per_row = generated // max(len(dropped), 1)
+                self.p5_rows.extend((per_row, d) for d in dropped)
                 return top
             if self.codec.id_scheme == "atomic":
                 rows = slice(self.codec.item_offset, self.codec.item_offset + self.codec.n_items)

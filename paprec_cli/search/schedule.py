@@ -92,9 +92,14 @@ class ScheduleConfig:
 
 
 def overall(values: Sequence[float] | np.ndarray, weights: np.ndarray) -> float:
-    """The surrogate of the whole validation set: per-user means weighted by example counts."""
+    """The surrogate of the whole validation set: per-user means weighted by example counts. Users of weight 0
+    do not count at all (a user whose output is not a number scores -inf; times 0 that was NaN, with a numpy
+    warning, and made the whole value NaN)."""
     values = np.asarray(values, dtype=np.float64)
-    return float((values * weights).sum() / weights.sum()) if weights.sum() > 0 else float("nan")
+    counted = np.asarray(weights, dtype=np.float64) > 0
+    if not counted.any():
+        return float("nan")
+    return float((values[counted] * weights[counted]).sum() / weights[counted].sum())
 
 
 def shared_order(seed: int, round_: int, n_shared: int) -> list[int]:
@@ -127,10 +132,15 @@ def screen_mask(seed: int, round_: int, choosing: np.ndarray, share: float) -> n
 def paired_z(candidate: np.ndarray, current: np.ndarray) -> float:
     """The paired z statistic of per-user improvements: mean(candidate - current) / its standard error.
 
-    +inf when every user improves by the same positive amount, 0 for fewer than 2 users or no change."""
-    diff = np.asarray(candidate, dtype=np.float64) - np.asarray(current, dtype=np.float64)
+    +inf when every user improves by the same positive amount, 0 for fewer than 2 users or no change, NaN
+    (never confirmed) when a user's value is not finite under either prompt (a rating output that is not a
+    number scores -inf), computed without numpy's "invalid value" warnings."""
+    with np.errstate(invalid="ignore"):
+        diff = np.asarray(candidate, dtype=np.float64) - np.asarray(current, dtype=np.float64)
     if len(diff) < 2:
         return 0.0
+    if not np.isfinite(diff).all():
+        return float("nan")
     se = float(diff.std(ddof=1)) / float(np.sqrt(len(diff)))
     mean = float(diff.mean())
     if se == 0.0:

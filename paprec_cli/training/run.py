@@ -63,6 +63,7 @@ class TrainingResult(TypedDict, total=False):
     best_epoch: int
     stopped: str
     seconds: float
+    unchanged: str  # `--resume` of a finished run: nothing trained or written; what to raise to train on
 
 
 @dataclass
@@ -81,6 +82,7 @@ class TrainingSession:
     state: run_state.RunState
     validation: dict[str, list[Example]] = field(default_factory=dict)
     dist: DistContext | None = None  # torchrun ranks (rank 0 writes); None = one process
+    saved_epoch: int = 0  # the last epoch whose resume state is on disk (state.epoch runs ahead while saving)
 
     @property
     def is_main(self) -> bool:
@@ -134,7 +136,8 @@ def open_session(
             folder.mkdir(parents=True, exist_ok=True)
             bundle.codec.save(folder / "codec")
     bundle.model.to(device)
-    return TrainingSession(options, home, out, device, dataset, data, tasks, training, bundle, state, dist=dist)
+    return TrainingSession(options, home, out, device, dataset, data, tasks, training, bundle, state, dist=dist,
+                           saved_epoch=state.epoch)
 
 
 def training_inputs(options: TrainOptions) -> InputProtocol:
@@ -277,6 +280,7 @@ def _end_epoch(
     if session.is_main:  # every rank holds the same weights (DDP); rank 0 alone writes them
         # The resume state first: a failure (a full disk) between the two never leaves a model without it.
         run_state.save_state(session.state_dir, state, session.bundle.model, trainer.optimizer, improved)
+        session.saved_epoch = epoch
         if improved:
             _save_best(session)
     mark = " (best)" if improved else ""
@@ -386,6 +390,40 @@ def claim_and_lock(options: TrainOptions, home: Home, out: Output, resume: bool,
     return dist.run_on_main(claim) if dist is not None else claim()
 
 
+def nothing_to_do(state: run_state.RunState, options: TrainOptions) -> str | None:
+    """Why a finished run that `--resume` with `options` would not train further (what to raise to go on):
+    every planned epoch is done, or early stopping's patience is already spent; None when there is work (a
+    run stopped by its time budget continues)."""
+    if not state.finished:
+        return None
+    recipe = options.recipe
+    if state.epoch >= recipe.epochs:
+        return "raise --epochs to train on"
+    if state.epoch - state.best_epoch >= recipe.patience:
+        return (f"early stopping's patience ({recipe.patience} epochs without a better validation) is spent; "
+                "raise --patience to train on")
+    return None
+
+
+def finished_result(home: Home, options: TrainOptions) -> TrainingResult | None:
+    """The result of a finished run read back from its model's `training.json` (checked, as `models info`
+    reads it) when `--resume` has nothing to do; None when there is work left (or no `training.json`, as
+    after a crash before the final report, which then runs again). Reads only: a resume with nothing to do
+    writes nothing, so the model, its fingerprint and `training.json` stay byte for byte as they were."""
+    from paprec_cli.model.records import read_training
+
+    state = run_state.read_state(run_state.state_dir(home, options.name), options.name)
+    why = nothing_to_do(state, options)
+    if why is None:
+        return None
+    record = read_training(home.model_dir(options.name))
+    if not record:
+        return None
+    result: dict[str, Any] = {"model": str(home.model_dir(options.name)), "name": options.name, "unchanged": why}
+    result.update({key: record[key] for key in TrainingResult.__annotations__ if key in record and key not in result})
+    return cast(TrainingResult, result)
+
+
 def train(
     options: TrainOptions,
     home: Home,
@@ -407,20 +445,52 @@ def train(
     options = claim_and_lock(options, home, out, resume, dist, force=force, explicit_name=explicit_name)
     if device.startswith("cpu"):
         out.debug(f"CPU training with {cpu_threads(device)} thread(s) (OMP_NUM_THREADS sets it)")
+    if resume:
+        done = finished_result(home, options)
+        if done is not None:
+            out.info(f"Model '{options.name}' is finished ({done['epochs']} epochs, best {done['best_epoch']}); "
+                     f"nothing to do, nothing written ({done['unchanged']})")
+            return done if dist is None or dist.is_main else {}
     torch.manual_seed(options.seed)
     session = open_session(options, home, out, registry, device, resume, dist)
-    if resume and session.state.epoch >= options.recipe.epochs and not options.time_budget:
-        out.info(f"Run '{options.name}' already finished {session.state.epoch} epochs; raise --epochs to continue.")
     say = out.info
     counts = session.training.family_counts(session.training.epoch(session.state.epoch + 1))
     say(f"Training {options.name}: {', '.join(f'{k} {v}' for k, v in counts.items())} pairs per epoch on {device}")
     try:
         stopped = train_epochs(session, say)
-    except KeyboardInterrupt:
-        if session.state.epoch and session.is_main:
-            raise Interrupted(f"epochs 1-{session.state.epoch} are saved; continue with: paprec train --resume "
-                              f"{options.name}") from None
-        raise
-    if not session.is_main:  # the test report reads rank 0's files and needs no other rank
-        return {}
-    return final_report(session, stopped, time.perf_counter() - wall)
+        if not session.is_main:  # the test report reads rank 0's files and needs no other rank
+            return {}
+        return final_report(session, stopped, time.perf_counter() - wall)
+    except (KeyboardInterrupt, OSError) as exc:
+        raise stopped_early(session, exc, resume) from None
+
+
+def stopped_early(session: TrainingSession, exc: KeyboardInterrupt | OSError, resume: bool) -> BaseException:
+    """What a training run stopped by Ctrl-C / SIGTERM or an OS error (a full disk while saving) raises.
+
+    With an epoch's resume state on disk: `Interrupted` (exit 130) or a `PaprecError` (exit 2) that says which
+    epochs are saved and gives `paprec train --resume NAME`. Without one (stopped in the first epoch, or its
+    checkpoint could not be written): the fresh run's state folder (its codec alone) is removed, so no
+    half-started model is left and the same command starts afresh; the error is returned as it came (an
+    `OSError` names the path and the fix at the error boundary)."""
+    from paprec_cli.errors import os_error_message
+
+    name, saved = session.options.name, session.saved_epoch
+    if not session.is_main:
+        return exc
+    if saved:
+        report = "" if session.state.finished else " (the test report is not written yet)"
+        hint = f"epochs 1-{saved} are saved{report}; continue with: paprec train --resume {name}"
+        if isinstance(exc, KeyboardInterrupt):
+            return Interrupted(hint)
+        problem = os_error_message(exc).split("; ")[0]
+        return PaprecError(f"{problem}; epochs 1-{saved} are saved{report}: free some space (or fix the folder's "
+                           f"permissions), then continue with: paprec train --resume {name}")
+    if not resume:
+        import shutil
+
+        shutil.rmtree(session.state_dir, ignore_errors=True)
+    if isinstance(exc, KeyboardInterrupt):
+        return Interrupted(f"no epoch was finished, nothing is saved; run the same command again to start {name} "
+                           f"afresh")
+    return exc

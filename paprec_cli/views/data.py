@@ -52,8 +52,10 @@ def catalog_table(found: dict[str, Any], data_home: Path) -> Table:
     table = Table(title=f"datasets (data home: {data_home})")
     for column in ("name", "plugin", "imported", "description"):
         table.add_column(column)
+    broken = {entry["name"] for entry in found["imported"] if "broken" in entry}
     for row in found["datasets"]:
-        mark = ", ".join(row["imported_as"]) if row["imported"] else "-"
+        names = [f"{name} (broken)" if name in broken else name for name in row["imported_as"]]
+        mark = ", ".join(names) if row["imported"] else "-"
         status = "" if row["status"] == "ok" else f" [red]({escape(row['status'])})[/red]"
         table.add_row(row["name"], row["plugin"], escape(mark), escape(row["description"]) + status)
     return table

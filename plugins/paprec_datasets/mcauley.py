@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import ast
 import gzip
+import html
 import io
 import json
 import re
@@ -241,14 +242,22 @@ def meta_form(obj: dict[str, Any]) -> str | None:
     return "2014" if "brand" in obj else None
 
 
+def unescape(text: str) -> str:
+    """McAuley's scraped metadata keeps HTML entities (`&amp;`, `&quot;`, `&#39;`): decoded with the stdlib's
+    `html.unescape`, so "Bath &amp; Body" is the category "Bath & Body", not the words "amp" and "Body"."""
+    return html.unescape(text) if "&" in text else text
+
+
 def meta_words(obj: dict[str, Any]) -> tuple[list[str], str | None]:
-    """An item's attribute words (brand or store first, then category words without the root) and its form."""
+    """An item's attribute words (brand or store first, then category words without the root, HTML entities
+    decoded) and its form."""
     form = meta_form(obj)
     words: list[str] = []
 
     def add(word: object) -> None:
-        if isinstance(word, str) and word.strip() and word.strip() not in words:
-            words.append(word.strip())
+        text = unescape(word).strip() if isinstance(word, str) else ""
+        if text and text not in words:
+            words.append(text)
 
     add(obj.get("store") if form == "2023" else obj.get("brand"))
     if form == "2014":
@@ -263,8 +272,9 @@ def meta_words(obj: dict[str, Any]) -> tuple[list[str], str | None]:
 
 
 def read_meta(path: Path, wanted: set[str], declared: str | None = None) -> tuple[pl.DataFrame, list[str], str]:
-    """item, title, attributes for the items in `wanted` (other lines are skipped without parsing);
-    plus the metadata forms seen (sorted) and the encoding used."""
+    """item, title, attributes for the items in `wanted` (other lines are skipped without parsing; HTML
+    entities in titles and attribute words decoded, see `unescape`); plus the metadata forms seen (sorted)
+    and the encoding used."""
     decoded = read_file_text(path, declared)
     items, titles, attrs = [], [], []
     forms: set[str] = set()
@@ -284,7 +294,8 @@ def read_meta(path: Path, wanted: set[str], declared: str | None = None) -> tupl
             forms.add(form)
         title = obj.get("title")
         items.append(found.group(1))
-        titles.append(title.strip() if isinstance(title, str) and title.strip() else None)
+        text = unescape(title).strip() if isinstance(title, str) else ""
+        titles.append(text or None)
         attrs.append(words)
     frame = pl.DataFrame(
         {"item": items, "title": titles, "attributes": attrs},
