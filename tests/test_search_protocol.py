@@ -221,9 +221,15 @@ def test_rank_selection_is_the_targets_ndcg_over_the_top_50() -> None:
 
     from paprec_cli.search.surrogate import deep_ndcg
 
-    examples = [SimpleNamespace(target=t) for t in (7, 3, 9)]
+    examples = [SimpleNamespace(target=t, candidates=None) for t in (7, 3, 9)]
     ranked = np.asarray([[7, 1, 2], [1, 2, 3], [1, 2, 4]])
     assert deep_ndcg(ranked, examples).tolist() == [1.0, 0.5, 0.0]  # rank 1, rank 3 (1/log2 4), absent
+    # within a candidate list only the top tenth counts: 20 candidates -> NDCG@2, 100 -> NDCG@10
+    listed = [SimpleNamespace(target=t, candidates=tuple(range(20))) for t in (7, 3)]
+    assert deep_ndcg(ranked[:2], listed).tolist() == [1.0, 0.0]  # rank 1 counts, rank 3 is past depth 2
+    from paprec_cli.search.surrogate import rank_depth
+    assert rank_depth(SimpleNamespace(candidates=tuple(range(100)))) == 10
+    assert rank_depth(SimpleNamespace(candidates=(1, 2))) == 1 and rank_depth(SimpleNamespace(candidates=None)) == 50
 
 
 def test_personal_margin_keeps_only_clear_improvements() -> None:

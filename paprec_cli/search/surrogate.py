@@ -9,6 +9,9 @@ reads the same ranking as the fast scorer but deeper: 1/log2(1 + rank) of the ta
 discount, as NDCG@k in `paprec_cli.metrics`): non-zero for most users (the paper's NDCG@5 + HR@5 is 0 for
 most of them under every candidate), and, unlike the target's log-probability, it only moves when the
 target moves past other items, so a token that lifts every item of one brand scores nothing by itself.
+Within a candidate list (the direct task) the depth is a tenth of the list (`CANDIDATE_DEPTH_SHARE`): P5's
+1 + 99 candidates give NDCG@10, the metric reported. Depth 50 there read half the list, and on ML-100K direct a
+shared flip that moved targets from rank ~80 to ~45 passed the z-test and lost 0.026 test HR@10 (issue #14).
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ if TYPE_CHECKING:
 BEAMS = 20
 #: Ranking depth of `--selection rank` (items; about an eighth of the synthetic default's 400 items).
 RANK_DEPTH = 50
+#: Within a candidate list the rank signal reads the top tenth of the list (at least 1 item, at most RANK_DEPTH).
+CANDIDATE_DEPTH_SHARE = 0.1
 #: The fast scorer's constrained beam width with sub-word ids (it keeps the top `task.surrogate_depth` = 5):
 #: the smallest width measured to recover at least 90% of the exact top-5 on a tiny trained sub-word model
 #: (synthetic, seed 0; 300 validation users: 5 beams 60%, 10 71%, 20 80%, 30 99.7%; bench/beam_gap.py,
@@ -103,13 +108,22 @@ class RankScorer(FastScorer):
         return deep_ndcg(np.asarray(ranked, dtype=np.int64), examples)
 
 
+def rank_depth(example: Example) -> int:
+    """How deep the rank signal reads for `example`: RANK_DEPTH over the whole catalogue, a tenth of the list
+    (rounded, at least 1) within a candidate list."""
+    if example.candidates is None:
+        return RANK_DEPTH
+    return max(1, min(RANK_DEPTH, int(round(CANDIDATE_DEPTH_SHARE * len(example.candidates)))))
+
+
 def deep_ndcg(ranked: np.ndarray, examples: Sequence[Example]) -> np.ndarray:
     """[N] 1/log2(1 + rank) of each example's target in its row of `ranked` [N, depth] (rank 1-based), 0 when
-    the target is not in the row."""
+    the target is not within the example's `rank_depth`."""
     targets = np.fromiter((int(ex.target) for ex in examples), dtype=np.int64, count=len(examples))
+    depths = np.fromiter((rank_depth(ex) for ex in examples), dtype=np.int64, count=len(examples))
     hit = ranked == targets[:, None]
     rank = hit.argmax(axis=1) + 1
-    return np.where(hit.any(axis=1), 1.0 / np.log2(1.0 + rank), 0.0)
+    return np.where(hit.any(axis=1) & (rank <= depths), 1.0 / np.log2(1.0 + rank), 0.0)
 
 
 class BeamScorer:
