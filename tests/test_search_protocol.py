@@ -277,6 +277,10 @@ def test_history_start_puts_each_users_history_word_in_the_personal_slot(tmp_pat
     default = runner.prepare(SearchConfig(**{**config.to_json(), "personal_init": "default",
                                              "history_candidates": 0}), load_registry(), home, "cpu")
     assert default.initial.personal == {} and default.problem.pool_width == 0
+    # with --val-users the users outside the sample keep their history word too (candidates: sample only)
+    sample = runner.prepare(SearchConfig(**{**config.to_json(), "val_users": 7}), load_registry(), home, "cpu")
+    assert len(sample.problem.users) == 7 and set(sample.problem.personal_pool) <= set(sample.problem.users)
+    assert sample.initial.personal == session.initial.personal  # every user's history word, searched or not
 
 
 def test_no_shared_keeps_the_shared_tokens_and_searches_personal_ones() -> None:

@@ -168,15 +168,20 @@ def history_start(config: SearchConfig, data: TaskData, kind: str, users: set[in
 
     Both come from the user's training history only (`references.history_words`, the `history_word`
     reference's ranking, narrowed to the search's candidate vocabulary). `--personal-init history` puts each
-    user's first word in personal slot 0; users without a usable word keep `personal_default`."""
-    from paprec_cli.references import WordLookup, history_words
+    user's first word in personal slot 0, for every user with a training history, searched or not (with
+    --val-users the users outside the sample keep their history word rather than `personal_default`, so the
+    prompts file personalizes everyone the `history_word` reference does); users without a usable word keep
+    `personal_default`. Candidates are built for the searched `users` only."""
+    from paprec_cli.references import WordLookup, history_words, training_items
 
     if config.n_personal == 0 or (config.history_candidates == 0 and config.personal_init != "history"):
         return {}, initial
     allowed = {int(t) for t in vocab.tolist()}
     depth = max(config.history_candidates, 1 if config.personal_init == "history" else 0)
-    words = history_words(data, kind, users, WordLookup(codec), depth, allowed)
-    pool = {u: w[: config.history_candidates] for u, w in words.items()} if config.history_candidates else {}
+    who = set(users) | ({int(u) for u in training_items(data, kind)} if config.personal_init == "history" else set())
+    words = history_words(data, kind, who, WordLookup(codec), depth, allowed)
+    pool = ({u: w[: config.history_candidates] for u, w in words.items() if u in users}
+            if config.history_candidates else {})
     if config.personal_init == "history":
         rest = tuple(initial.personal_default[1:])
         initial = replace(initial, personal={u: (w[0], *rest) for u, w in words.items()})
