@@ -329,3 +329,15 @@ def test_template_option_sets_the_manual_prompt(tmp_path: Path) -> None:
     assert config.manual_template == "2-4"
     with pytest.raises(PaprecError, match="--template"):
         config_of(SearchRequest("sequential", "synthetic", model="m", manual_template="9-9"), home, registry)
+
+
+def test_a_search_that_ends_below_the_manual_prompt_says_so() -> None:
+    """ML-100K direct (issue #14): the manual start left out 'most suitable' and ended below the manual prompt."""
+    from paprec_cli.search.runner import below_manual
+
+    below = {"surrogate": {"manual": 0.3804, "shared": 0.3484, "personalized": 0.3614}}
+    warning = below_manual(below, ("most", "suitable"))  # type: ignore[arg-type]
+    assert warning is not None and "0.3614 < 0.3804" in warning and "most suitable" in warning
+    assert "\n" not in warning
+    assert below_manual({"surrogate": {"manual": 0.18, "personalized": 0.21}}, ()) is None  # type: ignore[arg-type]
+    assert below_manual({"surrogate": {}}, ()) is None  # type: ignore[arg-type]

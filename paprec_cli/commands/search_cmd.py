@@ -161,14 +161,19 @@ def search_command(
             state = runner.search(session, writer, started.state, observe)
         final = state.history[-1] if state.history else state.initial_value
         out.info(f"Search stopped ({state.stop_reason}) after {state.round} round(s), {state.seconds:.1f}s: surrogate "
-                 f"{state.initial_value:.4f} ({session.config.init} initial prompt) -> {final:.4f}; evaluating")
+                 f"{state.initial_value:.4f} ({session.config.init} initial prompt"
+                 f"{', manual words left out: ' + ' '.join(session.left_out) if session.left_out else ''}) -> "
+                 f"{final:.4f}; evaluating")
         # the closing evaluation too: the state is saved, a resume redoes it
         with _interrupts(run.path), heartbeat(out.err, "evaluating manual, shared and personalized prompts"):
             doc = runner.finalize(session, writer, state)
+        warning = runner.below_manual(doc, session.left_out)
         if dist.is_main:
             out.show(views.result_table(doc))
+        if warning and dist.is_main:
+            sys.stderr.write(warning + "\n")
         out.result({"run": str(run.path), "results": doc["results"], "surrogate": doc["surrogate"],
-                    "stop_reason": state.stop_reason, "seconds": doc["search"]["seconds"]})
+                    "stop_reason": state.stop_reason, "seconds": doc["search"]["seconds"], "warning": warning})
 
 
 @contextlib.contextmanager

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import platform
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -465,6 +465,21 @@ def finalize_with_details(session: SearchSession, run: RunDir | None,
     if run is not None:
         run.write_prompts(doc)
     return doc, details
+
+
+def below_manual(doc: Document, left_out: Sequence[str]) -> str | None:
+    """A one-line warning when the searched personalized prompt scores below the manual prompt on the search's
+    own signal and validation sample (`doc["surrogate"]`), else None. Seen on ML-100K direct (issue #14): the
+    manual start left out template words that are not single tokens of the model's vocabulary, so the search
+    began below the manual prompt and did not climb back."""
+    values = doc.get("surrogate") or {}
+    best, manual = values.get("personalized"), values.get("manual")
+    if not isinstance(best, float) or not isinstance(manual, float) or best >= manual:
+        return None
+    why = (f"; its start left out the template words {' '.join(left_out)} (not single tokens of this model's "
+           "vocabulary)" if left_out else "")
+    return (f"Warning: the searched prompt scores below the manual prompt on the search's validation sample "
+            f"({best:.4f} < {manual:.4f}){why}; prefer the manual prompt unless `paprec eval` shows otherwise")
 
 
 def _document(session: SearchSession, state: SearchState, surrogate: dict[str, float],
