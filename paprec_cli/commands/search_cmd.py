@@ -151,7 +151,8 @@ def search_command(
         if started.resumed:
             out.info(f"Resuming {run.path} at step {started.state.steps if started.state else 0}")
         if session.left_out:
-            out.info(f"--init manual: left out the template words {' '.join(session.left_out)} (not trigger tokens)")
+            out.info(f"--init manual: left out the template words {' '.join(session.left_out)} (not single tokens of "
+                     "this model's vocabulary): the search starts from a prompt without them")
         out.info(f"Run directory: {run.path}")
         writer = run if dist.is_main else None  # the other ranks compute their share and write nothing
         layout = session.config.layout

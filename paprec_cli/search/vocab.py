@@ -85,7 +85,8 @@ class ManualStart:
 
     prefix: tuple[int, ...]
     suffix: tuple[int, ...]
-    skipped: tuple[str, ...]  # words that are no trigger token (punctuation, numbers, one letter, unknown)
+    skipped: tuple[str, ...]  # words outside the slots that are no trigger token (left out of the prompt)
+    between: tuple[str, ...] = ()  # words between the slots (the task's argument renders them)
 
 
 def manual_start(codec: PromptCodec, vocab: torch.Tensor, template: Template) -> ManualStart:
@@ -93,14 +94,18 @@ def manual_start(codec: PromptCodec, vocab: torch.Tensor, template: Template) ->
 
     For templates whose slots sit together (P5's sequential ones: `... of {user} : {history} ...`) the
     starting prompt is the manual prompt itself, so a search that keeps only improvements ends at least as
-    good on its validation sample. Words between slots, and words that cannot be triggers, are left out
-    and listed in `skipped` (reported, never replaced by other words).
+    good on its validation sample. Words between slots belong to the task's argument (P5's `{user} :
+    {history}`: the argument brings its own ":") and are listed in `between`; words outside the slots that
+    cannot be triggers (not single whole-word tokens of the model's vocabulary) are left out of the prompt and
+    listed in `skipped` (reported, never replaced by other words): then the search starts from a prompt that
+    differs from the manual one.
     """
     first, last = template.source.find("{"), template.source.rfind("}")
     if first < 0:
         raise PaprecError(f"--init manual: template {template.id} has no argument slot")
     allowed = set(int(v) for v in vocab.tolist())
-    skipped = [w for w in template.source[first : last + 1].split() if not w.startswith("{")]
+    between = tuple(w for w in template.source[first : last + 1].split() if not w.startswith("{"))
+    skipped: list[str] = []
 
     def triggers(text: str) -> tuple[int, ...]:
         kept: list[int] = []
@@ -115,4 +120,4 @@ def manual_start(codec: PromptCodec, vocab: torch.Tensor, template: Template) ->
     prefix, suffix = triggers(template.source[:first]), triggers(template.source[last + 1 :])
     if not prefix and not suffix:
         raise PaprecError(f"--init manual: template {template.id} has no word usable as a trigger; use --init random")
-    return ManualStart(prefix, suffix, tuple(skipped))
+    return ManualStart(prefix, suffix, tuple(skipped), between)
