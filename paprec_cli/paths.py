@@ -94,6 +94,32 @@ def atomic_path(target: Path) -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+@contextlib.contextmanager
+def library_write(path: Path | str) -> Iterator[None]:
+    """Run one library write of `path` (`torch.save`, a safetensors or tokenizers save): every failure of the
+    write becomes an `OSError` naming `path` (the final file, not its staged copy), so the error boundary and
+    the callers' cleanup (`atomic_path`, `train`'s full-disk path) treat it as a full disk is treated.
+
+    An `OSError` keeps its errno; a library's own error type that carries one ("... (os error 28)") becomes that
+    `OSError`; torch's zip writer's `RuntimeError` and safetensors' `SafetensorError` (they report a short write
+    without an errno) become `errors.WriteFailed` ("could not be written (...), the disk may be full")."""
+    from paprec_cli.errors import WriteFailed
+
+    try:
+        yield
+    except OSError as exc:
+        if isinstance(exc, WriteFailed):
+            raise
+        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
+    except Exception as exc:
+        errno = os_errno_in(exc)
+        if errno is not None:
+            raise OSError(errno, os.strerror(errno), str(path)) from exc
+        if isinstance(exc, RuntimeError) or type(exc).__name__ == "SafetensorError":
+            raise WriteFailed(path, exc) from exc
+        raise
+
+
 def os_errno_in(exc: BaseException) -> int | None:
     """The errno of an OS error that a library reported in its own exception type ("... (os error 28)", as
     polars and Rust-backed writers say), else None."""

@@ -29,7 +29,7 @@ from safetensors.torch import load_model, save_model
 from torch import nn
 
 from paprec_cli.errors import PaprecError
-from paprec_cli.paths import Home, atomic_path, read_json_object, write_json_atomic
+from paprec_cli.paths import Home, atomic_path, library_write, read_json_object, write_json_atomic
 from paprec_cli.training.recipe import TrainOptions
 
 if TYPE_CHECKING:
@@ -120,10 +120,13 @@ def save_state(folder: Path, state: RunState, model: nn.Module, optimizer: torch
             for entry in folder.iterdir():
                 if entry.name not in rewritten:
                     _carry(entry, staged / entry.name)
-        save_model(model, str(staged / LAST))
+        with library_write(folder / LAST):
+            save_model(model, str(staged / LAST))
         if best:
-            save_model(model, str(staged / BEST))
-        torch.save(extra, staged / OPTIMIZER)
+            with library_write(folder / BEST):
+                save_model(model, str(staged / BEST))
+        with library_write(folder / OPTIMIZER):
+            torch.save(extra, staged / OPTIMIZER)
         (staged / STATE).write_text(json.dumps(state.to_json(), indent=2, default=str) + "\n", encoding="utf-8")
 
 

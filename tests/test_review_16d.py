@@ -1,0 +1,135 @@
+"""Issue #16, a fresh review's findings (branch issue-16d): each reproduced the way it happens for a user, with
+the one-line error, the exit code, the files left and a re-run that works."""
+
+from __future__ import annotations
+
+import json
+import resource
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import invoke, last_json
+
+TRAIN = ["train", "--dataset", "synthetic", "--size", "tiny", "--tasks", "sequential", "--val-users", "20",
+         "--device", "cpu", "--batch-size", "32", "--epochs", "1", "-q"]
+
+
+def last_line(err: str) -> str:
+    assert "Traceback" not in err, err
+    return err.strip().splitlines()[-1]
+
+
+def leftovers(root: Path) -> list[str]:
+    return sorted(str(p) for p in root.rglob("*") if p.name.endswith((".tmp", ".old")))
+
+
+@pytest.fixture
+def train_home(tmp_path: Path) -> Path:
+    root = tmp_path / "home"
+    code, _, err = invoke("data", "import", "synthetic", "--home", str(root), "-q", "-o", "users=40",
+                          "-o", "items=60", "-o", "length=7")
+    assert code == 0, err
+    return root
+
+
+@pytest.fixture
+def small_files() -> Iterator[Any]:
+    """`limit(owner, name)`: the next call of `owner.name` runs with files capped at 4 KiB (RLIMIT_FSIZE), so its
+    real writer fails as on a full disk (torch's zip writer: `RuntimeError: [enforce fail at inline_container.cc
+    ...] . unexpected pos ...`); the cap is lifted as soon as the call returns."""
+    old_handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write fails with EFBIG instead of a kill
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    patches = pytest.MonkeyPatch()
+
+    def limit(owner: object, name: str) -> None:
+        original = getattr(owner, name)
+        calls = {"n": 0}
+
+        def capped(*args: Any, **kwargs: Any) -> Any:
+            calls["n"] += 1
+            if calls["n"] > 1:
+                return original(*args, **kwargs)
+            resource.setrlimit(resource.RLIMIT_FSIZE, (4096, hard))
+            try:
+                return original(*args, **kwargs)
+            finally:
+                resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+
+        patches.setattr(owner, name, capped)
+
+    yield limit
+    patches.undo()
+    resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    signal.signal(signal.SIGXFSZ, old_handler)
+
+
+# -- 1. a library writer's own error type on a full disk ----------------------------------------------------
+def test_library_write_turns_writer_errors_into_a_named_os_error(tmp_path: Path) -> None:
+    """torch's zip writer (RuntimeError), safetensors (SafetensorError) and an errno in the text: each an
+    OSError naming the file; other errors (bugs) pass unchanged."""
+    import errno
+
+    from safetensors import SafetensorError
+
+    from paprec_cli.errors import WriteFailed, user_message
+    from paprec_cli.paths import library_write
+
+    target = tmp_path / "x.pt"
+    for raised in (RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 772480 vs 772368"),
+                   SafetensorError("Error while serializing: short write")):
+        with pytest.raises(WriteFailed) as caught, library_write(target):
+            raise raised
+        assert caught.value.filename == str(target)
+        message, code = user_message(caught.value) or ("", 0)
+        assert code == 2 and message == (f"{target}: could not be written ({type(raised).__name__}: {raised}), "
+                                         "the disk may be full; free some space or point --home (or the output) "
+                                         "elsewhere, then run the command again")
+    with pytest.raises(OSError) as os_caught, library_write(target):
+        raise SafetensorError("IoError: No space left on device (os error 28)")
+    assert os_caught.value.errno == errno.ENOSPC and os_caught.value.filename == str(target)
+    with pytest.raises(OSError) as os_caught, library_write(target):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    assert os_caught.value.errno == errno.ENOSPC and os_caught.value.filename == str(target)
+    with pytest.raises(TypeError), library_write(target):
+        raise TypeError("a bug")
+
+
+def test_real_torch_zip_writer_failure_is_a_write_failed(tmp_path: Path, small_files: Any) -> None:
+    """The real torch.save on a file capped at 4 KiB raises the zip writer's RuntimeError; the wrapper names it."""
+    import torch
+
+    from paprec_cli.errors import WriteFailed
+    from paprec_cli.paths import library_write
+
+    small_files(torch, "save")
+    with pytest.raises(WriteFailed) as caught, library_write(tmp_path / "o.pt"):
+        torch.save({"a": torch.zeros(100_000)}, tmp_path / "o.pt")
+    assert "RuntimeError: [enforce fail at inline_container.cc" in str(caught.value.strerror)
+
+
+@pytest.mark.slow
+def test_full_disk_in_torch_save_of_the_first_checkpoint_leaves_nothing(train_home: Path, small_files: Any) -> None:
+    """`paprec train` whose optimiser state write fails in torch's zip writer (a RuntimeError, not an OSError):
+    one line naming `optimizer.pt` and saying the disk may be full, exit 2, JSON error, no training state
+    (`.train-state/m/codec/`) and no model left; the same command then trains."""
+    import torch
+
+    args = [*TRAIN, "--name", "m", "--home", str(train_home), "--json"]
+    small_files(torch, "save")
+    code, stdout, err = invoke(*args)
+    state = train_home / "models" / ".train-state" / "m"
+    line = last_line(err)
+    assert code == 2
+    assert line.startswith(f"Error: {state / 'optimizer.pt'}: could not be written (RuntimeError: [enforce fail at "
+                           "inline_container.cc:")
+    assert line.endswith("the disk may be full; free some space or point --home (or the output) elsewhere, then "
+                         "run the command again")
+    assert last_json(stdout) == {"error": line.removeprefix("Error: "), "exit_code": 2}
+    assert not state.exists() and not (train_home / "models" / "m").exists() and leftovers(train_home) == []
+    code, _, err = invoke(*args)
+    assert code == 0, err
+    assert json.loads((train_home / "models" / "m" / "training.json").read_text())["epochs"] == 1
+    assert leftovers(train_home) == []
