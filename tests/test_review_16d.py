@@ -133,3 +133,59 @@ def test_full_disk_in_torch_save_of_the_first_checkpoint_leaves_nothing(train_ho
     assert code == 0, err
     assert json.loads((train_home / "models" / "m" / "training.json").read_text())["epochs"] == 1
     assert leftovers(train_home) == []
+
+
+# -- 2. a default-name train locks only the name it writes ---------------------------------------------------
+def _lock_free(lock: Path) -> bool:
+    """Whether another process can take `lock` shared right now, as `eval`, `recommend` and `search` do."""
+    import subprocess
+    import sys
+
+    code = ("import fcntl, os, sys\n"
+            f"fd = os.open({str(lock)!r}, os.O_RDWR | os.O_CREAT)\n"
+            "try:\n    fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)\nexcept BlockingIOError:\n    sys.exit(1)\n")
+    return subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+@pytest.mark.slow
+def test_quick_start_twice_leaves_the_base_model_free_and_a_reader_does_not_stop_it(
+    train_home: Path, holder: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The quick start run twice trains `synthetic-tiny-atomic-2`: while it runs, the base model's lock is free
+    (eval / recommend / search may read it) and the new name's is held; and a reader holding the base model
+    (a search's shared lock, another process) does not make the re-run fail with "in use"."""
+    from paprec_cli.training import state as run_state
+
+    args = [*TRAIN[:-1], "--home", str(train_home)]  # not -q: the name it picks is said on stderr
+    code, _, err = invoke(*args)
+    assert code == 0, err
+    models = train_home / "models"
+    base, second = models / ".synthetic-tiny-atomic.lock", models / ".synthetic-tiny-atomic-2.lock"
+    seen: dict[str, bool] = {}
+    original = run_state.save_state
+
+    def probing(*a: Any, **k: Any) -> None:
+        seen.setdefault("base", _lock_free(base))
+        seen.setdefault("second", _lock_free(second))
+        original(*a, **k)
+
+    monkeypatch.setattr(run_state, "save_state", probing)
+    holder(base, shared=True)  # a search reading the base model
+    code, _, err = invoke(*args)
+    assert code == 0, err
+    assert "training 'synthetic-tiny-atomic-2'" in err
+    assert seen == {"base": True, "second": False}
+    assert (models / "synthetic-tiny-atomic-2" / "training.json").is_file() and leftovers(train_home) == []
+
+
+@pytest.mark.slow
+def test_explicit_name_still_refuses_a_model_in_use(train_home: Path, holder: Any) -> None:
+    """`--name m` where a reader holds `m`: refused, one line, exit 2, nothing written; runs once it is free."""
+    (train_home / "models").mkdir(exist_ok=True)
+    holder(train_home / "models" / ".m.lock", shared=True)
+    code, _, err = invoke(*TRAIN, "--name", "m", "--home", str(train_home))
+    assert code == 2 and "model 'm' is in use by process" in last_line(err)
+    assert not (train_home / "models" / "m").exists()
+    holder.stop()
+    code, _, err = invoke(*TRAIN, "--name", "m", "--home", str(train_home))
+    assert code == 0, err
