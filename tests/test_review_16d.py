@@ -189,3 +189,54 @@ def test_explicit_name_still_refuses_a_model_in_use(train_home: Path, holder: An
     holder.stop()
     code, _, err = invoke(*TRAIN, "--name", "m", "--home", str(train_home))
     assert code == 0, err
+
+
+# -- 3. a full disk while the search appends its trajectory ---------------------------------------------------
+SEARCH = ["search", "--task", "sequential", "--dataset", "synthetic", "--val-users", "12", "--grad-examples", "24",
+          "--batch-size", "64", "--max-rounds", "1", "--n-personal", "1", "--n-suffix", "1", "--device", "cpu",
+          "--protocol", "paper", "-q"]
+
+
+@pytest.fixture(scope="module")
+def tiny_home_16d(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    from helpers import make_home
+
+    return make_home(tmp_path_factory.mktemp("home16d"))
+
+
+def test_full_disk_appending_the_trajectory_names_it_and_the_resume(tiny_home_16d: Any, tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """ENOSPC from the trajectory's write() (it names no file): one line naming `trajectory.jsonl` and giving
+    `paprec search --resume DIR`, in the `--json` error too, exit 2; the resume then finishes the run."""
+    import errno
+    import io
+
+    from paprec_cli.search import rundir
+
+    run = tmp_path / "run"
+    real_open = open
+    calls = {"n": 0}
+
+    class FullFile(io.TextIOWrapper):
+        def write(self, text: str) -> int:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    def full_open(file: Any, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
+        if str(file).endswith("trajectory.jsonl") and mode == "a":
+            calls["n"] += 1
+            return FullFile(real_open(file, "ab"), encoding="utf-8")
+        return real_open(file, mode, *args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(rundir, "open", full_open, raising=False)
+        code, stdout, err = invoke(*SEARCH, "--home", str(tiny_home_16d.root), "--run-dir", str(run), "--json")
+    line = last_line(err)
+    assert calls["n"] >= 1, "the fault was never injected"
+    assert code == 2 and line == (f"Error: {run / 'trajectory.jsonl'}: no space left on the device; the steps saved "
+                                  "so far are kept: free some space (or fix the folder's permissions), then "
+                                  f"continue with: paprec search --resume {run}")
+    assert last_json(stdout) == {"error": line.removeprefix("Error: "), "exit_code": 2}
+    assert not (run / "prompts.json").exists() and leftovers(run) == []
+    code, _, err = invoke("search", "--resume", str(run), "--device", "cpu", "--home", str(tiny_home_16d.root), "-q")
+    assert code == 0, err
+    assert (run / "prompts.json").is_file()

@@ -8,9 +8,11 @@ count yet: `open_for_resume` trims it, and the resumed search redoes that step i
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict, cast
 
@@ -142,10 +144,26 @@ class RunDir:
             raise PaprecError(f"{path}: unreadable search state ({type(exc).__name__}: {exc}); start a new run") \
                 from None
 
+    @contextlib.contextmanager
+    def _saving(self, path: Path) -> Iterator[None]:
+        """A write of the run's `path` during the search: an OS error (a full disk) becomes a one-line
+        `PaprecError` naming the file, saying the steps saved so far are kept and giving the resume command."""
+        from paprec_cli.errors import os_error_message
+
+        try:
+            yield
+        except OSError as exc:
+            if exc.filename is None:  # a failed write() names no file
+                exc = OSError(exc.errno, exc.strerror or str(exc), str(path))
+            problem = os_error_message(exc).split("; ")[0]
+            raise PaprecError(f"{problem}; the steps saved so far are kept: free some space (or fix the folder's "
+                              f"permissions), then continue with: paprec search --resume {self.path}") from None
+
     def save_state(self, state: SearchState) -> None:
         if self.read_only:
             return
-        write_json_atomic(self.path / STATE, state.to_json())
+        with self._saving(self.path / STATE):
+            write_json_atomic(self.path / STATE, state.to_json())
 
     def record(self, state: SearchState, record: dict[str, Any]) -> None:
         """The per-step sink: the trajectory line first, then the state that counts it."""
@@ -156,7 +174,7 @@ class RunDir:
     def append_step(self, record: dict[str, Any]) -> None:
         if self.read_only:
             return
-        with open(self.path / TRAJECTORY, "a", encoding="utf-8") as fh:
+        with self._saving(self.path / TRAJECTORY), open(self.path / TRAJECTORY, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(record) + "\n")
             fh.flush()
             os.fsync(fh.fileno())
@@ -181,7 +199,8 @@ class RunDir:
     def write_prompts(self, doc: Document) -> None:
         if self.read_only:
             return
-        write_json_atomic(self.path / PROMPTS, doc)
+        with self._saving(self.path / PROMPTS):
+            write_json_atomic(self.path / PROMPTS, doc)
 
     def prompts(self) -> Document | None:
         path = self.path / PROMPTS
