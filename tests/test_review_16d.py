@@ -240,3 +240,31 @@ def test_full_disk_appending_the_trajectory_names_it_and_the_resume(tiny_home_16
     code, _, err = invoke("search", "--resume", str(run), "--device", "cpu", "--home", str(tiny_home_16d.root), "-q")
     assert code == 0, err
     assert (run / "prompts.json").is_file()
+
+
+# -- 4. a damaged checkpoint on --resume: a fix that runs and destroys nothing ---------------------------------
+@pytest.mark.slow
+def test_damaged_optimizer_on_resume_suggests_a_command_that_runs_and_keeps_the_model(train_home: Path) -> None:
+    """`optimizer.pt` truncated, `train --resume m`: one line, exit 2, nothing changed; the suggested command has
+    `--dataset` (it runs) and a new name (the finished model `m` is kept byte for byte)."""
+    import re
+    import shlex
+
+    code, _, err = invoke(*TRAIN, "--name", "m", "--home", str(train_home))
+    assert code == 0, err
+    state = train_home / "models" / ".train-state" / "m"
+    optimizer = state / "optimizer.pt"
+    optimizer.write_bytes(optimizer.read_bytes()[:100])
+    model = {p.name: p.read_bytes() for p in (train_home / "models" / "m").iterdir()}
+    code, _, err = invoke("train", "--resume", "m", "--epochs", "2", "--device", "cpu", "--home", str(train_home))
+    line = last_line(err)
+    assert code == 2 and line.startswith(f"Error: {optimizer}: not readable, truncated or damaged"), line
+    assert "--force" not in line and f"or delete the resume state {state} to stop resuming it" in line
+    found = re.search(r"`(paprec train [^`]*)`", line)
+    assert found and found.group(1) == ("paprec train --dataset synthetic --tasks sequential --size tiny --ids atomic "
+                                        "--seed 0 --name m-2")
+    code, _, err = invoke(*shlex.split(found.group(1))[1:], "--epochs", "1", "--val-users", "20", "--batch-size", "32",
+                          "--device", "cpu", "-q", "--home", str(train_home))
+    assert code == 0, err
+    assert {p.name: p.read_bytes() for p in (train_home / "models" / "m").iterdir()} == model
+    assert (train_home / "models" / "m-2" / "training.json").is_file()
