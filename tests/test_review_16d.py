@@ -268,3 +268,27 @@ def test_damaged_optimizer_on_resume_suggests_a_command_that_runs_and_keeps_the_
     assert code == 0, err
     assert {p.name: p.read_bytes() for p in (train_home / "models" / "m").iterdir()} == model
     assert (train_home / "models" / "m-2" / "training.json").is_file()
+
+
+# -- 5. search --run-dir DIR --force never replaces a file in DIR ---------------------------------------------
+def test_force_into_a_folder_holding_run_files_is_refused_and_keeps_them(tiny_home_16d: Any, tmp_path: Path) -> None:
+    """DIR holds `prompts.json` and `trajectory.jsonl` (say, copied from another run) and a note: `--force` is
+    refused naming both, exit 2, every file byte for byte; with them moved away, `--force` runs and keeps the
+    note ("its files are kept" is true)."""
+    run = tmp_path / "dir"
+    run.mkdir()
+    (run / "prompts.json").write_text('{"mine": 1}\n')
+    (run / "trajectory.jsonl").write_text('{"step": 9}\n')
+    (run / "notes.txt").write_text("keep me\n")
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    args = [*SEARCH, "--home", str(tiny_home_16d.root), "--run-dir", str(run), "--force"]
+    code, _, err = invoke(*args)
+    assert code == 2 and last_line(err) == (
+        f"Error: --run-dir {run}: holds trajectory.jsonl, prompts.json, which the run writes (not a paprec run to "
+        "resume: no state.json or manifest.json); choose a new or empty folder, or move those files away")
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before
+    (run / "prompts.json").rename(tmp_path / "prompts.json")
+    (run / "trajectory.jsonl").rename(tmp_path / "trajectory.jsonl")
+    code, _, err = invoke(*args)
+    assert code == 0, err
+    assert (run / "notes.txt").read_text() == "keep me\n" and (run / "prompts.json").is_file()

@@ -27,6 +27,8 @@ MANIFEST = "manifest.json"
 STATE = "state.json"
 TRAJECTORY = "trajectory.jsonl"
 PROMPTS = "prompts.json"
+#: Every file a search writes into its run folder (the lock file `.lock` aside).
+RUN_FILES = (MANIFEST, STATE, TRAJECTORY, PROMPTS)
 
 
 class RunManifest(TypedDict):
@@ -67,7 +69,8 @@ class RunDir:
 
     @staticmethod
     def check_new(path: Path, force: bool = False) -> None:
-        """Refuse a run folder that holds a run (resume it instead) or, without `force`, any other files.
+        """Refuse a run folder that holds a run (resume it instead), a file the run writes (`RUN_FILES`, even
+        with `force`: nothing of the user's is replaced) or, without `force`, any other files.
 
         Raises `PaprecError`; a file at `path` (not a folder) is refused too. Nothing is written.
         """
@@ -76,6 +79,11 @@ class RunDir:
             raise PaprecError(f"--run-dir {path} already holds a run; continue it with --resume {path}")
         if path.exists() and not path.is_dir():
             raise PaprecError(f"--run-dir {path}: is a file; expected a folder (new or empty)")
+        clash = [name for name in RUN_FILES if (path / name).exists()] if path.is_dir() else []
+        if clash:  # even with --force: the run would replace them, and "its files are kept" must stay true
+            raise PaprecError(f"--run-dir {path}: holds {', '.join(clash)}, which the run writes (not a paprec run "
+                              "to resume: no state.json or manifest.json); choose a new or empty folder, or move "
+                              "those files away")
         if not force and path.is_dir() and any(path.iterdir()):
             raise PaprecError(f"--run-dir {path}: the folder is not empty and holds no run; choose a new or empty "
                               "folder, or pass --force to write the run into it (its files are kept)")
