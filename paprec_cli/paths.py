@@ -7,6 +7,7 @@ file or folder and an atomic rename, so an interrupted command never leaves a ha
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -31,7 +32,23 @@ class Home:
     def resolve(cls, home: Path | str | None = None) -> Home:
         """`--home` wins, then `PAPREC_HOME`, then the platform's user data folder."""
         chosen = home or os.environ.get(HOME_ENV) or platformdirs.user_data_dir("paprec", appauthor=False)
-        return cls(Path(chosen).expanduser().resolve())
+        resolved = cls(Path(chosen).expanduser().resolve())
+        resolved.check_folders()
+        return resolved
+
+    def check_folders(self) -> None:
+        """Refuse a home whose root (or one of its parents, or its `data`/`models`/`runs`) is a file: readers
+        would otherwise report an empty home. Raises `PaprecError`, the one-line error a writer gets there."""
+        from paprec_cli.errors import PaprecError, os_error_message
+
+        for folder in (self.data, self.models, self.runs):
+            if folder.exists() and not folder.is_dir():
+                raise PaprecError(os_error_message(OSError(errno.ENOTDIR, "not a folder", str(folder))))
+        for folder in (self.root, *self.root.parents):
+            if folder.exists():
+                if not folder.is_dir():
+                    raise PaprecError(os_error_message(OSError(errno.ENOTDIR, "not a folder", str(self.root))))
+                return
 
     @property
     def data(self) -> Path:
@@ -78,10 +95,10 @@ def atomic_path(target: Path) -> Iterator[Path]:
                 raise OSError(exc.errno, exc.strerror or str(exc), str(target)) from exc
             raise
         except Exception as exc:
-            errno = os_errno_in(exc)
-            if errno is None:
+            number = os_errno_in(exc)
+            if number is None:
                 raise
-            raise OSError(errno, os.strerror(errno), str(target)) from exc  # polars/pyarrow wrap OS errors
+            raise OSError(number, os.strerror(number), str(target)) from exc  # polars/pyarrow wrap OS errors
         if target.is_dir() and staged.is_dir():
             backup = target.with_name(f".{target.name}.old")
             shutil.rmtree(backup, ignore_errors=True)
@@ -112,9 +129,9 @@ def library_write(path: Path | str) -> Iterator[None]:
             raise
         raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
     except Exception as exc:
-        errno = os_errno_in(exc)
-        if errno is not None:
-            raise OSError(errno, os.strerror(errno), str(path)) from exc
+        number = os_errno_in(exc)
+        if number is not None:
+            raise OSError(number, os.strerror(number), str(path)) from exc
         if isinstance(exc, RuntimeError) or type(exc).__name__ == "SafetensorError":
             raise WriteFailed(path, exc) from exc
         raise

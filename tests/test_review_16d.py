@@ -292,3 +292,32 @@ def test_force_into_a_folder_holding_run_files_is_refused_and_keeps_them(tiny_ho
     code, _, err = invoke(*args)
     assert code == 0, err
     assert (run / "notes.txt").read_text() == "keep me\n" and (run / "prompts.json").is_file()
+
+
+# -- 6. readers with --home at a file -------------------------------------------------------------------------
+@pytest.mark.parametrize("args", [["models", "list"], ["data", "list", "--json"], ["models", "list", "--json"]])
+def test_reader_with_home_at_a_file_is_the_writers_one_line_error(tmp_path: Path, args: list[str]) -> None:
+    """`--home f` where f is a file: the readers give the one-line error writers give (exit 2, JSON error with
+    --json), not an empty home; the file is untouched; with --home at a folder the same command works."""
+    home = tmp_path / "f"
+    home.write_text("a file\n")
+    expected = (f"{home}: a part of this path is a file, not a folder; check --home / PAPREC_HOME, --run-dir and "
+                "the output path")
+    code, stdout, err = invoke(*args, "--home", str(home))
+    assert code == 2 and last_line(err) == f"Error: {expected}"
+    if "--json" in args:
+        assert last_json(stdout) == {"error": expected, "exit_code": 2}
+    code, _, err = invoke("data", "import", "synthetic", "-o", "users=20", "-q", "--home", str(home))
+    assert code == 2 and last_line(err) == f"Error: {expected}"  # the writer's error is the same line
+    assert home.read_text() == "a file\n"
+    code, _, err = invoke(*args, "--home", str(tmp_path / "h"))
+    assert code == 0, err
+
+
+def test_home_whose_models_folder_is_a_file_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "h").mkdir()
+    (tmp_path / "h" / "models").write_text("x")
+    monkeypatch.setenv("PAPREC_HOME", str(tmp_path / "h"))
+    code, _, err = invoke("models", "list")
+    assert code == 2 and last_line(err) == (f"Error: {tmp_path / 'h' / 'models'}: a part of this path is a file, "
+                                            "not a folder; check --home / PAPREC_HOME, --run-dir and the output path")
