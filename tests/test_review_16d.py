@@ -321,3 +321,36 @@ def test_home_whose_models_folder_is_a_file_is_refused(tmp_path: Path, monkeypat
     code, _, err = invoke("models", "list")
     assert code == 2 and last_line(err) == (f"Error: {tmp_path / 'h' / 'models'}: a part of this path is a file, "
                                             "not a folder; check --home / PAPREC_HOME, --run-dir and the output path")
+
+
+# -- 7. export-prompts never writes into the run it reads -----------------------------------------------------
+@pytest.fixture(scope="module")
+def searched_16d(tiny_home_16d: Any) -> Path:
+    run = tiny_home_16d.runs / "r16d"
+    code, _, err = invoke(*SEARCH, "--home", str(tiny_home_16d.root), "--run-dir", str(run))
+    assert code == 0, err
+    return Path(run)
+
+
+@pytest.mark.parametrize("inside", ["manifest.json", "prompts.json", "exports/p.csv"])
+def test_export_into_the_run_it_reads_is_refused(tiny_home_16d: Any, searched_16d: Path, tmp_path: Path,
+                                                 inside: str) -> None:
+    """`export-prompts RUN -o RUN/...  --force`: one line, exit 2, the run byte for byte (so `eval RUN` still
+    works); a path outside the run exports."""
+    run, home = searched_16d, str(tiny_home_16d.root)
+    before = {str(p): p.read_bytes() for p in run.rglob("*") if p.is_file() and p.name != ".lock"}
+    code, _, err = invoke("export-prompts", str(run), "-o", str(run / inside), "--force", "--home", home)
+    line = last_line(err)
+    if inside == "prompts.json":
+        assert code == 2 and line == f"Error: -o {run / inside}: is the file this command reads; choose another " \
+                                     "output path"
+    else:
+        assert code == 2 and line == (f"Error: -o {run / inside}: is inside the run {run} that this command reads "
+                                      "(writing there changes the run); choose a path outside it")
+    assert {str(p): p.read_bytes() for p in run.rglob("*") if p.is_file() and p.name != ".lock"} == before
+    code, _, err = invoke("export-prompts", "r16d", "-o", str(run / inside), "--force", "--home", home)
+    assert code == 2, err  # the run given by name: the same refusal
+    code, _, err = invoke("export-prompts", str(run), "-o", str(tmp_path / "p.json"), "--home", home, "-q")
+    assert code == 0, err
+    code, _, err = invoke("eval", str(run), "--device", "cpu", "--home", home, "-q")
+    assert code == 0, err
