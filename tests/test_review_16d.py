@@ -354,3 +354,35 @@ def test_export_into_the_run_it_reads_is_refused(tiny_home_16d: Any, searched_16
     assert code == 0, err
     code, _, err = invoke("eval", str(run), "--device", "cpu", "--home", home, "-q")
     assert code == 0, err
+
+
+# -- 8. messages that said the wrong thing or no fix ----------------------------------------------------------
+@pytest.mark.parametrize(("option", "expected"), [
+    ("users=0", "--option users=0: expected a value at least 10; pass --option users=N with N at least 10"),
+    ("users=x", "--option users=x: expected an integer"),
+])
+def test_import_option_below_its_minimum_says_at_least(tmp_path: Path, option: str, expected: str) -> None:
+    code, _, err = invoke("data", "import", "synthetic", "-o", option, "--home", str(tmp_path / "h"), "-q")
+    assert code == 2 and last_line(err) == f"Error: {expected}"
+    assert not (tmp_path / "h" / "data" / "synthetic").exists()
+    code, _, err = invoke("data", "import", "synthetic", "-o", "users=10", "--home", str(tmp_path / "h"), "-q")
+    assert code == 0, err
+
+
+def test_non_utf8_allow_list_error_ends_with_a_fix_that_works(tiny_home_16d: Any, tmp_path: Path) -> None:
+    """A Latin-1 `--allow-list`: one line naming file:line and the byte, ending with how to re-encode it; the
+    re-encoded file is then read (its word decoded right)."""
+    allow = tmp_path / "allow.txt"
+    allow.write_bytes("tent\ncaf\xe9\n".encode("latin-1"))
+    run = tmp_path / "run"
+    args = [*SEARCH, "--home", str(tiny_home_16d.root), "--run-dir", str(run)]
+    code, _, err = invoke(*args, "--allow-list", str(allow))
+    fixed = tmp_path / "allow-utf8.txt"
+    assert code == 2 and last_line(err) == (
+        f"Error: {allow}:2: byte 0xe9 is not valid utf-8; expected utf-8 text; save it as UTF-8 (e.g. `iconv -f "
+        f"ISO-8859-1 -t UTF-8 {allow} > {fixed}`) and pass that file")
+    assert not run.exists()
+    fixed.write_text(allow.read_bytes().decode("latin-1"), encoding="utf-8")  # what the iconv line does
+    code, _, err = invoke(*args, "--allow-list", str(fixed))  # read now: 'café' decoded (the tiny model lacks it)
+    assert code == 2 and last_line(err) == (f"Error: {fixed}:2: word 'café' is not in the model's vocabulary; "
+                                            "expected one known whole word per line")
