@@ -386,3 +386,22 @@ def test_non_utf8_allow_list_error_ends_with_a_fix_that_works(tiny_home_16d: Any
     code, _, err = invoke(*args, "--allow-list", str(fixed))  # read now: 'café' decoded (the tiny model lacks it)
     assert code == 2 and last_line(err) == (f"Error: {fixed}:2: word 'café' is not in the model's vocabulary; "
                                             "expected one known whole word per line")
+
+
+# -- 9. --json usage errors print the JSON error too ----------------------------------------------------------
+@pytest.mark.parametrize(("args", "message"), [
+    (["train", "--seed", "abc"], "Invalid value for '--seed': "),
+    (["models", "list", "--bogus"], "No such option: --bogus"),
+    (["--bogus"], "No such option: --bogus"),
+])
+def test_usage_error_with_json_prints_the_json_error(tmp_path: Path, args: list[str], message: str) -> None:
+    """click's usage error (stderr) and, with --json, `{"error": ..., "exit_code": 2}` on stdout; without --json
+    stdout stays empty; the corrected command runs."""
+    code, stdout, err = invoke(*args, "--json", "--home", str(tmp_path / "h"))
+    assert code == 2 and message in err
+    found = last_json(stdout)
+    assert found["exit_code"] == 2 and found["error"].startswith(message) and "\n" not in found["error"]
+    code, stdout, _ = invoke(*args, "--home", str(tmp_path / "h"))
+    assert code == 2 and stdout.strip() == ""
+    code, stdout, err = invoke("models", "list", "--json", "--home", str(tmp_path / "h"))
+    assert code == 0 and "error" not in last_json(stdout), err
