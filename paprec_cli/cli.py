@@ -17,7 +17,7 @@ from paprec_cli.commands import (
     sweep_cmd,
     train_cmd,
 )
-from paprec_cli.commands.common import PaprecTyper
+from paprec_cli.commands.common import JsonUsageGroup, PaprecTyper
 from paprec_cli.plugins import load_registry, register_plugin_commands
 
 app = PaprecTyper(
@@ -26,6 +26,7 @@ app = PaprecTyper(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=JsonUsageGroup,
 )
 
 

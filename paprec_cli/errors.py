@@ -28,6 +28,18 @@ class DataFormatError(PaprecError):
         super().__init__(f"{where}: {problem}; expected {expected}")
 
 
+class WriteFailed(OSError):
+    """A library's file writer (torch.save's zip writer, safetensors) failed with its own exception type, not
+    an `OSError` (as a full disk makes torch's writer raise `RuntimeError: [enforce fail at
+    inline_container.cc:...] . unexpected pos ...`): `filename` is the file, `strerror` what the library said.
+    Shown like a full disk (the likeliest cause), and handled wherever an `OSError` is."""
+
+    def __init__(self, path: Path | str, cause: BaseException) -> None:
+        said = " ".join((str(cause).strip().splitlines() or [""])[0].split())[:160].replace(";", ",")
+        super().__init__(None, f"could not be written ({type(cause).__name__}: {said}), the disk may be full",
+                         str(path))
+
+
 class Interrupted(KeyboardInterrupt):
     """Ctrl-C or SIGTERM, re-raised with what was saved and how to continue (`hint`, one line)."""
 
@@ -66,6 +78,8 @@ def os_error_message(exc: OSError) -> str:
     if exc.filename2 is not None:
         where = f"{exc.filename} -> {exc.filename2}"
     problem, fix = _OS_FIXES.get(exc.errno or -1, (exc.strerror or type(exc).__name__, "check the path and retry"))
+    if isinstance(exc, WriteFailed):
+        problem, fix = exc.strerror or "could not be written, the disk may be full", _OS_FIXES[errno.ENOSPC][1]
     prefix = f"{where}: " if where is not None else ""
     return " ".join(f"{prefix}{problem}; {fix}".split())
 

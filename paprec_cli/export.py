@@ -277,9 +277,14 @@ def _metadata(doc: Document) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------------
 
 
-def export_prompts(doc: Document, path: Path, fmt: str | None = None, *, force: bool = False) -> ExportFormat:
-    """Write `doc` to `path` atomically; refuse to overwrite an existing file unless `force`."""
+def export_prompts(doc: Document, path: Path, fmt: str | None = None, *, force: bool = False,
+                   source: Path | None = None) -> ExportFormat:
+    """Write `doc` to `path` atomically; refuse to overwrite an existing file unless `force`, and refuse (even
+    with `force`) the file `doc` was read from (`source`) or any path inside the run folder holding it: writing
+    there would change the run that `eval RUN` and `search --resume` read. Raises `PaprecError`."""
     chosen = format_of(path, fmt)
+    if source is not None:
+        refuse_inside_source(path, Path(source))
     validate_document(doc, path)
     if path.exists() and not force:
         raise PaprecError(f"{path} already exists; pass --force to overwrite it or choose another -o")
@@ -292,6 +297,19 @@ def export_prompts(doc: Document, path: Path, fmt: str | None = None, *, force: 
     else:
         _write_parquet(doc, path)
     return chosen
+
+
+def refuse_inside_source(path: Path, source: Path) -> None:
+    """`PaprecError` when output `path` is the prompts file `source` or lies inside the run folder holding it
+    (the folder with `manifest.json` beside `source`)."""
+    target = Path(path).expanduser().resolve()
+    source = source.expanduser().resolve()
+    if target == source:
+        raise PaprecError(f"-o {path}: is the file this command reads; choose another output path")
+    run = source.parent
+    if (run / "manifest.json").is_file() and target.is_relative_to(run):
+        raise PaprecError(f"-o {path}: is inside the run {run} that this command reads (writing there changes the "
+                          "run); choose a path outside it")
 
 
 def _csv_text(doc: Document) -> str:

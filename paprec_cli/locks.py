@@ -99,13 +99,27 @@ def acquire(path: Path, what: str, *, shared: bool = False) -> None:
         os.write(fd, f"process {os.getpid()} ({' '.join(['paprec', *sys.argv[1:3]])})\n".encode())
     _HELD[path] = (fd, shared)
 
-    def release() -> None:
+    def release_at_end() -> None:
+        if _HELD.get(path, (None,))[0] != fd:  # released early (`release`): its descriptor is closed already
+            return
         _HELD.pop(path, None)
         with contextlib.suppress(OSError):
             fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
 
-    scope.callback(release)
+    scope.callback(release_at_end)
+
+
+def release(path: Path) -> None:
+    """Drop a lock this process holds before its command ends (a no-op when it holds none): for a name a
+    command locked, looked at and then chose not to use."""
+    held = _HELD.pop(Path(path), None)
+    if held is None:
+        return
+    with contextlib.suppress(OSError):
+        fcntl.flock(held[0], fcntl.LOCK_UN)
+    with contextlib.suppress(OSError):
+        os.close(held[0])
 
 
 def _flock(fd: int, path: Path, what: str, *, shared: bool) -> None:

@@ -7,6 +7,7 @@ file or folder and an atomic rename, so an interrupted command never leaves a ha
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -31,7 +32,23 @@ class Home:
     def resolve(cls, home: Path | str | None = None) -> Home:
         """`--home` wins, then `PAPREC_HOME`, then the platform's user data folder."""
         chosen = home or os.environ.get(HOME_ENV) or platformdirs.user_data_dir("paprec", appauthor=False)
-        return cls(Path(chosen).expanduser().resolve())
+        resolved = cls(Path(chosen).expanduser().resolve())
+        resolved.check_folders()
+        return resolved
+
+    def check_folders(self) -> None:
+        """Refuse a home whose root (or one of its parents, or its `data`/`models`/`runs`) is a file: readers
+        would otherwise report an empty home. Raises `PaprecError`, the one-line error a writer gets there."""
+        from paprec_cli.errors import PaprecError, os_error_message
+
+        for folder in (self.data, self.models, self.runs):
+            if folder.exists() and not folder.is_dir():
+                raise PaprecError(os_error_message(OSError(errno.ENOTDIR, "not a folder", str(folder))))
+        for folder in (self.root, *self.root.parents):
+            if folder.exists():
+                if not folder.is_dir():
+                    raise PaprecError(os_error_message(OSError(errno.ENOTDIR, "not a folder", str(self.root))))
+                return
 
     @property
     def data(self) -> Path:
@@ -78,10 +95,10 @@ def atomic_path(target: Path) -> Iterator[Path]:
                 raise OSError(exc.errno, exc.strerror or str(exc), str(target)) from exc
             raise
         except Exception as exc:
-            errno = os_errno_in(exc)
-            if errno is None:
+            number = os_errno_in(exc)
+            if number is None:
                 raise
-            raise OSError(errno, os.strerror(errno), str(target)) from exc  # polars/pyarrow wrap OS errors
+            raise OSError(number, os.strerror(number), str(target)) from exc  # polars/pyarrow wrap OS errors
         if target.is_dir() and staged.is_dir():
             backup = target.with_name(f".{target.name}.old")
             shutil.rmtree(backup, ignore_errors=True)
@@ -92,6 +109,32 @@ def atomic_path(target: Path) -> Iterator[Path]:
             os.replace(staged, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def library_write(path: Path | str) -> Iterator[None]:
+    """Run one library write of `path` (`torch.save`, a safetensors or tokenizers save): every failure of the
+    write becomes an `OSError` naming `path` (the final file, not its staged copy), so the error boundary and
+    the callers' cleanup (`atomic_path`, `train`'s full-disk path) treat it as a full disk is treated.
+
+    An `OSError` keeps its errno; a library's own error type that carries one ("... (os error 28)") becomes that
+    `OSError`; torch's zip writer's `RuntimeError` and safetensors' `SafetensorError` (they report a short write
+    without an errno) become `errors.WriteFailed` ("could not be written (...), the disk may be full")."""
+    from paprec_cli.errors import WriteFailed
+
+    try:
+        yield
+    except OSError as exc:
+        if isinstance(exc, WriteFailed):
+            raise
+        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
+    except Exception as exc:
+        number = os_errno_in(exc)
+        if number is not None:
+            raise OSError(number, os.strerror(number), str(path)) from exc
+        if isinstance(exc, RuntimeError) or type(exc).__name__ == "SafetensorError":
+            raise WriteFailed(path, exc) from exc
+        raise
 
 
 def os_errno_in(exc: BaseException) -> int | None:

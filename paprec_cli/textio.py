@@ -81,13 +81,13 @@ def _decode(path: Path, data: bytes, codec: str, label: str, option_hint: str) -
         return data.decode(codec)
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
-        hint = f"; pass {option_hint}" if option_hint else ""
-        raise DataFormatError(
-            path,
-            line,
-            f"byte 0x{data[exc.start]:02x} is not valid {label}",
-            f"{label} text (if the file uses another encoding, e.g. ISO-8859-1{hint})",
-        ) from None
+        if option_hint:  # the reader takes another encoding: say how
+            expected = f"{label} text (if the file uses another encoding, e.g. ISO-8859-1; pass {option_hint})"
+        else:  # this reader takes UTF-8 (or a BOM) only: the fix is a re-encoded copy
+            copy = path.with_name(f"{path.stem}-utf8{path.suffix}")
+            expected = (f"{label} text; save it as UTF-8 (e.g. `iconv -f ISO-8859-1 -t UTF-8 {path} > {copy}`) and "
+                        "pass that file")
+        raise DataFormatError(path, line, f"byte 0x{data[exc.start]:02x} is not valid {label}", expected) from None
 
 
 def read_text_file(

@@ -474,7 +474,7 @@ def test_truncated_training_checkpoint_on_resume(trained: Home, tmp_path: Path, 
     line = fails_cleanly(home, "train", "--resume", "t1", "--dataset", "synthetic", "--epochs", "2", "--device",
                          "cpu", "-q")
     assert f"{path}: not readable, truncated or damaged" in line, line
-    assert "this training cannot be resumed; start it again with `paprec train --name t1 --force`" in line
+    assert "this training cannot be resumed; train it afresh under a new name with `paprec train" in line
 
 
 def test_describe_error_names_the_field() -> None:

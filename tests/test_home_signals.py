@@ -293,7 +293,8 @@ def test_full_disk_saving_the_first_checkpoint_leaves_nothing_and_the_command_ru
         code, stdout, err = invoke(*args)
     state = train_home / "models" / ".train-state" / "m"
     line = last_line(err)
-    assert code == 2 and line == (f"Error: {state}: no space left on the device; free some space or point --home "
+    assert code == 2 and line == (f"Error: {state / 'last.safetensors'}: no space left on the device; free some "
+                                  "space or point --home "
                                   "(or the output) elsewhere, then run the command again")
     assert last_json(stdout) == {"error": line.removeprefix("Error: "), "exit_code": 2}
     assert not (train_home / "models" / "m").exists() and not state.exists() and leftovers(train_home) == []
@@ -319,7 +320,8 @@ def test_full_disk_saving_the_model_after_its_checkpoint_says_how_to_resume(
         code, _, err = invoke(*TRAIN, "--name", "m", "--home", str(train_home))
     model = train_home / "models" / "m"
     line = last_line(err)
-    assert code == 2 and line == (f"Error: {model}: no space left on the device; epochs 1-1 are saved (the test "
+    assert code == 2 and line == (f"Error: {model / 'model.safetensors'}: no space left on the device; epochs 1-1 "
+                                  "are saved (the test "
                                   "report is not written yet): free some space (or fix the folder's permissions), "
                                   "then continue with: paprec train --resume m")
     assert not model.exists() and leftovers(train_home) == []

@@ -15,6 +15,12 @@ from typing import Annotated, Any, ParamSpec, TypeVar
 
 import click
 import typer
+from typer.core import TyperGroup
+
+try:  # typer 0.2x vendors click: its usage errors are not click's own class
+    from typer._click.exceptions import UsageError
+except ImportError:  # pragma: no cover - a typer that uses click itself
+    from click import UsageError  # type: ignore[assignment]
 
 from paprec_cli.checks import check_options
 from paprec_cli.errors import PaprecError, json_error, user_message
@@ -132,6 +138,38 @@ def sigterm_as_interrupt() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+class JsonUsageGroup(TyperGroup):
+    """The root command group: with `--json` anywhere on the command line, a usage error (an unknown option, a
+    value of the wrong type such as `--seed abc`) also prints `{"error": ..., "exit_code": 2}` on stdout, as
+    every other error does (`user_errors`); click's usual message still goes to stderr."""
+
+    json_requested = False
+
+    def main(self, args: Any = None, *rest: Any, **extra: Any) -> Any:
+        self.json_requested = "--json" in (list(args) if args is not None else sys.argv[1:])
+        return super().main(args, *rest, **extra)
+
+    def make_context(self, info_name: Any, args: Any, parent: Any = None, **extra: Any) -> Any:
+        with _json_usage_errors(self):
+            return super().make_context(info_name, args, parent=parent, **extra)
+
+    def invoke(self, ctx: Any) -> Any:
+        with _json_usage_errors(self):
+            return super().invoke(ctx)
+
+
+@contextlib.contextmanager
+def _json_usage_errors(group: JsonUsageGroup) -> Iterator[None]:
+    try:
+        yield
+    except UsageError as exc:
+        if group.json_requested and not getattr(exc, "paprec_json_done", False):
+            sys.stdout.write(json_error(" ".join(exc.format_message().split()), exc.exit_code) + "\n")
+            sys.stdout.flush()
+            exc.paprec_json_done = True  # type: ignore[attr-defined]
+        raise
 
 
 class PaprecTyper(typer.Typer):

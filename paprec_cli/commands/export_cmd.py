@@ -30,8 +30,9 @@ def register(app: PaprecTyper) -> None:
         The file is importable again with `--prompts FILE` on `eval` and `recommend`.
         """
         ctx = make_ctx(home, json_out, quiet)
-        doc = export.read_prompts(runs.prompts_source(run, ctx.home))
-        chosen = export.export_prompts(doc, output, fmt, force=force)
+        source = runs.prompts_source(run, ctx.home)
+        doc = export.read_prompts(source)
+        chosen = export.export_prompts(doc, output, fmt, force=force, source=source)
         n_users = len(doc.get("personal") or {})
         ctx.out.info(f"Exported {doc['task']} prompts ({n_users} personalized users) to {output} as {chosen}")
         ctx.out.result({"run": run, "path": str(output), "format": chosen, "users": n_users})

@@ -22,7 +22,7 @@ from paprec_cli.model.bundle import CONFIG_FORMAT, ModelBundle
 from paprec_cli.model.codec import DatasetLike, IdScheme, PromptCodec
 from paprec_cli.model.records import model_fix, read_config
 from paprec_cli.model.weights import TIED_KEYS, load_state_strict, read_state_dict, save_safetensors_sorted
-from paprec_cli.paths import Home, atomic_path, sha256_file
+from paprec_cli.paths import Home, atomic_path, library_write, sha256_file
 from paprec_cli.registry import model_folders
 
 if TYPE_CHECKING:
@@ -44,7 +44,8 @@ def save_model(bundle: ModelBundle, folder: Path, *, extra_json: Mapping[str, JS
     }
     with atomic_path(folder) as staged:
         staged.mkdir(parents=True)
-        save_safetensors_sorted(state, staged / WEIGHTS, {"format": "pt", "producer": f"paprec {__version__}"})
+        with library_write(folder / WEIGHTS):
+            save_safetensors_sorted(state, staged / WEIGHTS, {"format": "pt", "producer": f"paprec {__version__}"})
         bundle.codec.save(staged)
         config = {**bundle.config, "format": CONFIG_FORMAT, "paprec_version": __version__}
         config["vocab_size"] = int(bundle.model.config.vocab_size)

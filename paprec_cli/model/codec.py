@@ -330,7 +330,10 @@ class PromptCodec:
     def save(self, folder: Path) -> None:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        self.tokenizer.save(str(folder / "tokenizer.json"))
+        from paprec_cli.paths import library_write
+
+        with library_write(folder / "tokenizer.json"):
+            self.tokenizer.save(str(folder / "tokenizer.json"))
         (folder / "codec.json").write_text(json.dumps(self.describe(), indent=2) + "\n", encoding="utf-8")
 
     @classmethod

@@ -8,9 +8,11 @@ count yet: `open_for_resume` trims it, and the resumed search redoes that step i
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict, cast
 
@@ -25,6 +27,8 @@ MANIFEST = "manifest.json"
 STATE = "state.json"
 TRAJECTORY = "trajectory.jsonl"
 PROMPTS = "prompts.json"
+#: Every file a search writes into its run folder (the lock file `.lock` aside).
+RUN_FILES = (MANIFEST, STATE, TRAJECTORY, PROMPTS)
 
 
 class RunManifest(TypedDict):
@@ -65,7 +69,8 @@ class RunDir:
 
     @staticmethod
     def check_new(path: Path, force: bool = False) -> None:
-        """Refuse a run folder that holds a run (resume it instead) or, without `force`, any other files.
+        """Refuse a run folder that holds a run (resume it instead), a file the run writes (`RUN_FILES`, even
+        with `force`: nothing of the user's is replaced) or, without `force`, any other files.
 
         Raises `PaprecError`; a file at `path` (not a folder) is refused too. Nothing is written.
         """
@@ -74,6 +79,11 @@ class RunDir:
             raise PaprecError(f"--run-dir {path} already holds a run; continue it with --resume {path}")
         if path.exists() and not path.is_dir():
             raise PaprecError(f"--run-dir {path}: is a file; expected a folder (new or empty)")
+        clash = [name for name in RUN_FILES if (path / name).exists()] if path.is_dir() else []
+        if clash:  # even with --force: the run would replace them, and "its files are kept" must stay true
+            raise PaprecError(f"--run-dir {path}: holds {', '.join(clash)}, which the run writes (not a paprec run "
+                              "to resume: no state.json or manifest.json); choose a new or empty folder, or move "
+                              "those files away")
         if not force and path.is_dir() and any(path.iterdir()):
             raise PaprecError(f"--run-dir {path}: the folder is not empty and holds no run; choose a new or empty "
                               "folder, or pass --force to write the run into it (its files are kept)")
@@ -142,10 +152,26 @@ class RunDir:
             raise PaprecError(f"{path}: unreadable search state ({type(exc).__name__}: {exc}); start a new run") \
                 from None
 
+    @contextlib.contextmanager
+    def _saving(self, path: Path) -> Iterator[None]:
+        """A write of the run's `path` during the search: an OS error (a full disk) becomes a one-line
+        `PaprecError` naming the file, saying the steps saved so far are kept and giving the resume command."""
+        from paprec_cli.errors import os_error_message
+
+        try:
+            yield
+        except OSError as exc:
+            if exc.filename is None:  # a failed write() names no file
+                exc = OSError(exc.errno, exc.strerror or str(exc), str(path))
+            problem = os_error_message(exc).split("; ")[0]
+            raise PaprecError(f"{problem}; the steps saved so far are kept: free some space (or fix the folder's "
+                              f"permissions), then continue with: paprec search --resume {self.path}") from None
+
     def save_state(self, state: SearchState) -> None:
         if self.read_only:
             return
-        write_json_atomic(self.path / STATE, state.to_json())
+        with self._saving(self.path / STATE):
+            write_json_atomic(self.path / STATE, state.to_json())
 
     def record(self, state: SearchState, record: dict[str, Any]) -> None:
         """The per-step sink: the trajectory line first, then the state that counts it."""
@@ -156,7 +182,7 @@ class RunDir:
     def append_step(self, record: dict[str, Any]) -> None:
         if self.read_only:
             return
-        with open(self.path / TRAJECTORY, "a", encoding="utf-8") as fh:
+        with self._saving(self.path / TRAJECTORY), open(self.path / TRAJECTORY, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(record) + "\n")
             fh.flush()
             os.fsync(fh.fileno())
@@ -181,7 +207,8 @@ class RunDir:
     def write_prompts(self, doc: Document) -> None:
         if self.read_only:
             return
-        write_json_atomic(self.path / PROMPTS, doc)
+        with self._saving(self.path / PROMPTS):
+            write_json_atomic(self.path / PROMPTS, doc)
 
     def prompts(self) -> Document | None:
         path = self.path / PROMPTS

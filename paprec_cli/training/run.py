@@ -371,18 +371,36 @@ def training_record(session: TrainingSession, result: TrainingResult) -> dict[st
 
 def claim_and_lock(options: TrainOptions, home: Home, out: Output, resume: bool, dist: DistContext | None, *,
                    force: bool, explicit_name: bool) -> TrainOptions:
-    """Rank 0 locks the model name for writing and picks a free name (see `setup.claim_model_name`);
-    every rank gets the same options."""
-    from paprec_cli.locks import acquire, lock_path
-    from paprec_cli.training.setup import claim_model_name
+    """Rank 0 picks the name the run writes (see `setup.claim_model_name`) and locks that name alone for
+    writing; every rank gets the same options. A default name that is taken (the quick start run twice) is
+    neither written nor locked, so `eval`, `recommend` and `search` can read that model meanwhile, and a
+    reader holding it does not stop the run."""
+    from paprec_cli.locks import acquire, lock_path, release
+    from paprec_cli.training.setup import claim_model_name, name_taken
+
+    def lock(name: str) -> Path:
+        path = lock_path(home.model_dir(name))
+        acquire(path, f"model '{name}'")
+        return path
 
     def claim() -> TrainOptions:
-        acquire(lock_path(home.model_dir(options.name)), f"model '{options.name}'")
-        if resume:
-            return options
-        claimed = claim_model_name(home, options, explicit=explicit_name, force=force)
+        default = not (resume or explicit_name or force)
+        if default and name_taken(home, options.name):
+            while True:  # lock the free name picked, then check that no run finished it in between
+                claimed = claim_model_name(home, options, explicit=False, force=False)
+                held = lock(claimed.name)
+                if not name_taken(home, claimed.name):
+                    break
+                release(held)
+        else:
+            held = lock(options.name)
+            if resume:
+                return options
+            claimed = claim_model_name(home, options, explicit=explicit_name, force=force)
+            if claimed.name != options.name:  # taken while this run waited for the lock
+                lock(claimed.name)
+                release(held)
         if claimed.name != options.name:
-            acquire(lock_path(home.model_dir(claimed.name)), f"model '{claimed.name}'")
             out.info(f"A model named '{options.name}' exists; training '{claimed.name}' (use --name to choose, "
                      f"--force to replace '{options.name}')")
         return claimed

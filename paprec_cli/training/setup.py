@@ -246,6 +246,15 @@ def cli_options(home: Home, *, dataset: str | None, tasks: str | None, size: str
     )  # fmt: skip
 
 
+def name_taken(home: Home, name: str) -> bool:
+    """True when model `name` exists in `home` or has a resumable training state (`state.json`)."""
+    from paprec_cli.training.state import STATE, recover, state_dir
+
+    folder = state_dir(home, name)
+    recover(folder)
+    return home.model_dir(name).exists() or (folder / STATE).is_file()
+
+
 def claim_model_name(home: Home, options: TrainOptions, *, explicit: bool, force: bool) -> TrainOptions:
     """The name a fresh training run writes to, so that no existing model is replaced without `--force`.
 
@@ -259,15 +268,10 @@ def claim_model_name(home: Home, options: TrainOptions, *, explicit: bool, force
     """
     import shutil
 
-    from paprec_cli.training.state import STATE, recover, state_dir
-
-    def resumable(name: str) -> bool:
-        folder = state_dir(home, name)
-        recover(folder)
-        return (folder / STATE).is_file()
+    from paprec_cli.training.state import state_dir
 
     def taken(name: str) -> bool:
-        return home.model_dir(name).exists() or resumable(name)
+        return name_taken(home, name)
 
     name = options.name
     if not taken(name):

@@ -29,7 +29,7 @@ from safetensors.torch import load_model, save_model
 from torch import nn
 
 from paprec_cli.errors import PaprecError
-from paprec_cli.paths import Home, atomic_path, read_json_object, write_json_atomic
+from paprec_cli.paths import Home, atomic_path, library_write, read_json_object, write_json_atomic
 from paprec_cli.training.recipe import TrainOptions
 
 if TYPE_CHECKING:
@@ -85,12 +85,28 @@ class RunState:
 
 
 def _damaged(path: Path, err: BaseException) -> PaprecError:
-    """The error for a truncated or damaged checkpoint file: only one checkpoint is kept, so the fix is to
-    train again (the model folder, if any, still holds the best epoch saved so far)."""
+    """The error for a truncated or damaged checkpoint file: only one checkpoint is kept, so this run cannot go
+    on; the fix destroys nothing that is intact (the model folder keeps the best epoch saved so far): train a new
+    name with the run's own options (read from `state.json` when it can be), or remove exactly this state."""
     first = (str(err).strip().splitlines() or [""])[0][:120]
-    name = path.parent.name
+    folder = path.parent
+    name = folder.name
     return PaprecError(f"{path}: not readable, truncated or damaged ({type(err).__name__}: {first}); this training "
-                       f"cannot be resumed; start it again with `paprec train --name {name} --force`")
+                       f"cannot be resumed; train it afresh under a new name with `{_fresh_command(folder)}` (the "
+                       f"model '{name}', if saved, is kept), or delete the resume state {folder} to stop resuming it")
+
+
+def _fresh_command(folder: Path) -> str:
+    """`paprec train` with the dataset, tasks, size, ids and seed of the run in `folder` and a free name."""
+    name = folder.name
+    new = next(f"{name}-{n}" for n in range(2, 10_000)
+               if not (folder.parent / f"{name}-{n}").exists() and not (folder.parent.parent / f"{name}-{n}").exists())
+    try:
+        options = RunState.from_json(json.loads((folder / STATE).read_text(encoding="utf-8"))).options
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return f"paprec train --dataset DATASET --name {new}"
+    return (f"paprec train --dataset {options.dataset} --tasks {','.join(options.tasks)} --size {options.size} "
+            f"--ids {options.ids} --seed {options.seed} --name {new}")
 
 
 def load_weights_file(model: nn.Module, path: Path) -> None:
@@ -120,10 +136,13 @@ def save_state(folder: Path, state: RunState, model: nn.Module, optimizer: torch
             for entry in folder.iterdir():
                 if entry.name not in rewritten:
                     _carry(entry, staged / entry.name)
-        save_model(model, str(staged / LAST))
+        with library_write(folder / LAST):
+            save_model(model, str(staged / LAST))
         if best:
-            save_model(model, str(staged / BEST))
-        torch.save(extra, staged / OPTIMIZER)
+            with library_write(folder / BEST):
+                save_model(model, str(staged / BEST))
+        with library_write(folder / OPTIMIZER):
+            torch.save(extra, staged / OPTIMIZER)
         (staged / STATE).write_text(json.dumps(state.to_json(), indent=2, default=str) + "\n", encoding="utf-8")
 
 

@@ -33,8 +33,8 @@ def int_option(values: Mapping[str, str], key: str, minimum: int, maximum: int |
     except ValueError:
         raise PaprecError(f"--option {key}={text}: expected an integer") from None
     if value < minimum or (maximum is not None and value > maximum):
-        upper = f" and {maximum}" if maximum is not None else ""
-        raise PaprecError(f"--option {key}={text}: expected a value between {minimum}{upper}")
+        wanted = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
+        raise PaprecError(f"--option {key}={text}: expected a value {wanted}; pass --option {key}=N with N {wanted}")
     return value
 
 
