@@ -24,6 +24,17 @@ def check_seed(seed: int, option: str = "--seed") -> int:
     return seed
 
 
+def check_plain_name(name: str, option: str = "--name") -> str:
+    """`name` itself when it can name a folder in the home: not empty, no slash or backslash, not starting
+    with '.' (hidden folders such as `models/.train-state` hold paprec's own state) or '-', no control
+    character. Raises PaprecError naming the option."""
+    if (not name.strip() or any(c in name for c in "/\\") or name[0] in ".-" or name != name.strip()
+            or any(ord(c) < 32 for c in name)):
+        raise PaprecError(f"{option} {name!r}: expected a plain name (letters, digits, '-', '_' or '.'; no "
+                          "slashes, not starting with '.' or '-'); for example --name my-model")
+    return name
+
+
 def check_options(options: Mapping[str, object]) -> None:
     """The checks that apply to a command's parsed options by name (today: `seed`), before the command runs."""
     seed = options.get("seed")

@@ -405,3 +405,17 @@ def test_usage_error_with_json_prints_the_json_error(tmp_path: Path, args: list[
     assert code == 2 and stdout.strip() == ""
     code, stdout, err = invoke("models", "list", "--json", "--home", str(tmp_path / "h"))
     assert code == 0 and "error" not in last_json(stdout), err
+
+
+@pytest.mark.parametrize("name", [".train-state", "../evil", "a/b", "-x", " ", "a\\b"])
+def test_train_name_must_be_a_plain_name(tmp_path: Path, name: str) -> None:
+    """`train --name .train-state --force` used to replace every model's resume state; `../evil` wrote outside
+    models/. Both are refused before any work, nothing is created."""
+    home = tmp_path / "home"
+    code, _out, err = invoke("train", "--dataset", "synthetic", "--size", "tiny", "--epochs", "1",
+                             "--name", name, "--force", "--home", str(home))
+    assert code == 2, err
+    assert "expected a plain name" in err and len(err.strip().splitlines()) == 1
+    models = home / "models"
+    assert not models.exists() or not any(p.name not in {".train-state"} for p in models.iterdir())
+    assert not (home / "evil").exists() and not (models / ".train-state" / ".train-state").exists()

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from paprec_cli.checks import check_plain_name
 from paprec_cli.data.store import Indexing, TieBreak, dataset_exists, import_dataset, list_imported
 from paprec_cli.errors import PaprecError
 from paprec_cli.paths import Home
@@ -73,8 +74,8 @@ def import_checked(registry: Registry, home: Home, name: str, source: Path | Non
         raise PaprecError(f"--indexing {indexing}: expected one of {', '.join(INDEXINGS)}")
     if tie_break is not None and tie_break not in TIE_BREAKS:
         raise PaprecError(f"--tie-break {tie_break}: expected one of {', '.join(TIE_BREAKS)}")
-    if store_as is not None and (not store_as.strip() or any(c in store_as for c in "/\\") or store_as[0] == "."):
-        raise PaprecError(f"--name {store_as!r}: expected a plain name (no slashes, not starting with '.')")
+    if store_as is not None:
+        check_plain_name(store_as)
     spec = registry.dataset(name, option="NAME")
     if not spec.needs_files and source is not None:
         raise PaprecError(f"dataset '{name}' is generated and takes no --from; drop --from {source}")

@@ -375,8 +375,11 @@ def claim_and_lock(options: TrainOptions, home: Home, out: Output, resume: bool,
     writing; every rank gets the same options. A default name that is taken (the quick start run twice) is
     neither written nor locked, so `eval`, `recommend` and `search` can read that model meanwhile, and a
     reader holding it does not stop the run."""
+    from paprec_cli.checks import check_plain_name
     from paprec_cli.locks import acquire, lock_path, release
     from paprec_cli.training.setup import claim_model_name, name_taken
+
+    check_plain_name(options.name, "--resume" if resume else "--name")  # before any lock file is made
 
     def lock(name: str) -> Path:
         path = lock_path(home.model_dir(name))

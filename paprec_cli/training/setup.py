@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import fields, replace
 from typing import Any
 
-from paprec_cli.checks import check_seed
+from paprec_cli.checks import check_plain_name, check_seed
 from paprec_cli.data import needs
 from paprec_cli.data.splits import N_NEGATIVES
 from paprec_cli.data.store import Dataset, dataset_exists, import_dataset, load_dataset
@@ -273,7 +273,7 @@ def claim_model_name(home: Home, options: TrainOptions, *, explicit: bool, force
     def taken(name: str) -> bool:
         return name_taken(home, name)
 
-    name = options.name
+    name = check_plain_name(options.name)
     if not taken(name):
         # a start interrupted before its first saved epoch leaves a state folder with nothing to resume
         shutil.rmtree(state_dir(home, name), ignore_errors=True)
