@@ -97,3 +97,15 @@ def holder() -> Iterator[object]:
     hold.stop = stop  # type: ignore[attr-defined]
     yield hold
     stop()
+
+
+@pytest.fixture
+def train_home(tmp_path: Path) -> Path:
+    """A home with a small synthetic import (40 users, 60 items) for training tests."""
+    from helpers import invoke
+
+    root = tmp_path / "home"
+    code, _, err = invoke("data", "import", "synthetic", "--home", str(root), "-q", "-o", "users=40",
+                          "-o", "items=60", "-o", "length=7")
+    assert code == 0, err
+    return root

@@ -91,3 +91,14 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def last_line(err: str) -> str:
+    """The last stderr line; no traceback anywhere."""
+    assert "Traceback" not in err, err
+    return err.strip().splitlines()[-1]
+
+
+def leftovers(root: Path) -> list[str]:
+    """Temporary files or folders of an atomic write, anywhere under `root`."""
+    return sorted(str(p) for p in root.rglob("*") if p.name.endswith((".tmp", ".old")))

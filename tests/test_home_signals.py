@@ -22,7 +22,7 @@ from typing import Any
 
 import polars as pl
 import pytest
-from helpers import invoke, last_json
+from helpers import invoke, last_json, last_line, leftovers
 
 from paprec_cli.paths import Home
 
@@ -32,17 +32,6 @@ SEARCH = ["search", "--task", "sequential", "--dataset", "synthetic", "--val-use
 TRAIN = ["train", "--dataset", "synthetic", "--size", "tiny", "--tasks", "sequential", "--val-users", "20",
          "--device", "cpu", "--batch-size", "32", "--epochs", "1", "-q"]
 MODEL = "synthetic-tiny-atomic"
-
-
-def last_line(err: str) -> str:
-    """The last stderr line; no traceback anywhere."""
-    assert "Traceback" not in err, err
-    return err.strip().splitlines()[-1]
-
-
-def leftovers(root: Path) -> list[str]:
-    """Temporary files or folders of an atomic write, anywhere under `root`."""
-    return sorted(str(p) for p in root.rglob("*") if p.name.endswith((".tmp", ".old")))
 
 
 def files(root: Path) -> dict[str, bytes]:
@@ -219,15 +208,6 @@ def test_sigterm_during_search_prints_the_resume_command(tiny_home: Home, tmp_pa
 
 
 # -- train: SIGTERM and a full disk while saving -----------------------------------------------------------
-@pytest.fixture
-def train_home(tmp_path: Path) -> Path:
-    root = tmp_path / "home"
-    code, _, err = invoke("data", "import", "synthetic", "--home", str(root), "-q", "-o", "users=40",
-                          "-o", "items=60", "-o", "length=7")
-    assert code == 0, err
-    return root
-
-
 def _trained_ok(root: Path, name: str, epochs: int) -> None:
     model = root / "models" / name
     record = json.loads((model / "training.json").read_text())

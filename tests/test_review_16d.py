@@ -11,28 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import invoke, last_json
+from helpers import invoke, last_json, last_line, leftovers
 
 TRAIN = ["train", "--dataset", "synthetic", "--size", "tiny", "--tasks", "sequential", "--val-users", "20",
          "--device", "cpu", "--batch-size", "32", "--epochs", "1", "-q"]
-
-
-def last_line(err: str) -> str:
-    assert "Traceback" not in err, err
-    return err.strip().splitlines()[-1]
-
-
-def leftovers(root: Path) -> list[str]:
-    return sorted(str(p) for p in root.rglob("*") if p.name.endswith((".tmp", ".old")))
-
-
-@pytest.fixture
-def train_home(tmp_path: Path) -> Path:
-    root = tmp_path / "home"
-    code, _, err = invoke("data", "import", "synthetic", "--home", str(root), "-q", "-o", "users=40",
-                          "-o", "items=60", "-o", "length=7")
-    assert code == 0, err
-    return root
 
 
 @pytest.fixture
