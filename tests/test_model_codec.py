@@ -141,3 +141,43 @@ def test_build_codec_is_fast_on_a_synthetic_sized_dataset() -> None:
     encoded_s = time.perf_counter() - started
     assert len(encoded) == 2000 and isinstance(encoded[0], EncodedPrompt)
     assert built < 5.0 and encoded_s < 5.0, (built, encoded_s)
+
+
+def test_trained_tokenizer_keeps_every_template_word_whole() -> None:
+    """Issue #14: ML-100K's titles left "most", "suitable" and "try" as sub-word pieces of paprec's own
+    tokenizer, so `--init manual` started from a prompt without them. A dataset whose text crowds the
+    template words out (seeded 7-letter title words, a small vocabulary) shows the same split on a
+    plain BPE run; `build_codec` must still give every template word one whole-word token."""
+    import numpy as np
+    import polars as pl
+
+    from paprec_cli.model.codec import _prompt_words, _split_words, tokenizer_corpus
+    from paprec_cli.model.tokenizer import train_tokenizer
+
+    rng = np.random.default_rng(0)
+    letters = list("abcdefghijklmnopqrstuvwxyz")
+    dataset = FakeDataset()
+    titles = [" ".join("".join(rng.choice(letters, 7)) for _ in range(3)) for _ in range(130)]
+    dataset.items = pl.DataFrame({"title": titles})  # type: ignore[attr-defined]
+    texts = ["Pick the most suitable item from the following list and recommend to {user} : {candidates}",
+             "Here is the purchase history of {user} : {history} try to recommend the next item"]
+    words = _prompt_words(texts)
+    plain = train_tokenizer(tokenizer_corpus(dataset, "atomic", texts), 400)
+    assert {"most", "suitable", "try"} <= set(_split_words(plain, words))  # the fault the fix is for
+    codec = build_codec(dataset, "atomic", texts, vocab_size=400)  # type: ignore[arg-type]
+    assert _split_words(codec.tokenizer, words) == []
+    candidates = set(codec.candidate_vocab().tolist())
+    assert all(codec.token_id(w) in candidates for w in words)
+    attributes = sorted({w for attrs in dataset.item_attributes for w in attrs})
+    assert _split_words(codec.tokenizer, attributes) == _split_words(plain, attributes) == []  # none lost
+
+
+def test_tokenizer_unchanged_where_no_template_word_is_split() -> None:
+    """The retry only runs when a word is split: datasets whose tokenizer already keeps them (synthetic,
+    Beauty) get exactly the tokenizer of one plain training run, so their models are unchanged."""
+    from paprec_cli.model.codec import tokenizer_corpus
+    from paprec_cli.model.tokenizer import train_tokenizer
+
+    dataset = FakeDataset()
+    plain = train_tokenizer(tokenizer_corpus(dataset, "atomic", TEMPLATES), 4000)
+    assert build_codec(dataset, "atomic", TEMPLATES).tokenizer.to_str() == plain.to_str()  # type: ignore[arg-type]

@@ -390,6 +390,53 @@ def tokenizer_corpus(dataset: DatasetLike, id_scheme: IdScheme, extra_texts: Ite
     return lines
 
 
+#: How often the words to keep whole are repeated as an extra corpus line, one try after another.
+WORD_REPEATS = (64, 128, 256, 512)
+
+
+def _prompt_words(texts: Iterable[str]) -> list[str]:
+    """The alphabetic words of the template texts (the words `--init manual` turns into trigger tokens)."""
+    return sorted({w for line in texts for w in line.split() if w.isalpha()})
+
+
+def _split_words(tok: Tokenizer, words: Sequence[str]) -> list[str]:
+    """The `words` that `tok` does not encode as one whole-word token."""
+    if not words:
+        return []
+    encodings = tok.encode_batch([[w] for w in words], is_pretokenized=True, add_special_tokens=False)
+    return [w for w, e in zip(words, encodings, strict=True) if len(e.ids) != 1]
+
+
+def _train_keeping_words(corpus: list[str], words: Sequence[str], kept: Sequence[str],
+                         vocab_size: int) -> tuple[Tokenizer, list[str]]:
+    """(tokenizer, the corpus it learnt from) such that every template word in `words` is one whole-word token.
+
+    A prompt word the tokenizer splits (ML-100K's titles left "most", "suitable" and "try" as pieces) cannot
+    be a trigger token, so `paprec search --init manual` would start from the manual prompt without it. The
+    first tokenizer is trained on `corpus` alone; datasets where no template word is split (synthetic, Beauty)
+    get exactly that one. Otherwise the split words are added as one extra line repeated `WORD_REPEATS[i]`
+    times, and a try is kept only if it splits fewer template words and no word of `words` or `kept` (the
+    item attribute words: `history_word` and `oracle` need them whole) that the first try kept whole; words a
+    try split are added to the next try's line. A vocabulary too small for all of them keeps the best try (the
+    search names the words it could not use)."""
+    tok = train_tokenizer(corpus, vocab_size)
+    split = _split_words(tok, words)
+    if not split:
+        return tok, corpus
+    whole = [w for w in sorted(set(words) | set(kept)) if w not in split]
+    best, best_corpus, extra = tok, corpus, set(split)
+    for repeats in WORD_REPEATS:
+        extended = corpus + [" ".join(sorted(extra))] * repeats
+        tok = train_tokenizer(extended, vocab_size)
+        lost, still = _split_words(tok, whole), _split_words(tok, words)
+        if not lost and len(still) < len(split):
+            best, best_corpus, split = tok, extended, still
+            if not still:
+                break
+        extra |= set(lost) | set(still)
+    return best, best_corpus
+
+
 def _titles(dataset: DatasetLike) -> list[str]:
     items = getattr(dataset, "items", None)
     try:
@@ -411,8 +458,10 @@ def build_codec(
     kind = "trained"
     word_tokens: set[int] | None = None
     if tokenizer is None:
-        corpus = tokenizer_corpus(dataset, id_scheme, extra_texts)
-        tok = train_tokenizer(corpus, vocab_size)
+        extra = [str(t) for t in extra_texts]
+        corpus = tokenizer_corpus(dataset, id_scheme, extra)
+        attributes = _prompt_words(" ".join(attrs) for attrs in dataset.item_attributes if attrs)
+        tok, corpus = _train_keeping_words(corpus, _prompt_words(extra), attributes, vocab_size)
         words = sorted({w for line in corpus for w in line.split()})
         word_tokens = {
             e.ids[0]
