@@ -15,6 +15,7 @@ from test_model_helpers import (
     TINY_DIMS,
     FakeDataset,
     codec_for,
+    history_prompt,
     imported_dataset,
     one_thread,  # noqa: F401  (autouse fixture)
     prompts,
@@ -200,3 +201,35 @@ def test_p5_refusals(tmp_path: Path) -> None:
     torch.save(good, tmp_path / "ok.pth")
     with pytest.raises(PaprecError, match="needs its|no tokenizer.json or spiece.model in"):
         load_model(tmp_path / "ok.pth", dataset=FakeDataset())
+
+
+def test_untied_item_head_scores_with_its_own_rows_and_round_trips(tmp_path: Path) -> None:
+    """`-o item_head=untied` (issue #18): item tokens get output rows of their own; training's logits
+    (forward), ranking (`project` over the item rows) and a saved-and-loaded model all use them."""
+    codec = build_codec(FakeDataset(), "atomic", TEMPLATES)
+    bundle = create_model(TINY_DIMS, codec, seed=0)
+    model = bundle.model.eval()
+    model.untie_items(codec.item_offset, codec.n_items)
+    assert model.item_head is not None
+    with torch.no_grad():
+        model.item_head.add_(torch.randn_like(model.item_head))  # now differs from the tied input rows
+    bundle.config["item_head"] = "untied"
+    batch = collate([codec.encode(history_prompt(3, [5, 9, 17]))])
+    items = slice(codec.item_offset, codec.item_offset + codec.n_items)
+    with torch.no_grad():
+        enc = model.encode(batch.input_ids, batch.attention_mask, batch.whole_word_ids)
+        start = torch.zeros(1, 1, dtype=torch.long)
+        out = model(batch.input_ids, batch.attention_mask, batch.whole_word_ids, decoder_input_ids=start)
+        logits = out.logits[:, 0]
+        hidden = model.t5.decoder(input_ids=start, encoder_hidden_states=enc,
+                                  encoder_attention_mask=batch.attention_mask).last_hidden_state[:, 0]
+        ranked = model.project(hidden, items)
+        tied = torch.nn.functional.linear(hidden * model.config.d_model**-0.5, model.t5.lm_head.weight[items])
+    assert torch.allclose(logits[:, items], ranked, atol=1e-5)
+    assert not torch.allclose(ranked, tied, atol=1e-3)  # the head's own rows, not the input rows
+    assert torch.allclose(logits[:, : codec.item_offset], model.project(hidden)[:, : codec.item_offset], atol=1e-5)
+    folder = save_model(bundle, tmp_path / "m")
+    loaded = load_model(folder).model.eval()
+    assert loaded.item_head is not None and torch.equal(loaded.item_head, model.item_head)
+    with torch.no_grad():
+        assert torch.allclose(loaded.project(hidden, items), ranked, atol=1e-6)

@@ -115,6 +115,9 @@ def test_time_budget_stops_cleanly(home: Path) -> None:
         (["--resume", "m1", "--item-init", "random"], "--item-init"),
         (["--dataset", "synthetic", "-o", "history=0"], "-o history"),
         (["--resume", "m1", "-o", "recent=5"], "-o recent"),
+        (["--dataset", "synthetic", "-o", "item_head=loose"], "-o item_head"),
+        (["--dataset", "synthetic", "--ids", "subword", "-o", "item_head=untied"], "item_head=untied needs atomic ids"),
+        (["--resume", "m1", "-o", "item_head=untied"], "-o item_head"),
     ],
 )
 def test_bad_options_exit_2_with_one_line(args: list[str], needle: str, home: Path, trained: dict) -> None:
@@ -152,3 +155,29 @@ def test_a_shorter_history_is_recorded_and_used_by_eval_and_recommend(home: Path
     assert code == 0, err
     text = _last_json(out)["prompt"]["text"]
     assert text.count(" , ") == 2, text  # 3 items, 2 separators (users of this dataset have 7 items)
+
+
+def test_untied_item_head_trains_resumes_and_ranks(home: Path) -> None:
+    """`-o item_head=untied` end to end: the saved model records it, loads with its own item rows (which
+    training moved away from the input rows), resumes, and `recommend` ranks with it."""
+    import torch
+
+    from paprec_cli.model import load_model
+
+    runner = CliRunner()
+    code, out, err = _run(runner, "train", "--dataset", "synthetic", *FAST, "--epochs", "1", "--name", "untied",
+                          "-o", "item_head=untied", "--home", str(home), "--json")  # fmt: skip
+    assert code == 0, err
+    folder = Path(_last_json(out)["model"])
+    assert json.loads((folder / "config.json").read_text())["item_head"] == "untied"
+    bundle = load_model(folder)
+    head, codec = bundle.model.item_head, bundle.codec
+    assert head is not None
+    rows = bundle.model.t5.shared.weight[codec.item_offset : codec.item_offset + codec.n_items]
+    assert not torch.allclose(head, rows)  # started as a copy, trained apart
+    code, out, err = _run(runner, "train", "--resume", "untied", "--epochs", "2", "--home", str(home), "--json")
+    assert code == 0, err
+    assert _last_json(out)["epochs"] == 2
+    code, out, err = _run(runner, "recommend", "--dataset", "synthetic", "--model", "untied", "--user", "3",
+                          "--home", str(home), "--json")  # fmt: skip
+    assert code == 0, err

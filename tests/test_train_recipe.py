@@ -125,6 +125,7 @@ def test_seen_penalty_targets_only_the_prompts_items_and_never_the_target() -> N
     assert float(logits.grad[0, 5]) == pytest.approx(0.5) and float(logits.grad[0, 6]) == pytest.approx(-0.5)
     assert float(logits.grad[1].abs().sum()) == 0
     assert parse_train_options(["seen_penalty=1"]) == {"seen_penalty": 1.0}
+    assert parse_train_options(["item_head=untied"]) == {"item_head": "untied"}
 
 
 def test_ml100k_tiny_recipe_is_a_budget_that_anneals() -> None:

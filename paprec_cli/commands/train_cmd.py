@@ -90,7 +90,8 @@ def register(app: PaprecTyper) -> None:
                          "recorded in the protocol); recipe changes for a fresh run: history=N (items a sequential "
                          "prompt shows), recent=N (each user's N most recent training examples), share=F (part of "
                          "the examples drawn per epoch), hint=, word_item=, item_next=, user_item=, item_words= "
-                         "(auxiliary families), warmup=F, seen_penalty=W (penalty on the prompt's own items)."),
+                         "(auxiliary families), warmup=F, seen_penalty=W (penalty on the prompt's own items), "
+                         "item_head=untied (item tokens get output rows of their own; atomic ids)."),
         ] = None,
         tokenizer: TokenizerOpt = None,
         force: Annotated[

@@ -70,6 +70,29 @@ class RecLM(nn.Module):
         super().__init__()
         self.t5 = T5ForConditionalGeneration(config)
         self.whole_word = nn.Embedding(N_WHOLE_WORDS, config.d_model)
+        #: Output rows of the atomic item tokens when they are untied from the input rows (`untie_items`).
+        self.item_head: nn.Parameter | None = None
+        self.item_offset = 0
+
+    def untie_items(self, item_offset: int, n_items: int) -> None:
+        """Give the item tokens (vocabulary rows `item_offset .. item_offset + n_items - 1`) output rows of
+        their own, [n_items, d], started as copies of their current (tied) rows. T5 ties the LM head to the
+        input embedding, so a prompt item's own row is also the output row it scores highest with: a model
+        that starts from co-occurrence rows ranks the items of the prompt first (issue #18: half of the
+        top 10 on ML-100K, where nobody rates a movie twice). Text and user rows stay tied."""
+        rows = self.t5.shared.weight.detach()[item_offset : item_offset + n_items].clone()
+        if rows.shape[0] != n_items or n_items < 1:
+            raise ValueError(f"item rows {item_offset}..{item_offset + n_items - 1} outside the vocabulary")
+        self.item_head = nn.Parameter(rows)
+        self.item_offset = int(item_offset)
+
+    def output_weight(self) -> torch.Tensor:
+        """The LM head's weight [V, d]: the tied rows, with the item rows of `item_head` when untied."""
+        weight = self.t5.lm_head.weight
+        if self.item_head is None:
+            return weight
+        end = self.item_offset + self.item_head.shape[0]
+        return torch.cat([weight[: self.item_offset], self.item_head.to(weight.dtype), weight[end:]])
 
     @property
     def config(self) -> T5Config:
@@ -93,7 +116,10 @@ class RecLM(nn.Module):
         items then skips the text and user rows). Matches `T5ForConditionalGeneration`'s head."""
         if self.t5.config.scale_decoder_outputs:
             hidden = hidden * (self.t5.config.d_model**-0.5)
-        weight = self.t5.lm_head.weight
+        if self.item_head is not None and isinstance(rows, slice) and rows.start == self.item_offset \
+                and rows.stop == self.item_offset + self.item_head.shape[0] and rows.step in (None, 1):
+            return F.linear(hidden, self.item_head.to(hidden.dtype))  # ranking over all items
+        weight = self.output_weight()
         return F.linear(hidden, weight if rows is None else weight[rows])
 
     def forward(
@@ -114,6 +140,10 @@ class RecLM(nn.Module):
             encoder_outputs = self.encode(input_ids, attention_mask, whole_word_ids)
         if decoder_input_ids is None and labels is not None:
             decoder_input_ids = self.t5.prepare_decoder_input_ids_from_labels(labels=labels)
+        if self.item_head is not None:  # T5's own head would score the tied item rows
+            dec = self.t5.decoder(input_ids=decoder_input_ids, encoder_hidden_states=encoder_outputs,
+                                  encoder_attention_mask=attention_mask, **kwargs)
+            return Seq2SeqLMOutput(logits=self.project(dec.last_hidden_state))
         out: Seq2SeqLMOutput = self.t5(
             encoder_outputs=BaseModelOutput(last_hidden_state=encoder_outputs),
             attention_mask=attention_mask,

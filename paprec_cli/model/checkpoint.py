@@ -149,6 +149,11 @@ def load_paprec_folder(folder: Path, info: dict[str, Any]) -> ModelBundle:
         raise PaprecError(f"{err}; {model_fix(folder)}") from None
     config = t5_config(info["dims"], codec.vocab_size, pad_id=codec.pad_id, eos_id=codec.eos_id)  # checked on read
     model = build_model(config, seed=0)
+    if info.get("item_head") == "untied":
+        if codec.id_scheme != "atomic":
+            raise PaprecError(f"{folder / CONFIG}: item_head 'untied' needs atomic ids, the codec has "
+                              f"{codec.id_scheme}")
+        model.untie_items(codec.item_offset, codec.n_items)
     load_state_strict(model, state, weights)
     return ModelBundle(model, codec, info, folder)
 

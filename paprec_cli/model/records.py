@@ -96,6 +96,8 @@ class ModelConfig(Record):
     split_seed: NonNegativeInt | None = None
     negatives: PositiveInt | None = None
     tasks: list[str] | None = None
+    #: "untied": the item tokens have output rows of their own (`item_head` in the weights).
+    item_head: Literal["tied", "untied"] | None = None
 
     @model_validator(mode="after")
     def _paprec_model_has_sizes(self) -> ModelConfig:

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 
 #: What `Recipe.seen_penalty_kind` may be.
 SEEN_PENALTIES = ("pairwise", "unlikelihood")
+#: What `Recipe.item_head` may be.
+ITEM_HEADS = ("tied", "untied")
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,10 @@ class Recipe:
     #: still ranked. `seen_penalty_kind`: "pairwise" (BPR against the target) or "unlikelihood".
     seen_penalty: float = 0.0
     seen_penalty_kind: str = "pairwise"
+    #: "untied": the item tokens get output rows of their own, started as copies of their input rows
+    #: (`RecLM.untie_items`; atomic ids only), so the model can stop ranking the prompt's own items first
+    #: (issue #18). "tied": T5's LM head, the item rows shared with the input (P5's layout).
+    item_head: str = "tied"
     #: Most recent items a sequential prompt shows (paprec's own models; recorded in the model's config as
     #: `input_history`, so search, eval and serving write the same prompts). Shorter is faster to train.
     history: int = 20
@@ -196,6 +202,7 @@ def check_recipe(recipe: Recipe) -> Recipe:
         (recipe.history >= 1, "-o history", "a positive number of items"),
         (recipe.seen_penalty >= 0 and math.isfinite(recipe.seen_penalty), "-o seen_penalty", "a weight >= 0"),
         (recipe.seen_penalty_kind in SEEN_PENALTIES, "seen_penalty_kind", " or ".join(SEEN_PENALTIES)),
+        (recipe.item_head in ITEM_HEADS, "-o item_head", " or ".join(ITEM_HEADS)),
     ]
     for ok, option, expected in checks:
         if not ok:

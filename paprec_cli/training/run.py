@@ -126,7 +126,8 @@ def open_session(
                 f"--resume {options.name}: dataset '{dataset.name}' changed since training started "
                 f"(fingerprint {codec.dataset_fingerprint} -> {dataset.fingerprint}); train anew"
             )
-        bundle = create_model(options.size, codec, options.seed, dropout=options.recipe.dropout)
+        bundle = _with_item_head(create_model(options.size, codec, options.seed, dropout=options.recipe.dropout),
+                                 options)
         state = run_state.RunState(options, saved.epoch, saved.step, saved.seconds, saved.history,
                                    saved.best_epoch, saved.best_score)  # fmt: skip
     else:
@@ -172,6 +173,18 @@ def _fresh_bundle(options: TrainOptions, dataset: Dataset, training: TrainingDat
         apply_cooccurrence_init(bundle.model.t5.shared.weight, codec.user_offset, codec.item_offset,
                                 data.loo.train, data.n_users, data.n_items, options.seed,
                                 users=options.recipe.item_init == "cooccurrence")
+    return _with_item_head(bundle, options)
+
+
+def _with_item_head(bundle: ModelBundle, options: TrainOptions) -> ModelBundle:
+    """`bundle` with the item rows of its head untied when the recipe asks (`-o item_head=untied`), after the
+    co-occurrence start so that the head starts from the same rows; a resumed run then loads its own."""
+    if options.recipe.item_head == "untied":
+        codec = bundle.codec
+        if codec.id_scheme != "atomic":
+            raise PaprecError("-o item_head=untied needs atomic ids (--ids atomic): subword ids have no item rows")
+        bundle.model.untie_items(codec.item_offset, codec.n_items)
+        bundle.config["item_head"] = "untied"
     return bundle
 
 

@@ -18,7 +18,7 @@ from paprec_cli.paths import Home
 from paprec_cli.plugins import Registry
 from paprec_cli.specs import TaskSpec
 from paprec_cli.training.mixture import Mixture
-from paprec_cli.training.recipe import Recipe, TrainOptions, mixture_for, recipe_for, with_overrides
+from paprec_cli.training.recipe import ITEM_HEADS, Recipe, TrainOptions, mixture_for, recipe_for, with_overrides
 
 #: Datasets `paprec train` imports by itself when missing (generated, no files needed).
 AUTO_IMPORT = ("synthetic",)
@@ -86,17 +86,18 @@ TRAIN_SETTINGS: dict[str, tuple[type, str]] = {
     "item_next": (float, "item -> next item pairs, as a share of ranking examples"),
     "user_item": (float, "user -> item pairs, as a share of ranking examples"),
     "item_words": (float, "passes over item -> attribute words per epoch"),
+    "item_head": (str, "untied (item tokens get output rows of their own; atomic ids) or tied, default tied"),
 }
 #: Settings that change the training data or the model's inputs: a resumed run keeps its own.
 RECIPE_FIELDS = frozenset(f.name for f in fields(Recipe))
 MIXTURE_FIELDS = frozenset(f.name for f in fields(Mixture))
-FRESH_ONLY = ("history", "recent", "share", "hint", "word_item", "item_next", "user_item", "item_words")
+FRESH_ONLY = ("history", "recent", "share", "hint", "word_item", "item_next", "user_item", "item_words", "item_head")
 
 
-def parse_train_options(pairs: Sequence[str]) -> dict[str, int | float]:
+def parse_train_options(pairs: Sequence[str]) -> dict[str, int | float | str]:
     """`-o KEY=VALUE` settings of a training run (`TRAIN_SETTINGS`), checked: a one-line error names the
     setting and what it expects."""
-    out: dict[str, int | float] = {}
+    out: dict[str, int | float | str] = {}
     known = ", ".join(f"{k}=" for k in TRAIN_SETTINGS)
     for pair in pairs:
         key, sep, value = pair.partition("=")
@@ -106,6 +107,11 @@ def parse_train_options(pairs: Sequence[str]) -> dict[str, int | float]:
         if key in out:
             raise PaprecError(f"-o {key} given twice; give it once")
         kind, meaning = TRAIN_SETTINGS[key]
+        if kind is str:
+            if value not in ITEM_HEADS:
+                raise PaprecError(f"-o {pair}: expected {meaning}")
+            out[key] = value
+            continue
         try:
             number = kind(value)
         except ValueError:
@@ -144,7 +150,7 @@ def new_options(
     overrides: dict[str, Any],
     negatives: int = N_NEGATIVES,
     tokenizer: str | None = None,
-    settings: dict[str, int | float] | None = None,
+    settings: dict[str, int | float | str] | None = None,
 ) -> TrainOptions:
     """Options of a fresh run: the size's recipe and mixture for `dataset` (`recipe.DATASET_RECIPES`), with
     command-line overrides and `-o` settings (`TRAIN_SETTINGS`, without `negatives`)."""
@@ -158,7 +164,7 @@ def new_options(
     mixture_changes: dict[str, Any] = {k: v for k, v in settings.items() if k in MIXTURE_FIELDS}
     base = recipe_for(size, dataset)
     recipe = with_overrides(base, **{**recipe_changes, **overrides})
-    recipe = _item_init_for(recipe, ids, init, overrides.get("item_init"))
+    recipe = _check_item_head(_item_init_for(recipe, ids, init, overrides.get("item_init")), ids, init)
     mixture = replace(mixture_for(size, dataset), **mixture_changes)
     anneal_to_budget = True
     if time_budget is None and overrides.get("epochs") is None and recipe.default_time_budget:
@@ -178,6 +184,15 @@ def new_options(
         negatives=negatives,
         tokenizer=tokenizer,
     )
+
+
+def _check_item_head(recipe: Recipe, ids: str, init: str | None) -> Recipe:
+    """An untied item head (`-o item_head=untied`) needs item rows (atomic ids) of a fresh model."""
+    if recipe.item_head == "untied" and (ids != "atomic" or init):
+        reason = "--init loads the checkpoint's own head" if init else f"--ids {ids} has no row per item"
+        raise PaprecError(f"-o item_head=untied needs atomic ids and a fresh model: {reason}; use --ids atomic "
+                          "without --init, or drop -o item_head")
+    return recipe
 
 
 def _item_init_for(recipe: Recipe, ids: str, init: str | None, asked: str | None) -> Recipe:

@@ -118,8 +118,10 @@ def load_weights_file(model: nn.Module, path: Path) -> None:
         missing, unexpected = load_model(model, str(path), strict=False)
     except Exception as err:  # safetensors raises its own error type (and OSError) for a truncated file
         raise _damaged(path, err) from None
-    if unexpected or [k for k in missing if "embed_tokens" not in k and "lm_head" not in k]:
-        raise PaprecError(f"{path}: weights do not fit the model (missing {missing[:3]}, unexpected {unexpected[:3]})")
+    lacking = sorted(k for k in missing if "embed_tokens" not in k and "lm_head" not in k)
+    if unexpected or lacking:
+        raise PaprecError(f"{path}: weights do not fit the model (missing {lacking[:3]}, unexpected "
+                          f"{sorted(unexpected)[:3]}); train it afresh with `{_fresh_command(path.parent)}`")
 
 
 def save_state(folder: Path, state: RunState, model: nn.Module, optimizer: torch.optim.Optimizer, best: bool) -> None:
