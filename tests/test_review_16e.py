@@ -1,0 +1,56 @@
+"""Issue #16, a second fresh review's findings (branch issue-16e): each reproduced the way it happens for a user,
+with the one-line error, the exit code and the files left."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from helpers import invoke, last_json, last_line
+
+from paprec_cli.paths import Home
+
+SEARCH = ["search", "--task", "sequential", "--dataset", "synthetic", "--val-users", "12", "--grad-examples", "24",
+          "--batch-size", "64", "--max-rounds", "1", "--n-personal", "1", "--n-suffix", "1", "--device", "cpu",
+          "--protocol", "paper", "-q"]
+
+
+# -- 1. --run-dir at a dataset folder ----------------------------------------------------------------------
+def test_run_dir_at_a_dataset_folder_is_not_a_run(tiny_home: Home, tmp_path: Path) -> None:
+    """`--run-dir $HOME/data/synthetic` (a manifest.json that is a dataset's): not a run folder, naming its
+    files and asking for a new folder (not `--resume`, which would fail), with or without --force; `--resume`
+    of it says it is not a run and creates no lock file there; nothing in the folder changes."""
+    folder = tiny_home.dataset_dir("synthetic")
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    for force in ([], ["--force"]):
+        code, stdout, err = invoke(*SEARCH, "--home", str(tiny_home.root), "--run-dir", str(folder), *force, "--json")
+        line = last_line(err)
+        assert code == 2 and line == (
+            f"Error: --run-dir {folder}: not a run folder (its manifest.json is not a paprec run's; it holds other "
+            "files: extra_truth.parquet, interactions.parquet, items.parquet, users.parquet); choose a new or empty "
+            "folder for --run-dir"), line
+        assert last_json(stdout)["exit_code"] == 2
+    code, _, err = invoke("search", "--resume", str(folder), "--home", str(tiny_home.root), "--device", "cpu")
+    assert code == 2 and last_line(err) == (
+        f"Error: --resume {folder}: not a paprec run directory (its manifest.json is not a paprec run's); give a "
+        "run folder (a search's --run-dir, or one under the home's runs/)")
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    code, _, err = invoke(*SEARCH, "--home", str(tiny_home.root), "--run-dir", str(tmp_path / "fresh"))
+    assert code == 0, err
+
+
+def test_a_run_manifest_still_holds_a_run(tmp_path: Path) -> None:
+    """A run's manifest (its format, or a config object) and a damaged one still mean "a run: --resume it"."""
+    from paprec_cli.errors import PaprecError
+    from paprec_cli.search.rundir import RunDir, holds_run_manifest
+
+    for text in ('{"format": "paprec-run/1"}', '{"config": {}}', '{"format": "paprec-r', "[]"):
+        folder = tmp_path / str(abs(hash(text)))
+        folder.mkdir()
+        (folder / "manifest.json").write_text(text)
+        assert holds_run_manifest(folder)
+        with pytest.raises(PaprecError, match="already holds a run; continue it with --resume"):
+            RunDir.check_new(folder)
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "manifest.json").write_text('{"manifest_version": 1, "name": "x"}')
+    assert not holds_run_manifest(tmp_path / "d")
