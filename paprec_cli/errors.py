@@ -28,6 +28,20 @@ class DataFormatError(PaprecError):
         super().__init__(f"{where}: {problem}; expected {expected}")
 
 
+def first_line(err: BaseException, width: int = 160) -> str:
+    """The first line of a library's error text for a one-line message, shortened to at most `width`
+    characters between words (`textwrap.shorten`: never cut mid-word, "..." marks the cut); the exception's
+    type name when it says nothing."""
+    import textwrap
+
+    lines = str(err).strip().splitlines()
+    text = " ".join(lines[0].split()) if lines else ""
+    if not text:
+        return type(err).__name__
+    short = textwrap.shorten(text, width, placeholder=" ...")
+    return short if short != "..." else f"{text[:width - 4]} ..."  # one word longer than `width`
+
+
 class WriteFailed(OSError):
     """A library's file writer (torch.save's zip writer, safetensors) failed with its own exception type, not
     an `OSError` (as a full disk makes torch's writer raise `RuntimeError: [enforce fail at
@@ -35,7 +49,7 @@ class WriteFailed(OSError):
     Shown like a full disk (the likeliest cause), and handled wherever an `OSError` is."""
 
     def __init__(self, path: Path | str, cause: BaseException) -> None:
-        said = " ".join((str(cause).strip().splitlines() or [""])[0].split())[:160].replace(";", ",")
+        said = first_line(cause).replace(";", ",") if str(cause).strip() else ""
         super().__init__(None, f"could not be written ({type(cause).__name__}: {said}), the disk may be full",
                          str(path))
 

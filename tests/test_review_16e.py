@@ -54,3 +54,41 @@ def test_a_run_manifest_still_holds_a_run(tmp_path: Path) -> None:
     (tmp_path / "d").mkdir()
     (tmp_path / "d" / "manifest.json").write_text('{"manifest_version": 1, "name": "x"}')
     assert not holds_run_manifest(tmp_path / "d")
+
+
+# -- 2. models list and a truncated model.safetensors ---------------------------------------------------------
+@pytest.mark.parametrize("damage", ["truncated", "extended", "header", "missing"])
+def test_models_list_shows_damaged_weights_as_broken(tiny_home: Home, tmp_path: Path, damage: str) -> None:
+    """A copy of the tiny model whose `model.safetensors` is cut short, has bytes appended, has a garbled
+    header or is gone: `models list` shows it broken (naming the file and the fix) and the intact model ok."""
+    import shutil
+
+    home = tmp_path / "home"
+    shutil.copytree(tiny_home.root, home)
+    good, bad = home / "models" / "synthetic-tiny-atomic", home / "models" / "copy"
+    shutil.copytree(good, bad)
+    weights = bad / "model.safetensors"
+    data = weights.read_bytes()
+    if damage == "truncated":
+        weights.write_bytes(data[: len(data) - 1000])
+    elif damage == "extended":
+        weights.write_bytes(data + b"\0" * 8)
+    elif damage == "header":
+        weights.write_bytes(data[:8] + b"{" * 16 + data[24:])
+    else:
+        weights.unlink()
+    code, stdout, err = invoke("models", "list", "--home", str(home), "--json")
+    assert code == 0, err
+    rows = {row["name"]: row for row in last_json(stdout)["models"]}
+    assert rows["synthetic-tiny-atomic"]["broken"] is None
+    fix = "restore the file, or retrain the model (`paprec train ... --name copy --force`)"
+    expected = {"truncated": "not a readable safetensors file, truncated or damaged (Error while deserializing "
+                             "header: incomplete metadata, file not fully covered)",
+                "extended": "not a readable safetensors file, truncated or damaged (Error while deserializing "
+                            "header: incomplete metadata, file not fully covered)",
+                "header": "not a readable safetensors file, truncated or damaged (Error while deserializing header: "
+                          "invalid JSON in header: key must be a string at line 1 column 2)",
+                "missing": "missing"}[damage]
+    assert rows["copy"]["broken"] == f"{weights}: {expected}; {fix}"
+    code, stdout, _ = invoke("models", "list", "--home", str(home))
+    assert code == 0 and "broken:" in stdout and "| ok" in stdout

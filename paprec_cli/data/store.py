@@ -22,7 +22,7 @@ import polars as pl
 from paprec_cli import __version__
 from paprec_cli.data.dataset_spec import DatasetSpec, ImportOptions
 from paprec_cli.data.table import normalise
-from paprec_cli.errors import PaprecError
+from paprec_cli.errors import PaprecError, first_line
 from paprec_cli.paths import Home, atomic_path, read_json_object
 
 Indexing = Literal["random", "sequential"]
@@ -286,7 +286,7 @@ def _check_table(path: Path, name: str, columns: tuple[str, ...], *,
     except OSError:
         raise  # permissions and the like: the error boundary names the path and the fix
     except Exception as err:  # polars raises several error types for a truncated or damaged file
-        first = (str(err).strip().splitlines() or [""])[0][:120]
+        first = first_line(err)
         raise PaprecError(f"{path}: not a readable Parquet file, truncated or damaged ({type(err).__name__}: "
                           f"{first}); {fix}") from None
     missing = [column for column in columns if column not in present]

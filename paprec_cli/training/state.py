@@ -28,7 +28,7 @@ import torch
 from safetensors.torch import load_model, save_model
 from torch import nn
 
-from paprec_cli.errors import PaprecError
+from paprec_cli.errors import PaprecError, first_line
 from paprec_cli.paths import Home, atomic_path, library_write, read_json_object, write_json_atomic
 from paprec_cli.training.recipe import TrainOptions
 
@@ -88,7 +88,7 @@ def _damaged(path: Path, err: BaseException) -> PaprecError:
     """The error for a truncated or damaged checkpoint file: only one checkpoint is kept, so this run cannot go
     on; the fix destroys nothing that is intact (the model folder keeps the best epoch saved so far): train a new
     name with the run's own options (read from `state.json` when it can be), or remove exactly this state."""
-    first = (str(err).strip().splitlines() or [""])[0][:120]
+    first = first_line(err)
     folder = path.parent
     name = folder.name
     return PaprecError(f"{path}: not readable, truncated or damaged ({type(err).__name__}: {first}); this training "
