@@ -74,12 +74,16 @@ def atomic_path(target: Path) -> Iterator[Path]:
     """Yield a temporary sibling path; rename it onto `target` only if the block succeeds.
 
     Works for files and folders alike (an existing folder at `target` is replaced). The temporary folder is
-    removed however the block ends; an OS error names `target`, and Ctrl-C or SIGTERM (KeyboardInterrupt)
+    removed however the block ends; an OS error (making the temporary folder in a read-only folder, writing,
+    renaming) names `target`, never the temporary name, and Ctrl-C or SIGTERM (KeyboardInterrupt)
     becomes `errors.Interrupted` saying that nothing was written to `target` (exit 130).
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    except OSError as exc:  # a read-only or full folder: name the output, not the temporary name tried
+        raise OSError(exc.errno, exc.strerror or str(exc), str(target)) from exc
     staged = tmp / target.name
     try:
         try:
@@ -93,20 +97,27 @@ def atomic_path(target: Path) -> Iterator[Path]:
         except OSError as exc:
             if exc.filename is None:  # a failed write() names no file: name the output being written
                 raise OSError(exc.errno, exc.strerror or str(exc), str(target)) from exc
+            if str(exc.filename).startswith(str(tmp)):  # a staged path: name the same path in the output
+                named = str(exc.filename).replace(str(staged), str(target), 1)
+                raise OSError(exc.errno, exc.strerror or str(exc), named if named.startswith(str(target))
+                              else str(target)) from exc
             raise
         except Exception as exc:
             number = os_errno_in(exc)
             if number is None:
                 raise
             raise OSError(number, os.strerror(number), str(target)) from exc  # polars/pyarrow wrap OS errors
-        if target.is_dir() and staged.is_dir():
-            backup = target.with_name(f".{target.name}.old")
-            shutil.rmtree(backup, ignore_errors=True)
-            target.rename(backup)
-            staged.rename(target)
-            shutil.rmtree(backup, ignore_errors=True)
-        else:
-            os.replace(staged, target)
+        try:
+            if target.is_dir() and staged.is_dir():
+                backup = target.with_name(f".{target.name}.old")
+                shutil.rmtree(backup, ignore_errors=True)
+                target.rename(backup)
+                staged.rename(target)
+                shutil.rmtree(backup, ignore_errors=True)
+            else:
+                os.replace(staged, target)
+        except OSError as exc:  # the rename names the staged copy and the target: name the output alone
+            raise OSError(exc.errno, exc.strerror or str(exc), str(target)) from exc
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

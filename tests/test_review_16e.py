@@ -4,6 +4,7 @@ with the one-line error, the exit code and the files left."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from helpers import invoke, last_json, last_line
@@ -92,3 +93,60 @@ def test_models_list_shows_damaged_weights_as_broken(tiny_home: Home, tmp_path: 
     assert rows["copy"]["broken"] == f"{weights}: {expected}; {fix}"
     code, stdout, _ = invoke("models", "list", "--home", str(home))
     assert code == 0 and "broken:" in stdout and "| ok" in stdout
+
+
+# -- 3. recommend -o FILE into a read-only folder ---------------------------------------------------------------
+def test_read_only_output_folder_names_the_output_not_the_temp_file(tiny_home: Home, tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """`recommend -o ro/out.jsonl` where `ro` is read-only (simulated: root ignores chmod; every folder made in
+    `ro` raises EACCES naming itself, as os.mkdir does): the one line names `ro/out.jsonl`, not the temporary
+    `.out.jsonl.XXXX.tmp` atomic_path tried; nothing is written; the same command into a writable folder works."""
+    import errno
+    import os
+
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    out = ro / "out.jsonl"
+    real_mkdir = os.mkdir
+
+    def read_only(path: Any, *args: Any, **kwargs: Any) -> None:
+        if str(path).startswith(str(ro)):
+            raise OSError(errno.EACCES, "Permission denied", str(path))
+        real_mkdir(path, *args, **kwargs)
+
+    args = ["recommend", "--dataset", "synthetic", "--all-users", "--device", "cpu", "--home", str(tiny_home.root)]
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "mkdir", read_only)
+        code, stdout, err = invoke(*args, "-o", str(out), "--json")
+    line = last_line(err)
+    assert code == 2 and line == (f"Error: {out}: permission denied; fix the permissions or choose a writable --home "
+                                  "/ PAPREC_HOME or output path"), line
+    assert last_json(stdout) == {"error": line.removeprefix("Error: "), "exit_code": 2}
+    assert list(ro.iterdir()) == []
+    code, _, err = invoke(*args, "-o", str(tmp_path / "out.jsonl"), "-q")
+    assert code == 0, err
+
+
+def test_atomic_path_names_the_output_for_a_staged_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An OS error naming a file inside the staged folder names the same file in the output (a folder
+    target), and a failed rename names the output alone."""
+    import errno
+    import os
+
+    from paprec_cli.paths import atomic_path
+
+    target = tmp_path / "dataset"
+    with pytest.raises(OSError) as caught, atomic_path(target) as staged:
+        staged.mkdir()
+        raise OSError(errno.ENOSPC, "No space left on device", str(staged / "items.parquet"))
+    assert caught.value.filename == str(target / "items.parquet") and caught.value.filename2 is None
+
+    def failing(src: Any, dst: Any) -> None:
+        raise OSError(errno.EACCES, "Permission denied", str(src), None, str(dst))
+
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "replace", failing)
+        with pytest.raises(OSError) as caught, atomic_path(tmp_path / "f.txt") as staged:
+            staged.write_text("x")
+    assert caught.value.filename == str(tmp_path / "f.txt") and caught.value.filename2 is None
+    assert list(tmp_path.iterdir()) == []
