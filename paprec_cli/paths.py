@@ -194,6 +194,13 @@ def check_output(path: Path | None, option: str, force: bool, reads: tuple[Path 
         raise PaprecError(f"{option} {path}: the file exists; pass --force to replace it, or choose another path")
 
 
+def json_error_text(err: json.JSONDecodeError) -> str:
+    """What is wrong and where: "Expecting ',' delimiter at line 5 column 3"; json's messages that end in
+    "at" ("Unterminated string starting at") are not given a second one."""
+    where = f"line {err.lineno} column {err.colno}"
+    return f"{err.msg} {where}" if err.msg.endswith(" at") else f"{err.msg} at {where}"
+
+
 def read_json_object(path: Path, fix: str) -> dict[str, Any]:
     """A JSON object from `path`, or a `PaprecError` naming the file, what is wrong and `fix` (the one reader
     of paprec's own JSON artefacts: manifests, run states)."""
@@ -204,7 +211,7 @@ def read_json_object(path: Path, fix: str) -> dict[str, Any]:
     except UnicodeDecodeError as err:
         raise PaprecError(f"{path}: not UTF-8 text ({err.reason}); {fix}") from None
     except json.JSONDecodeError as err:
-        raise PaprecError(f"{path}: not valid JSON ({err.msg} at line {err.lineno}); {fix}") from None
+        raise PaprecError(f"{path}: not valid JSON ({json_error_text(err)}); {fix}") from None
     if not isinstance(data, dict):
         raise PaprecError(f"{path}: expected a JSON object, found {type(data).__name__}; {fix}")
     return data

@@ -150,3 +150,68 @@ def test_atomic_path_names_the_output_for_a_staged_path(tmp_path: Path, monkeypa
             staged.write_text("x")
     assert caught.value.filename == str(tmp_path / "f.txt") and caught.value.filename2 is None
     assert list(tmp_path.iterdir()) == []
+
+
+# -- 4. doubled words in messages -------------------------------------------------------------------------------
+def test_truncated_manifest_message_says_at_once(tiny_home: Home, tmp_path: Path) -> None:
+    """A dataset manifest cut inside a string: json says "Unterminated string starting at"; the message gives
+    the place once ("... starting at line 5 column 12"), in `data list` and on use."""
+    import shutil
+
+    home = tmp_path / "home"
+    shutil.copytree(tiny_home.root, home)
+    manifest = home / "data" / "synthetic" / "manifest.json"
+    text = manifest.read_text()
+    cut = text.index('"dataset"') + 4
+    manifest.write_text(text[:cut])
+    line_no = text[:cut].count("\n") + 1
+    code, stdout, err = invoke("data", "list", "--home", str(home), "--json")
+    assert code == 0, err
+    broken = {row["name"]: row for row in last_json(stdout)["imported"]}["synthetic"]["broken"]
+    assert broken.startswith(f"{manifest}: not valid JSON (Unterminated string starting at line {line_no} column 3); ")
+    code, _, err = invoke("data", "info", "synthetic", "--home", str(home))
+    assert code == 2 and "Unterminated string starting at line" in last_line(err)
+
+
+def test_json_error_text_and_the_personal_step_line() -> None:
+    """Other json messages keep their "at"; a personal step's line says "personal[0]" once."""
+    import json
+
+    from paprec_cli.paths import json_error_text
+    from paprec_cli.progress import SearchLog
+
+    with pytest.raises(json.JSONDecodeError) as caught:
+        json.loads('{"a": 1 "b"}')
+    assert json_error_text(caught.value) == "Expecting ',' delimiter at line 1 column 9"
+    log = SearchLog(per_round=2, max_rounds=1, clock=lambda: 0.0)
+    state = type("S", (), {"accepted_shared": 0, "personal_changes": 2})()
+    line = log.line(state, {"round": 1, "kind": "personal", "position": "personal[0]", "surrogate": 0.5, "changed": 2})
+    assert line.startswith("search: round 1/1 personal[0] surrogate 0.5000 changed 2 user(s)"), line
+
+
+def test_no_doubled_words_in_message_literals() -> None:
+    """Every string literal and f-string text (docstrings aside) of paprec_cli and its plugins: no word twice in
+    a row ("at at", "the the"); placeholders count as a word of their own."""
+    import ast
+    import re
+
+    from helpers import REPO
+
+    doubled = re.compile(r"\b([a-z]{2,}) \1\b")  # lower case: "USER ITEM ITEM ..." describes a file format
+    found = []
+    for path in [*(REPO / "paprec_cli").rglob("*.py"), *(REPO / "plugins").rglob("*.py")]:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        docstrings = {id(n.body[0].value) for n in ast.walk(tree)
+                      if isinstance(n, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+                      and n.body and isinstance(n.body[0], ast.Expr)}
+        for node in ast.walk(tree):
+            if id(node) in docstrings:
+                continue
+            if isinstance(node, ast.JoinedStr):
+                text = "".join(v.value if isinstance(v, ast.Constant) else "{}" for v in node.values)
+            elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+                text = node.value
+            else:
+                continue
+            found += [f"{path.relative_to(REPO)}:{node.lineno}: {m.group(0)!r}" for m in doubled.finditer(text)]
+    assert found == []
