@@ -215,3 +215,83 @@ def test_no_doubled_words_in_message_literals() -> None:
                 continue
             found += [f"{path.relative_to(REPO)}:{node.lineno}: {m.group(0)!r}" for m in doubled.finditer(text)]
     assert found == []
+
+
+# -- 5. the damaged-checkpoint message: whole words, a command that keeps the user's options ---------------------
+def test_damaged_checkpoint_message_cuts_between_words(tmp_path: Path) -> None:
+    """A long torch error is shortened between words ("... central ..."), never mid-word as at 120 characters."""
+    from paprec_cli.training import state as run_state
+
+    said = "PytorchStreamReader failed reading zip archive: failed finding central directory " * 3
+    message = str(run_state._damaged(tmp_path / "optimizer.pt", RuntimeError(said)))
+    inner = message.split("(RuntimeError: ", 1)[1].split(");", 1)[0]
+    assert inner.endswith(" ...") and len(inner) <= 160
+    assert all(word in said.split() for word in inner.removesuffix(" ...").split()), inner
+
+
+def _parsed_options(args: list[str], monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The `TrainOptions` that `paprec ARGS` (a train command line) hands to the training run."""
+    from paprec_cli.errors import PaprecError
+    from paprec_cli.training import run
+
+    seen: list[Any] = []
+
+    def capture(options: Any, *rest: Any, **kwargs: Any) -> Any:
+        seen.append(options)
+        raise PaprecError("captured")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(run, "train", capture)
+        code, _, err = invoke(*args)
+    assert code == 2 and seen, err
+    return seen[0]
+
+
+@pytest.mark.parametrize("given", [
+    ["--dataset", "synthetic"],
+    ["--dataset", "synthetic", "--tasks", "sequential,direct", "--epochs", "3", "--lr", "0.001", "--batch-size", "16",
+     "--val-users", "20", "--patience", "2", "--dropout", "0.2", "--weight-decay", "0.05", "--item-init", "random",
+     "--time-budget", "100", "--seed", "3", "-o", "history=10", "-o", "share=0.5", "-o", "negatives=49", "-o",
+     "warmup=0.1", "-o", "seen_penalty=0.5", "-o", "recent=3", "-o", "hint=0.1", "-o", "item_next=0.2"],
+    ["--dataset", "ml-100k", "--size", "small", "--ids", "subword", "--tasks", "sequential"],
+    ["--dataset", "ml-100k", "--tasks", "sequential", "--time-budget", "50", "--init", "/somewhere/model"],
+])
+def test_train_command_gives_back_the_options(given: list[str], tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """`train_command(options)` parsed again by `paprec train` gives the same options (name aside), for the
+    defaults (tiny's time cap kept), every option changed, another size and dataset, --init."""
+    from dataclasses import replace
+
+    from paprec_cli.training.command import train_command
+
+    home = ["--home", str(tmp_path / "h")]
+    options = _parsed_options(["train", *given, *home], monkeypatch)
+    command = train_command(options, "new", tmp_path / "h")
+    import shlex
+
+    again = _parsed_options(shlex.split(command)[1:], monkeypatch)
+    assert replace(again, name=options.name) == options, command
+    assert again.name == "new" and f"--home {tmp_path / 'h'}" in command
+
+
+def test_train_command_of_a_resume_keeps_its_changes(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A resumed run's options (saved with tiny's cap, resumed with --epochs 6 --patience 5): the fresh command
+    trains 6 epochs with patience 5 and no cap, as the resume would have."""
+    import shlex
+
+    from paprec_cli.training.command import train_command
+    from paprec_cli.training.setup import new_options, resumed_options
+
+    saved = new_options(dataset="synthetic", tasks=["sequential"], size="tiny", ids="atomic", name="m", seed=0,
+                        time_budget=None, init=None, overrides={})
+    assert saved.time_budget == 150.0 and not saved.anneal_to_budget
+    resumed = resumed_options(saved, {}, {"epochs": 6, "patience": 5, "time_budget": None})
+    monkeypatch.setenv("PAPREC_HOME", str(tmp_path / "h"))
+    command = train_command(resumed, "m-2", tmp_path / "h")
+    assert command == ("paprec train --dataset synthetic --tasks sequential --size tiny --ids atomic --seed 0 "
+                       "--epochs 6 --patience 5 --name m-2")  # PAPREC_HOME is this home: no --home
+    again = _parsed_options(shlex.split(command)[1:], monkeypatch)
+    assert again.recipe.epochs == 6 and again.recipe.patience == 5 and again.time_budget is None
+    from dataclasses import replace
+
+    assert replace(again, name="m") == resumed
