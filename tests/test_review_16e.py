@@ -295,3 +295,31 @@ def test_train_command_of_a_resume_keeps_its_changes(monkeypatch: pytest.MonkeyP
     from dataclasses import replace
 
     assert replace(again, name="m") == resumed
+
+
+# -- 6. train --resume NAME while NAME trains its first epoch ----------------------------------------------------
+def test_resume_during_the_first_epoch_names_the_training_process(train_home: Path, holder: Any) -> None:
+    """NAME's first epoch is running (another process holds its model lock for writing; its state folder holds
+    only the codec): `train --resume NAME` says NAME is being trained by that process, not "no training state";
+    nothing is written. A reader's shared lock does not count; with the lock free it is "no training state"."""
+    models = train_home / "models"
+    (models / ".train-state" / "m" / "codec").mkdir(parents=True)
+    lock = models / ".m.lock"
+    pid = holder(lock)
+    before = sorted(str(p) for p in train_home.rglob("*"))
+    args = ["train", "--resume", "m", "--device", "cpu", "--home", str(train_home)]
+    code, stdout, err = invoke(*args, "--json")
+    line = last_line(err)
+    assert code == 2 and line == (f"Error: --resume m: model 'm' is being trained by process {pid} (paprec test) "
+                                  f"(lock {lock}) and has no finished epoch yet; wait until it ends (resume it if it "
+                                  "stops after saving an epoch), or stop it"), line
+    assert last_json(stdout)["exit_code"] == 2
+    assert sorted(str(p) for p in train_home.rglob("*")) == before
+    holder.stop()
+    holder(lock, shared=True)
+    code, _, err = invoke(*args)
+    assert code == 2 and "no training state at" in last_line(err)
+    holder.stop()
+    code, _, err = invoke(*args)
+    assert code == 2 and last_line(err) == (f"Error: --resume m: no training state at {models / '.train-state' / 'm'}; "
+                                            "start it with `paprec train --dataset DATASET --name m`")

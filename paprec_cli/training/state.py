@@ -183,7 +183,16 @@ def read_state(folder: Path, name: str) -> RunState:
     recover(folder)
     path = folder / STATE
     if not path.exists():
-        raise PaprecError(f"--resume {name}: no training state at {folder}; start it with `paprec train --name {name}`")
+        from paprec_cli.locks import lock_path, writer_of
+
+        model = folder.parent.parent / name
+        holder = writer_of(lock_path(model))
+        if holder is not None:  # a train in its first epoch: its state is written when that epoch ends
+            raise PaprecError(f"--resume {name}: model '{name}' is being trained by {holder} (lock "
+                              f"{lock_path(model)}) and has no finished epoch yet; wait until it ends (resume it "
+                              "if it stops after saving an epoch), or stop it")
+        raise PaprecError(f"--resume {name}: no training state at {folder}; start it with `paprec train --dataset "
+                          f"DATASET --name {name}`")
     fix = (f"remove the damaged resume state {folder} (a finished model in {folder.parent.parent} is not touched) "
            f"and train again, or train under another --name")
     data = read_json_object(path, fix)
