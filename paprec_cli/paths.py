@@ -30,9 +30,14 @@ class Home:
 
     @classmethod
     def resolve(cls, home: Path | str | None = None) -> Home:
-        """`--home` wins, then `PAPREC_HOME`, then the platform's user data folder."""
-        chosen = home or os.environ.get(HOME_ENV) or platformdirs.user_data_dir("paprec", appauthor=False)
+        """`--home` wins, then `PAPREC_HOME`, then the platform's user data folder (noted for the command's
+        errors: `errors.note_default_home`)."""
+        from paprec_cli.errors import note_default_home
+
+        given = home or os.environ.get(HOME_ENV)
+        chosen = given or platformdirs.user_data_dir("paprec", appauthor=False)
         resolved = cls(Path(chosen).expanduser().resolve())
+        note_default_home(None if given else resolved.root)
         resolved.check_folders()
         return resolved
 

@@ -323,3 +323,53 @@ def test_resume_during_the_first_epoch_names_the_training_process(train_home: Pa
     code, _, err = invoke(*args)
     assert code == 2 and last_line(err) == (f"Error: --resume m: no training state at {models / '.train-state' / 'm'}; "
                                             "start it with `paprec train --dataset DATASET --name m`")
+
+
+# -- 7. an unwritable platform folder ------------------------------------------------------------------------------
+def test_unwritable_platform_folder_names_it_and_how_to_choose(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No --home, PAPREC_HOME unset: a file in the way of the platform folder, or the folder read-only (EACCES
+    on every folder made under it, simulated as root ignores chmod): the line names the folder paprec chose,
+    says it is the platform's default, and how to choose another; nothing is written. With --home at the same
+    place the user chose it, and the line is the plain one."""
+    import errno
+    import os
+
+    import platformdirs
+
+    monkeypatch.delenv("PAPREC_HOME", raising=False)
+    blocker = tmp_path / "share"
+    blocker.write_text("a file, not a folder")
+    chosen = blocker / "paprec"
+    monkeypatch.setattr(platformdirs, "user_data_dir", lambda *a, **k: str(chosen))
+    how = "or choose another home with --home PATH or PAPREC_HOME=PATH"
+    code, stdout, err = invoke("data", "import", "synthetic", "-o", "users=20", "--json")
+    line = last_line(err)
+    assert code == 2 and line == (f"Error: {chosen}: a part of this path is a file, not a folder; {chosen} is "
+                                  "paprec's home by default, the platform's user data folder (neither --home nor "
+                                  f"PAPREC_HOME is set): move the file that is in the way, {how}"), line
+    assert last_json(stdout)["exit_code"] == 2 and blocker.read_text() == "a file, not a folder"
+    code, _, err = invoke("data", "import", "synthetic", "-o", "users=20", "--home", str(chosen))
+    assert code == 2 and last_line(err) == (f"Error: {chosen}: a part of this path is a file, not a folder; check "
+                                            "--home / PAPREC_HOME, --run-dir and the output path")
+
+    chosen = tmp_path / "ro" / "paprec"
+    (tmp_path / "ro").mkdir()
+    monkeypatch.setattr(platformdirs, "user_data_dir", lambda *a, **k: str(chosen))
+    real_mkdir = os.mkdir
+
+    def read_only(path: Any, *args: Any, **kwargs: Any) -> None:
+        if str(path).startswith(str(tmp_path / "ro")):
+            raise OSError(errno.EACCES, "Permission denied", str(path))
+        real_mkdir(path, *args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "mkdir", read_only)
+        code, _, err = invoke("data", "import", "synthetic", "-o", "users=20")
+    line = last_line(err)
+    assert code == 2 and line.startswith(f"Error: {chosen}") and line.endswith(
+        f"permission denied; {chosen} is paprec's home by default, the platform's user data folder (neither --home "
+        f"nor PAPREC_HOME is set): make it writable, {how}"), line
+    assert list((tmp_path / "ro").iterdir()) == []
+    code, _, err = invoke("data", "import", "synthetic", "-o", "users=20", "-q")
+    assert code == 0, err
+    assert (chosen / "data" / "synthetic" / "manifest.json").is_file()

@@ -60,6 +60,13 @@ def new_run_path(home: Home, task: str, dataset: str) -> Path:
     return path
 
 
+def holds_run(path: Path) -> bool:
+    """Whether the folder `path`, which has a `manifest.json`, is a run's (to resume, even damaged): it has a
+    `state.json` or `trajectory.jsonl`, or its manifest is a run's (`holds_run_manifest`)."""
+    path = Path(path)
+    return (path / STATE).exists() or (path / TRAJECTORY).exists() or holds_run_manifest(path)
+
+
 def holds_run_manifest(path: Path) -> bool:
     """Whether `path/manifest.json` is a run's: one that cannot be read as a JSON object (a damaged run
     manifest: `--resume` names what is wrong with it), or an object with a `paprec-run/...` format or a
@@ -93,7 +100,7 @@ class RunDir:
         Raises `PaprecError`; a file at `path` (not a folder) is refused too. Nothing is written.
         """
         path = Path(path)
-        if (path / MANIFEST).is_file() and not (path / STATE).exists() and not holds_run_manifest(path):
+        if (path / MANIFEST).is_file() and not holds_run(path):
             others = sorted(p.name for p in path.iterdir() if p.name != MANIFEST and not p.name.startswith("."))
             listing = f"; it holds other files: {_few(others)}" if others else ""
             raise PaprecError(f"--run-dir {path}: not a run folder (its {MANIFEST} is not a paprec run's{listing}); "
@@ -129,7 +136,7 @@ class RunDir:
         path = Path(path)
         if not (path / MANIFEST).is_file():
             raise PaprecError(f"--resume {path}: not a paprec run directory (no {MANIFEST})")
-        if not (path / STATE).exists() and not holds_run_manifest(path):
+        if not holds_run(path):
             raise PaprecError(f"--resume {path}: not a paprec run directory (its {MANIFEST} is not a paprec run's); "
                               "give a run folder (a search's --run-dir, or one under the home's runs/)")
         run = cls(path)
