@@ -162,6 +162,17 @@ def os_errno_in(exc: BaseException) -> int | None:
     return int(found.group(1)) if found else None
 
 
+def home_option(home: Path | None) -> list[str]:
+    """`["--home", HOME]` for a command line paprec suggests, when the same command without `--home` would use
+    another home (PAPREC_HOME, else the platform folder); [] when it would use `home`, or `home` is None."""
+    if home is None:
+        return []
+    default = os.environ.get(HOME_ENV) or platformdirs.user_data_dir("paprec", appauthor=False)
+    if Path(default).expanduser().resolve() == Path(home).expanduser().resolve():
+        return []
+    return ["--home", str(home)]
+
+
 def write_text_atomic(path: Path, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")

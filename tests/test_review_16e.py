@@ -373,3 +373,71 @@ def test_unwritable_platform_folder_names_it_and_how_to_choose(tmp_path: Path, m
     code, _, err = invoke("data", "import", "synthetic", "-o", "users=20", "-q")
     assert code == 0, err
     assert (chosen / "data" / "synthetic" / "manifest.json").is_file()
+
+
+# -- 8. the dataset fix line: the exact re-import command ---------------------------------------------------------
+def _broken_reason(home: Path, name: str) -> str:
+    code, stdout, err = invoke("data", "list", "--home", str(home), "--json")
+    assert code == 0, err
+    return str({row["name"]: row for row in last_json(stdout)["imported"]}[name]["broken"])
+
+
+def test_reimport_fix_is_the_exact_command_and_it_repairs(tmp_path: Path) -> None:
+    """A CSV imported with `--name mine`, its own columns, sequential ids, item tie-break and seed 3; its
+    interactions table truncated: `data list` (and use) give the exact command (dataset, --from, --name,
+    options, --force, --home) and, run as printed, it repairs the import (same fingerprint)."""
+    import json
+    import shlex
+
+    home = tmp_path / "h"
+    csv = tmp_path / "my file.csv"
+    rows = [f"u{u};i{(u * 7 + k) % 13};{1 + (u + k) % 5};{1000 + k}" for u in range(12) for k in range(6)]
+    csv.write_text("uid;iid;stars;when\n" + "\n".join(rows) + "\n")
+    code, _, err = invoke("data", "import", "csv", "--from", str(csv), "--name", "mine", "-o", "user_col=uid", "-o",
+                          "item_col=iid", "-o", "rating_col=stars", "-o", "timestamp_col=when", "-o", "sep=;",
+                          "--indexing", "sequential", "--tie-break", "item", "--seed", "3", "--home", str(home), "-q")
+    assert code == 0, err
+    folder = home / "data" / "mine"
+    fingerprint = json.loads((folder / "manifest.json").read_text())["fingerprint"]
+    table = folder / "interactions.parquet"
+    table.write_bytes(table.read_bytes()[:200])
+    command = ("paprec data import csv --from " + shlex.quote(str(csv)) + " --name mine --indexing sequential "
+               "--tie-break item --seed 3 -o user_col=uid -o item_col=iid -o rating_col=stars -o timestamp_col=when "
+               f"-o 'sep=;' --force --home {home}")
+    assert _broken_reason(home, "mine").endswith(f"; re-import dataset 'mine' with `{command}`")
+    code, _, err = invoke("data", "info", "mine", "--home", str(home))
+    assert code == 2 and last_line(err).endswith(f"; re-import dataset 'mine' with `{command}`")
+    code, _, err = invoke(*shlex.split(command)[1:], "-q")
+    assert code == 0, err
+    assert json.loads((folder / "manifest.json").read_text())["fingerprint"] == fingerprint
+    assert "broken" not in json.loads(invoke("data", "list", "--home", str(home), "--json")[1].splitlines()[-1])[
+        "imported"][0]
+
+
+def test_reimport_fix_of_a_generated_dataset_and_a_damaged_manifest(tiny_home: Home, tmp_path: Path) -> None:
+    """synthetic (no --from; its -o options and seed kept); a manifest that cannot be read gives the command's
+    shape with what to fill in, not `...`."""
+    import shutil
+
+    home = tmp_path / "home"
+    shutil.copytree(tiny_home.root, home)
+    folder = home / "data" / "synthetic"
+    (folder / "users.parquet").write_bytes(b"PAR1")
+    assert _broken_reason(home, "synthetic").endswith(
+        "; re-import dataset 'synthetic' with `paprec data import synthetic --indexing random --tie-break source "
+        f"--seed 0 -o users=40 -o items=30 -o categories=4 -o length=8 --force --home {home}`")
+    (folder / "manifest.json").write_text("[]")
+    assert _broken_reason(home, "synthetic") == (
+        f"{folder / 'manifest.json'}: expected a JSON object, found list; re-import dataset 'synthetic' with `paprec "
+        "data import DATASET [--from PATH] --name synthetic --force` (the dataset, source and options it was "
+        "imported with)")
+
+
+def test_source_path_of_manifests_before_from_was_recorded() -> None:
+    """Older manifests have no `from`: the one source file, or the folder holding the sources."""
+    from paprec_cli.data.reimport import source_path
+
+    assert source_path({"sources": [{"path": "/d/ml-100k/u.data"}, {"path": "/d/ml-100k/u.item"}]}) == "/d/ml-100k"
+    assert source_path({"sources": [{"path": "/d/mine.csv"}]}) == "/d/mine.csv"
+    assert source_path({"sources": []}) is None
+    assert source_path({"from": "/d/beauty", "sources": [{"path": "/d/beauty/sequential_data.txt"}]}) == "/d/beauty"

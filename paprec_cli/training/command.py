@@ -5,11 +5,11 @@ the inverse, checked by `tests/test_review_16e.py`)."""
 
 from __future__ import annotations
 
-import os
 import shlex
 from pathlib import Path
 
 from paprec_cli.data.splits import N_NEGATIVES
+from paprec_cli.paths import home_option
 from paprec_cli.training.recipe import TrainOptions, mixture_for, recipe_for
 
 #: Recipe fields with a `paprec train` option of their own.
@@ -57,18 +57,3 @@ def train_command(options: TrainOptions, name: str, home: Path | None = None) ->
             args += ["-o", f"{key}={value}"]
     args += ["--name", name, *home_option(home)]
     return shlex.join(args)
-
-
-def home_option(home: Path | None) -> list[str]:
-    """`["--home", HOME]` when a command without `--home` would not use `home` (PAPREC_HOME or the platform
-    folder differ); [] when it would, or when `home` is None."""
-    if home is None:
-        return []
-    import platformdirs
-
-    from paprec_cli.paths import HOME_ENV
-
-    default = os.environ.get(HOME_ENV) or platformdirs.user_data_dir("paprec", appauthor=False)
-    if Path(default).expanduser().resolve() == Path(home).expanduser().resolve():
-        return []
-    return ["--home", str(home)]
