@@ -41,9 +41,10 @@ def test_run_dir_at_a_dataset_folder_is_not_a_run(tiny_home: Home, tmp_path: Pat
 
 
 def test_a_run_manifest_still_holds_a_run(tmp_path: Path) -> None:
-    """A run's manifest (its format, or a config object) and a damaged one still mean "a run: --resume it"."""
+    """A run's manifest (its format, or a config object), a damaged one, or any manifest beside a trajectory
+    still mean "a run: --resume it"."""
     from paprec_cli.errors import PaprecError
-    from paprec_cli.search.rundir import RunDir, holds_run_manifest
+    from paprec_cli.search.rundir import RunDir, holds_run, holds_run_manifest
 
     for text in ('{"format": "paprec-run/1"}', '{"config": {}}', '{"format": "paprec-r', "[]"):
         folder = tmp_path / str(abs(hash(text)))
@@ -54,7 +55,11 @@ def test_a_run_manifest_still_holds_a_run(tmp_path: Path) -> None:
             RunDir.check_new(folder)
     (tmp_path / "d").mkdir()
     (tmp_path / "d" / "manifest.json").write_text('{"manifest_version": 1, "name": "x"}')
-    assert not holds_run_manifest(tmp_path / "d")
+    assert not holds_run_manifest(tmp_path / "d") and not holds_run(tmp_path / "d")
+    (tmp_path / "d" / "trajectory.jsonl").write_text("")  # a run whose manifest was edited: still a run
+    assert holds_run(tmp_path / "d")
+    with pytest.raises(PaprecError, match="already holds a run; continue it with --resume"):
+        RunDir.check_new(tmp_path / "d", force=True)
 
 
 # -- 2. models list and a truncated model.safetensors ---------------------------------------------------------
