@@ -28,7 +28,7 @@ from typing import Any, Literal, TextIO, TypeVar
 import numpy as np
 import torch
 
-from paprec_cli.errors import PaprecError
+from paprec_cli.errors import PaprecError, first_line
 
 TIMEOUT_ENV = "PAPREC_DIST_TIMEOUT"
 DEFAULT_TIMEOUT = 300.0
@@ -334,8 +334,7 @@ def _plain_device(device: str) -> str:
 
 
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:200]
+    return first_line(exc, 200)
 
 
 def resolve_device(device: str) -> str:

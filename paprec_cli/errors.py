@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import json
+from contextvars import ContextVar
 from pathlib import Path
 
 
@@ -28,6 +29,20 @@ class DataFormatError(PaprecError):
         super().__init__(f"{where}: {problem}; expected {expected}")
 
 
+def first_line(err: BaseException, width: int = 160) -> str:
+    """The first line of a library's error text for a one-line message, shortened to at most `width`
+    characters between words (`textwrap.shorten`: never cut mid-word, "..." marks the cut); the exception's
+    type name when it says nothing."""
+    import textwrap
+
+    lines = str(err).strip().splitlines()
+    text = " ".join(lines[0].split()) if lines else ""
+    if not text:
+        return type(err).__name__
+    short = textwrap.shorten(text, width, placeholder=" ...")
+    return short if short != "..." else f"{text[:width - 4]} ..."  # one word longer than `width`
+
+
 class WriteFailed(OSError):
     """A library's file writer (torch.save's zip writer, safetensors) failed with its own exception type, not
     an `OSError` (as a full disk makes torch's writer raise `RuntimeError: [enforce fail at
@@ -35,7 +50,7 @@ class WriteFailed(OSError):
     Shown like a full disk (the likeliest cause), and handled wherever an `OSError` is."""
 
     def __init__(self, path: Path | str, cause: BaseException) -> None:
-        said = " ".join((str(cause).strip().splitlines() or [""])[0].split())[:160].replace(";", ",")
+        said = first_line(cause).replace(";", ",") if str(cause).strip() else ""
         super().__init__(None, f"could not be written ({type(cause).__name__}: {said}), the disk may be full",
                          str(path))
 
@@ -72,14 +87,48 @@ _OS_FIXES: dict[int, tuple[str, str]] = {
 }
 
 
+#: The home paprec chose by itself (the platform's user data folder: no --home, PAPREC_HOME unset) for the
+#: command running now, set by `paths.Home.resolve`; None when the user chose the home.
+_DEFAULT_HOME: ContextVar[Path | None] = ContextVar("paprec_default_home", default=None)
+
+#: errno -> the fix at the platform folder itself, when paprec chose it (`_DEFAULT_HOME`).
+_HOME_FIXES: dict[int, str] = {
+    errno.ENOSPC: "free some space there", errno.EDQUOT: "free some space there",
+    errno.EROFS: "make it writable", errno.EACCES: "make it writable", errno.EPERM: "make it writable",
+    errno.ENOTDIR: "move the file that is in the way",
+}
+
+
+def note_default_home(root: Path | None) -> None:
+    """Record the home paprec chose by itself for this command (None: the user chose it, with --home or
+    PAPREC_HOME), so that an OS error under it says which folder that is and how to choose another."""
+    _DEFAULT_HOME.set(Path(root) if root is not None else None)
+
+
+def _in_default_home(path: str | None) -> Path | None:
+    """The default home when `path` is in it, is it, or is one of its parents (a file in the way); else None."""
+    root = _DEFAULT_HOME.get()
+    if root is None or path is None:
+        return None
+    where = Path(path)
+    return root if where == root or root in where.parents or where in root.parents else None
+
+
 def os_error_message(exc: OSError) -> str:
-    """The one-line message for an `OSError`: the path, what happened, and the fix."""
+    """The one-line message for an `OSError`: the path, what happened, and the fix. Under the home paprec chose
+    by itself (the platform's user data folder), the fix says so and names --home / PAPREC_HOME."""
     where = exc.filename if exc.filename is not None else None
     if exc.filename2 is not None:
         where = f"{exc.filename} -> {exc.filename2}"
     problem, fix = _OS_FIXES.get(exc.errno or -1, (exc.strerror or type(exc).__name__, "check the path and retry"))
     if isinstance(exc, WriteFailed):
         problem, fix = exc.strerror or "could not be written, the disk may be full", _OS_FIXES[errno.ENOSPC][1]
+    home = _in_default_home(exc.filename) if exc.filename2 is None else None
+    if home is not None:
+        at_home = "free some space there" if isinstance(exc, WriteFailed) else _HOME_FIXES.get(exc.errno or -1,
+                                                                                                "check it")
+        fix = (f"{home} is paprec's home by default, the platform's user data folder (neither --home nor "
+               f"PAPREC_HOME is set): {at_home}, or choose another home with --home PATH or PAPREC_HOME=PATH")
     prefix = f"{where}: " if where is not None else ""
     return " ".join(f"{prefix}{problem}; {fix}".split())
 

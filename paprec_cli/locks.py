@@ -110,6 +110,28 @@ def acquire(path: Path, what: str, *, shared: bool = False) -> None:
     scope.callback(release_at_end)
 
 
+def writer_of(path: Path) -> str | None:
+    """Who holds a writer's (exclusive) lock on the lock file `path` in another process ("process 123 (paprec
+    train)"), else None. Only looks: the file is not created, nothing stays locked, a reader's shared lock does
+    not count."""
+    path = Path(path)
+    if path in _HELD or not path.is_file():
+        return None
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return _holder(path)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)  # closing drops the probe's shared lock
+    return None
+
+
 def release(path: Path) -> None:
     """Drop a lock this process holds before its command ends (a no-op when it holds none): for a name a
     command locked, looked at and then chose not to use."""

@@ -30,9 +30,14 @@ class Home:
 
     @classmethod
     def resolve(cls, home: Path | str | None = None) -> Home:
-        """`--home` wins, then `PAPREC_HOME`, then the platform's user data folder."""
-        chosen = home or os.environ.get(HOME_ENV) or platformdirs.user_data_dir("paprec", appauthor=False)
+        """`--home` wins, then `PAPREC_HOME`, then the platform's user data folder (noted for the command's
+        errors: `errors.note_default_home`)."""
+        from paprec_cli.errors import note_default_home
+
+        given = home or os.environ.get(HOME_ENV)
+        chosen = given or platformdirs.user_data_dir("paprec", appauthor=False)
         resolved = cls(Path(chosen).expanduser().resolve())
+        note_default_home(None if given else resolved.root)
         resolved.check_folders()
         return resolved
 
@@ -74,12 +79,16 @@ def atomic_path(target: Path) -> Iterator[Path]:
     """Yield a temporary sibling path; rename it onto `target` only if the block succeeds.
 
     Works for files and folders alike (an existing folder at `target` is replaced). The temporary folder is
-    removed however the block ends; an OS error names `target`, and Ctrl-C or SIGTERM (KeyboardInterrupt)
+    removed however the block ends; an OS error (making the temporary folder in a read-only folder, writing,
+    renaming) names `target`, never the temporary name, and Ctrl-C or SIGTERM (KeyboardInterrupt)
     becomes `errors.Interrupted` saying that nothing was written to `target` (exit 130).
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    except OSError as exc:  # a read-only or full folder: name the output, not the temporary name tried
+        raise OSError(exc.errno, exc.strerror or str(exc), str(target)) from exc
     staged = tmp / target.name
     try:
         try:
@@ -93,20 +102,27 @@ def atomic_path(target: Path) -> Iterator[Path]:
         except OSError as exc:
             if exc.filename is None:  # a failed write() names no file: name the output being written
                 raise OSError(exc.errno, exc.strerror or str(exc), str(target)) from exc
+            if str(exc.filename).startswith(str(tmp)):  # a staged path: name the same path in the output
+                named = str(exc.filename).replace(str(staged), str(target), 1)
+                raise OSError(exc.errno, exc.strerror or str(exc), named if named.startswith(str(target))
+                              else str(target)) from exc
             raise
         except Exception as exc:
             number = os_errno_in(exc)
             if number is None:
                 raise
             raise OSError(number, os.strerror(number), str(target)) from exc  # polars/pyarrow wrap OS errors
-        if target.is_dir() and staged.is_dir():
-            backup = target.with_name(f".{target.name}.old")
-            shutil.rmtree(backup, ignore_errors=True)
-            target.rename(backup)
-            staged.rename(target)
-            shutil.rmtree(backup, ignore_errors=True)
-        else:
-            os.replace(staged, target)
+        try:
+            if target.is_dir() and staged.is_dir():
+                backup = target.with_name(f".{target.name}.old")
+                shutil.rmtree(backup, ignore_errors=True)
+                target.rename(backup)
+                staged.rename(target)
+                shutil.rmtree(backup, ignore_errors=True)
+            else:
+                os.replace(staged, target)
+        except OSError as exc:  # the rename names the staged copy and the target: name the output alone
+            raise OSError(exc.errno, exc.strerror or str(exc), str(target)) from exc
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -146,6 +162,17 @@ def os_errno_in(exc: BaseException) -> int | None:
     return int(found.group(1)) if found else None
 
 
+def home_option(home: Path | None) -> list[str]:
+    """`["--home", HOME]` for a command line paprec suggests, when the same command without `--home` would use
+    another home (PAPREC_HOME, else the platform folder); [] when it would use `home`, or `home` is None."""
+    if home is None:
+        return []
+    default = os.environ.get(HOME_ENV) or platformdirs.user_data_dir("paprec", appauthor=False)
+    if Path(default).expanduser().resolve() == Path(home).expanduser().resolve():
+        return []
+    return ["--home", str(home)]
+
+
 def write_text_atomic(path: Path, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
@@ -183,6 +210,13 @@ def check_output(path: Path | None, option: str, force: bool, reads: tuple[Path 
         raise PaprecError(f"{option} {path}: the file exists; pass --force to replace it, or choose another path")
 
 
+def json_error_text(err: json.JSONDecodeError) -> str:
+    """What is wrong and where: "Expecting ',' delimiter at line 5 column 3"; json's messages that end in
+    "at" ("Unterminated string starting at") are not given a second one."""
+    where = f"line {err.lineno} column {err.colno}"
+    return f"{err.msg} {where}" if err.msg.endswith(" at") else f"{err.msg} at {where}"
+
+
 def read_json_object(path: Path, fix: str) -> dict[str, Any]:
     """A JSON object from `path`, or a `PaprecError` naming the file, what is wrong and `fix` (the one reader
     of paprec's own JSON artefacts: manifests, run states)."""
@@ -193,7 +227,7 @@ def read_json_object(path: Path, fix: str) -> dict[str, Any]:
     except UnicodeDecodeError as err:
         raise PaprecError(f"{path}: not UTF-8 text ({err.reason}); {fix}") from None
     except json.JSONDecodeError as err:
-        raise PaprecError(f"{path}: not valid JSON ({err.msg} at line {err.lineno}); {fix}") from None
+        raise PaprecError(f"{path}: not valid JSON ({json_error_text(err)}); {fix}") from None
     if not isinstance(data, dict):
         raise PaprecError(f"{path}: expected a JSON object, found {type(data).__name__}; {fix}")
     return data

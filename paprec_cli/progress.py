@@ -176,7 +176,9 @@ class SearchLog:
         else:
             kept = record.get("accepted")
             accepted = f"accepted '{kept['text']}'" if kept else "accepted none"
-        text = (f"search: round {record['round']}/{self.max_rounds} {kind} {record.get('position', '?')} "
+        position = str(record.get("position", "?"))
+        where = position if position.startswith(kind) else f"{kind} {position}"  # "personal[0]", not twice
+        text = (f"search: round {record['round']}/{self.max_rounds} {where} "
                 f"surrogate {float(record['surrogate']):.4f} {accepted} (kept {state.accepted_shared} shared, "
                 f"{state.personal_changes} personal) elapsed {duration(elapsed)} "
                 f"ETA {duration(self.eta(elapsed, record))}")

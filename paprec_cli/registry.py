@@ -1,7 +1,8 @@
 """The model registry: which trained models a home holds, the default model of a dataset, and a model's
 fingerprint and split seed.
 
-Reads only `config.json` and `training.json` (no weights), so listing is instant. The one owner of
+Reads only `config.json`, `codec.json`, `training.json` and the weights' header (never the weights), so
+listing is instant. The one owner of
 "which models exist": `paprec models`, `paprec search` (default model), `paprec recommend` and
 prompt binding (`paprec_cli.runs`) all ask here.
 """
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
 
 CONFIG_FILE = "config.json"
 TRAINING_FILE = "training.json"
+WEIGHTS_FILE = "model.safetensors"
 
 #: A model's JSON record as stored (`config.json`, `training.json`); {} when absent.
 ModelJson = dict[str, Any]
@@ -78,15 +80,18 @@ def _dataset_name(record: ModelJson) -> str | None:
 
 def model_summary(folder: Path) -> ModelSummary:
     """One model's identity and headline numbers from its JSON files (a row of `paprec models list --json`);
-    a model whose `config.json`, `codec.json` or `training.json` is damaged is a row with `broken` set (and
-    nothing else)."""
-    from paprec_cli.model.records import PAPREC_FORMAT, read_codec
+    a model whose `config.json`, `codec.json` or `training.json` is damaged, or whose `model.safetensors` is
+    missing, truncated or damaged (its header checked against the file's size, not hashed), is a row with
+    `broken` set (and nothing else)."""
+    from paprec_cli.model.records import PAPREC_FORMAT, model_fix, read_codec
+    from paprec_cli.model.weights_check import check_safetensors
 
     try:
         config = read_model_json(folder / CONFIG_FILE)
         training = read_model_json(folder / TRAINING_FILE)
         if config.get("format") == PAPREC_FORMAT:
             read_codec(folder)
+            check_safetensors(folder / WEIGHTS_FILE, model_fix(folder))
     except (PaprecError, OSError) as err:  # OSError: a file the user cannot read
         why = os_error_message(err) if isinstance(err, OSError) else str(err)
         return {"name": folder.name, "path": str(folder), "dataset": None, "size": None, "ids": None, "tasks": [],

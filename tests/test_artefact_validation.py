@@ -343,7 +343,7 @@ def test_truncated_dataset_parquet(home: Home, table: str) -> None:
     for args in (RECOMMEND, ("data", "info", "synthetic")):
         line = fails_cleanly(home, *args)
         assert f"{path}: not a readable Parquet file, truncated or damaged" in line, line
-        assert "re-import dataset 'synthetic' with `paprec data import ... --force`" in line
+        assert "re-import dataset 'synthetic' with `paprec data import synthetic --indexing random" in line
 
 
 @pytest.mark.parametrize("table", ["users", "extra_truth"])
@@ -396,7 +396,7 @@ def test_data_list_shows_a_truncated_table_as_broken_and_lists_the_rest(home: Ho
     assert set(imported) == {"synthetic", "good"}
     broken = imported["synthetic"]["broken"]
     assert broken.startswith(f"{path}: not a readable Parquet file, truncated or damaged") and "\n" not in broken
-    assert "re-import dataset 'synthetic' with `paprec data import ... --force`" in broken
+    assert "re-import dataset 'synthetic' with `paprec data import synthetic --indexing random" in broken
     assert imported["synthetic"]["users"] == 40  # the manifest's counts are still shown
     assert "broken" not in imported["good"]
     assert "broken import 'synthetic'" in err

@@ -388,7 +388,8 @@ def test_unwritable_platform_data_folder_is_one_line(tmp_path: Path, monkeypatch
     monkeypatch.setattr(platformdirs, "user_data_dir", lambda *a, **k: str(blocker / "paprec"))
     code, stdout, err = invoke("data", "import", "synthetic", "-o", "users=20", "--json")
     line = last_line(err)
-    assert code == 2 and line.startswith(f"Error: {blocker / 'paprec'}") and "--home / PAPREC_HOME" in line, line
+    # the exact line: tests/test_review_16e.py::test_unwritable_platform_folder_names_it_and_how_to_choose
+    assert code == 2 and line.startswith(f"Error: {blocker / 'paprec'}") and "--home PATH or PAPREC_HOME=PATH" in line
     assert last_json(stdout)["exit_code"] == 2 and blocker.read_text() == "a file, not a folder"
 
 

@@ -25,7 +25,7 @@ from paprec_cli.tables import fit
 SMALL = ["--task", "sequential", "--dataset", "synthetic", "--val-users", "12", "--grad-examples", "24",
          "--batch-size", "64", "--max-rounds", "1", "--n-suffix", "2", "--top-k", "2", "--seed", "1",
          "--device", "cpu"]
-STEP_LINE = re.compile(r"^search: round 1/1 (shared suffix\[\d\]|personal personal\[0\]) surrogate \d\.\d{4} "
+STEP_LINE = re.compile(r"^search: round 1/1 (shared suffix\[\d\]|personal\[0\]) surrogate \d\.\d{4} "
                        r"(accepted .+|changed \d+ user\(s\)) \(kept \d+ shared, \d+ personal\) "
                        r"elapsed [\dhms.]+ ETA [\dhms.]+$")
 

@@ -21,8 +21,9 @@ import polars as pl
 
 from paprec_cli import __version__
 from paprec_cli.data.dataset_spec import DatasetSpec, ImportOptions
+from paprec_cli.data.reimport import reimport_fix
 from paprec_cli.data.table import normalise
-from paprec_cli.errors import PaprecError
+from paprec_cli.errors import PaprecError, first_line
 from paprec_cli.paths import Home, atomic_path, read_json_object
 
 Indexing = Literal["random", "sequential"]
@@ -109,6 +110,7 @@ def import_dataset(
         "dataset": spec.name,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "paprec_version": __version__,
+        **({"from": str(source.resolve())} if source is not None else {}),  # the fix line's `--from`
         "sources": [
             {"path": str(s.path), "sha256": s.sha256, **({"encoding": s.encoding} if s.encoding else {})}
             for s in raw.sources
@@ -183,7 +185,7 @@ class Dataset:
         """One of the dataset's Parquet tables; a missing, truncated or damaged file, or a missing column, is a
         one-line `PaprecError` naming the file and the fix (re-import)."""
         path = self.folder / file
-        table = _check_table(path, self.name, columns, schema_only=False)
+        table = _check_table(path, reimport_fix(self.manifest, self.folder), columns, schema_only=False)
         assert table is not None  # read whole when not schema_only
         return table
 
@@ -267,17 +269,12 @@ TABLES: dict[str, tuple[str, ...]] = {
 }
 
 
-def _reimport_fix(name: str) -> str:
-    return f"re-import dataset '{name}' with `paprec data import ... --force` (the same source and options)"
-
-
-def _check_table(path: Path, name: str, columns: tuple[str, ...], *,
+def _check_table(path: Path, fix: str, columns: tuple[str, ...], *,
                  schema_only: bool = True) -> pl.DataFrame | None:
-    """Raise a one-line `PaprecError` naming `path` and the fix (re-import dataset `name`) when the Parquet
-    file is missing, truncated or damaged, or lacks one of `columns`. With `schema_only` only the footer is
-    read (a few kilobytes: cheap enough for `data list`) and None returned; else the whole table is read,
-    checked and returned."""
-    fix = _reimport_fix(name)
+    """Raise a one-line `PaprecError` naming `path` and `fix` (the re-import command, `reimport.reimport_fix`)
+    when the Parquet file is missing, truncated or damaged, or lacks one of `columns`. With `schema_only` only
+    the footer is read (a few kilobytes: cheap enough for `data list`) and None returned; else the whole table
+    is read, checked and returned."""
     if not path.is_file():
         raise PaprecError(f"{path}: missing; {fix}")
     try:
@@ -286,7 +283,7 @@ def _check_table(path: Path, name: str, columns: tuple[str, ...], *,
     except OSError:
         raise  # permissions and the like: the error boundary names the path and the fix
     except Exception as err:  # polars raises several error types for a truncated or damaged file
-        first = (str(err).strip().splitlines() or [""])[0][:120]
+        first = first_line(err)
         raise PaprecError(f"{path}: not a readable Parquet file, truncated or damaged ({type(err).__name__}: "
                           f"{first}); {fix}") from None
     missing = [column for column in columns if column not in present]
@@ -299,11 +296,11 @@ def check_tables(folder: Path, manifest: dict[str, Any]) -> None:
     """Every Parquet table of an import (the three core tables and each `extras` table its manifest lists),
     checked from its footer alone: a truncated or damaged file, or a missing column, is a one-line
     `PaprecError` naming the file and the fix (re-import with --force)."""
-    name = str(manifest.get("name") or folder.name)
+    fix = reimport_fix(manifest, folder)
     for file, columns in TABLES.items():
-        _check_table(folder / file, name, columns)
+        _check_table(folder / file, fix, columns)
     for key in manifest.get("extras", []):
-        _check_table(folder / f"extra_{key}.parquet", name, ())
+        _check_table(folder / f"extra_{key}.parquet", fix, ())
 
 
 def dataset_exists(home: Home, name: str) -> bool:
@@ -332,7 +329,7 @@ _MANIFEST_FIELDS: dict[str, type] = {"name": str, "fingerprint": str, "counts": 
 #: Fields every import writes that `data info` and the splits read (checked after the counts).
 _IMPORT_FIELDS: dict[str, type] = {"dataset": str, "indexing": str, "tie_break": str, "sources": list, "extras": list}
 #: Fields that may be absent (older manifests) but, when present, have these types.
-_OPTIONAL_FIELDS: dict[str, type] = {"options": dict, "notes": dict}
+_OPTIONAL_FIELDS: dict[str, type] = {"options": dict, "notes": dict, "from": str}
 #: The values an import writes for these fields.
 _CHOICES: dict[str, tuple[str, ...]] = {"indexing": ("random", "sequential"), "tie_break": ("source", "item")}
 _COUNT_FIELDS = ("users", "items", "with_rating")
@@ -341,8 +338,8 @@ _COUNT_FIELDS = ("users", "items", "with_rating")
 def read_manifest(path: Path) -> dict[str, Any]:
     """A dataset's `manifest.json`, checked: a JSON object with `name` and `fingerprint` strings and integer
     `counts.users`, `counts.items`, `counts.with_rating`. Raises `PaprecError` naming the file and field."""
-    fix = "re-import the dataset with `paprec data import ... --force`"
-    data = read_json_object(path, fix)
+    data = read_json_object(path, reimport_fix(None, path.parent))
+    fix = reimport_fix(data, path.parent)
     for key, kind in _MANIFEST_FIELDS.items():
         if not isinstance(data.get(key), kind):
             raise PaprecError(f"{path}: field '{key}' is missing or not a {kind.__name__}; {fix}")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
-from paprec_cli.errors import PaprecError
+from paprec_cli.errors import PaprecError, first_line
 
 MARKER = "▁"
 PAD, EOS, UNK = "<pad>", "</s>", "<unk>"
@@ -93,7 +93,7 @@ def _from_json(file: Path) -> Tokenizer:
     try:
         return Tokenizer.from_file(str(file))
     except Exception as err:  # tokenizers raises a bare Exception on malformed files
-        raise PaprecError(f"{file}: not a valid tokenizer.json ({str(err).splitlines()[0][:120]})") from err
+        raise PaprecError(f"{file}: not a valid tokenizer.json ({first_line(err)})") from err
 
 
 def _from_spiece(file: Path) -> Tokenizer:
@@ -110,5 +110,5 @@ def _from_spiece(file: Path) -> Tokenizer:
         try:
             converted = T5Tokenizer.from_pretrained(tmp)
         except Exception as err:  # sentencepiece/transformers raise assorted errors on a bad file
-            raise PaprecError(f"{file}: not a valid SentencePiece model ({str(err).splitlines()[0][:120]})") from err
+            raise PaprecError(f"{file}: not a valid SentencePiece model ({first_line(err)})") from err
     return Tokenizer.from_str(converted.backend_tokenizer.to_str())

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from paprec_cli.errors import PaprecError
+from paprec_cli.errors import PaprecError, first_line
 
 #: Keys tied to `shared.weight` in transformers' T5 (saved by some writers, not by others).
 TIED_T5_KEYS = frozenset({"encoder.embed_tokens.weight", "decoder.embed_tokens.weight", "lm_head.weight"})
@@ -88,8 +88,7 @@ def _few(keys: list[str], n: int = 3) -> str:
 
 
 def _first_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return (text[0] if text else type(err).__name__)[:200]
+    return first_line(err, 200)
 
 
 def load_state_strict(model: nn.Module, state: Mapping[str, torch.Tensor], where: Path,

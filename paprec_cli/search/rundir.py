@@ -60,6 +60,31 @@ def new_run_path(home: Home, task: str, dataset: str) -> Path:
     return path
 
 
+def holds_run(path: Path) -> bool:
+    """Whether the folder `path`, which has a `manifest.json`, is a run's (to resume, even damaged): it has a
+    `state.json` or `trajectory.jsonl`, or its manifest is a run's (`holds_run_manifest`)."""
+    path = Path(path)
+    return (path / STATE).exists() or (path / TRAJECTORY).exists() or holds_run_manifest(path)
+
+
+def holds_run_manifest(path: Path) -> bool:
+    """Whether `path/manifest.json` is a run's: one that cannot be read as a JSON object (a damaged run
+    manifest: `--resume` names what is wrong with it), or an object with a `paprec-run/...` format or a
+    `config` object. False for another program's manifest, such as a dataset's (`paprec data import`)."""
+    try:
+        data = json.loads((Path(path) / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return True
+    if not isinstance(data, dict):
+        return True
+    return str(data.get("format", "")).startswith("paprec-run/") or isinstance(data.get("config"), dict)
+
+
+def _few(names: list[str], n: int = 4) -> str:
+    shown = ", ".join(names[:n])
+    return f"{shown} and {len(names) - n} more" if len(names) > n else shown
+
+
 class RunDir:
     """Read and write one run folder."""
 
@@ -75,6 +100,11 @@ class RunDir:
         Raises `PaprecError`; a file at `path` (not a folder) is refused too. Nothing is written.
         """
         path = Path(path)
+        if (path / MANIFEST).is_file() and not holds_run(path):
+            others = sorted(p.name for p in path.iterdir() if p.name != MANIFEST and not p.name.startswith("."))
+            listing = f"; it holds other files: {_few(others)}" if others else ""
+            raise PaprecError(f"--run-dir {path}: not a run folder (its {MANIFEST} is not a paprec run's{listing}); "
+                              "choose a new or empty folder for --run-dir")
         if (path / STATE).exists() or (path / MANIFEST).exists():
             raise PaprecError(f"--run-dir {path} already holds a run; continue it with --resume {path}")
         if path.exists() and not path.is_dir():
@@ -106,6 +136,9 @@ class RunDir:
         path = Path(path)
         if not (path / MANIFEST).is_file():
             raise PaprecError(f"--resume {path}: not a paprec run directory (no {MANIFEST})")
+        if not holds_run(path):
+            raise PaprecError(f"--resume {path}: not a paprec run directory (its {MANIFEST} is not a paprec run's); "
+                              "give a run folder (a search's --run-dir, or one under the home's runs/)")
         run = cls(path)
         if run.finished():  # nothing left to write: read it under a shared lock and never write (read-only homes)
             run.read_only = True

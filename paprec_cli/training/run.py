@@ -236,7 +236,7 @@ def train_epochs(session: TrainingSession, say: Callable[[str], None]) -> str:
     )
     trainer.step = state.step
     if state.epoch:
-        run_state.restore(session.state_dir, session.bundle.model, trainer.optimizer)
+        run_state.restore(session.state_dir, session.bundle.model, trainer.optimizer, options)
     session.validation = validation_examples(session)
     stopped = "epochs"
     while state.epoch < recipe.epochs:  # the budget is checked after each step: an epoch always starts
@@ -317,7 +317,7 @@ def final_report(session: TrainingSession, stopped: str, wall: float) -> Trainin
     state, options = session.state, session.options
     if state.best_epoch == 0:
         raise PaprecError("training stopped before one validation; raise --time-budget or --epochs")
-    run_state.load_weights_file(session.bundle.model, session.state_dir / run_state.BEST)
+    run_state.load_weights_file(session.bundle.model, session.state_dir / run_state.BEST, options)
     recommender = _recommender(session)
     batch = options.recipe.eval_batch_size
     test_examples = {task.name: task.examples(session.data, "test") for task in session.tasks}

@@ -28,7 +28,7 @@ import torch
 from safetensors.torch import load_model, save_model
 from torch import nn
 
-from paprec_cli.errors import PaprecError
+from paprec_cli.errors import PaprecError, first_line
 from paprec_cli.paths import Home, atomic_path, library_write, read_json_object, write_json_atomic
 from paprec_cli.training.recipe import TrainOptions
 
@@ -84,44 +84,49 @@ class RunState:
         )
 
 
-def _damaged(path: Path, err: BaseException) -> PaprecError:
+def _damaged(path: Path, err: BaseException, options: TrainOptions | None = None) -> PaprecError:
     """The error for a truncated or damaged checkpoint file: only one checkpoint is kept, so this run cannot go
     on; the fix destroys nothing that is intact (the model folder keeps the best epoch saved so far): train a new
-    name with the run's own options (read from `state.json` when it can be), or remove exactly this state."""
-    first = (str(err).strip().splitlines() or [""])[0][:120]
+    name with the run's options (`options`: as this command resolved them, the user's changes such as
+    `--epochs` included; else read from `state.json` when it can be), or remove exactly this state."""
     folder = path.parent
     name = folder.name
-    return PaprecError(f"{path}: not readable, truncated or damaged ({type(err).__name__}: {first}); this training "
-                       f"cannot be resumed; train it afresh under a new name with `{_fresh_command(folder)}` (the "
-                       f"model '{name}', if saved, is kept), or delete the resume state {folder} to stop resuming it")
+    return PaprecError(f"{path}: not readable, truncated or damaged ({type(err).__name__}: {first_line(err)}); this "
+                       f"training cannot be resumed; train it afresh under a new name with "
+                       f"`{_fresh_command(folder, options)}` (the model '{name}', if saved, is kept), or delete the "
+                       f"resume state {folder} to stop resuming it")
 
 
-def _fresh_command(folder: Path) -> str:
-    """`paprec train` with the dataset, tasks, size, ids and seed of the run in `folder` and a free name."""
+def _fresh_command(folder: Path, options: TrainOptions | None) -> str:
+    """`paprec train` with the run's options (`training.command.train_command`) and a free name; `--home` when
+    the home (three levels above `folder`) is not the one paprec uses without it."""
+    from paprec_cli.training.command import train_command
+
     name = folder.name
+    models = folder.parent.parent
     new = next(f"{name}-{n}" for n in range(2, 10_000)
-               if not (folder.parent / f"{name}-{n}").exists() and not (folder.parent.parent / f"{name}-{n}").exists())
-    try:
-        options = RunState.from_json(json.loads((folder / STATE).read_text(encoding="utf-8"))).options
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return f"paprec train --dataset DATASET --name {new}"
-    return (f"paprec train --dataset {options.dataset} --tasks {','.join(options.tasks)} --size {options.size} "
-            f"--ids {options.ids} --seed {options.seed} --name {new}")
+               if not (folder.parent / f"{name}-{n}").exists() and not (models / f"{name}-{n}").exists())
+    if options is None:
+        try:
+            options = RunState.from_json(json.loads((folder / STATE).read_text(encoding="utf-8"))).options
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return f"paprec train --dataset DATASET --name {new}"
+    return train_command(options, new, models.parent)
 
 
-def load_weights_file(model: nn.Module, path: Path) -> None:
+def load_weights_file(model: nn.Module, path: Path, options: TrainOptions | None = None) -> None:
     """Weights saved by `save_state` (tied embeddings may be absent); anything else missing is an error, and a
-    truncated or damaged file is a one-line `PaprecError` naming it and the fix."""
+    truncated or damaged file is a one-line `PaprecError` naming it and the fix (a fresh run with `options`)."""
     if not path.is_file():
-        raise _damaged(path, FileNotFoundError("no such file"))
+        raise _damaged(path, FileNotFoundError("no such file"), options)
     try:
         missing, unexpected = load_model(model, str(path), strict=False)
     except Exception as err:  # safetensors raises its own error type (and OSError) for a truncated file
-        raise _damaged(path, err) from None
+        raise _damaged(path, err, options) from None
     lacking = sorted(k for k in missing if "embed_tokens" not in k and "lm_head" not in k)
     if unexpected or lacking:
         raise PaprecError(f"{path}: weights do not fit the model (missing {lacking[:3]}, unexpected "
-                          f"{sorted(unexpected)[:3]}); train it afresh with `{_fresh_command(path.parent)}`")
+                          f"{sorted(unexpected)[:3]}); train it afresh with `{_fresh_command(path.parent, options)}`")
 
 
 def save_state(folder: Path, state: RunState, model: nn.Module, optimizer: torch.optim.Optimizer, best: bool) -> None:
@@ -180,7 +185,16 @@ def read_state(folder: Path, name: str) -> RunState:
     recover(folder)
     path = folder / STATE
     if not path.exists():
-        raise PaprecError(f"--resume {name}: no training state at {folder}; start it with `paprec train --name {name}`")
+        from paprec_cli.locks import lock_path, writer_of
+
+        model = folder.parent.parent / name
+        holder = writer_of(lock_path(model))
+        if holder is not None:  # a train in its first epoch: its state is written when that epoch ends
+            raise PaprecError(f"--resume {name}: model '{name}' is being trained by {holder} (lock "
+                              f"{lock_path(model)}) and has no finished epoch yet; wait until it ends (resume it "
+                              "if it stops after saving an epoch), or stop it")
+        raise PaprecError(f"--resume {name}: no training state at {folder}; start it with `paprec train --dataset "
+                          f"DATASET --name {name}`")
     fix = (f"remove the damaged resume state {folder} (a finished model in {folder.parent.parent} is not touched) "
            f"and train again, or train under another --name")
     data = read_json_object(path, fix)
@@ -190,15 +204,17 @@ def read_state(folder: Path, name: str) -> RunState:
         raise PaprecError(f"{path}: damaged training state ({type(err).__name__}: {err}); {fix}") from None
 
 
-def restore(folder: Path, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
-    """Last weights, optimiser moments and RNG state, as saved after the last finished epoch."""
-    load_weights_file(model, folder / LAST)
+def restore(folder: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
+            options: TrainOptions | None = None) -> None:
+    """Last weights, optimiser moments and RNG state, as saved after the last finished epoch; a damaged file's
+    error suggests training `options` (the resumed run's, with the user's changes) afresh."""
+    load_weights_file(model, folder / LAST, options)
     path = folder / OPTIMIZER
     try:
         extra = torch.load(path, map_location="cpu", weights_only=True)
         optimizer.load_state_dict(extra["optimizer"])
         torch.set_rng_state(extra["torch_rng"])
     except Exception as err:  # truncated (EOF / zip errors), or not the dict `save_state` writes
-        raise _damaged(path, err) from None
+        raise _damaged(path, err, options) from None
     if "cuda_rng" in extra and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(extra["cuda_rng"])
