@@ -58,6 +58,9 @@ class SearchState:
     stop_reason: str | None = None
     seconds: float = 0.0
     history: list[float] = field(default_factory=list)  # best surrogate after each step
+    #: `--personal-init history` under a paired guard (`runner.check_history_start`): whether the users' history
+    #: words were kept as the start, their paired z against the default word, and both surrogates.
+    history_start: dict[str, float | bool | None] | None = None
 
     @property
     def done(self) -> bool:
@@ -81,6 +84,7 @@ class SearchState:
             "stop_reason": self.stop_reason,
             "seconds": self.seconds,
             "history": list(self.history),
+            **({"history_start": dict(self.history_start)} if self.history_start is not None else {}),
         }
 
     @classmethod
@@ -103,4 +107,5 @@ class SearchState:
             stop_reason=obj["stop_reason"],
             seconds=float(obj["seconds"]),
             history=[float(v) for v in obj["history"]],
+            history_start=dict(obj["history_start"]) if isinstance(obj.get("history_start"), dict) else None,
         )
