@@ -391,3 +391,11 @@ def test_history_start_is_kept_only_when_the_paired_guard_confirms_it() -> None:
     assert one_user.tokens.personal == {} and one_user.history_start["kept"] is False
     unguarded = start([-0.3, 0.1, -0.2, -0.1], shared_z=0.0)  # the `history` protocol: no guard, as it ran
     assert unguarded.tokens == words and unguarded.history_start is None
+    from paprec_cli.search.runner import history_start_note
+    from paprec_cli.search.state import SearchState
+
+    assert history_start_note(unguarded) is None
+    assert "history words kept (signal 0.2625 against 0.0000" in str(history_start_note(helps))
+    assert "not kept; every user starts at the default word" in str(history_start_note(hurts))
+    again = SearchState.from_json(hurts.to_json())  # a resumed search keeps the decision
+    assert again.history_start == hurts.history_start and again.tokens.personal == {}

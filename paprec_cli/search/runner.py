@@ -423,6 +423,17 @@ def check_history_start(session: SearchSession, state: SearchState) -> SearchSta
     return chosen
 
 
+def history_start_note(state: SearchState) -> str | None:
+    """One line on the guarded history start (`check_history_start`), or None when there was no such check."""
+    check = state.history_start
+    if not check:
+        return None
+    z = check.get("paired_z")
+    verdict = "kept" if check.get("kept") else "not kept; every user starts at the default word"
+    return (f"--personal-init history: the users' history words {verdict} (signal {check.get('history'):.4f} against "
+            f"{check.get('default'):.4f} with the default word, paired z {'n/a' if z is None else f'{z:.2f}'})")
+
+
 def surrogates(session: SearchSession, state: SearchState) -> dict[str, float]:
     """The search's surrogate (on its validation sample) of the initial, final and manual prompts."""
     from paprec_cli.evaluate import manual_prompts
