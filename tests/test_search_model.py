@@ -64,8 +64,11 @@ def test_gradient_capture_matches_finite_differences(session) -> None:  # type: 
     generator = torch.Generator().manual_seed(0)
     for slot in range(layout.n_triggers):
         direction = torch.randn(model.config.d_model, generator=generator, dtype=torch.float64)
-        # T5LayerNorm takes its variance in float32 even in a float64 model, which bounds the loss's
-        # precision near 1e-7 relative: a central difference with eps 3e-3 keeps both errors below 1e-4.
+        # T5LayerNorm takes its variance in float32 even in a float64 model (the loss is exact to ~1e-7
+        # relative), and T5's ReLU makes the loss piecewise smooth: a central difference with eps 3e-3 was
+        # within 1e-3 of the gradient on main's tiny model, 1.4e-3 on one slot of the model that issue #14's
+        # whole-word tokenizer gives (larger or Richardson-combined steps were further off: kinks). A wrong
+        # position, group or example would be off by the whole gradient, so 5e-3 still catches it.
         eps = 3e-3
 
         def total(shift: float, slot: int = slot, direction: torch.Tensor = direction) -> float:
@@ -89,7 +92,7 @@ def test_gradient_capture_matches_finite_differences(session) -> None:  # type: 
 
         numeric = (total(eps) - total(-eps)) / (2 * eps)
         analytic = float(sums[0, slot] @ direction)
-        assert numeric == pytest.approx(analytic, rel=1e-3, abs=1e-7)
+        assert numeric == pytest.approx(analytic, rel=5e-3, abs=1e-7)
 
 
 def test_gradients_through_the_recommender(session) -> None:  # type: ignore[no-untyped-def]
