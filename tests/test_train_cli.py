@@ -181,3 +181,10 @@ def test_untied_item_head_trains_resumes_and_ranks(home: Path) -> None:
     code, out, err = _run(runner, "recommend", "--dataset", "synthetic", "--model", "untied", "--user", "3",
                           "--home", str(home), "--json")  # fmt: skip
     assert code == 0, err
+    # a model started from it (--init) keeps its head, and resumes with it
+    code, out, err = _run(runner, "train", "--dataset", "synthetic", *FAST, "--epochs", "1", "--init", "untied",
+                          "--name", "from-untied", "--home", str(home), "--json")  # fmt: skip
+    assert code == 0, err
+    code, out, err = _run(runner, "train", "--resume", "from-untied", "--epochs", "2", "--home", str(home), "--json")
+    assert code == 0, err
+    assert load_model(Path(_last_json(out)["model"])).model.item_head is not None

@@ -151,8 +151,8 @@ def search_command(
         if started.resumed:
             out.info(f"Resuming {run.path} at step {started.state.steps if started.state else 0}")
         if session.left_out:
-            out.info(f"--init manual: left out the template words {' '.join(session.left_out)} (not single tokens of "
-                     "this model's vocabulary): the search starts from a prompt without them")
+            out.info(f"--init manual: left out the template words {' '.join(session.left_out)} "
+                     f"({runner.LEFT_OUT_WHY}): the search starts from a prompt without them")
         out.info(f"Run directory: {run.path}")
         writer = run if dist.is_main else None  # the other ranks compute their share and write nothing
         layout = session.config.layout
@@ -176,7 +176,8 @@ def search_command(
         if warning and dist.is_main:
             sys.stderr.write(warning + "\n")
         out.result({"run": str(run.path), "results": doc["results"], "surrogate": doc["surrogate"],
-                    "stop_reason": state.stop_reason, "seconds": doc["search"]["seconds"], "warning": warning})
+                    "stop_reason": state.stop_reason, "seconds": doc["search"]["seconds"], "warning": warning,
+                    "history_start": state.history_start})
 
 
 @contextlib.contextmanager

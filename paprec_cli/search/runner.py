@@ -503,6 +503,11 @@ def finalize_with_details(session: SearchSession, run: RunDir | None,
     return doc, details
 
 
+#: Why `--init manual` leaves a template word out (`vocab.manual_start`; `codec.candidate_vocab`).
+LEFT_OUT_WHY = ("a trigger is one whole-word token of 2+ letters: punctuation, digits, one-letter words and words "
+                "the model's vocabulary splits cannot be one")
+
+
 def below_manual(doc: Document, left_out: Sequence[str]) -> str | None:
     """A one-line warning when the searched personalized prompt scores below the manual prompt on the search's
     own signal and validation sample (`doc["surrogate"]`), else None. Seen on ML-100K direct (issue #14): the
@@ -512,8 +517,7 @@ def below_manual(doc: Document, left_out: Sequence[str]) -> str | None:
     best, manual = values.get("personalized"), values.get("manual")
     if not isinstance(best, float) or not isinstance(manual, float) or best >= manual:
         return None
-    why = (f"; its start left out the template words {' '.join(left_out)} (not single tokens of this model's "
-           "vocabulary)" if left_out else "")
+    why = (f"; its start left out the template words {' '.join(left_out)} ({LEFT_OUT_WHY})" if left_out else "")
     return (f"Warning: the searched prompt scores below the manual prompt on the search's validation sample "
             f"({best:.4f} < {manual:.4f}){why}; prefer the manual prompt unless `paprec eval` shows otherwise")
 

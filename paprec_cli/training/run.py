@@ -127,7 +127,7 @@ def open_session(
                 f"(fingerprint {codec.dataset_fingerprint} -> {dataset.fingerprint}); train anew"
             )
         bundle = _with_item_head(create_model(options.size, codec, options.seed, dropout=options.recipe.dropout),
-                                 options)
+                                 options, untied=run_state.has_item_head(folder))
         state = run_state.RunState(options, saved.epoch, saved.step, saved.seconds, saved.history,
                                    saved.best_epoch, saved.best_score)  # fmt: skip
     else:
@@ -176,10 +176,11 @@ def _fresh_bundle(options: TrainOptions, dataset: Dataset, training: TrainingDat
     return _with_item_head(bundle, options)
 
 
-def _with_item_head(bundle: ModelBundle, options: TrainOptions) -> ModelBundle:
-    """`bundle` with the item rows of its head untied when the recipe asks (`-o item_head=untied`), after the
+def _with_item_head(bundle: ModelBundle, options: TrainOptions, untied: bool = False) -> ModelBundle:
+    """`bundle` with the item rows of its head untied when the recipe asks (`-o item_head=untied`) or `untied`
+    (a resumed run whose checkpoint has them, e.g. one started with `--init` from an untied model), after the
     co-occurrence start so that the head starts from the same rows; a resumed run then loads its own."""
-    if options.recipe.item_head == "untied":
+    if options.recipe.item_head == "untied" or untied:
         codec = bundle.codec
         if codec.id_scheme != "atomic":
             raise PaprecError("-o item_head=untied needs atomic ids (--ids atomic): subword ids have no item rows")

@@ -129,6 +129,19 @@ def load_weights_file(model: nn.Module, path: Path, options: TrainOptions | None
                           f"{sorted(unexpected)[:3]}); train it afresh with `{_fresh_command(path.parent, options)}`")
 
 
+def has_item_head(folder: Path) -> bool:
+    """Whether the run's last checkpoint holds untied item rows (`RecLM.item_head`): a run started with
+    `-o item_head=untied`, or with `--init` from such a model. False when there is no readable checkpoint (the
+    restore names the damage)."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(folder / LAST), framework="pt") as weights:
+            return "item_head" in weights.keys()  # noqa: SIM118  (a safetensors handle, not a dict)
+    except Exception:  # damaged or missing: restore() reports it in one line
+        return False
+
+
 def save_state(folder: Path, state: RunState, model: nn.Module, optimizer: torch.optim.Optimizer, best: bool) -> None:
     """Write the checkpoint of a finished epoch as one staged folder swapped in at once: last weights
     (and best weights when this epoch is the best), optimiser and RNG state, `state.json`; everything
