@@ -10,13 +10,13 @@ from pathlib import Path
 
 from paprec_cli.data.splits import N_NEGATIVES
 from paprec_cli.paths import home_option
-from paprec_cli.training.recipe import TrainOptions, mixture_for, recipe_for
+from paprec_cli.training.recipe import TrainOptions, item_init_for, mixture_for, recipe_for
 
 #: Recipe fields with a `paprec train` option of their own.
 RECIPE_OPTIONS = {"lr": "--lr", "batch_size": "--batch-size", "epochs": "--epochs", "patience": "--patience",
                   "dropout": "--dropout", "weight_decay": "--weight-decay", "val_users": "--val-users"}
 #: Recipe fields set with `-o KEY=VALUE` (`setup.TRAIN_SETTINGS`).
-RECIPE_SETTINGS = ("history", "warmup", "seen_penalty")
+RECIPE_SETTINGS = ("history", "warmup", "seen_penalty", "item_head")
 #: Mixture fields set with `-o KEY=VALUE`.
 MIXTURE_SETTINGS = ("recent", "share", "hint", "word_item", "item_next", "user_item", "item_words")
 
@@ -27,8 +27,6 @@ def train_command(options: TrainOptions, name: str, home: Path | None = None) ->
     budget, `--init` and `--tokenizer` where they differ from the size's defaults for the dataset; `--home` when
     `home` is not where paprec looks without one (PAPREC_HOME, else the platform folder). Recipe fields no
     option sets (the schedule's shape) are the size's, so they are not written."""
-    from paprec_cli.training.setup import _item_init_for
-
     base = recipe_for(options.size, options.dataset)
     mixture = mixture_for(options.size, options.dataset)
     recipe = options.recipe
@@ -43,7 +41,7 @@ def train_command(options: TrainOptions, name: str, home: Path | None = None) ->
             args += [flag, str(value)]
     if options.time_budget is not None and not capped_by_default:
         args += ["--time-budget", f"{options.time_budget:g}"]
-    if recipe.item_init != _item_init_for(base, options.ids, options.init, None).item_init:
+    if recipe.item_init != item_init_for(base, options.ids, options.init, None).item_init:
         args += ["--item-init", recipe.item_init]
     if options.init:
         args += ["--init", options.init]

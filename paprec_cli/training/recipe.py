@@ -216,3 +216,15 @@ def with_overrides(recipe: Recipe, **overrides: Any) -> Recipe:
     """`recipe` with every non-None override applied, then checked."""
     chosen = {k: v for k, v in overrides.items() if v is not None}
     return check_recipe(replace(recipe, **chosen))
+
+
+def item_init_for(recipe: Recipe, ids: str, init: str | None, asked: str | None) -> Recipe:
+    """Co-occurrence rows need a row per item (atomic ids) and a fresh model; a size default that cannot
+    apply is recorded as "random", an explicit request that cannot apply is an error."""
+    if not recipe.item_init.startswith("cooccurrence") or (ids == "atomic" and not init):
+        return recipe
+    if asked is not None:
+        reason = "--init loads every row from the checkpoint" if init else f"--ids {ids} has no row per item"
+        raise PaprecError(f"--item-init {recipe.item_init}: {reason}; use --ids atomic without --init, or drop "
+                          f"--item-init")
+    return replace(recipe, item_init="random")

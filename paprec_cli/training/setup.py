@@ -18,7 +18,15 @@ from paprec_cli.paths import Home
 from paprec_cli.plugins import Registry
 from paprec_cli.specs import TaskSpec
 from paprec_cli.training.mixture import Mixture
-from paprec_cli.training.recipe import ITEM_HEADS, Recipe, TrainOptions, mixture_for, recipe_for, with_overrides
+from paprec_cli.training.recipe import (
+    ITEM_HEADS,
+    Recipe,
+    TrainOptions,
+    item_init_for,
+    mixture_for,
+    recipe_for,
+    with_overrides,
+)
 
 #: Datasets `paprec train` imports by itself when missing (generated, no files needed).
 AUTO_IMPORT = ("synthetic",)
@@ -164,7 +172,7 @@ def new_options(
     mixture_changes: dict[str, Any] = {k: v for k, v in settings.items() if k in MIXTURE_FIELDS}
     base = recipe_for(size, dataset)
     recipe = with_overrides(base, **{**recipe_changes, **overrides})
-    recipe = _check_item_head(_item_init_for(recipe, ids, init, overrides.get("item_init")), ids, init)
+    recipe = _check_item_head(item_init_for(recipe, ids, init, overrides.get("item_init")), ids, init)
     mixture = replace(mixture_for(size, dataset), **mixture_changes)
     anneal_to_budget = True
     if time_budget is None and overrides.get("epochs") is None and recipe.default_time_budget:
@@ -193,18 +201,6 @@ def _check_item_head(recipe: Recipe, ids: str, init: str | None) -> Recipe:
         raise PaprecError(f"-o item_head=untied needs atomic ids and a fresh model: {reason}; use --ids atomic "
                           "without --init, or drop -o item_head")
     return recipe
-
-
-def _item_init_for(recipe: Recipe, ids: str, init: str | None, asked: str | None) -> Recipe:
-    """Co-occurrence rows need a row per item (atomic ids) and a fresh model; a size default that cannot
-    apply is recorded as "random", an explicit request that cannot apply is an error."""
-    if not recipe.item_init.startswith("cooccurrence") or (ids == "atomic" and not init):
-        return recipe
-    if asked is not None:
-        reason = "--init loads every row from the checkpoint" if init else f"--ids {ids} has no row per item"
-        raise PaprecError(f"--item-init {recipe.item_init}: {reason}; use --ids atomic without --init, or drop "
-                          f"--item-init")
-    return replace(recipe, item_init="random")
 
 
 def resumed_options(saved: TrainOptions, given: dict[str, Any], overrides: dict[str, Any]) -> TrainOptions:
