@@ -179,11 +179,10 @@ def _fresh_bundle(options: TrainOptions, dataset: Dataset, training: TrainingDat
 def _with_item_head(bundle: ModelBundle, options: TrainOptions, untied: bool = False) -> ModelBundle:
     """`bundle` with the item rows of its head untied when the recipe asks (`-o item_head=untied`) or `untied`
     (a resumed run whose checkpoint has them, e.g. one started with `--init` from an untied model), after the
-    co-occurrence start so that the head starts from the same rows; a resumed run then loads its own."""
+    co-occurrence start so that the head starts from the same rows; a resumed run then loads its own. The
+    options were checked when the run was made (`setup._check_item_head`: atomic ids, a fresh model)."""
     if options.recipe.item_head == "untied" or untied:
         codec = bundle.codec
-        if codec.id_scheme != "atomic":
-            raise PaprecError("-o item_head=untied needs atomic ids (--ids atomic): subword ids have no item rows")
         bundle.model.untie_items(codec.item_offset, codec.n_items)
         bundle.config["item_head"] = "untied"
     return bundle
