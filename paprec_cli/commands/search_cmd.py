@@ -23,6 +23,7 @@ from paprec_cli.commands.common import (
     SeparatorOpt,
     TokenizerOpt,
     VerboseOpt,
+    given_options,
     make_ctx,
     tokenizer_arg,
 )
@@ -141,7 +142,7 @@ def search_command(
                                    allow_list, run_dir, resume, seed, tokenizer_arg(tokenizer), protocol,
                                    search_examples, holdout, personal_margin, separator, decoding, force,
                                    personal_init, history_candidates, search_shared, shared_z, template,
-                                   shared_screen)
+                                   shared_screen, given_options())
     # Under torchrun every rank runs this; rank 0 alone writes the run folder and prints (see docs/DISTRIBUTED.md).
     with distributed(resolve_device(device)) as dist:
         ctx = make_ctx(home, json_out and dist.is_main, quiet or not dist.is_main, verbose)

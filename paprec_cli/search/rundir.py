@@ -12,7 +12,7 @@ import contextlib
 import json
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict, cast
 
@@ -173,6 +173,14 @@ class RunDir:
             raise PaprecError(f"{path}: field 'config' is missing or not an object; the run cannot be resumed; "
                               "start a new run")
         return cast(RunManifest, data)
+
+    def update_config(self, changes: Mapping[str, int | float | None]) -> None:
+        """Record option values changed on resume (the stopping rules, `search.resume.BUDGETS`) in the
+        manifest's `config`, atomically, so that a later resume continues under them."""
+        manifest = self.manifest()
+        manifest["config"] = {**manifest["config"], **changes}
+        with self._saving(self.path / MANIFEST):
+            write_json_atomic(self.path / MANIFEST, manifest)
 
     def load_state(self) -> SearchState | None:
         path = self.path / STATE

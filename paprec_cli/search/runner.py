@@ -35,6 +35,7 @@ from paprec_cli.search.config import DEFAULT_PROTOCOL, PROTOCOLS, SearchConfig, 
 from paprec_cli.search.layout import PromptTokens
 from paprec_cli.search.problem import ModelProblem
 from paprec_cli.search.result import prompts_document
+from paprec_cli.search.resume import given_values, resumed_config
 from paprec_cli.search.rundir import RunDir, RunManifest
 from paprec_cli.search.schedule import Schedule, ScheduleConfig, overall, paired_z, start_state
 from paprec_cli.search.state import SearchState, tokens_to_json
@@ -280,6 +281,9 @@ class SearchRequest:
     shared_z: float | None = None  # None: the protocol's
     manual_template: str | None = None  # the manual prompt (a template id of the task); None: the task's default
     shared_screen: float | None = None  # None: the protocol's
+    #: The command's parameters given explicitly (command line or environment): with `resume`, each is checked
+    #: against the run's recorded value (`search.resume`); empty: none is checked.
+    given: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -356,9 +360,15 @@ def start(request: SearchRequest, home: Home, registry: Registry, dist: DistCont
     if request.resume is not None:
         name = request.resume
         run, recorded, state = dist.run_on_main(lambda: RunDir.open_for_resume(resume_path(home, name)))
-        session = prepare(SearchConfig.from_json(recorded["config"]), registry, home, dist.device, note=note,
-                          dist=dist)
+        saved = SearchConfig.from_json(recorded["config"])
+        resumed = resumed_config(saved, given_values(request, request.given), state, home, run.path,
+                                 registry.task(saved.task).default_template)
+        session = prepare(resumed.config, registry, home, dist.device, note=note, dist=dist)
         check_resumable(session, recorded)
+        if resumed.changed:
+            dist.run_on_main(lambda: run.update_config(resumed.changed))
+        for line in resumed.notes:
+            info(line)
         return Started(session, run, state, resumed=True)
     notes: list[str] = []  # said once the search is prepared, so that an error stays the only line
     config = config_of(request, home, registry, note=notes.append)

@@ -1,0 +1,139 @@
+"""`paprec search --resume RUN` against the options given with it: which may change, which may not.
+
+A resumed run keeps the configuration its `manifest.json` records, so that it ends with the same
+`prompts.json` as an uninterrupted run. An option the user gives explicitly on the command line (or through
+the environment) is compared with the recorded value: an equal value is fine; a different value is
+
+- applied and said, for the stopping rules `--max-rounds` and `--time-budget` (`BUDGETS`), while the run is
+  unfinished (a finished run's last state no longer says where it stopped, so it cannot be extended);
+- an error for every other search option (`IDENTITY`): one line naming the option, the recorded value and
+  the fix (drop the option, or start a new run).
+
+`--device`, `--home`, `--json`, `-q` and `-v` are not search options and are taken from the command line.
+docs/RUNS.md ("Resume") lists the same rules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from paprec_cli.errors import PaprecError
+from paprec_cli.jsontypes import JSONValue
+from paprec_cli.paths import Home
+from paprec_cli.search.config import SearchConfig
+from paprec_cli.search.state import SearchState
+
+#: Option values as the command passes them on (`SearchRequest` fields).
+OptionValue = str | int | float | bool | Path | None
+
+#: Stopping rules a resume may change: (request field, option).
+BUDGETS: dict[str, str] = {"max_rounds": "--max-rounds", "time_budget": "--time-budget"}
+#: Options that fix what the run computes: (request field) -> (config field, option). `model`, `allow_list`
+#: and `tokenizer` are compared as resolved paths.
+IDENTITY: dict[str, tuple[str, str]] = {
+    "task": ("task", "--task"), "dataset": ("dataset", "--dataset"), "model": ("model", "--model"),
+    "tokenizer": ("tokenizer", "--tokenizer"), "separator": ("separator", "--separator"),
+    "decoding": ("decoding", "--decoding"), "n_prefix": ("n_prefix", "--n-prefix"),
+    "n_suffix": ("n_suffix", "--n-suffix"), "init": ("init", "--init"), "n_personal": ("n_personal", "--n-personal"),
+    "protocol": ("protocol", "--protocol"), "top_k": ("top_k", "--top-k"), "val_users": ("val_users", "--val-users"),
+    "grad_examples": ("grad_examples", "--grad-examples"), "selection": ("selection", "--selection"),
+    "search_examples": ("search_examples", "--search-examples"), "holdout": ("holdout", "--holdout"),
+    "personal_margin": ("personal_margin", "--personal-margin"),
+    "personal_init": ("personal_init", "--personal-init"),
+    "history_candidates": ("history_candidates", "--history-candidates"),
+    "search_shared": ("search_shared", "--shared/--no-shared"), "shared_z": ("shared_z", "--shared-z"),
+    "shared_screen": ("shared_screen", "--shared-screen"), "manual_template": ("manual_template", "--template"),
+    "evaluator": ("evaluator", "--evaluator"), "batch_size": ("batch_size", "--batch-size"),
+    "allow_list": ("allow_list", "--allow-list"), "seed": ("seed", "--seed"),
+}  # fmt: skip
+#: The command's parameter names that differ from the request's field names.
+PARAMETER_FIELDS = {"template": "manual_template"}
+#: Options that only make sense for a new run.
+NEW_RUN_ONLY = {"run_dir": "--run-dir", "force": "--force"}
+
+
+@dataclass(frozen=True)
+class Resumed:
+    """The configuration a resume runs with, the budget values changed (config field -> new value, to record
+    in the manifest) and one line per change, to print."""
+
+    config: SearchConfig
+    changed: dict[str, int | float | None]
+    notes: tuple[str, ...]
+
+
+def given_values(request: object, names: frozenset[str]) -> dict[str, OptionValue]:
+    """{request field: value} of the command parameters `names` given explicitly (`template` is the request's
+    `manual_template`); parameters that are not search options (`--device`, `--home`, ...) are left out."""
+    known = {*IDENTITY, *BUDGETS, *NEW_RUN_ONLY}
+    fields = (PARAMETER_FIELDS.get(name, name) for name in names)
+    return {field: getattr(request, field) for field in fields if field in known}
+
+
+def resumed_config(recorded: SearchConfig, given: Mapping[str, OptionValue], state: SearchState | None,
+                   home: Home, run: Path, default_template: str | None = None) -> Resumed:
+    """Check the explicitly given options (`given`: request field -> value, from `given_values`) against the
+    run's `recorded` configuration.
+
+    `default_template` is the task's default template (the recorded `manual_template` None means it).
+    Raises `PaprecError` (one line: the option, the recorded value, the fix) for a conflicting option; returns
+    the configuration with the allowed budget changes applied."""
+    fields = dict(given)
+    for name, option in NEW_RUN_ONLY.items():
+        if name in fields and not _same_run_dir(name, fields[name], run):
+            raise PaprecError(f"{option}: applies to a new run only; --resume continues {run} where it is; drop "
+                              f"{option}")
+    saved = recorded.to_json()
+    for name, (key, option) in IDENTITY.items():
+        if name not in fields:
+            continue
+        value, before = fields[name], saved.get(key)
+        if key == "manual_template" and before is None:
+            before = default_template
+        if not _equal(key, value, before, home):
+            raise PaprecError(f"{option} {_show(value)}: the run being resumed ({run}) used {_show(before)}; drop "
+                              f"{option} to continue it, or start a new run with it")
+    changed: dict[str, int | float | None] = {}
+    notes: list[str] = []
+    for name, option in BUDGETS.items():
+        if name not in fields or fields[name] == saved.get(name):
+            continue
+        value = fields[name]
+        if state is not None and state.done:
+            raise PaprecError(f"{option} {_show(value)}: the run being resumed ({run}) has finished (stopped: "
+                              f"{state.stop_reason}) and cannot be extended; drop {option}, or start a new run "
+                              "with it")
+        if not (value is None or isinstance(value, int | float)):
+            raise PaprecError(f"{option} {_show(value)}: expected a number")
+        changed[name] = value
+        notes.append(f"{option} {_show(value)}: applied on resume (the run started with {_show(saved.get(name))})")
+    config = SearchConfig.from_json({**saved, **changed}) if changed else recorded  # validated again
+    return Resumed(config, changed, tuple(notes))
+
+
+def _equal(key: str, value: OptionValue, before: JSONValue, home: Home) -> bool:
+    if key in ("model", "allow_list", "tokenizer") and value is not None and before is not None:
+        return _resolved(key, value, home) == Path(str(before)).expanduser().resolve()
+    if isinstance(value, float | int) and not isinstance(value, bool) and isinstance(before, float | int):
+        return float(value) == float(before)
+    return value == before
+
+
+def _resolved(key: str, value: OptionValue, home: Home) -> Path:
+    if key == "model":
+        from paprec_cli.model.checkpoint import resolve_model_path
+
+        return resolve_model_path(str(value), home).resolve()
+    return Path(str(value)).expanduser().resolve()
+
+
+def _same_run_dir(name: str, value: OptionValue, run: Path) -> bool:
+    if name == "force":
+        return not value
+    return value is None or Path(str(value)).expanduser().resolve() == Path(run).resolve()
+
+
+def _show(value: object) -> str:
+    return "none" if value is None else str(value)

@@ -1,0 +1,93 @@
+"""A fresh review's eight findings (branch issue-rv17; issues #16/#18's bar: silent wrong data is the worst bug),
+each reproduced the way a user meets it: the one-line error, the exit code, the files left."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from helpers import invoke, last_json, last_line
+
+from paprec_cli.paths import Home
+
+SEARCH = ["search", "--task", "sequential", "--dataset", "synthetic", "--val-users", "12", "--grad-examples", "24",
+          "--batch-size", "64", "--max-rounds", "1", "--n-personal", "1", "--n-suffix", "1", "--device", "cpu",
+          "--protocol", "paper", "-q"]
+
+
+@pytest.fixture(scope="module")
+def finished_run(tiny_home: Home, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    run = tmp_path_factory.mktemp("runs") / "done"
+    code, _, err = invoke(*SEARCH, "--home", str(tiny_home.root), "--run-dir", str(run), "--seed", "3")
+    assert code == 0, err
+    return run
+
+
+# -- 1. search --resume with options that contradict the run's ------------------------------------------------
+@pytest.mark.parametrize(("args", "line"), [
+    (["--seed", "4"], "--seed 4: the run being resumed ({run}) used 3"),
+    (["--task", "direct"], "--task direct: the run being resumed ({run}) used sequential"),
+    (["--protocol", "guarded"], "--protocol guarded: the run being resumed ({run}) used paper"),
+    (["--n-suffix", "2"], "--n-suffix 2: the run being resumed ({run}) used 1"),
+    (["--no-shared"], "--shared/--no-shared False: the run being resumed ({run}) used True"),
+    (["--val-users", "10"], "--val-users 10: the run being resumed ({run}) used 12"),
+    (["--template", "2-1"], "--template 2-1: the run being resumed ({run}) used 2-3"),
+    (["--evaluator", "beam"], "--evaluator beam: the run being resumed ({run}) used fast"),
+])
+def test_resume_refuses_an_option_that_contradicts_the_run(tiny_home: Home, finished_run: Path, args: list[str],
+                                                           line: str) -> None:
+    before = {p.name: p.read_bytes() for p in finished_run.iterdir() if p.name != ".lock"}
+    code, stdout, err = invoke("search", "--resume", str(finished_run), *args, "--home", str(tiny_home.root),
+                               "--device", "cpu", "--json")
+    option = line.split(" ")[0]
+    assert code == 2 and last_line(err) == (f"Error: {line.format(run=finished_run)}; drop {option} to continue it, "
+                                            "or start a new run with it"), err
+    assert len(err.strip().splitlines()) == 1 and last_json(stdout)["exit_code"] == 2
+    assert {p.name: p.read_bytes() for p in finished_run.iterdir() if p.name != ".lock"} == before
+
+
+def test_resume_accepts_options_equal_to_the_run(tiny_home: Home, finished_run: Path) -> None:
+    """Equal values (and the model by name for its recorded folder) are fine, as are options left out."""
+    code, _, err = invoke("search", "--resume", str(finished_run), "--seed", "3", "--task", "sequential",
+                          "--protocol", "paper", "--n-suffix", "1", "--max-rounds", "1", "--model",
+                          "synthetic-tiny-atomic", "--template", "2-3", "--home", str(tiny_home.root), "--device",
+                          "cpu")
+    assert code == 0, err
+
+
+def test_resume_refuses_new_run_options_and_a_larger_budget_of_a_finished_run(tiny_home: Home,
+                                                                             finished_run: Path) -> None:
+    code, _, err = invoke("search", "--resume", str(finished_run), "--run-dir", str(finished_run.parent / "x"),
+                          "--home", str(tiny_home.root), "--device", "cpu")
+    assert code == 2 and last_line(err) == (f"Error: --run-dir: applies to a new run only; --resume continues "
+                                            f"{finished_run} where it is; drop --run-dir")
+    code, _, err = invoke("search", "--resume", str(finished_run), "--max-rounds", "3",
+                          "--home", str(tiny_home.root), "--device", "cpu")
+    stop = json.loads((finished_run / "state.json").read_text())["stop_reason"]
+    assert code == 2 and last_line(err) == (f"Error: --max-rounds 3: the run being resumed ({finished_run}) has "
+                                            f"finished (stopped: {stop}) and cannot be extended; drop --max-rounds, "
+                                            "or start a new run with it")
+
+
+def test_resume_applies_and_records_a_new_budget(tiny_home: Home, tmp_path: Path) -> None:
+    """An unfinished run (here: its manifest written, no step saved yet) takes a new --max-rounds and
+    --time-budget: said on stderr, recorded in the manifest, and the search runs under them."""
+    from paprec_cli.distributed import distributed
+    from paprec_cli.plugins import load_registry
+    from paprec_cli.search import runner
+
+    run = tmp_path / "run"
+    request = runner.SearchRequest("sequential", "synthetic", val_users=12, grad_examples=24, batch_size=64,
+                                   max_rounds=1, n_suffix=1, protocol="paper", run_dir=run, seed=3)
+    with distributed("cpu") as dist:
+        runner.start(request, tiny_home, load_registry(), dist)
+    code, _, err = invoke("search", "--resume", str(run), "--max-rounds", "2", "--time-budget", "600",
+                          "--home", str(tiny_home.root), "--device", "cpu")
+    assert code == 0, err
+    assert "--max-rounds 2: applied on resume (the run started with 1)" in err
+    assert "--time-budget 600.0: applied on resume (the run started with none)" in err
+    config = json.loads((run / "manifest.json").read_text())["config"]
+    assert (config["max_rounds"], config["time_budget"]) == (2, 600.0)
+    state = json.loads((run / "state.json").read_text())
+    assert state["phase"] == "done" and (state["round"] == 2 or state["stop_reason"] == "converged")
