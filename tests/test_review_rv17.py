@@ -91,3 +91,30 @@ def test_resume_applies_and_records_a_new_budget(tiny_home: Home, tmp_path: Path
     assert (config["max_rounds"], config["time_budget"]) == (2, 600.0)
     state = json.loads((run / "state.json").read_text())
     assert state["phase"] == "done" and (state["round"] == 2 or state["stop_reason"] == "converged")
+
+
+# -- 2. --run-dir at a model folder --------------------------------------------------------------------------
+def test_run_dir_at_a_model_folder_is_refused_even_with_force(tiny_home: Home, tmp_path: Path) -> None:
+    folder = tiny_home.model_dir("synthetic-tiny-atomic")
+    before = {p.name: p.read_bytes() for p in folder.iterdir() if p.name != ".lock"}
+    names = ("model.safetensors", "codec.json", "tokenizer.json")
+    files = ", ".join(name for name in names if (folder / name).exists())
+    for force in ([], ["--force"]):
+        code, stdout, err = invoke(*SEARCH, "--home", str(tiny_home.root), "--run-dir", str(folder), *force, "--json")
+        assert code == 2 and last_line(err) == (
+            f"Error: --run-dir {folder}: not a run folder (it is a model folder: it holds config.json, {files}); "
+            "choose a new or empty folder for --run-dir"), err
+        assert last_json(stdout)["exit_code"] == 2
+    assert {p.name: p.read_bytes() for p in folder.iterdir() if p.name != ".lock"} == before
+    hf = tmp_path / "hf"  # a Hugging Face T5 folder too
+    hf.mkdir()
+    (hf / "config.json").write_text('{"model_type": "t5"}')
+    (hf / "pytorch_model.bin").write_bytes(b"x")
+    code, _, err = invoke(*SEARCH, "--home", str(tiny_home.root), "--run-dir", str(hf), "--force")
+    assert code == 2 and "it is a model folder: it holds config.json, pytorch_model.bin" in err
+    assert sorted(p.name for p in hf.iterdir()) == ["config.json", "pytorch_model.bin"]
+    alone = tmp_path / "alone"  # a config.json alone is not a model: --force writes beside it
+    alone.mkdir()
+    (alone / "config.json").write_text("{}")
+    code, _, err = invoke(*SEARCH, "--home", str(tiny_home.root), "--run-dir", str(alone), "--force")
+    assert code == 0, err

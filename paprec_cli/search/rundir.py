@@ -80,6 +80,29 @@ def holds_run_manifest(path: Path) -> bool:
     return str(data.get("format", "")).startswith("paprec-run/") or isinstance(data.get("config"), dict)
 
 
+#: A folder with `config.json` and one of these is a model's (paprec's or a Hugging Face T5 folder).
+MODEL_CONFIG = "config.json"
+MODEL_FILES = ("model.safetensors", "pytorch_model.bin", "codec.json", "tokenizer.json")
+
+
+def other_folder(path: Path) -> str | None:
+    """Why the folder `path` belongs to something other than a run, or None: a dataset's or another program's
+    folder (a `manifest.json` that is not a run's: `holds_run_manifest`) or a model folder (a `config.json`
+    beside weights, `codec.json` or `tokenizer.json`: paprec's or a Hugging Face T5 folder). A run written
+    into it would mix its files with theirs (or, for a model, make `paprec models list` read a run)."""
+    path = Path(path)
+    if not path.is_dir():
+        return None
+    if (path / MANIFEST).is_file() and not holds_run(path):
+        others = sorted(p.name for p in path.iterdir() if p.name != MANIFEST and not p.name.startswith("."))
+        listing = f"; it holds other files: {_few(others)}" if others else ""
+        return f"its {MANIFEST} is not a paprec run's{listing}"
+    found = [name for name in MODEL_FILES if (path / name).is_file()]
+    if (path / MODEL_CONFIG).is_file() and found:
+        return f"it is a model folder: it holds {MODEL_CONFIG}, {', '.join(found)}"
+    return None
+
+
 def _few(names: list[str], n: int = 4) -> str:
     shown = ", ".join(names[:n])
     return f"{shown} and {len(names) - n} more" if len(names) > n else shown
@@ -100,11 +123,10 @@ class RunDir:
         Raises `PaprecError`; a file at `path` (not a folder) is refused too. Nothing is written.
         """
         path = Path(path)
-        if (path / MANIFEST).is_file() and not holds_run(path):
-            others = sorted(p.name for p in path.iterdir() if p.name != MANIFEST and not p.name.startswith("."))
-            listing = f"; it holds other files: {_few(others)}" if others else ""
-            raise PaprecError(f"--run-dir {path}: not a run folder (its {MANIFEST} is not a paprec run's{listing}); "
-                              "choose a new or empty folder for --run-dir")
+        other = other_folder(path)
+        if other is not None:  # even with --force: a run would mix its files into a dataset's or a model's
+            raise PaprecError(f"--run-dir {path}: not a run folder ({other}); choose a new or empty folder for "
+                              "--run-dir")
         if (path / STATE).exists() or (path / MANIFEST).exists():
             raise PaprecError(f"--run-dir {path} already holds a run; continue it with --resume {path}")
         if path.exists() and not path.is_dir():
