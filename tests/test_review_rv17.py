@@ -118,3 +118,60 @@ def test_run_dir_at_a_model_folder_is_refused_even_with_force(tiny_home: Home, t
     (alone / "config.json").write_text("{}")
     code, _, err = invoke(*SEARCH, "--home", str(tiny_home.root), "--run-dir", str(alone), "--force")
     assert code == 0, err
+
+
+# -- 3. NaN/Inf weights with a matching checksum -------------------------------------------------------------
+def _copy_model(home: Home, name: str) -> Path:
+    import shutil
+
+    folder = home.model_dir(name)
+    shutil.copytree(home.model_dir("synthetic-tiny-atomic"), folder, ignore=shutil.ignore_patterns(".lock"))
+    return folder
+
+
+def _rewrite_weights(folder: Path, change: str) -> str:
+    """Put a NaN or inf into the first floating-point tensor and record the new sha256 in config.json; returns
+    that tensor's name."""
+    from safetensors.torch import load_file
+
+    from paprec_cli.model.weights import save_safetensors_sorted
+    from paprec_cli.paths import sha256_file
+
+    weights = folder / "model.safetensors"
+    state = load_file(str(weights))
+    key = sorted(state)[0]
+    state[key][0] = float(change)
+    save_safetensors_sorted(state, weights, {"format": "pt"})
+    config = json.loads((folder / "config.json").read_text())
+    config["weights_sha256"] = sha256_file(weights)
+    (folder / "config.json").write_text(json.dumps(config))
+    return key
+
+
+@pytest.mark.parametrize("change", ["nan", "inf"])
+def test_weights_that_are_not_finite_are_refused_on_load(tiny_home: Home, change: str) -> None:
+    name = f"bad-{change}"
+    folder = _copy_model(tiny_home, name)
+    key = _rewrite_weights(folder, change)
+    for args in (["recommend", "--dataset", "synthetic", "--user", "u0001", "--model", name],
+                 [*SEARCH, "--model", name]):
+        code, _, err = invoke(*args, "--home", str(tiny_home.root), "--device", "cpu")
+        line = last_line(err)
+        assert code == 2 and line.startswith(f"Error: {folder / 'model.safetensors'}: tensor '{key}' holds "), (
+            args, err)
+        assert "NaN or infinite value(s)" in line and f"--name {name} --force" in line, line
+        assert len(err.strip().splitlines()) == 1
+
+
+def test_check_finite_names_the_tensor_and_the_fix(tmp_path: Path) -> None:
+    import torch
+
+    from paprec_cli.errors import PaprecError
+    from paprec_cli.model.weights import REEXPORT, check_finite
+
+    state = {"a": torch.zeros(3), "ids": torch.tensor([1, 2]), "b": torch.tensor([0.0, float("-inf"), float("nan")])}
+    with pytest.raises(PaprecError) as err:
+        check_finite(tmp_path / "w.pth", state, REEXPORT)
+    assert str(err.value) == (f"{tmp_path / 'w.pth'}: tensor 'b' holds 2 NaN or infinite value(s) of 3; the model "
+                              f"cannot be used: {REEXPORT}")
+    check_finite(tmp_path / "w.pth", {"a": torch.zeros(2)}, REEXPORT)  # finite: nothing raised

@@ -21,7 +21,13 @@ from paprec_cli.model.backbone import build_model, t5_config
 from paprec_cli.model.bundle import CONFIG_FORMAT, ModelBundle
 from paprec_cli.model.codec import DatasetLike, IdScheme, PromptCodec
 from paprec_cli.model.records import model_fix, read_config
-from paprec_cli.model.weights import TIED_KEYS, load_state_strict, read_state_dict, save_safetensors_sorted
+from paprec_cli.model.weights import (
+    TIED_KEYS,
+    check_finite,
+    load_state_strict,
+    read_state_dict,
+    save_safetensors_sorted,
+)
 from paprec_cli.paths import Home, atomic_path, library_write, sha256_file
 from paprec_cli.registry import model_folders
 
@@ -147,6 +153,7 @@ def load_paprec_folder(folder: Path, info: dict[str, Any]) -> ModelBundle:
         state = read_state_dict(weights)
     except PaprecError as err:
         raise PaprecError(f"{err}; {model_fix(folder)}") from None
+    check_finite(weights, state, model_fix(folder))
     config = t5_config(info["dims"], codec.vocab_size, pad_id=codec.pad_id, eos_id=codec.eos_id)  # checked on read
     model = build_model(config, seed=0)
     if info.get("item_head") == "untied":

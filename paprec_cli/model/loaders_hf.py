@@ -22,7 +22,7 @@ from paprec_cli.model.bundle import ModelBundle, describe
 from paprec_cli.model.codec import DatasetLike, IdScheme
 from paprec_cli.model.id_range import check_id_range
 from paprec_cli.model.loaders_common import OPTIONAL_KEYS, check_vocab, copy_whole_word, t5_codec, tie_embeddings
-from paprec_cli.model.weights import IGNORED_T5_KEYS, load_state_strict, read_state_dict
+from paprec_cli.model.weights import IGNORED_T5_KEYS, REEXPORT, check_finite, load_state_strict, read_state_dict
 
 WHOLE_WORD_KEYS = ("whole_word.weight", "encoder.whole_word_embeddings.weight", "whole_word_embeddings.weight")
 T5_CONFIG_KEYS = (
@@ -43,6 +43,7 @@ def load_hf_folder(
     codec = t5_codec(folder, tokenizer, dataset, id_scheme, folder)
     id_range = check_id_range(folder, codec, codec.dataset_name, codec.n_users, codec.n_items)
     state = read_state_dict(weights)
+    check_finite(weights, state, REEXPORT)
     whole = next((state.pop(k) for k in WHOLE_WORD_KEYS if k in state), None)
     tie_embeddings(weights, state, bool(info.get("tie_word_embeddings", True)))
     rows = int(state["shared.weight"].shape[0])

@@ -22,7 +22,7 @@ from paprec_cli.model.bundle import ModelBundle, describe
 from paprec_cli.model.codec import DatasetLike
 from paprec_cli.model.id_range import check_id_range
 from paprec_cli.model.loaders_common import OPTIONAL_KEYS, check_vocab, copy_whole_word, t5_codec, tie_embeddings
-from paprec_cli.model.weights import IGNORED_T5_KEYS, load_state_strict, read_state_dict
+from paprec_cli.model.weights import IGNORED_T5_KEYS, REEXPORT, check_finite, load_state_strict, read_state_dict
 from paprec_cli.paths import sha256_file
 
 P5_WHOLE_WORD = "encoder.whole_word_embeddings.weight"
@@ -87,6 +87,7 @@ def load_p5(
     codec = t5_codec(path, tokenizer, dataset, "subword", path.parent)
     id_range = check_id_range(path, codec, codec.dataset_name, codec.n_users, codec.n_items)
     state = read_state_dict(path)
+    check_finite(path, state, REEXPORT)
     whole = state.pop(P5_WHOLE_WORD, None)
     tie_embeddings(path, state)
     dims = infer_dims(path, state, num_heads)

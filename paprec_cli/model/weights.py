@@ -21,6 +21,8 @@ TIED_T5_KEYS = frozenset({"encoder.embed_tokens.weight", "decoder.embed_tokens.w
 TIED_KEYS = frozenset(f"t5.{k}" for k in TIED_T5_KEYS)
 #: Present in some old T5 checkpoints and ignored by transformers too.
 IGNORED_T5_KEYS = frozenset({"decoder.block.0.layer.1.EncDecAttention.relative_attention_bias.weight"})
+#: The fix for an imported checkpoint (Hugging Face T5 folder, P5 `.pth`) whose weights are not finite.
+REEXPORT = "re-export the checkpoint from a model whose weights are finite"
 
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
@@ -49,6 +51,18 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
             ) from err
         raise PaprecError(f"{path}: not a readable torch weight file ({message})") from err
     return _as_state_dict(path, loaded)
+
+
+def check_finite(path: Path, state: Mapping[str, torch.Tensor], fix: str) -> None:
+    """Raise a one-line `PaprecError` naming `path`, the first tensor with a NaN or infinite value, how many
+    it holds, and `fix`, when any floating-point tensor of `state` is not finite (a diverged training run, or
+    a file edited together with its checksum). One `torch.isfinite(t).all()` per tensor: about the cost of
+    reading the tensor once."""
+    for key, tensor in state.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            bad = int((~torch.isfinite(tensor)).sum())
+            raise PaprecError(f"{path}: tensor '{key}' holds {bad} NaN or infinite value(s) of {tensor.numel()}; "
+                              f"the model cannot be used: {fix}")
 
 
 def _as_state_dict(path: Path, loaded: object) -> dict[str, torch.Tensor]:
