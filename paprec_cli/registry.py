@@ -1,7 +1,8 @@
 """The model registry: which trained models a home holds, the default model of a dataset, and a model's
 fingerprint and split seed.
 
-Reads only `config.json`, `codec.json`, `training.json` and the weights' header (never the weights), so
+Reads only `config.json`, `codec.json`, `training.json`, `tokenizer.json` and the weights' header (never the
+weights), so
 listing is instant. The one owner of
 "which models exist": `paprec models`, `paprec search` (default model), `paprec recommend` and
 prompt binding (`paprec_cli.runs`) all ask here.
@@ -80,17 +81,20 @@ def _dataset_name(record: ModelJson) -> str | None:
 
 def model_summary(folder: Path) -> ModelSummary:
     """One model's identity and headline numbers from its JSON files (a row of `paprec models list --json`);
-    a model whose `config.json`, `codec.json` or `training.json` is damaged, or whose `model.safetensors` is
-    missing, truncated or damaged (its header checked against the file's size, not hashed), is a row with
-    `broken` set (and nothing else)."""
+    a model whose `config.json`, `codec.json` or `training.json` is damaged, whose `tokenizer.json` is missing,
+    unreadable or of another size than `codec.json` records, or whose `model.safetensors` is missing, truncated
+    or damaged (its header checked against the file's size, not hashed), is a row with `broken` set (and nothing
+    else)."""
     from paprec_cli.model.records import PAPREC_FORMAT, model_fix, read_codec
+    from paprec_cli.model.tokenizer import read_model_tokenizer
     from paprec_cli.model.weights_check import check_safetensors
 
     try:
         config = read_model_json(folder / CONFIG_FILE)
         training = read_model_json(folder / TRAINING_FILE)
         if config.get("format") == PAPREC_FORMAT:
-            read_codec(folder)
+            codec = read_codec(folder)
+            read_model_tokenizer(folder, codec.text_vocab_size, model_fix(folder))
             check_safetensors(folder / WEIGHTS_FILE, model_fix(folder))
     except (PaprecError, OSError) as err:  # OSError: a file the user cannot read
         why = os_error_message(err) if isinstance(err, OSError) else str(err)

@@ -175,3 +175,36 @@ def test_check_finite_names_the_tensor_and_the_fix(tmp_path: Path) -> None:
     assert str(err.value) == (f"{tmp_path / 'w.pth'}: tensor 'b' holds 2 NaN or infinite value(s) of 3; the model "
                               f"cannot be used: {REEXPORT}")
     check_finite(tmp_path / "w.pth", {"a": torch.zeros(2)}, REEXPORT)  # finite: nothing raised
+
+
+# -- 4. models list and tokenizer.json ------------------------------------------------------------------------
+@pytest.mark.parametrize("damage", ["missing", "garbled", "other-size"])
+def test_models_list_shows_a_damaged_tokenizer_as_broken(tiny_home: Home, tmp_path: Path, damage: str) -> None:
+    import shutil
+
+    home = tmp_path / "home"
+    shutil.copytree(tiny_home.root, home, ignore=shutil.ignore_patterns(".lock"))
+    good, bad = home / "models" / "synthetic-tiny-atomic", home / "models" / "copy"
+    shutil.copytree(good, bad)
+    tokenizer = bad / "tokenizer.json"
+    if damage == "missing":
+        tokenizer.unlink()
+    elif damage == "garbled":
+        tokenizer.write_text(tokenizer.read_text()[:200])
+    else:  # a valid tokenizer of another size (another model's)
+        doc = json.loads(tokenizer.read_text())
+        doc["added_tokens"].append({**doc["added_tokens"][-1], "id": 999999, "content": "<zz>"})
+        tokenizer.write_text(json.dumps(doc))
+    code, stdout, err = invoke("models", "list", "--home", str(home), "--json")
+    assert code == 0, err
+    rows = {row["name"]: row for row in last_json(stdout)["models"]}
+    assert rows["synthetic-tiny-atomic"]["broken"] is None
+    broken = rows["copy"]["broken"]
+    assert broken is not None and broken.startswith(f"{tokenizer}: "), broken
+    assert {"missing": ": missing;", "garbled": "not a valid tokenizer.json",
+            "other-size": "does not match codec.json's text_vocab_size"}[damage] in broken
+    assert broken.endswith("--name copy --force`)"), broken
+    # loading it says the same (search, recommend, eval load through PromptCodec.load)
+    code, _, err = invoke("recommend", "--dataset", "synthetic", "--user", "u0001", "--model", "copy",
+                          "--home", str(home), "--device", "cpu")
+    assert code == 2 and last_line(err) == f"Error: {broken}"

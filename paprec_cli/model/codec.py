@@ -30,6 +30,7 @@ from paprec_cli.model.tokenizer import (
     MARKER,
     PAD,
     UNK,
+    read_model_tokenizer,
     read_tokenizer,
     tokenizer_sha256,
     train_tokenizer,
@@ -344,10 +345,10 @@ class PromptCodec:
         path = folder / "codec.json"
         if not path.exists():
             raise PaprecError(f"{path}: missing; a paprec model folder has codec.json next to tokenizer.json")
-        from paprec_cli.model.records import read_codec
+        from paprec_cli.model.records import model_fix, read_codec
 
         info = read_codec(folder, fix)  # types and ranges checked (records.CodecRecord)
-        tokenizer = read_tokenizer(folder / "tokenizer.json")
+        tokenizer = read_model_tokenizer(folder, info.text_vocab_size, fix or model_fix(folder))
         codec = cls(
             tokenizer,
             info.id_scheme,
@@ -359,10 +360,10 @@ class PromptCodec:
             word_tokens=info.word_tokens,
         )
         codec.rating_readout = info.rating_readout
-        if codec.text_vocab_size != info.text_vocab_size or codec.vocab_size != info.vocab_size:
+        if codec.vocab_size != info.vocab_size:
             raise PaprecError(
-                f"{folder / 'tokenizer.json'}: vocabulary size {codec.text_vocab_size} does not match "
-                f"codec.json's text_vocab_size {info.text_vocab_size}"
+                f"{path}: vocab_size {info.vocab_size} does not match the tokenizer and id scheme "
+                f"({codec.vocab_size}); {fix or model_fix(folder)}"
             )
         return codec
 

@@ -83,6 +83,28 @@ def read_tokenizer(path: Path) -> Tokenizer:
     return tokenizer
 
 
+def read_model_tokenizer(folder: Path, text_vocab_size: int, fix: str) -> Tokenizer:
+    """A paprec model folder's own `tokenizer.json`, checked: present, a valid tokenizer with T5's `<pad>` and
+    `</s>`, of the size `codec.json` records (`text_vocab_size`, added tokens included). Used by
+    `PromptCodec.load` and by `paprec models list` (reading it is cheap: no model, no torch). Errors: a
+    one-line `PaprecError` naming the file and ending with `fix` (restore the file, or retrain)."""
+    file = Path(folder) / TOKENIZER_JSON
+    if not file.is_file():
+        raise PaprecError(f"{file}: missing; {fix}")
+    try:
+        tokenizer = _from_json(file)
+        for special in (PAD, EOS):
+            if tokenizer.token_to_id(special) is None:
+                raise PaprecError(f"{file}: tokenizer has no '{special}' token")
+    except PaprecError as err:
+        raise PaprecError(f"{err}; {fix}") from None
+    size = tokenizer.get_vocab_size(with_added_tokens=True)
+    if size != text_vocab_size:
+        raise PaprecError(f"{file}: vocabulary size {size} does not match codec.json's text_vocab_size "
+                          f"{text_vocab_size}; {fix}")
+    return tokenizer
+
+
 def tokenizer_sha256(tokenizer: Tokenizer) -> str:
     """sha256 of the tokenizer as `tokenizer.json` text (the exact vocabulary, merges and rules in use),
     the same whether it was read from `tokenizer.json`, converted from `spiece.model` or trained."""
