@@ -28,7 +28,9 @@ RUN = ["search", "--task", "sequential", "--dataset", "synthetic", "--val-users"
        "--protocol", "paper"]
 TRAIN = ["train", "--dataset", "synthetic", "--size", "tiny", "--tasks", "sequential", "--val-users", "20",
          "--device", "cpu", "--batch-size", "32", "--epochs", "1", "--name", "t1", "-q"]
-RETRAIN = f"retrain the model (`paprec train ... --name {MODEL} --force`)"
+#: The test model's size is "custom" (no `paprec train --size`) and it has no training.json: the command's shape.
+RETRAIN = (f"retrain the model (`paprec train --dataset DATASET --size SIZE --name {MODEL} --force` with the dataset, "
+           "size and options it was trained with)")
 REEXPORT = "re-export it with `paprec export-prompts`"
 
 

@@ -87,7 +87,8 @@ def test_models_list_shows_damaged_weights_as_broken(tiny_home: Home, tmp_path: 
     assert code == 0, err
     rows = {row["name"]: row for row in last_json(stdout)["models"]}
     assert rows["synthetic-tiny-atomic"]["broken"] is None
-    fix = "restore the file, or retrain the model (`paprec train ... --name copy --force`)"
+    fix = ("restore the file, or retrain the model (`paprec train --dataset DATASET --size SIZE --name copy --force` "
+           "with the dataset, size and options it was trained with)")
     expected = {"truncated": "not a readable safetensors file, truncated or damaged (Error while deserializing "
                              "header: incomplete metadata, file not fully covered)",
                 "extended": "not a readable safetensors file, truncated or damaged (Error while deserializing "

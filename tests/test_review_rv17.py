@@ -208,3 +208,75 @@ def test_models_list_shows_a_damaged_tokenizer_as_broken(tiny_home: Home, tmp_pa
     code, _, err = invoke("recommend", "--dataset", "synthetic", "--user", "u0001", "--model", "copy",
                           "--home", str(home), "--device", "cpu")
     assert code == 2 and last_line(err) == f"Error: {broken}"
+
+
+# -- 5. the retrain command of a broken model runs as printed --------------------------------------------------
+def _train_options(args: list[str], monkeypatch: pytest.MonkeyPatch) -> object:
+    """The `TrainOptions` that `paprec ARGS` (a train command line) hands to the training run."""
+    from paprec_cli.errors import PaprecError
+    from paprec_cli.training import run
+
+    seen: list[object] = []
+
+    def capture(options: object, *rest: object, **kwargs: object) -> object:
+        seen.append(options)
+        raise PaprecError("captured")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(run, "train", capture)
+        code, _, err = invoke(*args)
+    assert code == 2 and seen, err
+    return seen[0]
+
+
+def _broken_copy(tiny_home: Home, tmp_path: Path) -> tuple[Path, Path]:
+    import shutil
+
+    home = tmp_path / "home"
+    shutil.copytree(tiny_home.root, home, ignore=shutil.ignore_patterns(".lock", "*.lock"))
+    bad = home / "models" / "m7"
+    shutil.copytree(home / "models" / "synthetic-tiny-atomic", bad)
+    (bad / "model.safetensors").unlink()
+    return home, bad
+
+
+def _fix_command(home: Path) -> str:
+    code, stdout, err = invoke("models", "list", "--home", str(home), "--json")
+    assert code == 0, err
+    broken = {row["name"]: row for row in last_json(stdout)["models"]}["m7"]["broken"]
+    head, _, command = broken.partition("restore the file, or retrain the model (`")
+    assert head and command.endswith("`)"), broken
+    return command[:-2]
+
+
+def test_a_broken_models_fix_is_the_exact_train_command(tiny_home: Home, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """training.json records the run's options: the printed command gives them back (name aside), --force."""
+    import shlex
+    from dataclasses import replace
+
+    from paprec_cli.training.setup import new_options
+
+    home, bad = _broken_copy(tiny_home, tmp_path)
+    options = new_options(dataset="synthetic", tasks=["sequential", "direct"], size="tiny", ids="atomic", name="m7",
+                          seed=7, time_budget=None, init=None, overrides={"epochs": 3, "lr": 0.002},
+                          settings={"item_head": "untied", "hint": 0.5})
+    (bad / "training.json").write_text(json.dumps({"name": "m7", "options": options.to_json()}))
+    command = _fix_command(home)
+    assert command.startswith("paprec train --dataset synthetic --tasks sequential,direct --size tiny --ids atomic "
+                              "--seed 7 ") and command.endswith(f"--name m7 --home {home} --force"), command
+    assert "..." not in command
+    again = _train_options(shlex.split(command)[1:], monkeypatch)
+    assert replace(again, name="m7") == options, command  # type: ignore[type-var]
+
+
+def test_a_broken_models_fix_from_config_json_alone(tiny_home: Home, tmp_path: Path) -> None:
+    """Without training.json: the command from config.json's facts; without a size paprec trains, the shape."""
+    home, bad = _broken_copy(tiny_home, tmp_path)
+    assert "--size SIZE --name m7 --force` with the dataset, size and options it was trained with" in \
+        invoke("models", "list", "--home", str(home), "--json")[1]  # the test model's size is "custom"
+    config = json.loads((bad / "config.json").read_text())
+    (bad / "config.json").write_text(json.dumps({**config, "size": "tiny", "seed": 5, "tasks": ["sequential"],
+                                                 "negatives": 49, "item_head": "untied"}))
+    assert _fix_command(home) == ("paprec train --dataset synthetic --tasks sequential --size tiny --ids atomic "
+                                  f"--seed 5 -o negatives=49 -o item_head=untied --name m7 --home {home} --force")

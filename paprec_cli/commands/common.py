@@ -75,20 +75,6 @@ def tokenizer_arg(tokenizer: Path | None) -> str | None:
     return str(tokenizer.expanduser().resolve())
 
 
-def given_options() -> frozenset[str]:
-    """The running command's parameters that the user gave (on the command line or through the environment),
-    as opposed to left at their defaults."""
-    try:  # typer 0.2x vendors click: the running context is kept there
-        from typer._click.core import ParameterSource
-        from typer._click.globals import get_current_context
-    except ImportError:  # pragma: no cover - a typer that uses click itself
-        from click import get_current_context  # type: ignore[assignment,no-redef]
-        from click.core import ParameterSource  # type: ignore[assignment]
-    ctx = get_current_context(silent=True)
-    given = (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
-    return frozenset(name for name in ctx.params if ctx.get_parameter_source(name) in given) if ctx else frozenset()
-
-
 @dataclass
 class Ctx:
     """What a command needs from its invocation: output settings, home, plugins."""

@@ -23,10 +23,10 @@ from paprec_cli.commands.common import (
     SeparatorOpt,
     TokenizerOpt,
     VerboseOpt,
-    given_options,
     make_ctx,
     tokenizer_arg,
 )
+from paprec_cli.given import given_options
 from paprec_cli.progress import heartbeat, search_progress
 from paprec_cli.search.config import DEFAULT_PROTOCOL
 from paprec_cli.views import search as views

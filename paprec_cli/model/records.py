@@ -40,8 +40,16 @@ Metric = float | None
 
 
 def model_fix(folder: Path) -> str:
-    """The fix for a damaged model file: restore it, or train the model again under the same name."""
-    return f"restore the file, or retrain the model (`paprec train ... --name {folder.name} --force`)"
+    """The fix for a damaged model file: restore it, or train the model again under the same name with the
+    exact command its `training.json` (else `config.json`) records (`training.retrain`); when neither records
+    enough, the command's shape with what to fill in."""
+    from paprec_cli.training.retrain import retrain_command
+
+    command = retrain_command(Path(folder))
+    if command is None:
+        return (f"restore the file, or retrain the model (`paprec train --dataset DATASET --size SIZE --name "
+                f"{folder.name} --force` with the dataset, size and options it was trained with)")
+    return f"restore the file, or retrain the model (`{command}`)"
 
 
 class Dims(Record):
