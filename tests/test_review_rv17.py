@@ -153,7 +153,7 @@ def test_weights_that_are_not_finite_are_refused_on_load(tiny_home: Home, change
     name = f"bad-{change}"
     folder = _copy_model(tiny_home, name)
     key = _rewrite_weights(folder, change)
-    for args in (["recommend", "--dataset", "synthetic", "--user", "u0001", "--model", name],
+    for args in (["recommend", "--dataset", "synthetic", "--user", "1", "--model", name],
                  [*SEARCH, "--model", name]):
         code, _, err = invoke(*args, "--home", str(tiny_home.root), "--device", "cpu")
         line = last_line(err)
@@ -203,9 +203,9 @@ def test_models_list_shows_a_damaged_tokenizer_as_broken(tiny_home: Home, tmp_pa
     assert broken is not None and broken.startswith(f"{tokenizer}: "), broken
     assert {"missing": ": missing;", "garbled": "not a valid tokenizer.json",
             "other-size": "does not match codec.json's text_vocab_size"}[damage] in broken
-    assert broken.endswith("--name copy --force`)"), broken
+    assert "; restore the file, or retrain the model (`paprec train " in broken, broken
     # loading it says the same (search, recommend, eval load through PromptCodec.load)
-    code, _, err = invoke("recommend", "--dataset", "synthetic", "--user", "u0001", "--model", "copy",
+    code, _, err = invoke("recommend", "--dataset", "synthetic", "--user", "1", "--model", "copy",
                           "--home", str(home), "--device", "cpu")
     assert code == 2 and last_line(err) == f"Error: {broken}"
 
@@ -280,3 +280,73 @@ def test_a_broken_models_fix_from_config_json_alone(tiny_home: Home, tmp_path: P
                                                  "negatives": 49, "item_head": "untied"}))
     assert _fix_command(home) == ("paprec train --dataset synthetic --tasks sequential --size tiny --ids atomic "
                                   f"--seed 5 -o negatives=49 -o item_head=untied --name m7 --home {home} --force")
+
+
+# -- 6. an edited config.json of an untied model ----------------------------------------------------------------
+@pytest.fixture(scope="module")
+def untied_home(tiny_home: Home) -> Home:
+    """The tiny home with an untied copy of its model (`untied`), as `-o item_head=untied` trains one."""
+    from paprec_cli.model import load_model, save_model
+
+    bundle = load_model("synthetic-tiny-atomic", tiny_home)
+    bundle.model.untie_items(bundle.codec.item_offset, bundle.codec.n_items)
+    bundle.config["item_head"] = "untied"
+    save_model(bundle, tiny_home.model_dir("untied"))
+    return tiny_home
+
+
+RECOMMEND = ["recommend", "--dataset", "synthetic", "--user", "1", "--device", "cpu"]
+
+
+def _with_config(home: Home, source: str, name: str, change: dict[str, object], drop: str | None = None) -> Path:
+    folder = _copy_model_from(home, source, name)
+    config = {**json.loads((folder / "config.json").read_text()), **change}
+    if drop:
+        config.pop(drop)
+    (folder / "config.json").write_text(json.dumps(config))
+    return folder
+
+
+def _copy_model_from(home: Home, source: str, name: str) -> Path:
+    import shutil
+
+    folder = home.model_dir(name)
+    shutil.copytree(home.model_dir(source), folder, ignore=shutil.ignore_patterns(".lock"))
+    return folder
+
+
+def test_an_untied_model_loads(untied_home: Home) -> None:
+    code, _, err = invoke(*RECOMMEND, "--model", "untied", "--home", str(untied_home.root))
+    assert code == 0, err
+
+
+@pytest.mark.parametrize(("source", "change", "drop", "said"), [
+    ("untied", {"item_head": "tied"}, None,
+     "records item_head 'tied', but model.safetensors holds an untied item head"),
+    ("untied", {}, "item_head", "records no item_head (tied), but model.safetensors holds an untied item head"),
+    ("synthetic-tiny-atomic", {"item_head": "untied"}, None,
+     "records item_head 'untied', but model.safetensors holds no item head of its own (tied)"),
+])
+def test_an_edited_item_head_names_config_json(untied_home: Home, source: str, change: dict[str, object],
+                                               drop: str | None, said: str) -> None:
+    name = f"edited-{len(said)}-{drop}"
+    folder = _with_config(untied_home, source, name, change, drop)
+    code, _, err = invoke(*RECOMMEND, "--model", name, "--home", str(untied_home.root))
+    line = last_line(err)
+    assert code == 2 and line.startswith(f"Error: {folder / 'config.json'}: {said} (config.json edited or damaged); "
+                                         "restore the file, or retrain the model"), line
+
+
+def test_edited_dims_of_an_untied_model_name_config_json(untied_home: Home) -> None:
+    config = json.loads((untied_home.model_dir("untied") / "config.json").read_text())
+    folder = _with_config(untied_home, "untied", "edited-dims", {"dims": {**config["dims"], "d_ff": 48}})
+    code, _, err = invoke(*RECOMMEND, "--model", "edited-dims", "--home", str(untied_home.root))
+    line = last_line(err)
+    assert code == 2 and line.startswith(f"Error: {folder / 'config.json'}: does not describe the weights in "
+                                         "model.safetensors (tensor '"), line
+    assert "the model expects" in line and "they match config.json's weights_sha256, so config.json was edited or " \
+        "damaged); restore the file, or retrain the model" in line, line
+    _with_config(untied_home, "untied", "bad-head", {"item_head": "loose"})  # not a value: the schema names it
+    code, _, err = invoke(*RECOMMEND, "--model", "bad-head", "--home", str(untied_home.root))
+    assert code == 2 and str(untied_home.model_dir("bad-head") / "config.json") in last_line(err), err
+    assert "item_head" in last_line(err)

@@ -37,6 +37,8 @@ if TYPE_CHECKING:
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
 WEIGHT_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors")
+#: The state-dict key of an untied item head (`RecLM.item_head`; config.json `item_head: "untied"`).
+ITEM_HEAD_KEY = "item_head"
 
 
 def save_model(bundle: ModelBundle, folder: Path, *, extra_json: Mapping[str, JSONValue] | None = None) -> Path:
@@ -146,7 +148,8 @@ def load_paprec_folder(folder: Path, info: dict[str, Any]) -> ModelBundle:
             f"(codec.json: {codec.vocab_size})"
         )
     expected_sha = info.get("weights_sha256")
-    if expected_sha and weights.exists() and sha256_file(weights) != expected_sha:
+    verified = bool(expected_sha) and weights.exists()
+    if verified and sha256_file(weights) != expected_sha:
         raise PaprecError(f"{weights}: checksum differs from config.json's weights_sha256 (file truncated, modified "
                           f"or corrupt); {model_fix(folder)}")
     try:
@@ -156,12 +159,27 @@ def load_paprec_folder(folder: Path, info: dict[str, Any]) -> ModelBundle:
     check_finite(weights, state, model_fix(folder))
     config = t5_config(info["dims"], codec.vocab_size, pad_id=codec.pad_id, eos_id=codec.eos_id)  # checked on read
     model = build_model(config, seed=0)
-    if info.get("item_head") == "untied":
+    untied = info.get("item_head") == "untied"
+    if untied != (ITEM_HEAD_KEY in state):
+        said = f"item_head '{info['item_head']}'" if info.get("item_head") else "no item_head (tied)"
+        held = "an untied item head" if ITEM_HEAD_KEY in state else "no item head of its own (tied)"
+        raise PaprecError(f"{folder / CONFIG}: records {said}, but {WEIGHTS} holds {held} (config.json edited or "
+                          f"damaged); {model_fix(folder)}")
+    if untied:
         if codec.id_scheme != "atomic":
             raise PaprecError(f"{folder / CONFIG}: item_head 'untied' needs atomic ids, the codec has "
                               f"{codec.id_scheme}")
         model.untie_items(codec.item_offset, codec.n_items)
-    load_state_strict(model, state, weights)
+    try:
+        load_state_strict(model, state, weights)
+    except PaprecError as err:
+        if not verified:
+            raise
+        # the weights match the checksum config.json records: what config.json says about them is what is wrong
+        detail = str(err).removeprefix(f"{weights}: ")
+        raise PaprecError(f"{folder / CONFIG}: does not describe the weights in {WEIGHTS} ({detail}; they match "
+                          f"config.json's weights_sha256, so config.json was edited or damaged); "
+                          f"{model_fix(folder)}") from None
     return ModelBundle(model, codec, info, folder)
 
 
