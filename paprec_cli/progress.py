@@ -190,6 +190,8 @@ class SearchLog:
 
 
 Observer = Callable[[Any, dict[str, Any]], None]
+#: The key of an observer record that is a message, not a step (`runner.search`: the guarded history start).
+NOTE = "note"
 
 
 @contextmanager
@@ -204,7 +206,9 @@ def search_progress(out: Output, per_round: int, max_rounds: int, time_budget: f
         return
     if not live(console):
         def plain(state: Any, record: dict[str, Any]) -> None:
-            if record:
+            if NOTE in record:  # a message before the rounds (`runner.Observer`)
+                log_line(console, str(record[NOTE]))
+            elif record:
                 log_line(console, log.line(state, record))
 
         yield plain
@@ -216,6 +220,9 @@ def search_progress(out: Output, per_round: int, max_rounds: int, time_budget: f
         seen = {"round": 0}
 
         def observe(state: Any, record: dict[str, Any]) -> None:
+            if NOTE in record:
+                progress.console.print(str(record[NOTE]), markup=False, highlight=False, soft_wrap=True)
+                return
             if not record:
                 return
             text = log.line(state, record)

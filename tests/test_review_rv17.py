@@ -350,3 +350,35 @@ def test_edited_dims_of_an_untied_model_name_config_json(untied_home: Home) -> N
     code, _, err = invoke(*RECOMMEND, "--model", "bad-head", "--home", str(untied_home.root))
     assert code == 2 and str(untied_home.model_dir("bad-head") / "config.json") in last_line(err), err
     assert "item_head" in last_line(err)
+
+
+# -- 7. the guarded history start's line comes when it is decided ----------------------------------------------
+def test_history_start_note_comes_before_the_rounds(tiny_home: Home, tmp_path: Path) -> None:
+    args = [a for a in SEARCH if a not in ("-q",)]
+    args[args.index("paper")] = "guarded"
+    code, _, err = invoke(*args, "--home", str(tiny_home.root), "--run-dir", str(tmp_path / "run"))
+    assert code == 0, err
+    lines = err.splitlines()
+    note = [i for i, line in enumerate(lines) if line.startswith("--personal-init history: the users' history words")]
+    steps = [i for i, line in enumerate(lines) if line.startswith("search: round ")]
+    stopped = [i for i, line in enumerate(lines) if line.startswith("Search stopped")]
+    assert len(note) == 1 and steps and stopped, err
+    assert note[0] < steps[0] < stopped[0], err
+
+
+def test_observer_gets_the_note_before_the_first_step(tiny_home: Home) -> None:
+    """`runner.search` hands the decision to its observer as a note record, before any step record."""
+    from paprec_cli.plugins import load_registry
+    from paprec_cli.search import runner
+    from paprec_cli.search.config import SearchConfig, protocol_options
+
+    model = str(tiny_home.model_dir("synthetic-tiny-atomic"))
+    config = SearchConfig(task="sequential", dataset="synthetic", model=model, val_users=12,
+                          grad_examples=24, batch_size=64, n_suffix=1,
+                          **protocol_options("guarded", init="random", max_rounds=1))
+    session = runner.prepare(config, load_registry(), tiny_home, "cpu")
+    seen: list[dict[str, object]] = []
+    state = runner.search(session, None, None, lambda _state, record: seen.append(record))
+    assert state.history_start is not None and seen and set(seen[0]) == {"note"}
+    assert seen[0]["note"] == runner.history_start_note(state)
+    assert all("note" not in record for record in seen[1:]) and len(seen) > 1

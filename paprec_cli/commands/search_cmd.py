@@ -162,8 +162,6 @@ def search_command(
         with _interrupts(run.path), search_progress(out, per_round, config.max_rounds, config.time_budget) as observe:
             state = runner.search(session, writer, started.state, observe)
         final = state.history[-1] if state.history else state.initial_value
-        if (start_note := runner.history_start_note(state)) is not None:
-            out.info(start_note)
         out.info(f"Search stopped ({state.stop_reason}) after {state.round} round(s), {state.seconds:.1f}s: surrogate "
                  f"{state.initial_value:.4f} ({session.config.init} initial prompt"
                  f"{', manual words left out: ' + ' '.join(session.left_out) if session.left_out else ''}) -> "

@@ -30,6 +30,7 @@ from paprec_cli.inputs import inputs_for
 from paprec_cli.model.checkpoint import lock_model_for_reading
 from paprec_cli.paths import Home
 from paprec_cli.plugins import Registry
+from paprec_cli.progress import NOTE
 from paprec_cli.registry import model_fingerprint, split_negatives, split_seed
 from paprec_cli.search.config import DEFAULT_PROTOCOL, PROTOCOLS, SearchConfig, batch_sizes, protocol_options
 from paprec_cli.search.layout import PromptTokens
@@ -49,6 +50,9 @@ if TYPE_CHECKING:
 
 RUN_FORMAT = "paprec-run/1"
 RNG_VAL_USERS, RNG_GRAD = 101, 102
+#: Called after every step with the state and the step's trajectory record (an empty record: the search stopped
+#: on its budget), and once before the first step with `{NOTE: text}` when the search has something to say
+#: (the guarded history start's decision, `history_start_note`): a message, not a step.
 Observer = Callable[[SearchState, dict[str, Any]], None]
 
 
@@ -388,12 +392,15 @@ def start(request: SearchRequest, home: Home, registry: Registry, dist: DistCont
 def search(session: SearchSession, run: RunDir | None, state: SearchState | None, observer: Observer | None = None,
            clock: Callable[[], float] = time.monotonic) -> SearchState:
     """Run (or continue) the schedule, saving the state after every step (`run` None: a torchrun rank
-    other than 0, which computes its share but writes nothing)."""
+    other than 0, which computes its share but writes nothing). `observer` sees each step, and the guarded
+    history start's decision as a `{NOTE: line}` record before the first step (`Observer`)."""
     config = session.config
     if state is None:
         state = check_history_start(session, start_state(session.problem, session.initial))
         if run is not None:
             run.save_state(state)
+    if observer is not None and (start_note := history_start_note(state)) is not None:
+        observer(state, {NOTE: start_note})  # the decision, before the rounds (again on a resume)
 
     def on_step(current: SearchState, record: dict[str, Any]) -> None:
         if run is not None:
