@@ -123,6 +123,13 @@ def list_models(home: Home) -> list[ModelSummary]:
     return [model_summary(folder) for folder in model_folders(home)]
 
 
+def item_head(config: ModelJson) -> str:
+    """How a model scores items (`config.json` `item_head`): "untied" (item tokens have output rows of their
+    own, `-o item_head=untied`) or "tied" (the input embedding rows; recorded, or absent: every model before
+    the option and every imported T5/P5 checkpoint)."""
+    return "untied" if config.get("item_head") == "untied" else "tied"
+
+
 def model_record(home: Home, name: str) -> tuple[Path, ModelJson, ModelJson]:
     """(folder, config, training record) of a model by name or folder; unknown names list the known ones."""
     folder = Path(name) if Path(name).is_dir() else home.model_dir(name)

@@ -4,6 +4,7 @@ each reproduced the way a user meets it: the one-line error, the exit code, the 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -382,3 +383,16 @@ def test_observer_gets_the_note_before_the_first_step(tiny_home: Home) -> None:
     assert state.history_start is not None and seen and set(seen[0]) == {"note"}
     assert seen[0]["note"] == runner.history_start_note(state)
     assert all("note" not in record for record in seen[1:]) and len(seen) > 1
+
+
+# -- 8. models info shows the item head ------------------------------------------------------------------------
+@pytest.mark.parametrize(("name", "head"), [("untied", "untied"), ("synthetic-tiny-atomic", "tied")])
+def test_models_info_shows_the_item_head(untied_home: Home, name: str, head: str) -> None:
+    code, stdout, err = invoke("models", "info", name, "--home", str(untied_home.root))
+    assert code == 0, err
+    rows = [line for line in stdout.splitlines() if "item_head" in line]
+    assert len(rows) == 1 and re.fullmatch(rf"\|\s*item_head\s*\|\s*{head}\s*\|", rows[0]), stdout
+    code, stdout, err = invoke("models", "info", name, "--home", str(untied_home.root), "--json")
+    assert code == 0, err
+    info = last_json(stdout)
+    assert set(info) == {"name", "path", "item_head", "config", "training"} and info["item_head"] == head

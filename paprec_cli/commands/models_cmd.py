@@ -38,4 +38,5 @@ def register(app: PaprecTyper) -> None:
         ctx = make_ctx(home, json_out, quiet)
         folder, config, training = registry.model_record(ctx.home, name)
         ctx.out.show(views.info_table(folder, config, training))
-        ctx.out.result({"name": folder.name, "path": str(folder), "config": config, "training": training})
+        ctx.out.result({"name": folder.name, "path": str(folder), "item_head": registry.item_head(config),
+                        "config": config, "training": training})

@@ -53,4 +53,5 @@ def info_table(folder: Path, config: registry.ModelJson, training: registry.Mode
         table.add_row("training", "no training.json (an imported or initialised model)")
     if config.get("dims"):
         table.add_row("dims", ", ".join(f"{k} {v}" for k, v in config["dims"].items()))
+    table.add_row("item_head", registry.item_head(config))
     return table
