@@ -35,15 +35,17 @@ def finished_run(tiny_home: Home, tmp_path_factory: pytest.TempPathFactory) -> P
     (["--val-users", "10"], "--val-users 10: the run being resumed ({run}) used 12"),
     (["--template", "2-1"], "--template 2-1: the run being resumed ({run}) used 2-3"),
     (["--evaluator", "beam"], "--evaluator beam: the run being resumed ({run}) used fast"),
+    (["--separator", "->"], "--separator ->: the run being resumed ({run}) used ,"),
+    (["--tokenizer", "."], "--tokenizer {cwd}: the run being resumed ({run}) used not set (the default)"),
 ])
 def test_resume_refuses_an_option_that_contradicts_the_run(tiny_home: Home, finished_run: Path, args: list[str],
                                                            line: str) -> None:
     before = {p.name: p.read_bytes() for p in finished_run.iterdir() if p.name != ".lock"}
     code, stdout, err = invoke("search", "--resume", str(finished_run), *args, "--home", str(tiny_home.root),
                                "--device", "cpu", "--json")
-    option = line.split(" ")[0]
-    assert code == 2 and last_line(err) == (f"Error: {line.format(run=finished_run)}; drop {option} to continue it, "
-                                            "or start a new run with it"), err
+    option, said = line.split(" ")[0], line.format(run=finished_run, cwd=Path.cwd())
+    fix = f"drop {option} to continue it, or start a new run with it"
+    assert code == 2 and last_line(err) == f"Error: {said}; {fix}", err
     assert len(err.strip().splitlines()) == 1 and last_json(stdout)["exit_code"] == 2
     assert {p.name: p.read_bytes() for p in finished_run.iterdir() if p.name != ".lock"} == before
 
@@ -51,7 +53,7 @@ def test_resume_refuses_an_option_that_contradicts_the_run(tiny_home: Home, fini
 def test_resume_accepts_options_equal_to_the_run(tiny_home: Home, finished_run: Path) -> None:
     """Equal values (and the model by name for its recorded folder) are fine, as are options left out."""
     code, _, err = invoke("search", "--resume", str(finished_run), "--seed", "3", "--task", "sequential",
-                          "--protocol", "paper", "--n-suffix", "1", "--max-rounds", "1", "--model",
+                          "--protocol", "paper", "--n-suffix", "1", "--max-rounds", "1", "--separator", ",", "--model",
                           "synthetic-tiny-atomic", "--template", "2-3", "--home", str(tiny_home.root), "--device",
                           "cpu")
     assert code == 0, err
@@ -87,7 +89,7 @@ def test_resume_applies_and_records_a_new_budget(tiny_home: Home, tmp_path: Path
                           "--home", str(tiny_home.root), "--device", "cpu")
     assert code == 0, err
     assert "--max-rounds 2: applied on resume (the run started with 1)" in err
-    assert "--time-budget 600.0: applied on resume (the run started with none)" in err
+    assert "--time-budget 600.0: applied on resume (the run started with not set (the default))" in err
     config = json.loads((run / "manifest.json").read_text())["config"]
     assert (config["max_rounds"], config["time_budget"]) == (2, 600.0)
     state = json.loads((run / "state.json").read_text())

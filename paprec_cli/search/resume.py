@@ -90,8 +90,8 @@ def resumed_config(recorded: SearchConfig, given: Mapping[str, OptionValue], sta
         if name not in fields:
             continue
         value, before = fields[name], saved.get(key)
-        if key == "manual_template" and before is None:
-            before = default_template
+        if before is None:  # a recorded None that stands for a value
+            before = {"manual_template": default_template, "separator": ","}.get(key)
         if not _equal(key, value, before, home):
             raise PaprecError(f"{option} {_show(value)}: the run being resumed ({run}) used {_show(before)}; drop "
                               f"{option} to continue it, or start a new run with it")
@@ -136,4 +136,4 @@ def _same_run_dir(name: str, value: OptionValue, run: Path) -> bool:
 
 
 def _show(value: object) -> str:
-    return "none" if value is None else str(value)
+    return "not set (the default)" if value is None else str(value)
