@@ -59,18 +59,99 @@ def test_resume_accepts_options_equal_to_the_run(tiny_home: Home, finished_run: 
     assert code == 0, err
 
 
-def test_resume_refuses_new_run_options_and_a_larger_budget_of_a_finished_run(tiny_home: Home,
-                                                                             finished_run: Path) -> None:
+def test_resume_refuses_new_run_options_and_a_budget_that_cannot_extend_a_finished_run(
+        tiny_home: Home, finished_run: Path) -> None:
+    before = {p.name: p.read_bytes() for p in finished_run.iterdir() if p.name != ".lock"}
     code, _, err = invoke("search", "--resume", str(finished_run), "--run-dir", str(finished_run.parent / "x"),
                           "--home", str(tiny_home.root), "--device", "cpu")
     assert code == 2 and last_line(err) == (f"Error: --run-dir: applies to a new run only; --resume continues "
                                             f"{finished_run} where it is; drop --run-dir")
-    code, _, err = invoke("search", "--resume", str(finished_run), "--max-rounds", "3",
+    state = json.loads((finished_run / "state.json").read_text())
+    assert state["stop_reason"] == "converged"  # the untrained model: no flip improves NDCG@5 + HR@5
+    code, _, err = invoke("search", "--resume", str(finished_run), "--max-rounds", "3", "--time-budget", "600",
                           "--home", str(tiny_home.root), "--device", "cpu")
-    stop = json.loads((finished_run / "state.json").read_text())["stop_reason"]
-    assert code == 2 and last_line(err) == (f"Error: --max-rounds 3: the run being resumed ({finished_run}) has "
-                                            f"finished (stopped: {stop}) and cannot be extended; drop --max-rounds, "
-                                            "or start a new run with it")
+    assert code == 2 and last_line(err) == (
+        f"Error: --max-rounds / --time-budget: the run being resumed ({finished_run}) has finished and cannot go on: "
+        "it stopped (converged), which a larger budget does not change; or drop --max-rounds / --time-budget (its "
+        "prompts stay as they are), or start a new run"), err
+    assert {p.name: p.read_bytes() for p in finished_run.iterdir() if p.name != ".lock"} == before
+
+
+def _comparable(doc: dict[str, object]) -> dict[str, object]:
+    doc = json.loads(json.dumps(doc))
+    doc["search"].pop("seconds")  # type: ignore[union-attr]
+    return doc
+
+
+def test_resume_extends_a_finished_run_as_if_it_had_run_on(tiny_home: Home, tmp_path: Path) -> None:
+    """A run stopped by --max-rounds 1, resumed with --max-rounds 2, ends with the prompts, trajectory and state
+    of a run started with --max-rounds 2 (seconds aside); the manifest records the new budget."""
+    common = [*SEARCH, "--home", str(tiny_home.root), "--seed", "1", "--selection", "loss"]  # loss: flips happen
+    reference, extended = tmp_path / "reference", tmp_path / "extended"
+    code, _, err = invoke(*common, "--max-rounds", "2", "--run-dir", str(reference))  # the last --max-rounds wins
+    assert code == 0, err
+    assert json.loads((reference / "manifest.json").read_text())["config"]["max_rounds"] == 2
+    code, _, err = invoke(*common, "--run-dir", str(extended))
+    assert code == 0, err
+    assert json.loads((extended / "state.json").read_text())["stop_reason"] == "max-rounds"
+    code, _, err = invoke("search", "--resume", str(extended), "--max-rounds", "2", "--home", str(tiny_home.root),
+                          "--device", "cpu")
+    assert code == 0, err
+    assert "--max-rounds 2: applied on resume (the run started with 1)" in err
+    assert "the finished run goes on from round 2 (shared phase); its prompts.json is replaced when it ends" in err
+    got, want = (json.loads((folder / "prompts.json").read_text()) for folder in (extended, reference))
+    assert _comparable(got) == _comparable(want)
+    steps = [[{k: v for k, v in json.loads(line).items() if k != "seconds"}
+              for line in (folder / "trajectory.jsonl").read_text().splitlines()] for folder in (extended, reference)]
+    assert steps[0] == steps[1]
+    states = [json.loads((folder / "state.json").read_text()) for folder in (extended, reference)]
+    for state in states:
+        state.pop("seconds")
+    assert states[0] == states[1]
+    assert json.loads((extended / "manifest.json").read_text())["config"]["max_rounds"] == 2
+
+
+def test_reopen_puts_a_finished_state_back_where_a_larger_budget_goes_on() -> None:
+    from paprec_cli.search.layout import Layout, PromptTokens
+    from paprec_cli.search.schedule import reopen
+    from paprec_cli.search.state import SearchState
+
+    tokens = PromptTokens((1, 2), (3,))
+
+    def done(reason: str, **extra: object) -> SearchState:
+        state = SearchState(tokens, tokens, [0.5], 0.5, round=2, phase="done", position_index=1, seconds=30.0,
+                            stop_reason=reason)
+        for key, value in extra.items():
+            setattr(state, key, value)
+        return state
+
+    layout = Layout(0, 2, 1)
+    state = done("time-budget", stopped_in="personal")
+    assert reopen(state, layout, True, 2, 60.0) is None
+    assert (state.phase, state.round, state.position_index, state.stop_reason, state.stopped_in) == (
+        "personal", 2, 1, None, None)
+    state = done("max-rounds")
+    assert reopen(state, layout, True, 3, None) is None
+    assert (state.phase, state.round, state.position_index, state.stop_reason) == ("shared", 3, 0, None)
+    state = done("max-rounds")
+    assert reopen(state, layout, False, 3, None) is None and state.phase == "personal"  # --no-shared
+    for state, max_rounds, budget, why in [
+        (done("max-rounds"), 2, None, "it stopped after round 2 of --max-rounds 2; give --max-rounds above it"),
+        (done("time-budget", stopped_in="shared"), 2, 30.0,
+         "it has already searched 30.0s; give a --time-budget above that"),
+        (done("time-budget"), 2, 60.0, "its state does not record where the time budget stopped it (a run from "
+                                       "before paprec recorded it)"),
+        (done("converged"), 5, None, "it stopped (converged), which a larger budget does not change"),
+    ]:
+        before = state.to_json()
+        assert reopen(state, layout, True, max_rounds, budget) == why
+        assert state.to_json() == before  # left as it was
+    stopped = SearchState(tokens, tokens, [0.5], 0.5, phase="personal")  # the schedule records the phase
+    from paprec_cli.search.schedule import Schedule
+
+    Schedule._stop(stopped, "time-budget")
+    assert (stopped.phase, stopped.stopped_in) == ("done", "personal")
+    assert SearchState.from_json(stopped.to_json()).stopped_in == "personal"
 
 
 def test_resume_applies_and_records_a_new_budget(tiny_home: Home, tmp_path: Path) -> None:

@@ -4,8 +4,9 @@ A resumed run keeps the configuration its `manifest.json` records, so that it en
 `prompts.json` as an uninterrupted run. An option the user gives explicitly on the command line (or through
 the environment) is compared with the recorded value: an equal value is fine; a different value is
 
-- applied and said, for the stopping rules `--max-rounds` and `--time-budget` (`BUDGETS`), while the run is
-  unfinished (a finished run's last state no longer says where it stopped, so it cannot be extended);
+- applied, said and recorded in the manifest, for the stopping rules `--max-rounds` and `--time-budget`
+  (`BUDGETS`); a finished run that its budget stopped goes on where the larger one lets it (`schedule.reopen`),
+  one that converged is refused;
 - an error for every other search option (`IDENTITY`): one line naming the option, the recorded value and
   the fix (drop the option, or start a new run).
 
@@ -15,6 +16,7 @@ docs/RUNS.md ("Resume") lists the same rules.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +25,7 @@ from paprec_cli.errors import PaprecError
 from paprec_cli.jsontypes import JSONValue
 from paprec_cli.paths import Home
 from paprec_cli.search.config import SearchConfig
+from paprec_cli.search.schedule import reopen
 from paprec_cli.search.state import SearchState
 
 #: Option values as the command passes them on (`SearchRequest` fields).
@@ -62,6 +65,10 @@ class Resumed:
     config: SearchConfig
     changed: dict[str, int | float | None]
     notes: tuple[str, ...]
+    #: The state to continue from: the saved one, or a finished run's put back to where the larger budget
+    #: lets it go on (`schedule.reopen`; then `reopened`: the run folder must be written again).
+    state: SearchState | None
+    reopened: bool = False
 
 
 def given_values(request: object, names: frozenset[str]) -> dict[str, OptionValue]:
@@ -101,16 +108,24 @@ def resumed_config(recorded: SearchConfig, given: Mapping[str, OptionValue], sta
         if name not in fields or fields[name] == saved.get(name):
             continue
         value = fields[name]
-        if state is not None and state.done:
-            raise PaprecError(f"{option} {_show(value)}: the run being resumed ({run}) has finished (stopped: "
-                              f"{state.stop_reason}) and cannot be extended; drop {option}, or start a new run "
-                              "with it")
         if not (value is None or isinstance(value, int | float)):
             raise PaprecError(f"{option} {_show(value)}: expected a number")
         changed[name] = value
         notes.append(f"{option} {_show(value)}: applied on resume (the run started with {_show(saved.get(name))})")
-    config = SearchConfig.from_json({**saved, **changed}) if changed else recorded  # validated again
-    return Resumed(config, changed, tuple(notes))
+    if not changed:
+        return Resumed(recorded, changed, (), state)
+    config = SearchConfig.from_json({**saved, **changed})  # validated again
+    if state is not None and state.done:  # a finished run goes on only where a larger budget lets it
+        state = copy.deepcopy(state)
+        why = reopen(state, config.layout, config.search_shared, config.max_rounds, config.time_budget)
+        options = " / ".join(BUDGETS[name] for name in changed)
+        if why is not None:
+            raise PaprecError(f"{options}: the run being resumed ({run}) has finished and cannot go on: {why}; "
+                              f"or drop {options} (its prompts stay as they are), or start a new run")
+        notes.append(f"the finished run goes on from round {state.round} ({state.phase} phase); its prompts.json "
+                     "is replaced when it ends")
+        return Resumed(config, changed, tuple(notes), state, reopened=True)
+    return Resumed(config, changed, tuple(notes), state)
 
 
 def _equal(key: str, value: OptionValue, before: JSONValue, home: Home) -> bool:

@@ -196,9 +196,15 @@ class RunDir:
                               "start a new run")
         return cast(RunManifest, data)
 
-    def update_config(self, changes: Mapping[str, int | float | None]) -> None:
+    def extend(self, changes: Mapping[str, int | float | None], reopened: SearchState | None = None) -> None:
         """Record option values changed on resume (the stopping rules, `search.resume.BUDGETS`) in the
-        manifest's `config`, atomically, so that a later resume continues under them."""
+        manifest's `config`, atomically, so that a later resume continues under them; with `reopened` (a
+        finished run that goes on: `schedule.reopen`), lock the run for writing and save that state first, so
+        that an interruption before its first new step still resumes it."""
+        if reopened is not None:
+            self.read_only = False
+            self.lock()  # the shared lock of a finished run becomes the writer's
+            self.save_state(reopened)
         manifest = self.manifest()
         manifest["config"] = {**manifest["config"], **changes}
         with self._saving(self.path / MANIFEST):

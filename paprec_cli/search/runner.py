@@ -369,11 +369,11 @@ def start(request: SearchRequest, home: Home, registry: Registry, dist: DistCont
                                  registry.task(saved.task).default_template)
         session = prepare(resumed.config, registry, home, dist.device, note=note, dist=dist)
         check_resumable(session, recorded)
-        if resumed.changed:
-            dist.run_on_main(lambda: run.update_config(resumed.changed))
+        if resumed.changed:  # every check passed: record the new budget (and a finished run's new start)
+            dist.run_on_main(lambda: run.extend(resumed.changed, resumed.state if resumed.reopened else None))
         for line in resumed.notes:
             info(line)
-        return Started(session, run, state, resumed=True)
+        return Started(session, run, resumed.state, resumed=True)
     notes: list[str] = []  # said once the search is prepared, so that an error stays the only line
     config = config_of(request, home, registry, note=notes.append)
     if request.model is None:

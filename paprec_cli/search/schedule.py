@@ -336,8 +336,34 @@ class Schedule:
 
     @staticmethod
     def _stop(state: SearchState, reason: str) -> None:
+        if reason == "time-budget" and state.phase != "done":
+            state.stopped_in = state.phase  # where a larger budget continues (`reopen`)
         state.phase = "done"
         state.stop_reason = reason
 
     def _token(self, token: int) -> dict[str, int | str]:
         return {"id": int(token), "text": self.problem.token_text(int(token))}
+
+
+def reopen(state: SearchState, layout: Layout, search_shared: bool, max_rounds: int,
+           time_budget: float | None) -> str | None:
+    """Continue a finished search under a larger budget: `state` (stopped by `--max-rounds` or `--time-budget`)
+    is put back where the uninterrupted search with `max_rounds` / `time_budget` would go on (the next round,
+    as `Schedule._next_round` does; the phase the budget stopped, `state.stopped_in`) and None is returned;
+    else `state` is left as it is and the reason it cannot go on is returned (one clause)."""
+    if state.stop_reason == "max-rounds":
+        if max_rounds <= state.round:
+            return f"it stopped after round {state.round} of --max-rounds {state.round}; give --max-rounds above it"
+        state.round += 1
+        state.position_index = 0
+        state.phase = "shared" if layout.n_shared > 0 and search_shared else "personal"
+    elif state.stop_reason == "time-budget":
+        if state.stopped_in is None:
+            return "its state does not record where the time budget stopped it (a run from before paprec recorded it)"
+        if time_budget is not None and time_budget <= state.seconds:
+            return f"it has already searched {state.seconds:.1f}s; give a --time-budget above that"
+        state.phase, state.stopped_in = state.stopped_in, None
+    else:
+        return f"it stopped ({state.stop_reason or 'finished'}), which a larger budget does not change"
+    state.stop_reason = None
+    return None

@@ -61,6 +61,9 @@ class SearchState:
     #: `--personal-init history` under a paired guard (`runner.check_history_start`): whether the users' history
     #: words were kept as the start, their paired z against the default word, and both surrogates.
     history_start: dict[str, float | bool | None] | None = None
+    #: The phase a search stopped by `--time-budget` was in (its `phase` reads "done"): where a resume with a
+    #: larger budget continues (`schedule.reopen`). None otherwise.
+    stopped_in: Phase | None = None
 
     @property
     def done(self) -> bool:
@@ -85,6 +88,7 @@ class SearchState:
             "seconds": self.seconds,
             "history": list(self.history),
             **({"history_start": dict(self.history_start)} if self.history_start is not None else {}),
+            **({"stopped_in": self.stopped_in} if self.stopped_in is not None else {}),
         }
 
     @classmethod
@@ -108,4 +112,5 @@ class SearchState:
             seconds=float(obj["seconds"]),
             history=[float(v) for v in obj["history"]],
             history_start=dict(obj["history_start"]) if isinstance(obj.get("history_start"), dict) else None,
+            stopped_in=obj["stopped_in"] if obj.get("stopped_in") in ("shared", "personal") else None,
         )
