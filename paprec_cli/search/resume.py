@@ -60,7 +60,7 @@ NEW_RUN_ONLY = {"run_dir": "--run-dir", "force": "--force"}
 @dataclass(frozen=True)
 class Resumed:
     """The configuration a resume runs with, the budget values changed (config field -> new value, to record
-    in the manifest) and one line per change, to print."""
+    in the manifest), one line per change to print, and the state to continue from."""
 
     config: SearchConfig
     changed: dict[str, int | float | None]
@@ -72,7 +72,8 @@ class Resumed:
 
 
 def given_values(request: object, names: frozenset[str]) -> dict[str, OptionValue]:
-    """{request field: value} of the command parameters `names` given explicitly (`template` is the request's
+    """{request field: value} (`request`: a `runner.SearchRequest`, typed `object` so that this module does not
+    import the runner that imports it) of the command parameters `names` given explicitly (`template` is the request's
     `manual_template`); parameters that are not search options (`--device`, `--home`, ...) are left out."""
     known = {*IDENTITY, *BUDGETS, *NEW_RUN_ONLY}
     fields = (PARAMETER_FIELDS.get(name, name) for name in names)
@@ -85,8 +86,9 @@ def resumed_config(recorded: SearchConfig, given: Mapping[str, OptionValue], sta
     run's `recorded` configuration.
 
     `default_template` is the task's default template (the recorded `manual_template` None means it).
-    Raises `PaprecError` (one line: the option, the recorded value, the fix) for a conflicting option; returns
-    the configuration with the allowed budget changes applied."""
+    Raises `PaprecError` (one line: the option, the recorded value, the fix) for a conflicting option, and for a
+    budget change that a finished run cannot go on under (`schedule.reopen` says why); returns the configuration
+    with the allowed budget changes applied and the state to continue from (a finished run's reopened copy)."""
     fields = dict(given)
     for name, option in NEW_RUN_ONLY.items():
         if name in fields and not _same_run_dir(name, fields[name], run):
