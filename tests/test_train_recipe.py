@@ -85,6 +85,8 @@ def test_dataset_recipe_and_settings_reach_the_options(monkeypatch: pytest.Monke
     assert (other.recipe, other.mixture) == (recipes.RECIPES["tiny"], recipes.MIXTURES["tiny"])
     given = new_options(dataset="toyset", overrides={"lr": 1e-3}, settings={"history": 5, "recent": 4}, **common)
     assert (given.recipe.lr, given.recipe.history, given.mixture.recent) == (1e-3, 5, 4)
+    hinted = new_options(dataset="synthetic", overrides={}, settings=parse_train_options(["history_hint=1"]), **common)
+    assert (hinted.mixture.history_hint, hinted.mixture.hint) == (1.0, recipes.MIXTURES["tiny"].hint)
 
 
 def test_recent_defaults_to_every_prefix() -> None:
