@@ -85,6 +85,8 @@ def test_dataset_recipe_and_settings_reach_the_options(monkeypatch: pytest.Monke
     assert (other.recipe, other.mixture) == (recipes.RECIPES["tiny"], recipes.MIXTURES["tiny"])
     given = new_options(dataset="toyset", overrides={"lr": 1e-3}, settings={"history": 5, "recent": 4}, **common)
     assert (given.recipe.lr, given.recipe.history, given.mixture.recent) == (1e-3, 5, 4)
+    hinted = new_options(dataset="synthetic", overrides={}, settings=parse_train_options(["history_hint=1"]), **common)
+    assert (hinted.mixture.history_hint, hinted.mixture.hint) == (1.0, recipes.MIXTURES["tiny"].hint)
 
 
 def test_recent_defaults_to_every_prefix() -> None:
@@ -140,3 +142,13 @@ def test_ml100k_tiny_recipe_is_a_budget_that_anneals() -> None:
         150.0, False, 20, 0)
     small = new_options(dataset="ml-100k", time_budget=None, **{**common, "size": "small"})
     assert small.recipe == recipes.RECIPES["small"] and small.time_budget is None
+
+
+def test_history_hint_alone_adds_its_pairs(dataset) -> None:  # type: ignore[no-untyped-def]
+    data = TaskData(dataset, seed=0)
+    sequential = load_registry().task("sequential")
+    alone = TrainingData(data, [sequential], Mixture(hint=0, word_item=0, item_words=0, history_hint=1.0), 0)
+    counts = alone.family_counts(alone.epoch(1))
+    assert counts["history_hint"] > 0.9 * counts["sequential"]
+    assert set(counts) == {"sequential", "history_hint"} and alone.families() == ["sequential", "history_hint"]
+    assert recipes.mixture_for("tiny", "ml-100k").history_hint == 0.0  # the measured ML-100K recipe has none

@@ -49,9 +49,9 @@ def register(app: PaprecTyper) -> None:
                 help="Stop after this many seconds (the learning rate anneals within them), then validate and save "
                 "the best. Tiny caps at 150 s unless --epochs is given; that cap does not shape the schedule "
                 "(synthetic: 4 epochs, test HR@10 about 2x popularity). ml-100k tiny defaults to 600 s, which "
-                "bought about 60k sequential examples on a shared 2-core CPU and test HR@10 0.081-0.086 over 3 "
-                "seeds (popularity 0.050, item-kNN 0.118); Beauty tiny, 300 s: 0.029 (item-kNN 0.060). "
-                "docs/RECIPE-18.md has the measurements.",
+                "bought 7-8 epochs of sequential examples (~200 examples/s) on a 2-core CPU and test HR@10 "
+                "0.088-0.093 over 3 seeds (popularity 0.050, item-kNN 0.118); Beauty tiny, 300 s: 0.029 "
+                "(item-kNN 0.060). docs/RECIPE-18.md has the measurements.",
             ),
         ] = None,
         lr: Annotated[float | None, typer.Option("--lr", help="Peak learning rate (default per size).")] = None,
@@ -89,7 +89,8 @@ def register(app: PaprecTyper) -> None:
             typer.Option("--option", "-o", help="Setting KEY=VALUE: negatives=N (direct-task negatives, default 99; "
                          "recorded in the protocol); recipe changes for a fresh run: history=N (items a sequential "
                          "prompt shows), recent=N (each user's N most recent training examples), share=F (part of "
-                         "the examples drawn per epoch), hint=, word_item=, item_next=, user_item=, item_words= "
+                         "the examples drawn per epoch), hint=, history_hint=, word_item=, item_next=, user_item=, "
+                         "item_words= "
                          "(auxiliary families), warmup=F, seen_penalty=W (penalty on the prompt's own items), "
                          "item_head=untied (item tokens get output rows of their own; atomic ids)."),
         ] = None,

@@ -60,7 +60,7 @@ class Mixture:
 
     def enabled(self) -> bool:
         """Whether any attribute-word family is on."""
-        return self.hint > 0 or self.word_item > 0 or self.item_words > 0
+        return self.hint > 0 or self.word_item > 0 or self.item_words > 0 or self.history_hint > 0
 
 
 def trained_templates(task: TaskSpec) -> list[Template]:
@@ -115,7 +115,7 @@ class TrainingData:
     def families(self) -> list[str]:
         names = [task.name for task in self.tasks]
         if self.uses_words:
-            names += ["item_words", "word_item", "hint"] + (["history_hint"] if self.mixture.history_hint > 0 else [])
+            names += [n for n in ("item_words", "word_item", "hint", "history_hint") if getattr(self.mixture, n) > 0]
         names += [n for n in ("item_next", "user_item") if getattr(self.mixture, n) > 0]
         return names
 

@@ -120,7 +120,7 @@ DATASET_RECIPES: dict[tuple[str, str], dict[str, float | int | str | bool]] = {
     # 0.093 / 0.088 / 0.091. Item-kNN: 0.118, not beaten yet.
     ("ml-100k", "tiny"): {
         "lr": 2e-3, "epochs": 100, "patience": 100, "history": 10, "recent": 20, "val_users": 1000,
-        "hint": 0.0, "word_item": 0.0, "item_next": 0.0, "item_words": 0.0,
+        "hint": 0.0, "word_item": 0.0, "item_next": 0.0, "item_words": 0.0, "history_hint": 0.0,
         "default_time_budget": 600.0, "default_budget_anneals": True,
     },
 }

@@ -90,6 +90,8 @@ TRAIN_SETTINGS: dict[str, tuple[type, str]] = {
     "seen_penalty": (float, "weight of the penalty on items the prompt already lists, 0 = off"),
     "share": (float, "share of every task's training examples drawn (seeded) per epoch, in (0, 1]"),
     "hint": (float, "attribute-hinted copies, as a share of ranking examples"),
+    "history_hint": (float, "copies with their own history's most frequent attribute appended, as a share of "
+                     "ranking examples (the personal slot's `history_word`)"),
     "word_item": (float, "(user, word) -> item pairs, as a share of ranking examples"),
     "item_next": (float, "item -> next item pairs, as a share of ranking examples"),
     "user_item": (float, "user -> item pairs, as a share of ranking examples"),
@@ -99,7 +101,10 @@ TRAIN_SETTINGS: dict[str, tuple[type, str]] = {
 #: Settings that change the training data or the model's inputs: a resumed run keeps its own.
 RECIPE_FIELDS = frozenset(f.name for f in fields(Recipe))
 MIXTURE_FIELDS = frozenset(f.name for f in fields(Mixture))
-FRESH_ONLY = ("history", "recent", "share", "hint", "word_item", "item_next", "user_item", "item_words", "item_head")
+FRESH_ONLY = (
+    "history", "recent", "share", "hint", "history_hint", "word_item", "item_next", "user_item", "item_words",
+    "item_head",
+)
 
 
 def parse_train_options(pairs: Sequence[str]) -> dict[str, int | float | str]:
