@@ -94,7 +94,7 @@ def model_summary(folder: Path) -> ModelSummary:
         training = read_model_json(folder / TRAINING_FILE)
         if config.get("format") == PAPREC_FORMAT:
             codec = read_codec(folder)
-            read_model_tokenizer(folder, codec.text_vocab_size, model_fix(folder))
+            read_model_tokenizer(folder, codec.text_vocab_size, model_fix(folder), codec.tokenizer_sha256)
             check_safetensors(folder / WEIGHTS_FILE, model_fix(folder))
     except (PaprecError, OSError) as err:  # OSError: a file the user cannot read
         why = os_error_message(err) if isinstance(err, OSError) else str(err)

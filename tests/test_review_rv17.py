@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from helpers import invoke, last_json, last_line
 
+from paprec_cli.errors import PaprecError
 from paprec_cli.paths import Home
 
 SEARCH = ["search", "--task", "sequential", "--dataset", "synthetic", "--val-users", "12", "--grad-examples", "24",
@@ -31,7 +32,7 @@ def finished_run(tiny_home: Home, tmp_path_factory: pytest.TempPathFactory) -> P
     (["--task", "direct"], "--task direct: the run being resumed ({run}) used sequential"),
     (["--protocol", "guarded"], "--protocol guarded: the run being resumed ({run}) used paper"),
     (["--n-suffix", "2"], "--n-suffix 2: the run being resumed ({run}) used 1"),
-    (["--no-shared"], "--shared/--no-shared False: the run being resumed ({run}) used True"),
+    (["--no-shared"], "--no-shared: the run being resumed ({run}) used --shared"),
     (["--val-users", "10"], "--val-users 10: the run being resumed ({run}) used 12"),
     (["--template", "2-1"], "--template 2-1: the run being resumed ({run}) used 2-3"),
     (["--evaluator", "beam"], "--evaluator beam: the run being resumed ({run}) used fast"),
@@ -43,7 +44,7 @@ def test_resume_refuses_an_option_that_contradicts_the_run(tiny_home: Home, fini
     before = {p.name: p.read_bytes() for p in finished_run.iterdir() if p.name != ".lock"}
     code, stdout, err = invoke("search", "--resume", str(finished_run), *args, "--home", str(tiny_home.root),
                                "--device", "cpu", "--json")
-    option, said = line.split(" ")[0], line.format(run=finished_run, cwd=Path.cwd())
+    option, said = line.split(" ")[0].rstrip(":"), line.format(run=finished_run, cwd=Path.cwd())
     fix = f"drop {option} to continue it, or start a new run with it"
     assert code == 2 and last_line(err) == f"Error: {said}; {fix}", err
     assert len(err.strip().splitlines()) == 1 and last_json(stdout)["exit_code"] == 2
@@ -262,7 +263,7 @@ def test_check_finite_names_the_tensor_and_the_fix(tmp_path: Path) -> None:
 
 
 # -- 4. models list and tokenizer.json ------------------------------------------------------------------------
-@pytest.mark.parametrize("damage", ["missing", "garbled", "other-size"])
+@pytest.mark.parametrize("damage", ["missing", "garbled", "other-size", "edited"])
 def test_models_list_shows_a_damaged_tokenizer_as_broken(tiny_home: Home, tmp_path: Path, damage: str) -> None:
     import shutil
 
@@ -275,9 +276,18 @@ def test_models_list_shows_a_damaged_tokenizer_as_broken(tiny_home: Home, tmp_pa
         tokenizer.unlink()
     elif damage == "garbled":
         tokenizer.write_text(tokenizer.read_text()[:200])
-    else:  # a valid tokenizer of another size (another model's)
+    elif damage == "other-size":  # a valid tokenizer of another size (another model's)
         doc = json.loads(tokenizer.read_text())
         doc["added_tokens"].append({**doc["added_tokens"][-1], "id": 999999, "content": "<zz>"})
+        tokenizer.write_text(json.dumps(doc))
+    else:  # the same size, two words' ids swapped: every prompt with them would read other tokens
+        doc = json.loads(tokenizer.read_text())
+        vocab = doc["model"]["vocab"]
+        if isinstance(vocab, list):  # Unigram: [piece, score] by id
+            vocab[10], vocab[11] = vocab[11], vocab[10]
+        else:  # BPE / WordLevel: piece -> id
+            a, b = list(vocab)[10:12]
+            vocab[a], vocab[b] = vocab[b], vocab[a]
         tokenizer.write_text(json.dumps(doc))
     code, stdout, err = invoke("models", "list", "--home", str(home), "--json")
     assert code == 0, err
@@ -286,7 +296,8 @@ def test_models_list_shows_a_damaged_tokenizer_as_broken(tiny_home: Home, tmp_pa
     broken = rows["copy"]["broken"]
     assert broken is not None and broken.startswith(f"{tokenizer}: "), broken
     assert {"missing": ": missing;", "garbled": "not a valid tokenizer.json",
-            "other-size": "does not match codec.json's text_vocab_size"}[damage] in broken
+            "other-size": "does not match codec.json's text_vocab_size",
+            "edited": "not the tokenizer this model was trained with"}[damage] in broken
     assert "; restore the file, or retrain the model (`paprec train " in broken, broken
     # loading it says the same (search, recommend, eval load through PromptCodec.load)
     code, _, err = invoke("recommend", "--dataset", "synthetic", "--user", "1", "--model", "copy",
@@ -479,3 +490,37 @@ def test_models_info_shows_the_item_head(untied_home: Home, name: str, head: str
     assert code == 0, err
     info = last_json(stdout)
     assert set(info) == {"name", "path", "item_head", "config", "training"} and info["item_head"] == head
+
+
+def test_run_dir_refuses_the_homes_own_folders(tmp_path: Path) -> None:
+    from paprec_cli.paths import Home
+    from paprec_cli.search.rundir import RunDir
+
+    home = Home(tmp_path / "home")
+    for folder in (home.root, home.runs, home.data, home.models, home.models / "new-run", home.data / "x" / "y",
+                   home.models / ".train-state" / "m"):
+        folder.mkdir(parents=True, exist_ok=True)
+        with pytest.raises(PaprecError, match="paprec home"):
+            RunDir.check_new(folder, force=True, home=home)
+    RunDir.check_new(home.runs / "my-run", home=home)  # a run's own folder under runs/ is fine
+    RunDir.check_new(tmp_path / "elsewhere", home=home)
+
+
+def test_a_folder_with_only_a_state_file_is_not_offered_for_resume(tmp_path: Path) -> None:
+    from paprec_cli.search.rundir import RunDir
+
+    (tmp_path / "state.json").write_text("{}")
+    with pytest.raises(PaprecError, match="no manifest.json, so it is not a run") as err:
+        RunDir.check_new(tmp_path, force=True)
+    assert "--resume" not in str(err.value)
+
+
+def test_the_fix_command_keeps_history_hint() -> None:
+    from dataclasses import fields
+
+    from paprec_cli.training.command import MIXTURE_SETTINGS
+    from paprec_cli.training.mixture import Mixture
+    from paprec_cli.training.setup import TRAIN_SETTINGS
+
+    mixture_settings = {k for k in TRAIN_SETTINGS if k in {f.name for f in fields(Mixture)}}
+    assert mixture_settings <= set(MIXTURE_SETTINGS)  # every -o mixture setting is written back

@@ -348,7 +348,8 @@ class PromptCodec:
         from paprec_cli.model.records import model_fix, read_codec
 
         info = read_codec(folder, fix)  # types and ranges checked (records.CodecRecord)
-        tokenizer = read_model_tokenizer(folder, info.text_vocab_size, fix or model_fix(folder))
+        tokenizer = read_model_tokenizer(folder, info.text_vocab_size, fix or model_fix(folder),
+                                         info.tokenizer_sha256)
         codec = cls(
             tokenizer,
             info.id_scheme,

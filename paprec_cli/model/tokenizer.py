@@ -83,11 +83,13 @@ def read_tokenizer(path: Path) -> Tokenizer:
     return tokenizer
 
 
-def read_model_tokenizer(folder: Path, text_vocab_size: int, fix: str) -> Tokenizer:
+def read_model_tokenizer(folder: Path, text_vocab_size: int, fix: str, sha256: str | None = None) -> Tokenizer:
     """A paprec model folder's own `tokenizer.json`, checked: present, a valid tokenizer with T5's `<pad>` and
-    `</s>`, of the size `codec.json` records (`text_vocab_size`, added tokens included). Used by
-    `PromptCodec.load` and by `paprec models list` (reading it is cheap: no model, no torch). Errors: a
-    one-line `PaprecError` naming the file and ending with `fix` (restore the file, or retrain)."""
+    `</s>`, of the size `codec.json` records (`text_vocab_size`, added tokens included) and, when `codec.json`
+    records one, with its `tokenizer_sha256` (`sha256`: an edited vocabulary of the right size would otherwise
+    map the prompts' words to other ids silently). Used by `PromptCodec.load` and by `paprec models list`
+    (reading it is cheap: no model, no torch). Errors: a one-line `PaprecError` naming the file and ending
+    with `fix` (restore the file, or retrain)."""
     file = Path(folder) / TOKENIZER_JSON
     if not file.is_file():
         raise PaprecError(f"{file}: missing; {fix}")
@@ -102,6 +104,9 @@ def read_model_tokenizer(folder: Path, text_vocab_size: int, fix: str) -> Tokeni
     if size != text_vocab_size:
         raise PaprecError(f"{file}: vocabulary size {size} does not match codec.json's text_vocab_size "
                           f"{text_vocab_size}; {fix}")
+    if sha256 is not None and tokenizer_sha256(tokenizer) != sha256:
+        raise PaprecError(f"{file}: not the tokenizer this model was trained with (its sha256 differs from "
+                          f"codec.json's tokenizer_sha256: the file was edited or replaced); {fix}")
     return tokenizer
 
 

@@ -103,6 +103,24 @@ def other_folder(path: Path) -> str | None:
     return None
 
 
+def home_folder(path: Path, home: Home) -> str | None:
+    """Why `path` is one of the paprec home's own folders, or None: the home itself, its `runs` folder, or
+    `data` / `models` or anything under them (datasets, models and training states live there; a run
+    written there would be listed as, or mixed into, one of them). Runs belong in `<home>/runs/<name>`
+    or outside the home."""
+    path = Path(path).expanduser().resolve()
+    root = home.root.resolve()
+    if path == root:
+        return f"it is the paprec home ({path})"
+    if path == home.runs.resolve():
+        return f"it is the paprec home's runs folder ({path}); a run gets a folder of its own in it"
+    for folder in (home.data, home.models):
+        inside = folder.resolve()
+        if path == inside or inside in path.parents:
+            return f"it is inside the paprec home's {folder.name} folder ({inside})"
+    return None
+
+
 def _few(names: list[str], n: int = 4) -> str:
     shown = ", ".join(names[:n])
     return f"{shown} and {len(names) - n} more" if len(names) > n else shown
@@ -116,19 +134,23 @@ class RunDir:
         self.read_only = False  # a finished run opened by --resume: every write is skipped
 
     @staticmethod
-    def check_new(path: Path, force: bool = False) -> None:
+    def check_new(path: Path, force: bool = False, home: Home | None = None) -> None:
         """Refuse a run folder that holds a run (resume it instead), a file the run writes (`RUN_FILES`, even
-        with `force`: nothing of the user's is replaced) or, without `force`, any other files.
+        with `force`: nothing of the user's is replaced) or, without `force`, any other files; with `home`,
+        also the home's own folders (`home_folder`), even with `force`.
 
         Raises `PaprecError`; a file at `path` (not a folder) is refused too. Nothing is written.
         """
         path = Path(path)
-        other = other_folder(path)
+        other = other_folder(path) or (home_folder(path, home) if home is not None else None)
         if other is not None:  # even with --force: a run would mix its files into a dataset's or a model's
             raise PaprecError(f"--run-dir {path}: not a run folder ({other}); choose a new or empty folder for "
                               "--run-dir")
-        if (path / STATE).exists() or (path / MANIFEST).exists():
+        if (path / MANIFEST).exists():
             raise PaprecError(f"--run-dir {path} already holds a run; continue it with --resume {path}")
+        if (path / STATE).exists():
+            raise PaprecError(f"--run-dir {path}: holds a {STATE} but no {MANIFEST}, so it is not a run paprec can "
+                              "resume; choose a new or empty folder for --run-dir")
         if path.exists() and not path.is_dir():
             raise PaprecError(f"--run-dir {path}: is a file; expected a folder (new or empty)")
         clash = [name for name in RUN_FILES if (path / name).exists()] if path.is_dir() else []

@@ -379,7 +379,7 @@ def start(request: SearchRequest, home: Home, registry: Registry, dist: DistCont
     if request.model is None:
         notes.append(f"model: {config.model} (the dataset's default; --model NAME chooses another)")
     if request.run_dir is not None:
-        RunDir.check_new(request.run_dir, request.force)  # before any work: nothing is written on a refusal
+        RunDir.check_new(request.run_dir, request.force, home)  # before any work: nothing is written on a refusal
     session = prepare(config, registry, home, dist.device, note=note, dist=dist)
     for line in notes:
         info(line)

@@ -18,7 +18,7 @@ RECIPE_OPTIONS = {"lr": "--lr", "batch_size": "--batch-size", "epochs": "--epoch
 #: Recipe fields set with `-o KEY=VALUE` (`setup.TRAIN_SETTINGS`).
 RECIPE_SETTINGS = ("history", "warmup", "seen_penalty", "item_head")
 #: Mixture fields set with `-o KEY=VALUE`.
-MIXTURE_SETTINGS = ("recent", "share", "hint", "word_item", "item_next", "user_item", "item_words")
+MIXTURE_SETTINGS = ("recent", "share", "hint", "history_hint", "word_item", "item_next", "user_item", "item_words")
 
 
 def train_command(options: TrainOptions, name: str, home: Path | None = None) -> str:

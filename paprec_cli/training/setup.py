@@ -133,10 +133,11 @@ def parse_train_options(pairs: Sequence[str]) -> dict[str, int | float | str]:
         if key == "negatives":
             out[key] = needs.check_negatives(int(number))
             continue
+        bounds = {"history": "a whole number >= 1", "share": "a number in (0, 1]"}.get(key, "a number >= 0")
         if not math.isfinite(number) or number < 0 or (key == "history" and number < 1) or (
             key == "share" and not 0 < number <= 1
         ):
-            raise PaprecError(f"-o {pair}: out of range; expected {meaning}")
+            raise PaprecError(f"-o {pair}: out of range; expected {bounds} ({meaning})")
         out[key] = number
     return out
 
