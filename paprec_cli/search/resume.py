@@ -102,8 +102,9 @@ def resumed_config(recorded: SearchConfig, given: Mapping[str, OptionValue], sta
         if before is None:  # a recorded None that stands for a value
             before = {"manual_template": default_template, "separator": ","}.get(key)
         if not _equal(key, value, before, home):
-            if option == "--shared/--no-shared":  # a flag: name the one given and the one the run used
-                flag, used = ("--shared", "--no-shared") if value else ("--no-shared", "--shared")
+            if "/" in option:  # an on/off flag pair: name the flag given and the one the run used
+                on, off = option.split("/")
+                flag, used = (on, off) if value else (off, on)
                 raise PaprecError(f"{flag}: the run being resumed ({run}) used {used}; drop {flag} to continue "
                                   "it, or start a new run with it")
             raise PaprecError(f"{option} {_show(value)}: the run being resumed ({run}) used {_show(before)}; drop "
