@@ -102,3 +102,21 @@ def last_line(err: str) -> str:
 def leftovers(root: Path) -> list[str]:
     """Temporary files or folders of an atomic write, anywhere under `root`."""
     return sorted(str(p) for p in root.rglob("*") if p.name.endswith((".tmp", ".old")))
+
+
+def parsed_train_options(args: list[str], monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The `TrainOptions` that `paprec ARGS` (a train command line) hands to the training run (not run)."""
+    from paprec_cli.errors import PaprecError
+    from paprec_cli.training import run
+
+    seen: list[Any] = []
+
+    def capture(options: Any, *rest: Any, **kwargs: Any) -> Any:
+        seen.append(options)
+        raise PaprecError("captured")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(run, "train", capture)
+        code, _, err = invoke(*args)
+    assert code == 2 and seen, err
+    return seen[0]

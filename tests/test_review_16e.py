@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import invoke, last_json, last_line
+from helpers import invoke, last_json, last_line, parsed_train_options
 
 from paprec_cli.paths import Home
 
@@ -235,24 +235,6 @@ def test_damaged_checkpoint_message_cuts_between_words(tmp_path: Path) -> None:
     assert all(word in said.split() for word in inner.removesuffix(" ...").split()), inner
 
 
-def _parsed_options(args: list[str], monkeypatch: pytest.MonkeyPatch) -> Any:
-    """The `TrainOptions` that `paprec ARGS` (a train command line) hands to the training run."""
-    from paprec_cli.errors import PaprecError
-    from paprec_cli.training import run
-
-    seen: list[Any] = []
-
-    def capture(options: Any, *rest: Any, **kwargs: Any) -> Any:
-        seen.append(options)
-        raise PaprecError("captured")
-
-    with monkeypatch.context() as patch:
-        patch.setattr(run, "train", capture)
-        code, _, err = invoke(*args)
-    assert code == 2 and seen, err
-    return seen[0]
-
-
 @pytest.mark.parametrize("given", [
     ["--dataset", "synthetic"],
     ["--dataset", "synthetic", "--tasks", "sequential,direct", "--epochs", "3", "--lr", "0.001", "--batch-size", "16",
@@ -271,11 +253,11 @@ def test_train_command_gives_back_the_options(given: list[str], tmp_path: Path,
     from paprec_cli.training.command import train_command
 
     home = ["--home", str(tmp_path / "h")]
-    options = _parsed_options(["train", *given, *home], monkeypatch)
+    options = parsed_train_options(["train", *given, *home], monkeypatch)
     command = train_command(options, "new", tmp_path / "h")
     import shlex
 
-    again = _parsed_options(shlex.split(command)[1:], monkeypatch)
+    again = parsed_train_options(shlex.split(command)[1:], monkeypatch)
     assert replace(again, name=options.name) == options, command
     assert again.name == "new" and f"--home {tmp_path / 'h'}" in command
 
@@ -296,7 +278,7 @@ def test_train_command_of_a_resume_keeps_its_changes(monkeypatch: pytest.MonkeyP
     command = train_command(resumed, "m-2", tmp_path / "h")
     assert command == ("paprec train --dataset synthetic --tasks sequential --size tiny --ids atomic --seed 0 "
                        "--epochs 6 --patience 5 --name m-2")  # PAPREC_HOME is this home: no --home
-    again = _parsed_options(shlex.split(command)[1:], monkeypatch)
+    again = parsed_train_options(shlex.split(command)[1:], monkeypatch)
     assert again.recipe.epochs == 6 and again.recipe.patience == 5 and again.time_budget is None
     from dataclasses import replace
 

@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
-from helpers import invoke, last_json, last_line
+from helpers import invoke, last_json, last_line, parsed_train_options
 
 from paprec_cli.errors import PaprecError
 from paprec_cli.paths import Home
@@ -306,22 +306,6 @@ def test_models_list_shows_a_damaged_tokenizer_as_broken(tiny_home: Home, tmp_pa
 
 
 # -- 5. the retrain command of a broken model runs as printed --------------------------------------------------
-def _train_options(args: list[str], monkeypatch: pytest.MonkeyPatch) -> object:
-    """The `TrainOptions` that `paprec ARGS` (a train command line) hands to the training run."""
-    from paprec_cli.errors import PaprecError
-    from paprec_cli.training import run
-
-    seen: list[object] = []
-
-    def capture(options: object, *rest: object, **kwargs: object) -> object:
-        seen.append(options)
-        raise PaprecError("captured")
-
-    with monkeypatch.context() as patch:
-        patch.setattr(run, "train", capture)
-        code, _, err = invoke(*args)
-    assert code == 2 and seen, err
-    return seen[0]
 
 
 def _broken_copy(tiny_home: Home, tmp_path: Path) -> tuple[Path, Path]:
@@ -361,7 +345,7 @@ def test_a_broken_models_fix_is_the_exact_train_command(tiny_home: Home, tmp_pat
     assert command.startswith("paprec train --dataset synthetic --tasks sequential,direct --size tiny --ids atomic "
                               "--seed 7 ") and command.endswith(f"--name m7 --home {home} --force"), command
     assert "..." not in command
-    again = _train_options(shlex.split(command)[1:], monkeypatch)
+    again = parsed_train_options(shlex.split(command)[1:], monkeypatch)
     assert replace(again, name="m7") == options, command  # type: ignore[type-var]
 
 

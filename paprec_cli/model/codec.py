@@ -361,6 +361,7 @@ class PromptCodec:
             word_tokens=info.word_tokens,
         )
         codec.rating_readout = info.rating_readout
+        codec._tokenizer_sha256 = info.tokenizer_sha256  # checked by read_model_tokenizer: not hashed again
         if codec.vocab_size != info.vocab_size:
             raise PaprecError(
                 f"{path}: vocab_size {info.vocab_size} does not match the tokenizer and id scheme "
