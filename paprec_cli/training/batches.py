@@ -32,6 +32,8 @@ class TrainBatch:
     labels: torch.Tensor
     n_tokens: int
     weight: float = 1.0  # 0: a stand-in row for a torchrun rank whose share of a short batch is empty
+    #: [B, K] token ids of each row's future window (`Pair.future`), IGNORE-padded; None when no row has one.
+    future: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -43,6 +45,8 @@ class Encoded:
 
     sources: list[EncodedPrompt]
     targets: list[list[int]]
+    #: Per pair, the token ids of its future window (one token per item: atomic ids), possibly empty.
+    futures: list[list[int]] | None = None
 
     def __len__(self) -> int:
         return len(self.sources)
@@ -52,11 +56,18 @@ def encode_pairs(codec: PromptCodec, pairs: Sequence[Pair], chunk: int = 8192) -
     """Encode sources and targets (targets end with EOS)."""
     sources: list[EncodedPrompt] = []
     targets: list[list[int]] = []
+    futures: list[list[int]] = []
+    has_future = any(p.future for p in pairs)
     for start in range(0, len(pairs), chunk):
         part = pairs[start : start + chunk]
         sources += codec.encode_batch([p.source for p in part])
         targets += [[*t.token_ids, codec.eos_id] for t in codec.encode_batch([p.target for p in part])]
-    return Encoded(sources, targets)
+        if has_future:
+            for pair, encoded in zip(part, codec.encode_batch([p.future for p in part]), strict=True):
+                if len(encoded.token_ids) != len(pair.future):
+                    raise ValueError("a future window needs one token per item (atomic ids)")
+                futures.append(list(encoded.token_ids))
+    return Encoded(sources, targets, futures if has_future else None)
 
 
 def batch_order(lengths: Sequence[int], batch_size: int, seed: int, bucket: int = 50) -> list[np.ndarray]:
@@ -82,7 +93,15 @@ def make_batch(codec: PromptCodec, encoded: Encoded, index: np.ndarray) -> Train
     for row, target in enumerate(targets):
         labels[row, : len(target)] = torch.tensor(target, dtype=torch.long)
     n_tokens = int(inputs.attention_mask.sum()) + sum(len(t) for t in targets)
-    return TrainBatch(inputs, labels, n_tokens)
+    future = None
+    if encoded.futures is not None:
+        windows = [encoded.futures[i] for i in index.tolist()]
+        width = max((len(w) for w in windows), default=0)
+        if width:
+            future = torch.full((len(windows), width), IGNORE, dtype=torch.long)
+            for row, window in enumerate(windows):
+                future[row, : len(window)] = torch.tensor(window, dtype=torch.long)
+    return TrainBatch(inputs, labels, n_tokens, future=future)
 
 
 def iterate_batches(

@@ -70,6 +70,20 @@ def seen_item_penalty(
     return (margin * seen).sum(dim=1) / seen.sum(dim=1).clamp_min(1)
 
 
+def future_loss(first_logits: torch.Tensor, future: torch.Tensor) -> torch.Tensor:
+    """[B] mean negative log-probability of each row's future items (`future` [B, K] token ids, IGNORE
+    where a row has fewer) at the first target position (`first_logits` [B, V]); 0 for a row without any.
+
+    The items that follow the target in the user's training sequence become targets of the same
+    position, the "future window" of a dense all-action loss (PinnerFormer, Pancha et al., KDD 2022):
+    where the order inside a session is noise (MovieLens rates many films at once), the next item alone
+    is a thin signal and the window is a denser one. `Mixture.future` sets K, `Recipe.future_weight` its
+    weight."""
+    valid = future != IGNORE
+    log_probs = first_logits.log_softmax(dim=-1).gather(1, future.clamp_min(0))
+    return -(log_probs * valid).sum(dim=1) / valid.sum(dim=1).clamp_min(1)
+
+
 def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, list[nn.Parameter] | float]]:
     """Decay matrices only: layer-norm weights, biases and the whole-word embedding are exempt."""
     decay: list[nn.Parameter] = []
@@ -211,6 +225,11 @@ class Trainer:
             # per token of the mean, so the weight means the same in "mean" and "sum" (torchrun) reductions
             penalty = penalty.sum() / n_tokens if reduction == "mean" else penalty.sum()
             loss = loss + self.recipe.seen_penalty * penalty
+        if batch.future is not None and self.recipe.future_weight > 0:
+            window = future_loss(logits[:, 0], batch.future.to(self.device))
+            n_tokens = (labels != IGNORE).sum().clamp_min(1)
+            window = window.sum() / n_tokens if reduction == "mean" else window.sum()
+            loss = loss + self.recipe.future_weight * window
         return loss
 
     def _sharded_loss(self, batch: TrainBatch) -> tuple[torch.Tensor, float]:

@@ -16,7 +16,7 @@ from functools import cached_property
 import numpy as np
 
 from paprec_cli.data.splits import TaskData
-from paprec_cli.specs import Example, TaskSpec, Template
+from paprec_cli.specs import Example, TaskSpec, Template, Word
 from paprec_cli.training.words import (
     AUX_TEXTS,
     Pair,
@@ -57,6 +57,12 @@ class Mixture:
     #: Share of every task's training examples (after `recent`, times `task_share`) drawn per epoch, a new
     #: seeded draw each epoch: shorter epochs, so model selection sees more validation points.
     share: float = 1.0
+    #: Items after the target in the user's training sequence trained as extra targets of a ranking example
+    #: (0: off): the next `future` items, nearest first, each a target of the first output position with
+    #: `Recipe.future_weight` (a dense "future window" loss, cf. PinnerFormer's dense all-action loss,
+    #: Pancha et al. 2022). Only training items: no validation or test target is read. Atomic ids only;
+    #: tasks whose examples are not prefixes of the training sequence (direct's candidate lists) keep none.
+    future: int = 0
 
     def enabled(self) -> bool:
         """Whether any attribute-word family is on."""
@@ -88,6 +94,33 @@ def recent_indices(users: Sequence[int], keep: int) -> np.ndarray:
     return np.flatnonzero(from_end < keep)
 
 
+def future_items(examples: Sequence[Example], train: Sequence[np.ndarray], keep: int) -> list[tuple[int, ...]] | None:
+    """Per example, the next `keep` items of its user's training sequence after its target, nearest first.
+
+    Examples must be built per user, oldest first, each user's targets being the tail of their training
+    sequence (sequential prefixes: `train[u][1:]`); otherwise None (the task has no future window).
+    Example: train[u] = [5, 6, 7, 8], examples targeting 6, 7, 8, keep 2 -> (7, 8), (8,), ().
+    """
+    out: list[tuple[int, ...]] = []
+    start = 0
+    while start < len(examples):
+        user = examples[start].user
+        stop = start
+        while stop < len(examples) and examples[stop].user == user:
+            stop += 1
+        if examples[start].candidates is not None or not 0 <= user < len(train):
+            return None
+        sequence = train[user]
+        first = len(sequence) - (stop - start)
+        if first < 0 or any(int(examples[start + k].target) != int(sequence[first + k]) for k in range(stop - start)):
+            return None
+        for k in range(stop - start):
+            position = first + k + 1
+            out.append(tuple(int(i) for i in sequence[position : position + keep]))
+        start = stop
+    return out
+
+
 class TrainingData:
     """Builds each epoch's shuffled list of `Pair`s for a set of tasks on one dataset."""
 
@@ -102,6 +135,16 @@ class TrainingData:
     def examples(self) -> dict[str, list[Example]]:
         """Training examples per task (built once; their Words are shared, not copied)."""
         return {task.name: task.examples(self.data, "train") for task in self.tasks}
+
+    @cached_property
+    def futures(self) -> dict[str, list[tuple[int, ...]] | None]:
+        """Per ranking task, each training example's future window (`future_items`), or None."""
+        keep = self.mixture.future
+        return {
+            task.name: future_items(self.examples[task.name], self.data.loo.train, keep)
+            if keep > 0 and task.kind == "ranking" else None
+            for task in self.tasks
+        }
 
     @cached_property
     def phrases(self) -> list[list[tuple]]:
@@ -144,11 +187,13 @@ class TrainingData:
         picks = rng.integers(len(templates), size=len(chosen))
         pairs: list[Pair] = []
         targets: list[tuple] = []
+        futures = self.futures.get(task.name)
         for index, pick in zip(chosen.tolist(), picks.tolist(), strict=True):
             example = examples[index]
             target = tuple(task.target_words(example))
             targets.append(target)
-            pairs.append(Pair(tuple(templates[pick].render(example.values)), target, task.name))
+            future = tuple(Word.item(i) for i in futures[index]) if futures is not None else ()
+            pairs.append(Pair(tuple(templates[pick].render(example.values)), target, task.name, future))
         hinted: list[Pair] = []
         if self.uses_words and task.kind == "ranking" and self.mixture.hint > 0 and len(chosen):
             n = int(round(self.mixture.hint * len(chosen)))

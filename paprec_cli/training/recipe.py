@@ -57,6 +57,9 @@ class Recipe:
     #: still ranked. `seen_penalty_kind`: "pairwise" (BPR against the target) or "unlikelihood".
     seen_penalty: float = 0.0
     seen_penalty_kind: str = "pairwise"
+    #: Weight of the future-window loss (`loop.future_loss`) against the next item's cross-entropy, where
+    #: `Mixture.future` > 0: 1 weighs the window's mean log-probability as much as the next item's.
+    future_weight: float = 1.0
     #: "untied": the item tokens get output rows of their own, started as copies of their input rows
     #: (`RecLM.untie_items`; atomic ids only), so the model can stop ranking the prompt's own items first
     #: (issue #18). "tied": T5's LM head, the item rows shared with the input (P5's layout).

@@ -96,6 +96,8 @@ TRAIN_SETTINGS: dict[str, tuple[type, str]] = {
     "item_next": (float, "item -> next item pairs, as a share of ranking examples"),
     "user_item": (float, "user -> item pairs, as a share of ranking examples"),
     "item_words": (float, "passes over item -> attribute words per epoch"),
+    "future": (int, "items after the target (training sequence) trained as extra targets, 0 = off; atomic ids"),
+    "future_weight": (float, "weight of those future items' loss against the next item's, default 1"),
     "item_head": (str, "untied (item tokens get output rows of their own; atomic ids) or tied, default tied"),
 }
 #: Settings that change the training data or the model's inputs: a resumed run keeps its own.
@@ -103,7 +105,7 @@ RECIPE_FIELDS = frozenset(f.name for f in fields(Recipe))
 MIXTURE_FIELDS = frozenset(f.name for f in fields(Mixture))
 FRESH_ONLY = (
     "history", "recent", "share", "hint", "history_hint", "word_item", "item_next", "user_item", "item_words",
-    "item_head",
+    "item_head", "future",
 )
 
 
@@ -180,6 +182,9 @@ def new_options(
     recipe = with_overrides(base, **{**recipe_changes, **overrides})
     recipe = _check_item_head(item_init_for(recipe, ids, init, overrides.get("item_init")), ids, init)
     mixture = replace(mixture_for(size, dataset), **mixture_changes)
+    if mixture.future > 0 and ids != "atomic":
+        raise PaprecError(f"-o future={mixture.future}: needs --ids atomic (one token per item); drop -o future "
+                          f"or train with --ids atomic")
     anneal_to_budget = True
     if time_budget is None and overrides.get("epochs") is None and recipe.default_time_budget:
         time_budget, anneal_to_budget = recipe.default_time_budget, recipe.default_budget_anneals

@@ -64,6 +64,9 @@ class Pair:
     source: tuple[Word, ...]
     target: tuple[Word, ...]
     family: str
+    #: Items that follow the target in the user's training sequence, nearest first, one word each
+    #: (`Mixture.future`); trained as extra targets of the first target position (`loop.future_loss`).
+    future: tuple[Word, ...] = ()
 
 
 def attribute_phrases(item_attributes: Sequence[Sequence[str]]) -> list[list[tuple[Word, ...]]]:

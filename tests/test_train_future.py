@@ -1,0 +1,110 @@
+"""The future-window loss (`-o future=K`): which items become extra targets, and what the loss reads."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from paprec_cli.data.splits import TaskData
+from paprec_cli.data.store import import_dataset, load_dataset
+from paprec_cli.errors import PaprecError
+from paprec_cli.paths import Home
+from paprec_cli.plugins import load_registry
+from paprec_cli.specs import Example, ImportOptions
+from paprec_cli.training.batches import IGNORE, encode_pairs, make_batch
+from paprec_cli.training.loop import future_loss
+from paprec_cli.training.mixture import Mixture, TrainingData, future_items
+from paprec_cli.training.setup import new_options, parse_train_options
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> TaskData:
+    home = Home.resolve(tmp_path_factory.mktemp("home"))
+    options = ImportOptions(extra={"users": "40", "items": "120", "categories": "4", "length": "8"})
+    import_dataset(load_registry().dataset("synthetic"), None, home, options=options)
+    return TaskData(load_dataset(home, "synthetic"), seed=0)
+
+
+def _example(user: int, target: int, candidates: tuple[int, ...] | None = None) -> Example:
+    return Example(user=user, argument=(), values={}, target=target, candidates=candidates)
+
+
+def test_future_items_are_the_training_items_after_the_target() -> None:
+    train = [np.array([], dtype=np.int64), np.array([5, 6, 7, 8]), np.array([9, 3])]
+    examples = [_example(1, 6), _example(1, 7), _example(1, 8), _example(2, 3)]
+    assert future_items(examples, train, 2) == [(7, 8), (8,), (), ()]
+    assert future_items(examples, train, 1) == [(7,), (8,), (), ()]
+    # `recent`-style tails are fine: the last two prefixes of user 1
+    assert future_items([_example(1, 7), _example(1, 8)], train, 3) == [(8,), ()]
+
+
+def test_examples_that_are_not_prefixes_have_no_future() -> None:
+    train = [np.array([], dtype=np.int64), np.array([5, 6, 7, 8])]
+    assert future_items([_example(1, 6), _example(1, 8)], train, 2) is None  # not the sequence's tail
+    assert future_items([_example(1, 8, candidates=(8, 2, 3))], train, 2) is None  # direct: a candidate list
+
+
+def test_sequential_pairs_carry_their_future_and_direct_pairs_none(data: TaskData) -> None:
+    registry = load_registry()
+    training = TrainingData(data, [registry.task("sequential"), registry.task("direct")],
+                            Mixture(hint=0, word_item=0, item_words=0, future=3), seed=1)
+    checked = 0
+    for pair in training.epoch(1):
+        if pair.family == "direct":
+            assert pair.future == ()
+        if pair.family != "sequential":
+            continue
+        user = next(w.index for w in pair.source if w.kind == "user")
+        history = [w.index for w in pair.source if w.kind == "item"]
+        target = pair.target[0].index
+        sequence = data.loo.train[user].tolist()
+        # the prompt's history ends right before the target; the window starts right after it
+        position = len(sequence) - 1 - sequence[::-1].index(target) if sequence.count(target) == 1 else None
+        if position is None:
+            continue
+        assert sequence[position - len(history) : position] == history
+        assert [w.index for w in pair.future] == sequence[position + 1 : position + 4]
+        assert set(sequence) >= {w.index for w in pair.future}  # never a validation or test item
+        checked += 1
+    assert checked > 50
+
+
+def test_future_windows_reach_the_batch_padded(data: TaskData) -> None:
+    from paprec_cli.model import build_codec
+
+    registry = load_registry()
+    training = TrainingData(data, [registry.task("sequential")],
+                            Mixture(hint=0, word_item=0, item_words=0, future=2), seed=1)
+    codec = build_codec(data.dataset, "atomic", training.texts())
+    pairs = training.epoch(1)[:16]
+    batch = make_batch(codec, encode_pairs(codec, pairs), np.arange(16))
+    assert batch.future is not None
+    for row, pair in enumerate(pairs):
+        ids = [t for t in batch.future[row].tolist() if t != IGNORE]
+        assert ids == [codec.encode_batch([(w,)])[0].token_ids[0] for w in pair.future]
+
+
+def test_future_loss_is_the_mean_negative_log_probability_of_the_window() -> None:
+    logits = torch.randn(3, 10, requires_grad=True)
+    future = torch.tensor([[2, 5], [7, IGNORE], [IGNORE, IGNORE]])
+    loss = future_loss(logits, future)
+    log_p = logits.log_softmax(-1)
+    assert torch.allclose(loss[0], -(log_p[0, 2] + log_p[0, 5]) / 2)
+    assert torch.allclose(loss[1], -log_p[1, 7])
+    assert loss[2] == 0
+    loss.sum().backward()  # and it trains the logits
+    assert logits.grad is not None and logits.grad[2].abs().sum() == 0
+
+
+def test_future_setting_parses_and_needs_atomic_ids() -> None:
+    settings = parse_train_options(["future=5", "future_weight=0.5"])
+    assert settings == {"future": 5, "future_weight": 0.5}
+    options = new_options(dataset="synthetic", tasks=["sequential"], size="tiny", ids="atomic", name=None, seed=0,
+                          time_budget=None, init=None, overrides={}, settings=settings)
+    assert options.mixture.future == 5 and options.recipe.future_weight == 0.5
+    with pytest.raises(PaprecError, match="-o future=5: needs --ids atomic"):
+        new_options(dataset="synthetic", tasks=["sequential"], size="tiny", ids="subword", name=None, seed=0,
+                    time_budget=None, init=None, overrides={}, settings=settings)
+    with pytest.raises(PaprecError, match="out of range"):
+        parse_train_options(["future=-1"])
