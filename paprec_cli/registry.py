@@ -81,11 +81,12 @@ def _dataset_name(record: ModelJson) -> str | None:
 
 def model_summary(folder: Path) -> ModelSummary:
     """One model's identity and headline numbers from its JSON files (a row of `paprec models list --json`);
-    a model whose `config.json`, `codec.json` or `training.json` is damaged, whose `tokenizer.json` is missing,
+    a model whose `config.json`, `codec.json` or `training.json` is damaged (`config.json` also when its content
+    differs from its `config_sha256`), whose `tokenizer.json` is missing,
     unreadable or of another size than `codec.json` records, or whose `model.safetensors` is missing, truncated
     or damaged (its header checked against the file's size, not hashed), is a row with `broken` set (and nothing
     else)."""
-    from paprec_cli.model.records import PAPREC_FORMAT, model_fix, read_codec
+    from paprec_cli.model.records import PAPREC_FORMAT, check_config_digest, model_fix, read_codec
     from paprec_cli.model.tokenizer import read_model_tokenizer
     from paprec_cli.model.weights_check import check_safetensors
 
@@ -96,6 +97,7 @@ def model_summary(folder: Path) -> ModelSummary:
             codec = read_codec(folder)
             read_model_tokenizer(folder, codec.text_vocab_size, model_fix(folder), codec.tokenizer_sha256)
             check_safetensors(folder / WEIGHTS_FILE, model_fix(folder))
+            check_config_digest(folder, config)
     except (PaprecError, OSError) as err:  # OSError: a file the user cannot read
         why = os_error_message(err) if isinstance(err, OSError) else str(err)
         return {"name": folder.name, "path": str(folder), "dataset": None, "size": None, "ids": None, "tasks": [],

@@ -20,7 +20,7 @@ from paprec_cli.errors import PaprecError
 from paprec_cli.model.backbone import build_model, t5_config
 from paprec_cli.model.bundle import CONFIG_FORMAT, ModelBundle
 from paprec_cli.model.codec import DatasetLike, IdScheme, PromptCodec
-from paprec_cli.model.records import model_fix, read_config
+from paprec_cli.model.records import check_config_digest, config_digest, model_fix, read_config
 from paprec_cli.model.weights import (
     TIED_KEYS,
     check_finite,
@@ -58,6 +58,8 @@ def save_model(bundle: ModelBundle, folder: Path, *, extra_json: Mapping[str, JS
         config = {**bundle.config, "format": CONFIG_FORMAT, "paprec_version": __version__}
         config["vocab_size"] = int(bundle.model.config.vocab_size)
         config["weights_sha256"] = sha256_file(staged / WEIGHTS)
+        config = json.loads(json.dumps(config, default=str))  # as the file will read back
+        config["config_sha256"] = config_digest(config)
         (staged / CONFIG).write_text(json.dumps(config, indent=2, default=str) + "\n", encoding="utf-8")
         for name, content in (extra_json or {}).items():
             (staged / name).write_text(json.dumps(content, indent=2, default=str) + "\n", encoding="utf-8")
@@ -180,6 +182,7 @@ def load_paprec_folder(folder: Path, info: dict[str, Any]) -> ModelBundle:
         raise PaprecError(f"{folder / CONFIG}: does not describe the weights in {WEIGHTS} ({detail}; they match "
                           f"config.json's weights_sha256, so config.json was edited or damaged); "
                           f"{model_fix(folder)}") from None
+    check_config_digest(folder, info)  # last: the checks above name the field when they can
     return ModelBundle(model, codec, info, folder)
 
 

@@ -52,6 +52,31 @@ def model_fix(folder: Path) -> str:
     return f"restore the file, or retrain the model (`{command}`)"
 
 
+def config_digest(config: JSONObject) -> str:
+    """sha256 (hex) of a model's `config.json` content without its own `config_sha256`: canonical JSON
+    (sorted keys, no spaces), so re-indenting the file does not change it."""
+    import hashlib
+    import json
+
+    content = {k: v for k, v in config.items() if k != "config_sha256"}
+    text = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def check_config_digest(folder: Path, config: JSONObject) -> None:
+    """Refuse a `config.json` whose content no longer matches the `config_sha256` it was saved with.
+
+    Fields such as `negatives`, `input_history` or `dims.relative_attention_max_distance` pass every schema
+    check when edited, yet change the prompts and the evaluation protocol of the model without a word; a
+    model saved before paprec recorded the digest (no `config_sha256`) is not checked."""
+    recorded = config.get("config_sha256")
+    if recorded is None:
+        return
+    if recorded != config_digest(config):
+        raise PaprecError(f"{Path(folder) / CONFIG_FILE}: content differs from its config_sha256 (config.json edited "
+                          f"or damaged after the model was saved); {model_fix(Path(folder))}")
+
+
 class Dims(Record):
     """T5 sizes of a paprec model (`config.json` `dims`); unknown keys are refused (T5 would ignore a typo)."""
 
@@ -99,6 +124,8 @@ class ModelConfig(Record):
     id_scheme: Literal["atomic", "subword"] | None = None
     dataset: ModelDataset | None = None
     weights_sha256: str | None = None
+    #: `config_digest` of this file at save time (`check_config_digest`).
+    config_sha256: str | None = None
     tokenizer_sha256: str | None = None
     seed: NonNegativeInt | None = None
     split_seed: NonNegativeInt | None = None
