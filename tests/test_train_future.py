@@ -1,4 +1,4 @@
-"""The future-window loss (`-o future=K`): which items become extra targets, and what the loss reads."""
+"""The future-window loss (`-o future=K`) and user-id dropout (`-o user_dropout=P`): what they change in training."""
 
 from __future__ import annotations
 
@@ -108,3 +108,31 @@ def test_future_setting_parses_and_needs_atomic_ids() -> None:
                     time_budget=None, init=None, overrides={}, settings=settings)
     with pytest.raises(PaprecError, match="out of range"):
         parse_train_options(["future=-1"])
+
+
+def test_drop_users_replaces_only_user_tokens_of_the_drawn_rows() -> None:
+    from paprec_cli.training.loop import drop_users
+
+    ids = torch.tensor([[3, 10, 4, 20, 21], [11, 4, 22, 0, 0], [12, 5, 23, 24, 0]])  # users 10..12, items 20..
+    every = drop_users(ids, (10, 13), 1, 1.0, torch.Generator().manual_seed(0))
+    assert every.tolist() == [[3, 1, 4, 20, 21], [1, 4, 22, 0, 0], [1, 5, 23, 24, 0]]
+    assert drop_users(ids, (10, 13), 1, 0.0, torch.Generator().manual_seed(0)).equal(ids)
+    assert ids[0, 1] == 10  # the input is not changed in place
+    many = torch.full((4000, 2), 10)
+    share = float((drop_users(many, (10, 13), 1, 0.3, torch.Generator().manual_seed(5))[:, 0] == 1).float().mean())
+    assert abs(share - 0.3) < 0.03
+    # the same generator seed draws the same rows (a resumed run masks what an uninterrupted one did)
+    a = drop_users(many, (10, 13), 1, 0.3, torch.Generator().manual_seed(7))
+    assert a.equal(drop_users(many, (10, 13), 1, 0.3, torch.Generator().manual_seed(7)))
+
+
+def test_user_dropout_needs_atomic_ids_and_a_share() -> None:
+    options = new_options(dataset="synthetic", tasks=["sequential"], size="tiny", ids="atomic", name=None, seed=0,
+                          time_budget=None, init=None, overrides={}, settings=parse_train_options(["user_dropout=0.5"]))
+    assert options.recipe.user_dropout == 0.5
+    with pytest.raises(PaprecError, match="-o user_dropout=0.5: needs --ids atomic"):
+        new_options(dataset="synthetic", tasks=["sequential"], size="tiny", ids="subword", name=None, seed=0,
+                    time_budget=None, init=None, overrides={}, settings={"user_dropout": 0.5})
+    with pytest.raises(PaprecError, match="-o user_dropout: invalid value"):
+        new_options(dataset="synthetic", tasks=["sequential"], size="tiny", ids="atomic", name=None, seed=0,
+                    time_budget=None, init=None, overrides={}, settings={"user_dropout": 1.5})

@@ -70,6 +70,21 @@ def seen_item_penalty(
     return (margin * seen).sum(dim=1) / seen.sum(dim=1).clamp_min(1)
 
 
+def drop_users(input_ids: torch.Tensor, user_tokens: tuple[int, int], unk_id: int, rate: float,
+               generator: torch.Generator) -> torch.Tensor:
+    """`input_ids` [B, L] with every user token (ids in [user_tokens[0], user_tokens[1])) of a row replaced by
+    `unk_id`, for a share `rate` of the rows drawn with `generator` (CPU); a new tensor, the input unchanged.
+
+    Token-level dropout of the user id (cf. word dropout, Gal & Ghahramani 2016): an RLM with atomic user ids
+    leaned on the user's row (on ML-100K, another user's id in the prompt dropped test HR@10 from 0.090 to
+    0.031) and ranked the user's own training items first; without the id in a share of its training prompts
+    it has to read the history."""
+    first, end = user_tokens
+    rows = torch.rand(input_ids.shape[0], generator=generator) < rate
+    is_user = (input_ids >= first) & (input_ids < end) & rows.to(input_ids.device).unsqueeze(1)
+    return input_ids.masked_fill(is_user, unk_id)
+
+
 def future_loss(first_logits: torch.Tensor, future: torch.Tensor) -> torch.Tensor:
     """[B] mean negative log-probability of each row's future items (`future` [B, K] token ids, IGNORE
     where a row has fewer) at the first target position (`first_logits` [B, V]); 0 for a row without any.
@@ -164,8 +179,13 @@ class Trainer:
         dist: DistContext | None = None,
         anneal_to_budget: bool = True,
         item_tokens: tuple[int, int] | None = None,
+        user_tokens: tuple[int, int] | None = None,
+        unk_id: int = -1,
+        seed: int = 0,
     ) -> None:
-        """`item_tokens`: the [first, end) token ids of atomic items, for `Recipe.seen_penalty`."""
+        """`item_tokens`: the [first, end) token ids of atomic items, for `Recipe.seen_penalty`; `user_tokens`
+        and `unk_id`: those of atomic users and the tokenizer's unknown token, for `Recipe.user_dropout` (drawn
+        per step from `seed`, so a resumed run masks the rows an uninterrupted one would)."""
         self.model = model
         self.dist = dist or DistContext.single(device)
         self.net: nn.Module = model  # what the forward runs: the DDP wrapper under torchrun
@@ -180,6 +200,9 @@ class Trainer:
         self.time_budget = time_budget
         self.anneal_to_budget = anneal_to_budget
         self.item_tokens = item_tokens
+        self.user_tokens = user_tokens if unk_id >= 0 else None
+        self.unk_id = unk_id
+        self.seed = seed
         self.clock = clock or Clock()
         self._elapsed = self.dist.main_clock(self.clock.elapsed)
         self.step = 0
@@ -207,8 +230,12 @@ class Trainer:
     def loss(self, batch: TrainBatch, reduction: str = "mean") -> torch.Tensor:
         inputs = batch.inputs.to(self.device)
         labels = batch.labels.to(self.device, non_blocking=True)
+        input_ids = inputs.input_ids
+        if self.recipe.user_dropout > 0 and self.user_tokens is not None and self.model.training:
+            generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.step)
+            input_ids = drop_users(input_ids, self.user_tokens, self.unk_id, self.recipe.user_dropout, generator)
         with self.autocast:
-            out = self.net(inputs.input_ids, inputs.attention_mask, inputs.whole_word_ids, labels=labels)
+            out = self.net(input_ids, inputs.attention_mask, inputs.whole_word_ids, labels=labels)
         logits = out.logits.float()
         loss = F.cross_entropy(
             logits.reshape(-1, logits.shape[-1]),

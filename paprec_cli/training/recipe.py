@@ -60,6 +60,9 @@ class Recipe:
     #: Weight of the future-window loss (`loop.future_loss`) against the next item's cross-entropy, where
     #: `Mixture.future` > 0: 1 weighs the window's mean log-probability as much as the next item's.
     future_weight: float = 1.0
+    #: Share of training prompts whose user id is replaced by the unknown token (`loop.drop_users`; atomic
+    #: ids). Evaluation and search always show the real id. 0: off.
+    user_dropout: float = 0.0
     #: "untied": the item tokens get output rows of their own, started as copies of their input rows
     #: (`RecLM.untie_items`; atomic ids only), so the model can stop ranking the prompt's own items first
     #: (issue #18). "tied": T5's LM head, the item rows shared with the input (P5's layout).
@@ -120,9 +123,12 @@ DATASET_RECIPES: dict[tuple[str, str], dict[str, float | int | str | bool]] = {
     # 4e-3 (0.062) and all prefixes drawn a fifth per epoch (0.067) were worse (seed 0). Session 15 (whole
     # template words in the tokenizer, 7 epochs at ~200 examples/s): 0.071 / 0.081 / 0.084 with 300 validation
     # users, whose noise picked epochs 1 / 3 / 3; validating on all 943 users picked 6 / 4 / 6 and reached
-    # 0.093 / 0.088 / 0.091. Item-kNN: 0.118, not beaten yet.
+    # 0.093 / 0.088 / 0.091. Item-kNN: 0.118, not beaten yet. Session 17: the model leaned on the user's id
+    # (another user's id in the prompt: test HR@10 0.090 -> 0.031); `user_dropout` 0.5 (half of the training
+    # prompts show the unknown token instead) made it read the history (docs/RECIPE-18.md, "Session 17").
     ("ml-100k", "tiny"): {
         "lr": 2e-3, "epochs": 100, "patience": 100, "history": 10, "recent": 20, "val_users": 1000,
+        "user_dropout": 0.5,
         "hint": 0.0, "word_item": 0.0, "item_next": 0.0, "item_words": 0.0, "history_hint": 0.0,
         "default_time_budget": 600.0, "default_budget_anneals": True,
     },
@@ -208,6 +214,7 @@ def check_recipe(recipe: Recipe) -> Recipe:
         (recipe.seen_penalty >= 0 and math.isfinite(recipe.seen_penalty), "-o seen_penalty", "a weight >= 0"),
         (recipe.seen_penalty_kind in SEEN_PENALTIES, "seen_penalty_kind", " or ".join(SEEN_PENALTIES)),
         (recipe.item_head in ITEM_HEADS, "-o item_head", " or ".join(ITEM_HEADS)),
+        (0 <= recipe.user_dropout <= 1, "-o user_dropout", "a share in [0, 1]"),
     ]
     for ok, option, expected in checks:
         if not ok:

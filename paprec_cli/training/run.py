@@ -233,6 +233,7 @@ def train_epochs(session: TrainingSession, say: Callable[[str], None]) -> str:
     trainer = Trainer(
         session.bundle.model, recipe, session.device, planned, options.time_budget, Clock(), dist=session.dist,
         anneal_to_budget=options.anneal_to_budget, item_tokens=_item_tokens(session),
+        user_tokens=_user_tokens(session), unk_id=session.bundle.codec.unk_id, seed=options.seed,
     )
     trainer.step = state.step
     if state.epoch:
@@ -265,6 +266,12 @@ def _item_tokens(session: TrainingSession) -> tuple[int, int] | None:
     """[first, end) token ids of the items (atomic ids), for the unlikelihood term; None otherwise."""
     codec = session.bundle.codec
     return (codec.item_offset, codec.item_offset + codec.n_items) if codec.id_scheme == "atomic" else None
+
+
+def _user_tokens(session: TrainingSession) -> tuple[int, int] | None:
+    """[first, end) token ids of the users (atomic ids), for `Recipe.user_dropout`; None otherwise."""
+    codec = session.bundle.codec
+    return (codec.user_offset, codec.user_offset + codec.n_users) if codec.id_scheme == "atomic" else None
 
 
 def _end_epoch(

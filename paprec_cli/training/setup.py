@@ -98,6 +98,7 @@ TRAIN_SETTINGS: dict[str, tuple[type, str]] = {
     "item_words": (float, "passes over item -> attribute words per epoch"),
     "future": (int, "items after the target (training sequence) trained as extra targets, 0 = off; atomic ids"),
     "future_weight": (float, "weight of those future items' loss against the next item's, default 1"),
+    "user_dropout": (float, "share of training prompts whose user id becomes the unknown token, 0 = off; atomic ids"),
     "item_head": (str, "untied (item tokens get output rows of their own; atomic ids) or tied, default tied"),
 }
 #: Settings that change the training data or the model's inputs: a resumed run keeps its own.
@@ -182,6 +183,9 @@ def new_options(
     recipe = with_overrides(base, **{**recipe_changes, **overrides})
     recipe = _check_item_head(item_init_for(recipe, ids, init, overrides.get("item_init")), ids, init)
     mixture = replace(mixture_for(size, dataset), **mixture_changes)
+    if recipe.user_dropout > 0 and ids != "atomic":
+        raise PaprecError(f"-o user_dropout={recipe.user_dropout:g}: needs --ids atomic (one token per user); drop "
+                          f"-o user_dropout or train with --ids atomic")
     if mixture.future > 0 and ids != "atomic":
         raise PaprecError(f"-o future={mixture.future}: needs --ids atomic (one token per item); drop -o future "
                           f"or train with --ids atomic")
