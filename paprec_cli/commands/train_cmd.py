@@ -49,8 +49,8 @@ def register(app: PaprecTyper) -> None:
                 help="Stop after this many seconds (the learning rate anneals within them), then validate and save "
                 "the best. Tiny caps at 150 s unless --epochs is given; that cap does not shape the schedule "
                 "(synthetic: 4 epochs, test HR@10 about 2x popularity). ml-100k tiny defaults to 600 s, which "
-                "bought 7-8 epochs of sequential examples (~200 examples/s) on a 2-core CPU and test HR@10 "
-                "0.088-0.093 over 3 seeds (popularity 0.050, item-kNN 0.118); Beauty tiny, 300 s: 0.029 "
+                "bought 10-11 epochs of sequential examples (~350 examples/s) on a quiet 2-core CPU and test "
+                "HR@10 0.100-0.104 over 3 seeds (popularity 0.050, item-kNN 0.118); Beauty tiny, 300 s: 0.029 "
                 "(item-kNN 0.060). docs/RECIPE-18.md has the measurements.",
             ),
         ] = None,
