@@ -133,12 +133,17 @@ def item_head(config: ModelJson) -> str:
 
 
 def model_record(home: Home, name: str) -> tuple[Path, ModelJson, ModelJson]:
-    """(folder, config, training record) of a model by name or folder; unknown names list the known ones."""
+    """(folder, config, training record) of a model by name or folder; unknown names list the known ones, and a
+    `config.json` edited since the model was saved is refused (`records.check_config_digest`)."""
     folder = Path(name) if Path(name).is_dir() else home.model_dir(name)
     if not (folder / CONFIG_FILE).exists():
         known = ", ".join(p.name for p in model_folders(home)) or "none yet"
         raise PaprecError(f"model '{name}' not found in {home.models} (known: {known}); see `paprec models list`")
-    return folder, read_model_json(folder / CONFIG_FILE), read_model_json(folder / TRAINING_FILE)
+    config = read_model_json(folder / CONFIG_FILE)
+    from paprec_cli.model.records import check_config_digest
+
+    check_config_digest(folder, config)
+    return folder, config, read_model_json(folder / TRAINING_FILE)
 
 
 def default_model(home: Home, dataset: str) -> str:

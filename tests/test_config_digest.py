@@ -70,3 +70,12 @@ def test_a_model_saved_without_a_digest_still_loads(tiny_home: Home) -> None:
     code, _, err = invoke(*RECOMMEND, "--model", "no-digest", "--home", str(tiny_home.root))
     assert code == 0, err
     shutil.rmtree(folder)
+
+
+def test_models_info_refuses_an_edited_config(tiny_home: Home) -> None:
+    folder = _edited_copy(tiny_home, "edit-info", {"negatives": 49})
+    code, _, err = invoke("models", "info", "edit-info", "--home", str(tiny_home.root))
+    assert code == 2 and "content differs from its config_sha256" in last_line(err), err
+    code, _, err = invoke("models", "info", MODEL, "--home", str(tiny_home.root))
+    assert code == 0, err
+    shutil.rmtree(folder)

@@ -136,3 +136,25 @@ def test_user_dropout_needs_atomic_ids_and_a_share() -> None:
     with pytest.raises(PaprecError, match="-o user_dropout: invalid value"):
         new_options(dataset="synthetic", tasks=["sequential"], size="tiny", ids="atomic", name=None, seed=0,
                     time_budget=None, init=None, overrides={}, settings={"user_dropout": 1.5})
+
+
+def test_a_dataset_default_user_dropout_gives_way_to_subword_ids() -> None:
+    """ML-100K tiny's recipe sets user_dropout 0.5; `--ids subword` without -o must still train (at 0)."""
+    common = {"tasks": ["sequential"], "size": "tiny", "name": None, "seed": 0, "time_budget": None, "init": None,
+              "overrides": {}}
+    assert new_options(dataset="ml-100k", ids="atomic", **common).recipe.user_dropout == 0.5
+    assert new_options(dataset="ml-100k", ids="subword", **common).recipe.user_dropout == 0.0
+    with pytest.raises(PaprecError, match="needs --ids atomic"):
+        new_options(dataset="ml-100k", ids="subword", settings={"user_dropout": 0.5}, **common)
+
+
+@pytest.mark.parametrize("setting", ["user_dropout=0.9", "future_weight=4", "future=5"])
+def test_loss_and_input_settings_are_refused_on_resume(setting: str) -> None:
+    from pathlib import Path
+
+    from paprec_cli.training.setup import cli_options
+
+    with pytest.raises(PaprecError, match=f"-o {setting.split('=')[0]} applies to a fresh run only"):
+        cli_options(Home.resolve(Path("/nonexistent-home")), dataset=None, tasks=None, size=None, ids=None,
+                    name=None, seed=0, time_budget=None, init=None, resume="some-run", overrides={},
+                    settings=[setting])

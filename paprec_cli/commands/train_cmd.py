@@ -92,6 +92,9 @@ def register(app: PaprecTyper) -> None:
                          "the examples drawn per epoch), hint=, history_hint=, word_item=, item_next=, user_item=, "
                          "item_words= "
                          "(auxiliary families), warmup=F, seen_penalty=W (penalty on the prompt's own items), "
+                         "user_dropout=P (share of training prompts whose user id becomes the unknown token; "
+                         "atomic ids; ml-100k tiny: 0.5), future=K / future_weight=W (the next K training items as "
+                         "extra targets of sequential prompts; atomic ids; tried, off), "
                          "item_head=untied (item tokens get output rows of their own; atomic ids)."),
         ] = None,
         tokenizer: TokenizerOpt = None,

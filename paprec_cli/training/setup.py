@@ -106,7 +106,7 @@ RECIPE_FIELDS = frozenset(f.name for f in fields(Recipe))
 MIXTURE_FIELDS = frozenset(f.name for f in fields(Mixture))
 FRESH_ONLY = (
     "history", "recent", "share", "hint", "history_hint", "word_item", "item_next", "user_item", "item_words",
-    "item_head", "future",
+    "item_head", "future", "future_weight", "user_dropout",
 )
 
 
@@ -183,6 +183,8 @@ def new_options(
     recipe = with_overrides(base, **{**recipe_changes, **overrides})
     recipe = _check_item_head(item_init_for(recipe, ids, init, overrides.get("item_init")), ids, init)
     mixture = replace(mixture_for(size, dataset), **mixture_changes)
+    if recipe.user_dropout > 0 and ids != "atomic" and "user_dropout" not in settings:
+        recipe = replace(recipe, user_dropout=0.0)  # a dataset default that cannot apply (as item_init's)
     if recipe.user_dropout > 0 and ids != "atomic":
         raise PaprecError(f"-o user_dropout={recipe.user_dropout:g}: needs --ids atomic (one token per user); drop "
                           f"-o user_dropout or train with --ids atomic")
@@ -253,8 +255,8 @@ def cli_options(home: Home, *, dataset: str | None, tasks: str | None, size: str
     if resume:
         fresh = [k for k in changes if k in FRESH_ONLY]
         if fresh:
-            raise PaprecError(f"-o {fresh[0]} applies to a fresh run only (it changes the training data or the "
-                              f"model's inputs); drop it when using --resume")
+            raise PaprecError(f"-o {fresh[0]} applies to a fresh run only (it changes the training data, the "
+                              f"model's inputs or its loss); drop it when using --resume")
         from paprec_cli.training.state import read_state, state_dir
 
         if overrides.get("item_init") is not None:
