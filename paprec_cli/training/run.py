@@ -269,8 +269,13 @@ def _item_tokens(session: TrainingSession) -> tuple[int, int] | None:
 
 
 def _user_tokens(session: TrainingSession) -> tuple[int, int] | None:
-    """[first, end) token ids of the users (atomic ids), for `Recipe.user_dropout`; None otherwise."""
+    """[first, end) token ids of the users (atomic ids), for `Recipe.user_dropout`; None otherwise. A tokenizer
+    without an unknown token cannot hide the id: refused rather than training without the dropout."""
     codec = session.bundle.codec
+    if session.options.recipe.user_dropout > 0 and codec.unk_id < 0:
+        raise PaprecError(f"-o user_dropout={session.options.recipe.user_dropout:g}: the tokenizer has no unknown "
+                          f"token to put in place of the user id; train with paprec's own tokenizer (no "
+                          f"--tokenizer) or -o user_dropout=0")
     return (codec.user_offset, codec.user_offset + codec.n_users) if codec.id_scheme == "atomic" else None
 
 
