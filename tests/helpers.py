@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 from paprec_cli.paths import Home
 
 if TYPE_CHECKING:
+    from paprec_cli.data.splits import TaskData
     from paprec_cli.data.store import Dataset
     from paprec_cli.model import ModelBundle
     from paprec_cli.plugins import Registry
@@ -74,6 +75,20 @@ def tiny_model(root: Path, extra: dict[str, str], ids: str,
     codec = build_codec(dataset, ids, texts, vocab_size=vocab_size)
     bundle = create_model({"d_model": 32, "num_layers": 1, "num_heads": 2, "d_ff": 64}, codec, seed=0)
     return home, dataset, bundle, registry
+
+
+def synthetic_task_data(root: Path, users: int, items: int) -> TaskData:
+    """Splits (seed 0) of a synthetic dataset with `users` users and `items` items (4 categories, 8 items each)
+    imported into a home at `root`."""
+    from paprec_cli.data.splits import TaskData
+    from paprec_cli.data.store import import_dataset, load_dataset
+    from paprec_cli.plugins import load_registry
+    from paprec_cli.specs import ImportOptions
+
+    home = Home.resolve(root)
+    options = ImportOptions(extra={"users": str(users), "items": str(items), "categories": "4", "length": "8"})
+    import_dataset(load_registry().dataset("synthetic"), None, home, options=options)
+    return TaskData(load_dataset(home, "synthetic"), seed=0)
 
 
 def make_home(root: Path) -> Home:

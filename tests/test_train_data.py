@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import synthetic_task_data
 
 from paprec_cli.data.splits import TaskData
-from paprec_cli.data.store import import_dataset, load_dataset
-from paprec_cli.paths import Home
 from paprec_cli.plugins import load_registry
-from paprec_cli.specs import ImportOptions
 from paprec_cli.training.batches import IGNORE, batch_order
 from paprec_cli.training.loop import lr_factor
 from paprec_cli.training.mixture import Mixture, TrainingData, trained_templates
@@ -21,10 +19,7 @@ TASKS = ("sequential", "direct", "rating")
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory: pytest.TempPathFactory) -> TaskData:
-    home = Home.resolve(tmp_path_factory.mktemp("home"))
-    options = ImportOptions(extra={"users": "50", "items": "150", "categories": "4", "length": "8"})
-    import_dataset(load_registry().dataset("synthetic"), None, home, options=options)
-    return TaskData(load_dataset(home, "synthetic"), seed=0)
+    return synthetic_task_data(tmp_path_factory.mktemp("home"), users=50, items=150)
 
 
 @pytest.fixture(scope="module")

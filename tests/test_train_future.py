@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from helpers import synthetic_task_data
 
 from paprec_cli.data.splits import TaskData
-from paprec_cli.data.store import import_dataset, load_dataset
 from paprec_cli.errors import PaprecError
 from paprec_cli.paths import Home
 from paprec_cli.plugins import load_registry
-from paprec_cli.specs import Example, ImportOptions
+from paprec_cli.specs import Example
 from paprec_cli.training.batches import IGNORE, encode_pairs, make_batch
 from paprec_cli.training.loop import future_loss
 from paprec_cli.training.mixture import Mixture, TrainingData, future_items
@@ -20,10 +20,7 @@ from paprec_cli.training.setup import new_options, parse_train_options
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory: pytest.TempPathFactory) -> TaskData:
-    home = Home.resolve(tmp_path_factory.mktemp("home"))
-    options = ImportOptions(extra={"users": "40", "items": "120", "categories": "4", "length": "8"})
-    import_dataset(load_registry().dataset("synthetic"), None, home, options=options)
-    return TaskData(load_dataset(home, "synthetic"), seed=0)
+    return synthetic_task_data(tmp_path_factory.mktemp("home"), users=40, items=120)
 
 
 def _example(user: int, target: int, candidates: tuple[int, ...] | None = None) -> Example:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
+from itertools import groupby
 
 import numpy as np
 
@@ -102,22 +103,15 @@ def future_items(examples: Sequence[Example], train: Sequence[np.ndarray], keep:
     Example: train[u] = [5, 6, 7, 8], examples targeting 6, 7, 8, keep 2 -> (7, 8), (8,), ().
     """
     out: list[tuple[int, ...]] = []
-    start = 0
-    while start < len(examples):
-        user = examples[start].user
-        stop = start
-        while stop < len(examples) and examples[stop].user == user:
-            stop += 1
-        if examples[start].candidates is not None or not 0 <= user < len(train):
+    for user, block in groupby(examples, key=lambda ex: ex.user):
+        targets = list(block)
+        if targets[0].candidates is not None or not 0 <= user < len(train):
             return None
         sequence = train[user]
-        first = len(sequence) - (stop - start)
-        if first < 0 or any(int(examples[start + k].target) != int(sequence[first + k]) for k in range(stop - start)):
+        first = len(sequence) - len(targets)
+        if first < 0 or any(int(ex.target) != int(sequence[first + k]) for k, ex in enumerate(targets)):
             return None
-        for k in range(stop - start):
-            position = first + k + 1
-            out.append(tuple(int(i) for i in sequence[position : position + keep]))
-        start = stop
+        out += [tuple(int(i) for i in sequence[first + k + 1 : first + k + 1 + keep]) for k in range(len(targets))]
     return out
 
 
