@@ -132,6 +132,22 @@ def item_head(config: ModelJson) -> str:
     return "untied" if config.get("item_head") == "untied" else "tied"
 
 
+def seen_bias(folder: Path, config: ModelJson) -> float | None:
+    """The bias a model learned for the items its prompt lists (`config.json` `seen_bias`, `-o seen_bias=1`),
+    a logit shift read from its weights (negative: it ranks what the prompt lists lower); None when it has
+    none (every model before the option, every T5/P5 checkpoint) or its weights cannot be read (`models list`
+    names that damage)."""
+    if config.get("seen_bias") is not True:
+        return None
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(folder / WEIGHTS_FILE), framework="pt") as weights:
+            return float(weights.get_tensor("seen_bias").reshape(-1)[0])
+    except Exception:  # unreadable weights
+        return None
+
+
 def model_record(home: Home, name: str) -> tuple[Path, ModelJson, ModelJson]:
     """(folder, config, training record) of a model by name or folder; unknown names list the known ones, and a
     `config.json` edited since the model was saved is refused (`records.check_config_digest`)."""

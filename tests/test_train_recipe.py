@@ -135,9 +135,10 @@ def test_ml100k_tiny_recipe_is_a_budget_that_anneals() -> None:
               "overrides": {}}
     ml = new_options(dataset="ml-100k", time_budget=None, **common)
     assert (ml.time_budget, ml.anneal_to_budget) == (600.0, True)
-    assert (ml.recipe.history, ml.mixture.recent, ml.mixture.hint, ml.recipe.lr) == (10, 20, 0.0, 2e-3)
+    assert (ml.recipe.history, ml.mixture.recent, ml.mixture.hint, ml.recipe.lr) == (30, 20, 0.0, 2e-3)
     assert ml.recipe.val_users >= 943  # every ML-100K user validates: 300 picked noisy epochs (session 15)
     assert ml.recipe.user_dropout == 0.5  # half the prompts hide the user id (session 17)
+    assert (ml.recipe.seen_bias, ml.recipe.dropout) == (1, 0.0)  # session 18
     quick = new_options(dataset="synthetic", time_budget=None, **common)
     assert (quick.time_budget, quick.anneal_to_budget, quick.recipe.history, quick.mixture.recent) == (
         150.0, False, 20, 0)

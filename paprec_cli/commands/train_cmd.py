@@ -49,9 +49,9 @@ def register(app: PaprecTyper) -> None:
                 help="Stop after this many seconds (the learning rate anneals within them), then validate and save "
                 "the best. Tiny caps at 150 s unless --epochs is given; that cap does not shape the schedule "
                 "(synthetic: 4 epochs, test HR@10 about 2x popularity). ml-100k tiny defaults to 600 s, which "
-                "bought 10-11 epochs of sequential examples (~350 examples/s) on a quiet 2-core CPU and test "
-                "HR@10 0.100-0.104 over 3 seeds (popularity 0.050, item-kNN 0.118); Beauty tiny, 300 s: 0.029 "
-                "(item-kNN 0.060). docs/RECIPE-18.md has the measurements.",
+                "bought 6-11 epochs of sequential examples (150-400 examples/s, as fast as the machine ran) on a "
+                "2-core CPU and test HR@10 0.142-0.150 over 3 seeds (popularity 0.050, item-kNN 0.118); Beauty "
+                "tiny, 300 s: 0.029 (item-kNN 0.060). docs/RECIPE-18.md has the measurements.",
             ),
         ] = None,
         lr: Annotated[float | None, typer.Option("--lr", help="Peak learning rate (default per size).")] = None,
@@ -95,7 +95,9 @@ def register(app: PaprecTyper) -> None:
                          "user_dropout=P (share of training prompts whose user id becomes the unknown token; "
                          "atomic ids; ml-100k tiny: 0.5), future=K / future_weight=W (the next K training items as "
                          "extra targets of sequential prompts; atomic ids; tried, off), "
-                         "item_head=untied (item tokens get output rows of their own; atomic ids)."),
+                         "item_head=untied (item tokens get output rows of their own; atomic ids), seen_bias=1 (a "
+                         "learned logit bias for the items the prompt lists, how likely a repeat is; atomic ids; "
+                         "ml-100k tiny: on)."),
         ] = None,
         tokenizer: TokenizerOpt = None,
         force: Annotated[

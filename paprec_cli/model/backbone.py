@@ -73,6 +73,10 @@ class RecLM(nn.Module):
         #: Output rows of the atomic item tokens when they are untied from the input rows (`untie_items`).
         self.item_head: nn.Parameter | None = None
         self.item_offset = 0
+        #: Learned logit bias of the item tokens the prompt itself lists, at the first decoding step
+        #: (`add_seen_bias`); None: no such bias (T5's and P5's layout).
+        self.seen_bias: nn.Parameter | None = None
+        self.seen_items = (0, 0)
 
     def untie_items(self, item_offset: int, n_items: int) -> None:
         """Give the item tokens (vocabulary rows `item_offset .. item_offset + n_items - 1`) output rows of
@@ -85,6 +89,32 @@ class RecLM(nn.Module):
             raise ValueError(f"item rows {item_offset}..{item_offset + n_items - 1} outside the vocabulary")
         self.item_head = nn.Parameter(rows)
         self.item_offset = int(item_offset)
+
+    def add_seen_bias(self, item_offset: int, n_items: int) -> None:
+        """Give the model one learned scalar, started at 0, added to the first decoding step's logit of every
+        item token (vocabulary rows `item_offset .. item_offset + n_items - 1`) that appears in the encoder
+        input: a repeat-or-explore prior (RepeatNet, Ren et al. 2019) in one number. Tied rows make the
+        prompt's own items score highest (issue #18: on ML-100K, where nobody rates a movie twice, about half
+        of the top 10 were items the user already had); the bias lets the data say how likely a repeat is.
+        Atomic ids only (one token per item)."""
+        if n_items < 1 or item_offset < 1 or item_offset + n_items > self.t5.config.vocab_size:
+            raise ValueError(f"item rows {item_offset}..{item_offset + n_items - 1} outside the vocabulary")
+        self.seen_bias = nn.Parameter(torch.zeros(1))
+        self.seen_items = (int(item_offset), int(item_offset + n_items))
+
+    def seen_logit_bias(self, prompt_ids: torch.Tensor, rows: torch.Tensor | slice | None) -> torch.Tensor:
+        """[B, C] the seen bias for vocabulary columns `rows` (all when None) of prompts `prompt_ids` [B, L]:
+        `seen_bias` where the column is an item token of that prompt, else 0. Needs `add_seen_bias`."""
+        if self.seen_bias is None:
+            raise ValueError("the model has no seen bias (add_seen_bias)")
+        first, end = self.seen_items
+        is_item = (prompt_ids >= first) & (prompt_ids < end)
+        seen = torch.zeros(prompt_ids.shape[0], self.t5.config.vocab_size, dtype=torch.bool, device=prompt_ids.device)
+        seen.scatter_(1, prompt_ids.masked_fill(~is_item, 0), is_item)  # column 0 (padding) only ever gets False
+        seen[:, 0] = False
+        if rows is not None:
+            seen = seen[:, rows]
+        return seen * self.seen_bias
 
     def output_weight(self) -> torch.Tensor:
         """The LM head's weight [V, d]: the tied rows, with the item rows of `item_head` when untied."""
@@ -111,16 +141,29 @@ class RecLM(nn.Module):
         out = self.t5.encoder(inputs_embeds=self.embed(input_ids, whole_word_ids), attention_mask=attention_mask)
         return out.last_hidden_state
 
-    def project(self, hidden: torch.Tensor, rows: torch.Tensor | slice | None = None) -> torch.Tensor:
+    def project(
+        self, hidden: torch.Tensor, rows: torch.Tensor | slice | None = None, prompt_ids: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """LM-head logits of decoder states, optionally for some vocabulary rows only (ranking over
-        items then skips the text and user rows). Matches `T5ForConditionalGeneration`'s head."""
+        items then skips the text and user rows). Matches `T5ForConditionalGeneration`'s head.
+
+        `hidden` is [B, d] (the first decoding step) or [B, T, d] (steps 0..T-1). With a seen bias
+        (`add_seen_bias`) and `prompt_ids` [B, L] (the encoder input), the first step's logits of the
+        prompt's own item tokens get the bias; without `prompt_ids` they do not."""
         if self.t5.config.scale_decoder_outputs:
             hidden = hidden * (self.t5.config.d_model**-0.5)
         if self.item_head is not None and isinstance(rows, slice) and rows.start == self.item_offset \
                 and rows.stop == self.item_offset + self.item_head.shape[0] and rows.step in (None, 1):
-            return F.linear(hidden, self.item_head.to(hidden.dtype))  # ranking over all items
-        weight = self.output_weight()
-        return F.linear(hidden, weight if rows is None else weight[rows])
+            logits = F.linear(hidden, self.item_head.to(hidden.dtype))  # ranking over all items
+        else:
+            weight = self.output_weight()
+            logits = F.linear(hidden, weight if rows is None else weight[rows])
+        if self.seen_bias is None or prompt_ids is None:
+            return logits
+        bias = self.seen_logit_bias(prompt_ids, rows).to(logits.dtype)
+        if logits.dim() == 2:
+            return logits + bias
+        return torch.cat([logits[:, :1] + bias[:, None], logits[:, 1:]], dim=1)
 
     def forward(
         self,
@@ -130,20 +173,24 @@ class RecLM(nn.Module):
         labels: torch.Tensor | None = None,
         decoder_input_ids: torch.Tensor | None = None,
         encoder_outputs: torch.Tensor | None = None,
+        seen_ids: torch.Tensor | None = None,
         **kwargs: Any,
     ) -> Seq2SeqLMOutput:
         """As T5's forward, except that `labels` (-100 for ignored positions) only supply the
         teacher-forced decoder inputs: the caller computes its own loss from the logits, so T5's
         internal cross-entropy (a second one over [B, T, vocab] per step) is never computed and `loss`
-        stays None. `encoder_outputs` (hidden states from `encode`) skips the encoder."""
+        stays None. `encoder_outputs` (hidden states from `encode`) skips the encoder. With a seen bias,
+        the first step's logits of the items in `seen_ids` [B, L] (default: `input_ids`) get it; training
+        passes the prompts with the items of rows that list candidates (direct) taken out."""
         if encoder_outputs is None:
             encoder_outputs = self.encode(input_ids, attention_mask, whole_word_ids)
         if decoder_input_ids is None and labels is not None:
             decoder_input_ids = self.t5.prepare_decoder_input_ids_from_labels(labels=labels)
-        if self.item_head is not None:  # T5's own head would score the tied item rows
+        if self.item_head is not None or self.seen_bias is not None:  # T5's own head has neither
             dec = self.t5.decoder(input_ids=decoder_input_ids, encoder_hidden_states=encoder_outputs,
                                   encoder_attention_mask=attention_mask, **kwargs)
-            return Seq2SeqLMOutput(logits=self.project(dec.last_hidden_state))
+            prompt = seen_ids if seen_ids is not None else input_ids
+            return Seq2SeqLMOutput(logits=self.project(dec.last_hidden_state, prompt_ids=prompt))
         out: Seq2SeqLMOutput = self.t5(
             encoder_outputs=BaseModelOutput(last_hidden_state=encoder_outputs),
             attention_mask=attention_mask,

@@ -39,6 +39,8 @@ CONFIG = "config.json"
 WEIGHT_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors")
 #: The state-dict key of an untied item head (`RecLM.item_head`; config.json `item_head: "untied"`).
 ITEM_HEAD_KEY = "item_head"
+#: The state-dict key of a learned seen bias (`RecLM.seen_bias`; config.json `seen_bias: true`).
+SEEN_BIAS_KEY = "seen_bias"
 
 
 def save_model(bundle: ModelBundle, folder: Path, *, extra_json: Mapping[str, JSONValue] | None = None) -> Path:
@@ -172,6 +174,16 @@ def load_paprec_folder(folder: Path, info: dict[str, Any]) -> ModelBundle:
             raise PaprecError(f"{folder / CONFIG}: item_head 'untied' needs atomic ids, the codec has "
                               f"{codec.id_scheme}")
         model.untie_items(codec.item_offset, codec.n_items)
+    seen = info.get("seen_bias") is True
+    if seen != (SEEN_BIAS_KEY in state):
+        said = "seen_bias true" if seen else "no seen_bias"
+        held = "a seen bias" if SEEN_BIAS_KEY in state else "no seen bias"
+        raise PaprecError(f"{folder / CONFIG}: records {said}, but {WEIGHTS} holds {held} (config.json edited or "
+                          f"damaged); {model_fix(folder)}")
+    if seen:
+        if codec.id_scheme != "atomic":
+            raise PaprecError(f"{folder / CONFIG}: seen_bias needs atomic ids, the codec has {codec.id_scheme}")
+        model.add_seen_bias(codec.item_offset, codec.n_items)
     try:
         load_state_strict(model, state, weights)
     except PaprecError as err:

@@ -55,6 +55,20 @@ class AtomicItemsOnly(LogitsProcessor):
         return cast(torch.FloatTensor, scores + mask.to(scores.dtype))
 
 
+class SeenItemsBias(LogitsProcessor):
+    """The model's seen bias (`RecLM.add_seen_bias`) at the first generated token: transformers' `generate`
+    runs T5's own head, which does not know it. Scores there are log-probabilities, so the bias shifts each
+    row's scores by a constant more than it would the logits: the order within a row is the same."""
+
+    def __init__(self, model: RecLM, prompt_ids: torch.Tensor, num_beams: int) -> None:
+        self.bias = model.seen_logit_bias(prompt_ids, None).repeat_interleave(num_beams, dim=0)
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        if input_ids.shape[1] != 1:
+            return scores
+        return cast(torch.FloatTensor, scores + self.bias.to(scores.device, scores.dtype))
+
+
 def generate_items(
     model: RecLM,
     codec: PromptCodec,
@@ -63,8 +77,10 @@ def generate_items(
     k: int,
     num_beams: int,
     trie: tuple[dict[tuple[int, ...], list[int]], dict[tuple[int, ...], int]] | None = None,
+    prompt_ids: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Top-k items per row by `num_beams`-beam generation; `trie` is `item_trie(codec)` (built if not given)."""
+    """Top-k items per row by `num_beams`-beam generation; `trie` is `item_trie(codec)` (built if not given).
+    `prompt_ids` [B, L]: the encoder input, needed for a model with a seen bias (atomic ids)."""
     allowed, items = trie if trie is not None else item_trie(codec)
     longest = max(len(p) for p in allowed) + 1
     pad = [codec.pad_id]
@@ -85,8 +101,13 @@ def generate_items(
         eos_token_id=codec.eos_id,
         pad_token_id=codec.pad_id,
     )
+    if model.seen_bias is not None and prompt_ids is None:
+        raise ValueError("a model with a seen bias needs the prompts' token ids (prompt_ids)")
+    processors: list[LogitsProcessor] = [AtomicItemsOnly(codec)]
+    if model.seen_bias is not None and prompt_ids is not None:
+        processors.insert(0, SeenItemsBias(model, prompt_ids, num_beams))
     constraint: dict[str, object] = (
-        {"logits_processor": LogitsProcessorList([AtomicItemsOnly(codec)])}
+        {"logits_processor": LogitsProcessorList(processors)}
         if codec.id_scheme == "atomic"
         else {"prefix_allowed_tokens_fn": prefix_allowed}
     )

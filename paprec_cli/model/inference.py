@@ -178,7 +178,7 @@ class Recommender:
                 return top
             if self.codec.id_scheme == "atomic":
                 rows = slice(self.codec.item_offset, self.codec.item_offset + self.codec.n_items)
-                logits = self.model.project(self._last_hidden(enc, batch.attention_mask), rows)
+                logits = self.model.project(self._last_hidden(enc, batch.attention_mask), rows, batch.input_ids)
                 return logits.float().topk(k, dim=-1).indices + 1
             beams = max(k, num_beams or k)
             return self._beam(enc, batch.attention_mask, beams)[0][:, :k]
@@ -210,7 +210,8 @@ class Recommender:
             batch, enc = self._encode(batch)
             candidates = host_to_device(candidates, self.device)
             if self.codec.id_scheme == "atomic":
-                logp = torch.log_softmax(self.model.project(self._last_hidden(enc, batch.attention_mask)).float(), -1)
+                hidden = self._last_hidden(enc, batch.attention_mask)
+                logp = torch.log_softmax(self.model.project(hidden, prompt_ids=batch.input_ids).float(), -1)
                 return logp.gather(1, candidates + (self.codec.item_offset - 1))
             return self._score_subword(enc, batch.attention_mask, candidates)
 
@@ -271,7 +272,8 @@ class Recommender:
         with self._eval():
             batch, enc = self._encode(batch)
             return generate_items(
-                self.model, self.codec, enc, batch.attention_mask, k, max(num_beams, k), self._baseline_trie
+                self.model, self.codec, enc, batch.attention_mask, k, max(num_beams, k), self._baseline_trie,
+                prompt_ids=batch.input_ids,
             )
 
     # ------------------------------------------------------------------ rating

@@ -133,6 +133,8 @@ class ModelConfig(Record):
     tasks: list[str] | None = None
     #: "untied": the item tokens have output rows of their own (`item_head` in the weights).
     item_head: Literal["tied", "untied"] | None = None
+    #: True: the model has a learned seen bias (`seen_bias` in the weights; `RecLM.add_seen_bias`).
+    seen_bias: bool | None = None
 
     @model_validator(mode="after")
     def _paprec_model_has_sizes(self) -> ModelConfig:

@@ -34,6 +34,8 @@ class TrainBatch:
     weight: float = 1.0  # 0: a stand-in row for a torchrun rank whose share of a short batch is empty
     #: [B, K] token ids of each row's future window (`Pair.future`), IGNORE-padded; None when no row has one.
     future: torch.Tensor | None = None
+    #: [B] bool, rows whose prompt lists candidate items (`Pair.candidates`); None when no row does.
+    candidates: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -47,6 +49,8 @@ class Encoded:
     targets: list[list[int]]
     #: Per pair, the token ids of its future window (one token per item: atomic ids), possibly empty.
     futures: list[list[int]] | None = None
+    #: Per pair, whether its source lists candidate items (`Pair.candidates`); None when none does.
+    candidates: list[bool] | None = None
 
     def __len__(self) -> int:
         return len(self.sources)
@@ -67,7 +71,8 @@ def encode_pairs(codec: PromptCodec, pairs: Sequence[Pair], chunk: int = 8192) -
                 if len(encoded.token_ids) != len(pair.future):
                     raise ValueError("a future window needs one token per item (atomic ids)")
                 futures.append(list(encoded.token_ids))
-    return Encoded(sources, targets, futures if has_future else None)
+    listed = [p.candidates for p in pairs]
+    return Encoded(sources, targets, futures if has_future else None, listed if any(listed) else None)
 
 
 def batch_order(lengths: Sequence[int], batch_size: int, seed: int, bucket: int = 50) -> list[np.ndarray]:
@@ -101,7 +106,10 @@ def make_batch(codec: PromptCodec, encoded: Encoded, index: np.ndarray) -> Train
             future = torch.full((len(windows), width), IGNORE, dtype=torch.long)
             for row, window in enumerate(windows):
                 future[row, : len(window)] = torch.tensor(window, dtype=torch.long)
-    return TrainBatch(inputs, labels, n_tokens, future=future)
+    candidates = None
+    if encoded.candidates is not None:
+        candidates = torch.tensor([encoded.candidates[i] for i in index.tolist()], dtype=torch.bool)
+    return TrainBatch(inputs, labels, n_tokens, future=future, candidates=candidates)
 
 
 def iterate_batches(

@@ -16,7 +16,7 @@ from paprec_cli.training.recipe import TrainOptions, item_init_for, mixture_for,
 RECIPE_OPTIONS = {"lr": "--lr", "batch_size": "--batch-size", "epochs": "--epochs", "patience": "--patience",
                   "dropout": "--dropout", "weight_decay": "--weight-decay", "val_users": "--val-users"}
 #: Recipe fields set with `-o KEY=VALUE` (`setup.TRAIN_SETTINGS`).
-RECIPE_SETTINGS = ("history", "warmup", "seen_penalty", "item_head", "future_weight", "user_dropout")
+RECIPE_SETTINGS = ("history", "warmup", "seen_penalty", "item_head", "future_weight", "user_dropout", "seen_bias")
 #: Mixture fields set with `-o KEY=VALUE`.
 MIXTURE_SETTINGS = ("recent", "share", "hint", "history_hint", "word_item", "item_next", "user_item", "item_words",
                     "future")

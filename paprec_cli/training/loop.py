@@ -234,8 +234,12 @@ class Trainer:
         if self.recipe.user_dropout > 0 and self.user_tokens is not None and self.model.training:
             generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.step)
             input_ids = drop_users(input_ids, self.user_tokens, self.unk_id, self.recipe.user_dropout, generator)
+        extra: dict[str, torch.Tensor] = {}
+        if batch.candidates is not None and getattr(self.model, "seen_bias", None) is not None:
+            # rows listing candidates (direct) answer with one of their own items: no seen bias there
+            extra["seen_ids"] = inputs.input_ids.masked_fill(batch.candidates.to(self.device)[:, None], 0)
         with self.autocast:
-            out = self.net(input_ids, inputs.attention_mask, inputs.whole_word_ids, labels=labels)
+            out = self.net(input_ids, inputs.attention_mask, inputs.whole_word_ids, labels=labels, **extra)
         logits = out.logits.float()
         loss = F.cross_entropy(
             logits.reshape(-1, logits.shape[-1]),

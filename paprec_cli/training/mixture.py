@@ -187,7 +187,8 @@ class TrainingData:
             target = tuple(task.target_words(example))
             targets.append(target)
             future = tuple(Word.item(i) for i in futures[index]) if futures is not None else ()
-            pairs.append(Pair(tuple(templates[pick].render(example.values)), target, task.name, future))
+            pairs.append(Pair(tuple(templates[pick].render(example.values)), target, task.name, future,
+                              candidates=example.candidates is not None))
         hinted: list[Pair] = []
         if self.uses_words and task.kind == "ranking" and self.mixture.hint > 0 and len(chosen):
             n = int(round(self.mixture.hint * len(chosen)))

@@ -3,7 +3,7 @@ gives (`model.records.model_fix`), runnable as printed, as `data.reimport` gives
 
 Read from what the folder records, without loading the model: the options of the run in `training.json`
 (`TrainOptions`, every run since issue #16), turned into a command line by `command.train_command`; else the
-facts `config.json` records (dataset, size, id scheme, seed, tasks, negatives, item head: a model whose
+facts `config.json` records (dataset, size, id scheme, seed, tasks, negatives, item head, seen bias: a model whose
 training did not finish, or made by the API); None when neither says enough (both damaged).
 """
 
@@ -69,4 +69,11 @@ def _from_config(folder: Path) -> str | None:
         args += ["-o", f"negatives={negatives}"]
     if config.get("item_head") == "untied":
         args += ["-o", "item_head=untied"]
+    if config.get("seen_bias") is True:
+        args += ["-o", "seen_bias=1"]
+    elif args[args.index("--ids") + 1] == "atomic":
+        from paprec_cli.training.recipe import recipe_for
+
+        if recipe_for(str(config["size"]), name).seen_bias:  # today's default for the dataset would add one
+            args += ["-o", "seen_bias=0"]
     return shlex.join([*args, "--name", folder.name, *home_option(folder.parent.parent), "--force"])

@@ -127,7 +127,8 @@ def open_session(
                 f"(fingerprint {codec.dataset_fingerprint} -> {dataset.fingerprint}); train anew"
             )
         bundle = _with_item_head(create_model(options.size, codec, options.seed, dropout=options.recipe.dropout),
-                                 options, untied=run_state.has_item_head(folder))
+                                 options, untied=run_state.has_item_head(folder),
+                                 seen=run_state.has_seen_bias(folder))
         state = run_state.RunState(options, saved.epoch, saved.step, saved.seconds, saved.history,
                                    saved.best_epoch, saved.best_score)  # fmt: skip
     else:
@@ -176,15 +177,20 @@ def _fresh_bundle(options: TrainOptions, dataset: Dataset, training: TrainingDat
     return _with_item_head(bundle, options)
 
 
-def _with_item_head(bundle: ModelBundle, options: TrainOptions, untied: bool = False) -> ModelBundle:
+def _with_item_head(bundle: ModelBundle, options: TrainOptions, untied: bool = False,
+                    seen: bool = False) -> ModelBundle:
     """`bundle` with the item rows of its head untied when the recipe asks (`-o item_head=untied`) or `untied`
     (a resumed run whose checkpoint has them, e.g. one started with `--init` from an untied model), after the
-    co-occurrence start so that the head starts from the same rows; a resumed run then loads its own. The
-    options were checked when the run was made (`setup._check_item_head`: atomic ids, a fresh model)."""
+    co-occurrence start so that the head starts from the same rows; a resumed run then loads its own. Likewise
+    a seen bias (`-o seen_bias=1`, or `seen`: the checkpoint has one), started at 0. The options were checked
+    when the run was made (`setup._check_item_head`: atomic ids, a fresh model)."""
+    codec = bundle.codec
     if options.recipe.item_head == "untied" or untied:
-        codec = bundle.codec
         bundle.model.untie_items(codec.item_offset, codec.n_items)
         bundle.config["item_head"] = "untied"
+    if (options.recipe.seen_bias or seen) and bundle.model.seen_bias is None:
+        bundle.model.add_seen_bias(codec.item_offset, codec.n_items)
+        bundle.config["seen_bias"] = True
     return bundle
 
 

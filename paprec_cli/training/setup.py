@@ -100,13 +100,14 @@ TRAIN_SETTINGS: dict[str, tuple[type, str]] = {
     "future_weight": (float, "weight of those future items' loss against the next item's, default 1"),
     "user_dropout": (float, "share of training prompts whose user id becomes the unknown token, 0 = off; atomic ids"),
     "item_head": (str, "untied (item tokens get output rows of their own; atomic ids) or tied, default tied"),
+    "seen_bias": (int, "1: learn a logit bias for the items the prompt lists (repeats), 0 = off; atomic ids"),
 }
 #: Settings that change the training data or the model's inputs: a resumed run keeps its own.
 RECIPE_FIELDS = frozenset(f.name for f in fields(Recipe))
 MIXTURE_FIELDS = frozenset(f.name for f in fields(Mixture))
 FRESH_ONLY = (
     "history", "recent", "share", "hint", "history_hint", "word_item", "item_next", "user_item", "item_words",
-    "item_head", "future", "future_weight", "user_dropout",
+    "item_head", "future", "future_weight", "user_dropout", "seen_bias",
 )
 
 
@@ -136,10 +137,11 @@ def parse_train_options(pairs: Sequence[str]) -> dict[str, int | float | str]:
         if key == "negatives":
             out[key] = needs.check_negatives(int(number))
             continue
-        bounds = {"history": "a whole number >= 1", "share": "a number in (0, 1]"}.get(key, "a number >= 0")
+        bounds = {"history": "a whole number >= 1", "share": "a number in (0, 1]",
+                  "seen_bias": "0 or 1"}.get(key, "a number >= 0")
         if not math.isfinite(number) or number < 0 or (key == "history" and number < 1) or (
             key == "share" and not 0 < number <= 1
-        ):
+        ) or (key == "seen_bias" and number not in (0, 1)):
             raise PaprecError(f"-o {pair}: out of range; expected {bounds} ({meaning})")
         out[key] = number
     return out
@@ -183,6 +185,12 @@ def new_options(
     recipe = with_overrides(base, **{**recipe_changes, **overrides})
     recipe = _check_item_head(item_init_for(recipe, ids, init, overrides.get("item_init")), ids, init)
     mixture = replace(mixture_for(size, dataset), **mixture_changes)
+    if recipe.seen_bias and (ids != "atomic" or init) and "seen_bias" not in settings:
+        recipe = replace(recipe, seen_bias=0)  # a dataset default that cannot apply (an --init model keeps its own)
+    if recipe.seen_bias and (ids != "atomic" or init):
+        reason = "--init keeps the checkpoint's own head" if init else f"--ids {ids} has no token per item"
+        raise PaprecError(f"-o seen_bias=1 needs atomic ids and a fresh model: {reason}; use --ids atomic without "
+                          "--init, or drop -o seen_bias")
     if recipe.user_dropout > 0 and ids != "atomic" and "user_dropout" not in settings:
         recipe = replace(recipe, user_dropout=0.0)  # a dataset default that cannot apply (as item_init's)
     if recipe.user_dropout > 0 and ids != "atomic":

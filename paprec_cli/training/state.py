@@ -133,11 +133,21 @@ def has_item_head(folder: Path) -> bool:
     """Whether the run's last checkpoint holds untied item rows (`RecLM.item_head`): a run started with
     `-o item_head=untied`, or with `--init` from such a model. False when there is no readable checkpoint (the
     restore names the damage)."""
+    return _checkpoint_has(folder, "item_head")
+
+
+def has_seen_bias(folder: Path) -> bool:
+    """Whether the run's last checkpoint holds a seen bias (`RecLM.seen_bias`): a run started with
+    `-o seen_bias=1`, or with `--init` from such a model. False when there is no readable checkpoint."""
+    return _checkpoint_has(folder, "seen_bias")
+
+
+def _checkpoint_has(folder: Path, key: str) -> bool:
     from safetensors import safe_open
 
     try:
         with safe_open(str(folder / LAST), framework="pt") as weights:
-            return "item_head" in weights.keys()  # noqa: SIM118  (a safetensors handle, not a dict)
+            return key in weights.keys()  # noqa: SIM118  (a safetensors handle, not a dict)
     except Exception:  # damaged or missing: restore() reports it in one line
         return False
 

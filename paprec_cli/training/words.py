@@ -67,6 +67,9 @@ class Pair:
     #: Items that follow the target in the user's training sequence, nearest first, one word each
     #: (`Mixture.future`); trained as extra targets of the first target position (`loop.future_loss`).
     future: tuple[Word, ...] = ()
+    #: The source lists candidate items the target is one of (direct): a learned seen bias
+    #: (`RecLM.add_seen_bias`) is not trained on such rows, whose own items are the answer by construction.
+    candidates: bool = False
 
 
 def attribute_phrases(item_attributes: Sequence[Sequence[str]]) -> list[list[tuple[Word, ...]]]:
@@ -147,7 +150,7 @@ def hint_pair(
         else:
             phrase = HINT_PHRASES[int(rng.integers(len(HINT_PHRASES)))]
             source = (*body, *_fill(phrase, {"attr": attr}))
-    return Pair(source, tuple(target), "hint")
+    return Pair(source, tuple(target), "hint", candidates=example.candidates is not None)
 
 
 def history_hint_pair(
@@ -168,7 +171,7 @@ def history_hint_pair(
     best = tuple(Word(w) for w in ranked[0].split())
     # a quarter with the argument only (random-start searches keep no instruction words)
     body = tuple(example.argument) if rng.random() < 0.25 else tuple(template.render(example.values))
-    return Pair((*body, *best), tuple(target), "history_hint")
+    return Pair((*body, *best), tuple(target), "history_hint", candidates=example.candidates is not None)
 
 
 def item_next_pairs(train: Sequence[np.ndarray], n: int, rng: np.random.Generator) -> list[Pair]:

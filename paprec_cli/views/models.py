@@ -54,4 +54,7 @@ def info_table(folder: Path, config: registry.ModelJson, training: registry.Mode
     if config.get("dims"):
         table.add_row("dims", ", ".join(f"{k} {v}" for k, v in config["dims"].items()))
     table.add_row("item_head", registry.item_head(config))
+    learned = registry.seen_bias(folder, config)
+    table.add_row("seen_bias", "none" if config.get("seen_bias") is not True
+                  else "learned (unreadable)" if learned is None else f"learned ({learned:+.3f})")
     return table

@@ -1,0 +1,181 @@
+"""The learned seen bias (`-o seen_bias=1`, `RecLM.add_seen_bias`, issue #18): one logit shift for the items a
+prompt lists, applied wherever paprec scores items, trained, saved, loaded and refused where it cannot apply."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from test_model_helpers import TEMPLATES, TINY_DIMS, FakeDataset, history_prompt
+from typer.testing import CliRunner
+
+from paprec_cli.cli import app
+from paprec_cli.errors import PaprecError
+from paprec_cli.model import Recommender, build_codec, collate, create_model, load_model, save_model
+from paprec_cli.model.generate import generate_items
+from paprec_cli.training.setup import new_options, parse_train_options
+
+
+def _bundle(bias: float):
+    codec = build_codec(FakeDataset(), "atomic", TEMPLATES)
+    bundle = create_model(TINY_DIMS, codec, seed=0)
+    bundle.model.eval()
+    bundle.model.add_seen_bias(codec.item_offset, codec.n_items)
+    assert bundle.model.seen_bias is not None
+    with torch.no_grad():
+        bundle.model.seen_bias.fill_(bias)
+    bundle.config["seen_bias"] = True
+    return bundle
+
+
+def _first_step(model, batch) -> tuple[torch.Tensor, torch.Tensor]:
+    """(forward's first-step logits [B, V], the decoder's first hidden state [B, d])."""
+    start = torch.zeros(batch.input_ids.shape[0], 1, dtype=torch.long)
+    enc = model.encode(batch.input_ids, batch.attention_mask, batch.whole_word_ids)
+    hidden = model.t5.decoder(input_ids=start, encoder_hidden_states=enc,
+                              encoder_attention_mask=batch.attention_mask).last_hidden_state[:, 0]
+    logits = model(batch.input_ids, batch.attention_mask, batch.whole_word_ids, decoder_input_ids=start).logits[:, 0]
+    return logits, hidden
+
+
+def test_the_bias_lands_on_the_prompts_own_items_only() -> None:
+    bundle = _bundle(-5.0)
+    model, codec = bundle.model, bundle.codec
+    history = [5, 9, 17]
+    batch = collate([codec.encode(history_prompt(3, history)), codec.encode(history_prompt(4, [2]))])
+    with torch.no_grad():
+        logits, hidden = _first_step(model, batch)
+        plain = model.project(hidden)  # no prompt ids: no bias
+        biased = model.project(hidden, prompt_ids=batch.input_ids)
+    diff = biased - plain
+    seen0 = {codec.item_offset + i - 1 for i in history}
+    for column in range(diff.shape[1]):
+        assert diff[0, column].item() == pytest.approx(-5.0 if column in seen0 else 0.0, abs=1e-5)
+    assert diff[1, codec.item_offset + 1].item() == pytest.approx(-5.0, abs=1e-5)
+    assert int((diff[1] != 0).sum()) == 1
+    assert torch.allclose(logits, biased, atol=1e-5)  # training's forward applies it at the first step
+    items = slice(codec.item_offset, codec.item_offset + codec.n_items)
+    with torch.no_grad():
+        assert torch.allclose(model.project(hidden, items, batch.input_ids), biased[:, items], atol=1e-5)
+        ids = torch.tensor([codec.item_offset + 4, codec.item_offset + 5])  # items 5 (seen by row 0) and 6
+        assert torch.allclose(model.project(hidden, ids, batch.input_ids), biased[:, ids], atol=1e-5)
+        # `seen_ids` (training: rows that list candidates) replaces the prompt ids the bias reads
+        none_seen = model(batch.input_ids, batch.attention_mask, batch.whole_word_ids,
+                          decoder_input_ids=torch.zeros(2, 1, dtype=torch.long),
+                          seen_ids=torch.zeros_like(batch.input_ids)).logits[:, 0]
+    assert torch.allclose(none_seen, plain, atol=1e-5)
+
+
+def test_every_ranking_path_uses_it_and_a_saved_model_keeps_it(tmp_path: Path) -> None:
+    bundle = _bundle(-50.0)  # strong enough that no prompt item can stay in the top 10
+    codec = bundle.codec
+    history = [5, 9, 17, 21, 30]
+    batch = collate([codec.encode(history_prompt(3, history))])
+    rec = Recommender(bundle.model, codec, "cpu")
+    top = rec.rank_all(batch, 10)[0].tolist()
+    assert not set(top) & set(history)
+    every = torch.arange(1, codec.n_items + 1).unsqueeze(0)
+    scores = rec.score_candidates(batch, every)[0]
+    assert scores[torch.tensor(history) - 1].max() < scores.topk(10).values.min()
+    assert torch.equal(scores.topk(10).indices + 1, torch.tensor(top))
+    with torch.no_grad():
+        enc = bundle.model.encode(batch.input_ids, batch.attention_mask, batch.whole_word_ids)
+        beamed = generate_items(bundle.model, codec, enc, batch.attention_mask, 10, 10, prompt_ids=batch.input_ids)
+        with pytest.raises(ValueError, match="prompt_ids"):
+            generate_items(bundle.model, codec, enc, batch.attention_mask, 10, 10)
+    assert not set(beamed[0].tolist()) & set(history)  # the beam baseline (its own EOS scores) sees it too
+    folder = save_model(bundle, tmp_path / "m")
+    assert json.loads((folder / "config.json").read_text())["seen_bias"] is True
+    loaded = load_model(folder)
+    assert loaded.model.seen_bias is not None and float(loaded.model.seen_bias) == -50.0
+    assert Recommender(loaded.model.eval(), loaded.codec, "cpu").rank_all(batch, 10)[0].tolist() == top
+
+
+def test_config_and_weights_must_agree(tmp_path: Path) -> None:
+    folder = save_model(_bundle(-1.0), tmp_path / "m")
+    config = json.loads((folder / "config.json").read_text())
+    del config["seen_bias"], config["config_sha256"]  # a hand edit that also dropped the digest
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(PaprecError, match=r"records no seen_bias, but model.safetensors holds a seen bias"):
+        load_model(folder)
+
+
+def test_options_are_checked() -> None:
+    assert parse_train_options(["seen_bias=1"]) == {"seen_bias": 1}
+    for bad in ("seen_bias=2", "seen_bias=0.5", "seen_bias=-1"):
+        with pytest.raises(PaprecError, match="-o seen_bias"):
+            parse_train_options([bad])
+    common = {"dataset": "synthetic", "tasks": ["sequential"], "size": "tiny", "name": None, "seed": 0,
+              "time_budget": None, "overrides": {}}
+    with pytest.raises(PaprecError, match="seen_bias=1 needs atomic ids and a fresh model: --ids subword"):
+        new_options(ids="subword", init=None, settings={"seen_bias": 1}, **common)
+    with pytest.raises(PaprecError, match="--init keeps the checkpoint's own head"):
+        new_options(ids="atomic", init="some-model", settings={"seen_bias": 1}, **common)
+    # ML-100K's tiny recipe learns one; subword ids and --init quietly do without the default
+    ml = {**common, "dataset": "ml-100k"}
+    assert new_options(ids="atomic", init=None, **ml).recipe.seen_bias == 1
+    assert new_options(ids="subword", init=None, **ml).recipe.seen_bias == 0
+    assert new_options(ids="atomic", init="some-model", **ml).recipe.seen_bias == 0
+
+
+@pytest.mark.slow
+def test_training_learns_it_and_direct_rows_do_not_train_it(tmp_path: Path) -> None:
+    """End to end on a tiny synthetic dataset: the run records it, the bias moves, resume keeps it,
+    `models info` shows it, and the retrain command asks for it."""
+    runner = CliRunner()
+    home = ["--home", str(tmp_path)]
+    result = runner.invoke(app, ["data", "import", "synthetic", *home, "-q", "-o", "users=40", "-o", "items=120",
+                                 "-o", "categories=4", "-o", "length=7"])
+    assert result.exit_code == 0, result.stderr
+    fast = ["--size", "tiny", "--val-users", "20", "--device", "cpu", "--batch-size", "32", *home, "--json"]
+    result = runner.invoke(app, ["train", "--dataset", "synthetic", "--tasks", "sequential,direct", *fast,
+                                 "--epochs", "1", "--name", "sb", "-o", "seen_bias=1"])
+    assert result.exit_code == 0, result.stderr
+    folder = tmp_path / "models" / "sb"
+    bundle = load_model(folder)
+    assert bundle.model.seen_bias is not None and float(bundle.model.seen_bias) != 0.0
+    result = runner.invoke(app, ["train", "--resume", "sb", "--epochs", "2", *home, "--json"])
+    assert result.exit_code == 0, result.stderr
+    assert load_model(folder).model.seen_bias is not None
+    # a model started from it (--init) keeps it, and resumes with it
+    result = runner.invoke(app, ["train", "--dataset", "synthetic", "--tasks", "sequential", *fast, "--epochs", "1",
+                                 "--init", "sb", "--name", "from-sb"])
+    assert result.exit_code == 0, result.stderr
+    assert json.loads((tmp_path / "models" / "from-sb" / "config.json").read_text())["seen_bias"] is True
+    result = runner.invoke(app, ["models", "info", "sb", *home])
+    assert result.exit_code == 0 and "learned (" in result.stdout
+    from paprec_cli.training.retrain import retrain_command
+
+    assert "seen_bias=1" in (retrain_command(folder) or "")
+
+
+def test_pairs_that_list_candidates_are_marked_down_to_the_batch(tmp_path: Path) -> None:
+    """Direct prompts list the target among their candidates, so training keeps the seen bias off their rows
+    (`Pair.candidates` -> `TrainBatch.candidates` -> `seen_ids` in the loss); so are their hinted copies."""
+    import numpy as np
+    from helpers import synthetic_task_data
+
+    from paprec_cli.plugins import load_registry
+    from paprec_cli.training.batches import encode_pairs, make_batch
+    from paprec_cli.training.mixture import Mixture, TrainingData
+
+    data = synthetic_task_data(tmp_path, users=30, items=100)
+    registry = load_registry()
+    training = TrainingData(data, [registry.task("sequential"), registry.task("direct")],
+                            Mixture(hint=0.5, word_item=0, item_words=0, item_next=0, history_hint=0.5), seed=1)
+    pairs = training.epoch(1)
+    families = {(p.family, p.candidates) for p in pairs}
+    assert ("direct", True) in families and ("sequential", False) in families
+    assert ("hint", True) in families and ("hint", False) in families  # hinted copies of both tasks
+    assert not any(p.candidates for p in pairs if p.family == "sequential")
+    assert all(p.candidates for p in pairs if p.family == "direct")
+    codec = build_codec(data.dataset, "atomic", [" ".join(str(w) for w in p.source) for p in pairs[:50]])
+    encoded = encode_pairs(codec, pairs)
+    assert encoded.candidates == [p.candidates for p in pairs]
+    index = np.arange(len(pairs))[:64]
+    batch = make_batch(codec, encoded, index)
+    assert batch.candidates is not None and batch.candidates.tolist() == [pairs[i].candidates for i in index]
+    sequential_only = [p for p in pairs if p.family == "sequential"]
+    assert make_batch(codec, encode_pairs(codec, sequential_only), np.arange(8)).candidates is None
