@@ -126,7 +126,7 @@ def test_training_learns_it_and_direct_rows_do_not_train_it(tmp_path: Path) -> N
     `models info` shows it, and the retrain command asks for it."""
     runner = CliRunner()
     home = ["--home", str(tmp_path)]
-    result = runner.invoke(app, ["data", "import", "synthetic", *home, "-q", "-o", "users=40", "-o", "items=120",
+    result = runner.invoke(app, ["data", "import", "synthetic", *home, "-q", "-o", "users=40", "-o", "items=200",
                                  "-o", "categories=4", "-o", "length=7"])
     assert result.exit_code == 0, result.stderr
     fast = ["--size", "tiny", "--val-users", "20", "--device", "cpu", "--batch-size", "32", *home, "--json"]
