@@ -103,14 +103,12 @@ def generate_items(
     )
     if model.seen_bias is not None and prompt_ids is None:
         raise ValueError("a model with a seen bias needs the prompts' token ids (prompt_ids)")
-    processors: list[LogitsProcessor] = [AtomicItemsOnly(codec)]
-    if model.seen_bias is not None and prompt_ids is not None:
-        processors.insert(0, SeenItemsBias(model, prompt_ids, num_beams))
-    constraint: dict[str, object] = (
-        {"logits_processor": LogitsProcessorList(processors)}
-        if codec.id_scheme == "atomic"
-        else {"prefix_allowed_tokens_fn": prefix_allowed}
-    )
+    constraint: dict[str, object] = {"prefix_allowed_tokens_fn": prefix_allowed}
+    if codec.id_scheme == "atomic":
+        processors: list[LogitsProcessor] = [AtomicItemsOnly(codec)]
+        if model.seen_bias is not None and prompt_ids is not None:
+            processors.insert(0, SeenItemsBias(model, prompt_ids, num_beams))
+        constraint = {"logits_processor": LogitsProcessorList(processors)}
     out = model.t5.generate(
         encoder_outputs=BaseModelOutput(last_hidden_state=enc),
         attention_mask=mask,
