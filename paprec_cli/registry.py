@@ -135,17 +135,20 @@ def item_head(config: ModelJson) -> str:
 def seen_bias(folder: Path, config: ModelJson) -> float | None:
     """The bias a model learned for the items its prompt lists (`config.json` `seen_bias`, `-o seen_bias=1`),
     a logit shift read from its weights (negative: it ranks what the prompt lists lower); None when it has
-    none (every model before the option, every T5/P5 checkpoint) or its weights cannot be read (`models list`
-    names that damage)."""
+    none (every model before the option, every T5/P5 checkpoint) or its weights cannot be read or hold no
+    single finite value (`models list` names that damage; `models info` shows "learned (unreadable)")."""
     if config.get("seen_bias") is not True:
         return None
     from safetensors import safe_open
 
     try:
         with safe_open(str(folder / WEIGHTS_FILE), framework="pt") as weights:
-            return float(weights.get_tensor("seen_bias").reshape(-1)[0])
+            tensor = weights.get_tensor("seen_bias")
     except Exception:  # unreadable weights
         return None
+    if tuple(tensor.shape) != (1,) or not bool(tensor.isfinite().all()):  # damaged: loading refuses it
+        return None
+    return float(tensor[0])
 
 
 def model_record(home: Home, name: str) -> tuple[Path, ModelJson, ModelJson]:

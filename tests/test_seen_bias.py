@@ -68,6 +68,63 @@ def test_the_bias_lands_on_the_prompts_own_items_only() -> None:
     assert torch.allclose(none_seen, plain, atol=1e-5)
 
 
+def test_only_the_first_decoding_step_gets_it() -> None:
+    """Later steps (an item's EOS, a sub-word's continuation) are scored as the model without a bias would."""
+    bundle = _bundle(-5.0)
+    model, codec = bundle.model, bundle.codec
+    batch = collate([codec.encode(history_prompt(3, [5, 9, 17]))])
+    steps = torch.tensor([[codec.decoder_start_id, codec.item_offset + 4]])  # start, then item 5 (a listed one)
+    with torch.no_grad():
+        biased = model(batch.input_ids, batch.attention_mask, batch.whole_word_ids, decoder_input_ids=steps).logits
+        model.seen_bias.fill_(0.0)
+        plain = model(batch.input_ids, batch.attention_mask, batch.whole_word_ids, decoder_input_ids=steps).logits
+    assert not torch.allclose(biased[:, 0], plain[:, 0])
+    assert torch.allclose(biased[:, 1], plain[:, 1], atol=1e-5)
+
+
+def _bias_grad(bundle, batch, labels, candidates=None) -> float:
+    from paprec_cli.training.batches import TrainBatch
+    from paprec_cli.training.loop import Trainer
+    from paprec_cli.training.recipe import Recipe
+
+    model = bundle.model
+    model.zero_grad()
+    trainer = Trainer(model, Recipe(lr=1e-3, batch_size=8, epochs=1), "cpu", planned_steps=10)
+    trainer.loss(TrainBatch(batch, labels, int((labels >= 0).sum()), candidates=candidates)).backward()
+    assert model.seen_bias is not None
+    return 0.0 if model.seen_bias.grad is None else float(model.seen_bias.grad)
+
+
+def test_training_rows_that_say_nothing_about_repeats_leave_it_alone() -> None:
+    """Only rows that list items and answer with an item train the bias: not rows that list candidates (direct:
+    the answer is one of them by construction), not rows whose answer is not an item (rating digits, words),
+    which could only ever push it down. The same rule holds when scoring (`nll`, `rank_beam`)."""
+    bundle = _bundle(0.0)
+    codec = bundle.codec
+    batch = collate([codec.encode(history_prompt(3, [5, 9, 17]))])
+    item_21 = torch.tensor([[codec.item_offset + 20, codec.eos_id]])
+    word = torch.tensor([[codec.item_offset - 1, codec.eos_id]])  # a token below the items: not an item answer
+    assert _bias_grad(bundle, batch, item_21) != 0.0
+    assert _bias_grad(bundle, batch, item_21, candidates=torch.tensor([True])) == 0.0
+    assert _bias_grad(bundle, batch, word) == 0.0
+    # scoring: nll of a row that lists candidates is the nll without a bias; rank_beam likewise
+    with torch.no_grad():
+        bundle.model.seen_bias.fill_(-50.0)
+    rec = Recommender(bundle.model, codec, "cpu")
+    target = [[codec.item_offset + 4, codec.eos_id]]  # item 5, listed in the prompt
+    with torch.no_grad():
+        listed = float(rec.nll(batch, target, [True])[0])
+        biased = float(rec.nll(batch, target, [False])[0])
+    beam_listed = rec.rank_beam(batch, 10, 10, lists_candidates=[True])[0].tolist()
+    beam_biased = rec.rank_beam(batch, 10, 10, lists_candidates=[False])[0].tolist()
+    with torch.no_grad():
+        bundle.model.seen_bias.fill_(0.0)
+    with torch.no_grad():
+        plain = float(rec.nll(batch, target)[0])
+    assert listed == pytest.approx(plain, abs=1e-4) and biased > listed + 10
+    assert beam_listed == rec.rank_beam(batch, 10, 10)[0].tolist() and not {5, 9, 17} & set(beam_biased)
+
+
 def test_every_ranking_path_uses_it_and_a_saved_model_keeps_it(tmp_path: Path) -> None:
     bundle = _bundle(-50.0)  # strong enough that no prompt item can stay in the top 10
     codec = bundle.codec
@@ -98,7 +155,26 @@ def test_config_and_weights_must_agree(tmp_path: Path) -> None:
     config = json.loads((folder / "config.json").read_text())
     del config["seen_bias"], config["config_sha256"]  # a hand edit that also dropped the digest
     (folder / "config.json").write_text(json.dumps(config))
-    with pytest.raises(PaprecError, match=r"records no seen_bias, but model.safetensors holds a seen bias"):
+    with pytest.raises(PaprecError, match=r"records no seen_bias, but model.safetensors holds a seen bias \(one of"):
+        load_model(folder)
+
+
+def test_a_damaged_bias_is_refused_and_never_shown_as_a_value(tmp_path: Path) -> None:
+    from safetensors.torch import load_file, save_file
+
+    from paprec_cli import registry
+
+    folder = save_model(_bundle(-1.0), tmp_path / "m")
+    config = json.loads((folder / "config.json").read_text())
+    assert registry.seen_bias(folder, config) == pytest.approx(-1.0)
+    state = load_file(str(folder / "model.safetensors"))
+    state["seen_bias"] = torch.zeros(3)  # three values where one belongs; checksums dropped with the edit
+    save_file(state, str(folder / "model.safetensors"))
+    config = {k: v for k, v in config.items() if k not in ("config_sha256", "weights_sha256")}
+    (folder / "config.json").write_text(json.dumps(config))
+    assert registry.seen_bias(folder, config) is None  # `models info`: "learned (unreadable)", not +0.000
+    with pytest.raises(PaprecError, match=r"model.safetensors: seen_bias is not one finite number \(shape \(3,\); "
+                                          r"damaged\); .*paprec train"):
         load_model(folder)
 
 
@@ -109,10 +185,11 @@ def test_options_are_checked() -> None:
             parse_train_options([bad])
     common = {"dataset": "synthetic", "tasks": ["sequential"], "size": "tiny", "name": None, "seed": 0,
               "time_budget": None, "overrides": {}}
-    with pytest.raises(PaprecError, match="seen_bias=1 needs atomic ids and a fresh model: --ids subword"):
+    with pytest.raises(PaprecError, match="seen_bias=1 needs atomic ids: --ids subword"):
         new_options(ids="subword", init=None, settings={"seen_bias": 1}, **common)
-    with pytest.raises(PaprecError, match="--init keeps the checkpoint's own head"):
-        new_options(ids="atomic", init="some-model", settings={"seen_bias": 1}, **common)
+    for value in (0, 1):  # either value: an --init model keeps its checkpoint's own (no silent ignoring of =0)
+        with pytest.raises(PaprecError, match=f"seen_bias={value}: --init keeps the checkpoint's own head"):
+            new_options(ids="atomic", init="some-model", settings={"seen_bias": value}, **common)
     # ML-100K's tiny recipe learns one; subword ids and --init quietly do without the default
     ml = {**common, "dataset": "ml-100k"}
     assert new_options(ids="atomic", init=None, **ml).recipe.seen_bias == 1
@@ -144,11 +221,16 @@ def test_training_learns_it_and_direct_rows_do_not_train_it(tmp_path: Path) -> N
                                  "--init", "sb", "--name", "from-sb"])
     assert result.exit_code == 0, result.stderr
     assert json.loads((tmp_path / "models" / "from-sb" / "config.json").read_text())["seen_bias"] is True
+    result = runner.invoke(app, ["train", "--resume", "from-sb", "--epochs", "2", *home, "--json"])
+    assert result.exit_code == 0, result.stderr  # its recipe says 0: the bias comes from the checkpoint
+    assert load_model(tmp_path / "models" / "from-sb").model.seen_bias is not None
     result = runner.invoke(app, ["models", "info", "sb", *home])
     assert result.exit_code == 0 and "learned (" in result.stdout
     from paprec_cli.training.retrain import retrain_command
 
     assert "seen_bias=1" in (retrain_command(folder) or "")
+    (folder / "training.json").unlink()  # the command then comes from config.json alone
+    assert "-o seen_bias=1" in (retrain_command(folder) or "")
 
 
 def test_pairs_that_list_candidates_are_marked_down_to_the_batch(tmp_path: Path) -> None:
@@ -179,3 +261,21 @@ def test_pairs_that_list_candidates_are_marked_down_to_the_batch(tmp_path: Path)
     assert batch.candidates is not None and batch.candidates.tolist() == [pairs[i].candidates for i in index]
     sequential_only = [p for p in pairs if p.family == "sequential"]
     assert make_batch(codec, encode_pairs(codec, sequential_only), np.arange(8)).candidates is None
+
+
+def test_a_retrain_command_from_config_keeps_an_older_recipe(tmp_path: Path) -> None:
+    """A model trained before ML-100K's recipe changed (10 history items, dropout 0.1, no seen bias) whose
+    training.json is lost: its retrain command must not silently train today's recipe."""
+    from paprec_cli.training.retrain import retrain_command
+
+    folder = tmp_path / "models" / "old"
+    folder.mkdir(parents=True)
+    config = {"dataset": {"name": "ml-100k"}, "size": "tiny", "id_scheme": "atomic", "seed": 1,
+              "tasks": ["sequential"], "input_history": 10, "dims": {"dropout_rate": 0.1}}
+    (folder / "config.json").write_text(json.dumps(config))
+    command = retrain_command(folder) or ""
+    assert "-o seen_bias=0 -o history=10 --dropout 0.1 --name old" in command, command
+    config.update(input_history=30, seen_bias=True, dims={"dropout_rate": 0.0})  # today's recipe: nothing added
+    (folder / "config.json").write_text(json.dumps(config))
+    command = retrain_command(folder) or ""
+    assert "-o seen_bias=1 --name old" in command and "history=" not in command and "--dropout" not in command

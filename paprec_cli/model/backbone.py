@@ -102,6 +102,26 @@ class RecLM(nn.Module):
         self.seen_bias = nn.Parameter(torch.zeros(1))
         self.seen_items = (int(item_offset), int(item_offset + n_items))
 
+    def seen_rows_only(
+        self,
+        prompt_ids: torch.Tensor,
+        first_targets: torch.Tensor | None = None,
+        lists_candidates: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """`prompt_ids` [B, L] with the rows the seen bias must leave alone blanked to padding (never biased):
+        rows whose answer does not start with an item token (`first_targets` [B]: rating digits, attribute
+        words, where lowering the listed items could only ever help, so the bias would learn "never repeat"
+        from rows that say nothing about repeats), and rows that list candidates (`lists_candidates` [B] bool:
+        the direct task, whose answer is one of its own listed items by construction). Training
+        (`training.loop`) and scoring (`Recommender.nll`, `Recommender.rank_beam`) apply this same rule."""
+        off = torch.zeros(prompt_ids.shape[0], dtype=torch.bool, device=prompt_ids.device)
+        if first_targets is not None:
+            first, end = self.seen_items
+            off |= (first_targets < first) | (first_targets >= end)
+        if lists_candidates is not None:
+            off |= lists_candidates.to(off.device)
+        return prompt_ids.masked_fill(off[:, None], 0)
+
     def seen_logit_bias(self, prompt_ids: torch.Tensor, rows: torch.Tensor | slice | None) -> torch.Tensor:
         """[B, C] the seen bias for vocabulary columns `rows` (all when None) of prompts `prompt_ids` [B, L]:
         `seen_bias` where the column is an item token of that prompt, else 0. Needs `add_seen_bias`."""

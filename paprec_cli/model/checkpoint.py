@@ -178,8 +178,11 @@ def load_paprec_folder(folder: Path, info: dict[str, Any]) -> ModelBundle:
     if seen != (SEEN_BIAS_KEY in state):
         said = "seen_bias true" if seen else "no seen_bias"
         held = "a seen bias" if SEEN_BIAS_KEY in state else "no seen bias"
-        raise PaprecError(f"{folder / CONFIG}: records {said}, but {WEIGHTS} holds {held} (config.json edited or "
-                          f"damaged); {model_fix(folder)}")
+        raise PaprecError(f"{folder / CONFIG}: records {said}, but {WEIGHTS} holds {held} (one of the two was "
+                          f"edited or damaged); {model_fix(folder)}")
+    if seen and (tuple(state[SEEN_BIAS_KEY].shape) != (1,) or not bool(state[SEEN_BIAS_KEY].isfinite().all())):
+        raise PaprecError(f"{folder / WEIGHTS}: seen_bias is not one finite number (shape "
+                          f"{tuple(state[SEEN_BIAS_KEY].shape)}; damaged); {model_fix(folder)}")
     if seen:
         if codec.id_scheme != "atomic":
             raise PaprecError(f"{folder / CONFIG}: seen_bias needs atomic ids, the codec has {codec.id_scheme}")

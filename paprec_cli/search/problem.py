@@ -193,10 +193,13 @@ class ModelProblem:
         targets = [codec.target_ids(self.task.target_words(group.examples[i])) for i in order]
         positions = [group.builder.positions(i) for i in order]
         owners = group.user_pos[order].tolist()
+        # a task's examples all list candidates (direct) or none do: a seen bias skips the former, as in training
+        listed = any(ex.candidates is not None for ex in group.examples)
 
         def loss(batch_prompts: Sequence[EncodedPrompt], batch_targets: Sequence[Sequence[int]]) -> torch.Tensor:
             with autocast(rec.device):
-                return rec.nll(codec.collate(list(batch_prompts), rec.device), [list(t) for t in batch_targets])
+                return rec.nll(codec.collate(list(batch_prompts), rec.device), [list(t) for t in batch_targets],
+                               [listed] * len(batch_prompts))
 
         start, stop = self.dist.bounds(len(prompts), align=self.batch_size)  # whole batches: see module doc
         if start < stop:

@@ -142,7 +142,8 @@ class BeamScorer:
                 if self.task.kind == "rating":
                     parts.append(rec.predict_rating(batch).float().cpu())
                 else:
-                    ranked = rec.rank_beam(batch, BEAMS, num_beams=BEAMS).cpu()
+                    listed = [ex.candidates is not None for ex in examples[rows]]
+                    ranked = rec.rank_beam(batch, BEAMS, num_beams=BEAMS, lists_candidates=listed).cpu()
                     parts.append(_restrict(ranked, examples[rows], self.k))
         preds = torch.cat(parts) if parts else torch.zeros(0)
         return np.asarray(self.task.surrogate(preds, list(examples)), dtype=np.float64)
@@ -172,7 +173,8 @@ class LossScorer:
             for rows in _chunks(len(all_rows), self.batch_size):
                 batch = _batch(all_rows, rows, rec.device)
                 targets = [rec.codec.target_ids(self.task.target_words(ex)) for ex in examples[rows]]
-                parts.append(rec.nll(batch, targets).float().cpu())
+                listed = [ex.candidates is not None for ex in examples[rows]]
+                parts.append(rec.nll(batch, targets, listed).float().cpu())
         nll = torch.cat(parts) if parts else torch.zeros(0)
         return -nll.double().numpy()
 

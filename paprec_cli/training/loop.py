@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from paprec_cli.distributed import DistContext
+from paprec_cli.model.backbone import RecLM
 from paprec_cli.training.batches import IGNORE, TrainBatch
 from paprec_cli.training.recipe import Recipe
 
@@ -235,9 +236,9 @@ class Trainer:
             generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.step)
             input_ids = drop_users(input_ids, self.user_tokens, self.unk_id, self.recipe.user_dropout, generator)
         extra: dict[str, torch.Tensor] = {}
-        if batch.candidates is not None and getattr(self.model, "seen_bias", None) is not None:
-            # rows listing candidates (direct) answer with one of their own items: no seen bias there
-            extra["seen_ids"] = inputs.input_ids.masked_fill(batch.candidates.to(self.device)[:, None], 0)
+        if isinstance(self.model, RecLM) and self.model.seen_bias is not None:  # not on non-item answers/candidates
+            candidates = batch.candidates.to(self.device) if batch.candidates is not None else None
+            extra["seen_ids"] = self.model.seen_rows_only(inputs.input_ids, labels[:, 0], candidates)
         with self.autocast:
             out = self.net(input_ids, inputs.attention_mask, inputs.whole_word_ids, labels=labels, **extra)
         logits = out.logits.float()

@@ -3,7 +3,8 @@ gives (`model.records.model_fix`), runnable as printed, as `data.reimport` gives
 
 Read from what the folder records, without loading the model: the options of the run in `training.json`
 (`TrainOptions`, every run since issue #16), turned into a command line by `command.train_command`; else the
-facts `config.json` records (dataset, size, id scheme, seed, tasks, negatives, item head, seen bias: a model whose
+facts `config.json` records (dataset, size, id scheme, seed, tasks, negatives, item head, seen bias, prompt
+history and dropout where they differ from today's recipe for the dataset: a model whose
 training did not finish, or made by the API); None when neither says enough (both damaged).
 """
 
@@ -69,11 +70,17 @@ def _from_config(folder: Path) -> str | None:
         args += ["-o", f"negatives={negatives}"]
     if config.get("item_head") == "untied":
         args += ["-o", "item_head=untied"]
+    from paprec_cli.training.recipe import recipe_for
+
+    today = recipe_for(str(config["size"]), name)  # what the command would get without options
     if config.get("seen_bias") is True:
         args += ["-o", "seen_bias=1"]
-    elif args[args.index("--ids") + 1] == "atomic":
-        from paprec_cli.training.recipe import recipe_for
-
-        if recipe_for(str(config["size"]), name).seen_bias:  # today's default for the dataset would add one
-            args += ["-o", "seen_bias=0"]
+    elif args[args.index("--ids") + 1] == "atomic" and today.seen_bias:
+        args += ["-o", "seen_bias=0"]
+    history, dims = config.get("input_history"), config.get("dims")
+    if isinstance(history, int) and not isinstance(history, bool) and history != today.history:
+        args += ["-o", f"history={history}"]  # the prompts the model was trained on (#18 changed ML-100K's)
+    dropout = dims.get("dropout_rate") if isinstance(dims, dict) else None
+    if isinstance(dropout, (int, float)) and not isinstance(dropout, bool) and float(dropout) != today.dropout:
+        args += ["--dropout", f"{float(dropout):g}"]
     return shlex.join([*args, "--name", folder.name, *home_option(folder.parent.parent), "--force"])

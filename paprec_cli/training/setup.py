@@ -185,12 +185,14 @@ def new_options(
     recipe = with_overrides(base, **{**recipe_changes, **overrides})
     recipe = _check_item_head(item_init_for(recipe, ids, init, overrides.get("item_init")), ids, init)
     mixture = replace(mixture_for(size, dataset), **mixture_changes)
+    if init and "seen_bias" in settings:  # either value: the model keeps what its checkpoint has
+        raise PaprecError(f"-o seen_bias={settings['seen_bias']}: --init keeps the checkpoint's own head (with "
+                          "its seen bias, or without one); drop -o seen_bias, or train a fresh model without --init")
     if recipe.seen_bias and (ids != "atomic" or init) and "seen_bias" not in settings:
         recipe = replace(recipe, seen_bias=0)  # a dataset default that cannot apply (an --init model keeps its own)
-    if recipe.seen_bias and (ids != "atomic" or init):
-        reason = "--init keeps the checkpoint's own head" if init else f"--ids {ids} has no token per item"
-        raise PaprecError(f"-o seen_bias=1 needs atomic ids and a fresh model: {reason}; use --ids atomic without "
-                          "--init, or drop -o seen_bias")
+    if recipe.seen_bias and ids != "atomic":
+        raise PaprecError(f"-o seen_bias=1 needs atomic ids: --ids {ids} has no token per item; use --ids atomic, "
+                          "or drop -o seen_bias")
     if recipe.user_dropout > 0 and ids != "atomic" and "user_dropout" not in settings:
         recipe = replace(recipe, user_dropout=0.0)  # a dataset default that cannot apply (as item_init's)
     if recipe.user_dropout > 0 and ids != "atomic":
