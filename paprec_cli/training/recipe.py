@@ -131,8 +131,9 @@ DATASET_RECIPES: dict[tuple[str, str], dict[str, float | int | str | bool]] = {
     # prompts show the unknown token instead) made it read the history: 0.104 / 0.104 / 0.100 (seeds 0-2, quiet
     # machine, 10-11 epochs; docs/RECIPE-18.md, "Session 17"). Still below item-kNN. Session 18: about half of
     # the top 10 were movies the user had already rated; a learned seen bias (`seen_bias`) for the items the prompt
-    # lists, 30 of them instead of 10, and no dropout (T5's dropout cost a third of the CPU time: 340 instead of
-    # 200 examples/s) reached 0.157 on seed 0 (docs/RECIPE-18.md, "Session 18").
+    # lists, 30 of them instead of 10, and no dropout (1.5-1.7x the examples per second: 340 instead of 200 at
+    # 30 history items) reached 0.149 / 0.142 / 0.150 (seeds 0-2; docs/RECIPE-18.md, "Sessions 18-19"): above
+    # item-kNN's 0.118 while both rank every item, below its 0.191 once both skip the user's known items.
     ("ml-100k", "tiny"): {
         "lr": 2e-3, "epochs": 100, "patience": 100, "history": 30, "recent": 20, "val_users": 1000,
         "user_dropout": 0.5, "seen_bias": 1, "dropout": 0.0,
