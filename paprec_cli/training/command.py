@@ -52,6 +52,8 @@ def train_command(options: TrainOptions, name: str, home: Path | None = None) ->
     settings += [(key, getattr(options.mixture, key), getattr(mixture, key)) for key in MIXTURE_SETTINGS]
     settings.append(("negatives", options.negatives, N_NEGATIVES))
     for key, value, default in settings:
+        if key == "seen_bias" and (options.init or options.ids != "atomic"):
+            continue  # the dataset's default gave way there (an --init model keeps its own; --init refuses it)
         if value != default:
             args += ["-o", f"{key}={value}"]
     args += ["--name", name, *home_option(home)]
