@@ -136,7 +136,8 @@ def seen_bias(folder: Path, config: ModelJson) -> float | None:
     """The bias a model learned for the items its prompt lists (`config.json` `seen_bias`, `-o seen_bias=1`),
     a logit shift read from its weights (negative: it ranks what the prompt lists lower); None when it has
     none (every model before the option, every T5/P5 checkpoint) or its weights cannot be read or hold no
-    single finite value (`models list` names that damage; `models info` shows "learned (unreadable)")."""
+    single finite value (`models info` then shows "learned (unreadable)"; loading the model names the damage
+    and the fix)."""
     if config.get("seen_bias") is not True:
         return None
     from safetensors import safe_open

@@ -190,6 +190,14 @@ def test_options_are_checked() -> None:
     for value in (0, 1):  # either value: an --init model keeps its checkpoint's own (no silent ignoring of =0)
         with pytest.raises(PaprecError, match=f"seen_bias={value}: --init keeps the checkpoint's own head"):
             new_options(ids="atomic", init="some-model", settings={"seen_bias": value}, **common)
+    # a bias needs a task that ranks over all items: rating or direct alone would train and use none
+    for tasks in (["rating"], ["direct"], ["direct", "rating"]):
+        with pytest.raises(PaprecError, match=r"seen_bias=1: none of --tasks .* ranks over all items"):
+            new_options(ids="atomic", init=None, settings={"seen_bias": 1}, **{**common, "tasks": tasks})
+    assert new_options(ids="atomic", init=None, settings={"seen_bias": 1},
+                       **{**common, "tasks": ["direct", "sequential"]}).recipe.seen_bias == 1
+    assert new_options(ids="atomic", init=None, **{**common, "dataset": "ml-100k", "tasks": ["rating"]}
+                       ).recipe.seen_bias == 0  # the dataset's default gives way
     # ML-100K's tiny recipe learns one; subword ids and --init quietly do without the default
     ml = {**common, "dataset": "ml-100k"}
     assert new_options(ids="atomic", init=None, **ml).recipe.seen_bias == 1
@@ -218,12 +226,15 @@ def test_training_learns_it_and_direct_rows_do_not_train_it(tmp_path: Path) -> N
     assert load_model(folder).model.seen_bias is not None
     # a model started from it (--init) keeps it, and resumes with it
     result = runner.invoke(app, ["train", "--dataset", "synthetic", "--tasks", "sequential", *fast, "--epochs", "1",
-                                 "--init", "sb", "--name", "from-sb"])
+                                 "--init", "sb", "--name", "from-sb", "--dropout", "0"])
     assert result.exit_code == 0, result.stderr
-    assert json.loads((tmp_path / "models" / "from-sb" / "config.json").read_text())["seen_bias"] is True
+    config = json.loads((tmp_path / "models" / "from-sb" / "config.json").read_text())
+    assert config["seen_bias"] is True and config["dims"]["dropout_rate"] == 0.0  # the run's, not sb's 0.1
     result = runner.invoke(app, ["train", "--resume", "from-sb", "--epochs", "2", *home, "--json"])
     assert result.exit_code == 0, result.stderr  # its recipe says 0: the bias comes from the checkpoint
     assert load_model(tmp_path / "models" / "from-sb").model.seen_bias is not None
+    config = json.loads((tmp_path / "models" / "from-sb" / "config.json").read_text())
+    assert config["dims"]["dropout_rate"] == 0.0  # the resumed run kept the dropout it recorded
     result = runner.invoke(app, ["models", "info", "sb", *home])
     assert result.exit_code == 0 and "learned (" in result.stdout
     from paprec_cli.training.retrain import retrain_command
@@ -275,7 +286,30 @@ def test_a_retrain_command_from_config_keeps_an_older_recipe(tmp_path: Path) -> 
     (folder / "config.json").write_text(json.dumps(config))
     command = retrain_command(folder) or ""
     assert "-o seen_bias=0 -o history=10 --dropout 0.1 --name old" in command, command
+    del config["input_history"]  # not recorded: paprec's default, 20 items (not today's 30)
+    (folder / "config.json").write_text(json.dumps(config))
+    assert "-o history=20" in (retrain_command(folder) or "")
     config.update(input_history=30, seen_bias=True, dims={"dropout_rate": 0.0})  # today's recipe: nothing added
     (folder / "config.json").write_text(json.dumps(config))
     command = retrain_command(folder) or ""
     assert "-o seen_bias=1 --name old" in command and "history=" not in command and "--dropout" not in command
+
+
+def test_set_dropout_matches_a_model_built_with_that_rate() -> None:
+    """`--init` trains with the run's dropout (recorded in training.json, used again by --resume): every dropout
+    of the loaded model, modules and T5's float attention dropout alike, as a fresh model with that rate."""
+    codec = build_codec(FakeDataset(), "atomic", TEMPLATES)
+
+    def rates(model) -> list[tuple[str, float]]:
+        out = []
+        for name, module in model.named_modules():
+            p = module.p if isinstance(module, torch.nn.Dropout) else getattr(module, "dropout", None)
+            if isinstance(p, float):
+                out.append((name, p))
+        return out
+
+    loaded = create_model(TINY_DIMS, codec, seed=0, dropout=0.1).model
+    loaded.set_dropout(0.0)
+    fresh = create_model(TINY_DIMS, codec, seed=0, dropout=0.0).model
+    assert rates(loaded) == rates(fresh) and {p for _, p in rates(fresh)} == {0.0} and len(rates(fresh)) > 5
+    assert loaded.t5.config.dropout_rate == 0.0

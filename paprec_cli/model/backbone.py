@@ -90,6 +90,19 @@ class RecLM(nn.Module):
         self.item_head = nn.Parameter(rows)
         self.item_offset = int(item_offset)
 
+    def set_dropout(self, rate: float) -> None:
+        """Train with dropout `rate` from now on: every `nn.Dropout` of the T5 and the attention dropout T5 keeps
+        as a float (`T5Attention.dropout`), as if the model had been built with `dropout_rate=rate`. A model
+        started from a checkpoint (`paprec train --init`) trains with the run's dropout, not the checkpoint's."""
+        if not 0.0 <= rate < 1.0:
+            raise ValueError(f"dropout {rate}: expected 0 <= rate < 1")
+        for module in self.modules():
+            if isinstance(module, nn.Dropout):
+                module.p = rate
+            elif isinstance(getattr(module, "dropout", None), float):
+                setattr(module, "dropout", rate)  # noqa: B010  (a plain float attribute, e.g. T5Attention's)
+        self.t5.config.dropout_rate = rate
+
     def add_seen_bias(self, item_offset: int, n_items: int) -> None:
         """Give the model one learned scalar, started at 0, added to the first decoding step's logit of every
         item token (vocabulary rows `item_offset .. item_offset + n_items - 1`) that appears in the encoder

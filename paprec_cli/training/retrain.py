@@ -5,7 +5,9 @@ Read from what the folder records, without loading the model: the options of the
 (`TrainOptions`, every run since issue #16), turned into a command line by `command.train_command`; else the
 facts `config.json` records (dataset, size, id scheme, seed, tasks, negatives, item head, seen bias, prompt
 history and dropout where they differ from today's recipe for the dataset: a model whose
-training did not finish, or made by the API); None when neither says enough (both damaged).
+training did not finish, or made by the API); None when neither says enough (both damaged). From config.json
+alone the command is exact only in what config.json records: the learning rate, epochs, `user_dropout`, the
+mixture and the other training settings are today's defaults for the dataset, which may differ from the run's.
 """
 
 from __future__ import annotations
@@ -77,7 +79,10 @@ def _from_config(folder: Path) -> str | None:
         args += ["-o", "seen_bias=1"]
     elif args[args.index("--ids") + 1] == "atomic" and today.seen_bias:
         args += ["-o", "seen_bias=0"]
-    history, dims = config.get("input_history"), config.get("dims")
+    from paprec_cli.inputs import PAPREC
+
+    # config.json records input_history only where it differs from paprec's default (`run._config_extra`)
+    history, dims = config.get("input_history", PAPREC.history), config.get("dims")
     if isinstance(history, int) and not isinstance(history, bool) and history != today.history:
         args += ["-o", f"history={history}"]  # the prompts the model was trained on (#18 changed ML-100K's)
     dropout = dims.get("dropout_rate") if isinstance(dims, dict) else None

@@ -163,7 +163,13 @@ def _fresh_bundle(options: TrainOptions, dataset: Dataset, training: TrainingDat
     if options.init:
         # Checks users, items and fingerprint against the dataset; HF/P5 layouts get the codec from it.
         tokenizer = Path(options.tokenizer) if options.tokenizer else None
-        return load_model(options.init, home, dataset=dataset, id_scheme=ids, tokenizer=tokenizer)
+        loaded = load_model(options.init, home, dataset=dataset, id_scheme=ids, tokenizer=tokenizer)
+        # the run's dropout, as recorded in training.json and used again by --resume (not the checkpoint's)
+        loaded.model.set_dropout(options.recipe.dropout)
+        dims = loaded.config.get("dims")
+        if isinstance(dims, dict):
+            dims["dropout_rate"] = options.recipe.dropout
+        return loaded
     codec = build_codec(dataset, ids, training.texts())
     codec.rating_readout = rating_readout_for(dataset)
     bundle = create_model(options.size, codec, options.seed, dropout=options.recipe.dropout)

@@ -156,6 +156,22 @@ def parse_tasks(text: str | None) -> list[str] | None:
     return names
 
 
+def _ranks_all_items(tasks: Sequence[str]) -> bool:
+    """Whether any of `tasks` ranks over all items (a ranking task without a candidate list: sequential), where
+    a seen bias is trained and used. A name that is not a task counts as one (its own error comes later)."""
+    from paprec_cli.plugins import load_registry
+
+    registry = load_registry()
+    for name in tasks:
+        try:
+            spec = registry.task(name, "--tasks")
+        except PaprecError:
+            return True
+        if spec.kind == "ranking" and not spec.needs.negatives:
+            return True
+    return False
+
+
 def new_options(
     *,
     dataset: str,
@@ -188,6 +204,11 @@ def new_options(
     if init and "seen_bias" in settings:  # either value: the model keeps what its checkpoint has
         raise PaprecError(f"-o seen_bias={settings['seen_bias']}: --init keeps the checkpoint's own head (with "
                           "its seen bias, or without one); drop -o seen_bias, or train a fresh model without --init")
+    if recipe.seen_bias and tasks and not _ranks_all_items(tasks):  # nothing would train or use the bias
+        if "seen_bias" in settings:
+            raise PaprecError(f"-o seen_bias=1: none of --tasks {','.join(tasks)} ranks over all items (the bias "
+                              "is trained and used only there); add sequential to --tasks, or drop -o seen_bias")
+        recipe = replace(recipe, seen_bias=0)  # a dataset default that cannot apply
     if recipe.seen_bias and (ids != "atomic" or init) and "seen_bias" not in settings:
         recipe = replace(recipe, seen_bias=0)  # a dataset default that cannot apply (an --init model keeps its own)
     if recipe.seen_bias and ids != "atomic":
