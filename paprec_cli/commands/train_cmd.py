@@ -62,8 +62,11 @@ def register(app: PaprecTyper) -> None:
         patience: Annotated[
             int | None, typer.Option("--patience", help="Stop after this many epochs without validation gain.")
         ] = None,
-        dropout: Annotated[float | None, typer.Option("--dropout", help="Dropout rate (default per size; ml-100k tiny: 0). With --init it "
-                                                "replaces the checkpoint's rate.")] = None,
+        dropout: Annotated[
+            float | None,
+            typer.Option("--dropout", help="Dropout rate (default per size; ml-100k tiny: 0). With --init it "
+                         "replaces the checkpoint's rate."),
+        ] = None,
         weight_decay: Annotated[
             float | None, typer.Option("--weight-decay", help="AdamW weight decay (default per size).")
         ] = None,
