@@ -142,14 +142,13 @@ def seen_bias(folder: Path, config: ModelJson) -> float | None:
         return None
     from safetensors import safe_open
 
+    from paprec_cli.model.records import SEEN_BIAS_KEY, seen_bias_value
+
     try:
         with safe_open(str(folder / WEIGHTS_FILE), framework="pt") as weights:
-            tensor = weights.get_tensor("seen_bias")
+            return seen_bias_value(weights.get_tensor(SEEN_BIAS_KEY))  # None when damaged: loading refuses it
     except Exception:  # unreadable weights
         return None
-    if tuple(tensor.shape) != (1,) or not bool(tensor.isfinite().all()):  # damaged: loading refuses it
-        return None
-    return float(tensor[0])
 
 
 def model_record(home: Home, name: str) -> tuple[Path, ModelJson, ModelJson]:

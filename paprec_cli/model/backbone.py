@@ -129,8 +129,7 @@ class RecLM(nn.Module):
         (`training.loop`) and scoring (`Recommender.nll`, `Recommender.rank_beam`) apply this same rule."""
         off = torch.zeros(prompt_ids.shape[0], dtype=torch.bool, device=prompt_ids.device)
         if first_targets is not None:
-            first, end = self.seen_items
-            off |= (first_targets < first) | (first_targets >= end)
+            off |= ~self._is_item(first_targets)
         if lists_candidates is not None:
             off |= lists_candidates.to(off.device)
         return prompt_ids.masked_fill(off[:, None], 0)
@@ -141,13 +140,22 @@ class RecLM(nn.Module):
         if self.seen_bias is None:
             raise ValueError("the model has no seen bias (add_seen_bias)")
         first, end = self.seen_items
-        is_item = (prompt_ids >= first) & (prompt_ids < end)
-        seen = torch.zeros(prompt_ids.shape[0], self.t5.config.vocab_size, dtype=torch.bool, device=prompt_ids.device)
-        seen.scatter_(1, prompt_ids.masked_fill(~is_item, 0), is_item)  # column 0 (padding) only ever gets False
-        seen[:, 0] = False
-        if rows is not None:
-            seen = seen[:, rows]
+        is_item = self._is_item(prompt_ids)
+        counts = torch.zeros(prompt_ids.shape[0], end - first, dtype=torch.int32, device=prompt_ids.device)
+        # other tokens add 0 at column 0: counting, unlike scatter_, cannot overwrite item 1's mark there
+        counts.scatter_add_(1, (prompt_ids - first).masked_fill(~is_item, 0), is_item.to(torch.int32))
+        seen = counts > 0  # [B, n_items]
+        if not (isinstance(rows, slice) and rows.start == first and rows.stop == end and rows.step in (None, 1)):
+            full = torch.zeros(prompt_ids.shape[0], self.t5.config.vocab_size, dtype=torch.bool,
+                               device=prompt_ids.device)
+            full[:, first:end] = seen
+            seen = full if rows is None else full[:, rows]
         return seen * self.seen_bias
+
+    def _is_item(self, token_ids: torch.Tensor) -> torch.Tensor:
+        """Where `token_ids` are item tokens of the seen bias (`add_seen_bias`'s rows), bool, same shape."""
+        first, end = self.seen_items
+        return (token_ids >= first) & (token_ids < end)
 
     def output_weight(self) -> torch.Tensor:
         """The LM head's weight [V, d]: the tied rows, with the item rows of `item_head` when untied."""
@@ -214,7 +222,7 @@ class RecLM(nn.Module):
         internal cross-entropy (a second one over [B, T, vocab] per step) is never computed and `loss`
         stays None. `encoder_outputs` (hidden states from `encode`) skips the encoder. With a seen bias,
         the first step's logits of the items in `seen_ids` [B, L] (default: `input_ids`) get it; training
-        passes the prompts with the items of rows that list candidates (direct) taken out."""
+        passes `seen_rows_only(...)`: the rows the bias does not apply to blanked."""
         if encoder_outputs is None:
             encoder_outputs = self.encode(input_ids, attention_mask, whole_word_ids)
         if decoder_input_ids is None and labels is not None:

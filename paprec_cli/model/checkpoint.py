@@ -20,7 +20,14 @@ from paprec_cli.errors import PaprecError
 from paprec_cli.model.backbone import build_model, t5_config
 from paprec_cli.model.bundle import CONFIG_FORMAT, ModelBundle
 from paprec_cli.model.codec import DatasetLike, IdScheme, PromptCodec
-from paprec_cli.model.records import check_config_digest, config_digest, model_fix, read_config
+from paprec_cli.model.records import (
+    SEEN_BIAS_KEY,
+    check_config_digest,
+    config_digest,
+    model_fix,
+    read_config,
+    seen_bias_value,
+)
 from paprec_cli.model.weights import (
     TIED_KEYS,
     check_finite,
@@ -39,8 +46,6 @@ CONFIG = "config.json"
 WEIGHT_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors")
 #: The state-dict key of an untied item head (`RecLM.item_head`; config.json `item_head: "untied"`).
 ITEM_HEAD_KEY = "item_head"
-#: The state-dict key of a learned seen bias (`RecLM.seen_bias`; config.json `seen_bias: true`).
-SEEN_BIAS_KEY = "seen_bias"
 
 
 def save_model(bundle: ModelBundle, folder: Path, *, extra_json: Mapping[str, JSONValue] | None = None) -> Path:
@@ -180,7 +185,7 @@ def load_paprec_folder(folder: Path, info: dict[str, Any]) -> ModelBundle:
         held = "a seen bias" if SEEN_BIAS_KEY in state else "no seen bias"
         raise PaprecError(f"{folder / CONFIG}: records {said}, but {WEIGHTS} holds {held} (one of the two was "
                           f"edited or damaged); {model_fix(folder)}")
-    if seen and (tuple(state[SEEN_BIAS_KEY].shape) != (1,) or not bool(state[SEEN_BIAS_KEY].isfinite().all())):
+    if seen and seen_bias_value(state[SEEN_BIAS_KEY]) is None:
         raise PaprecError(f"{folder / WEIGHTS}: seen_bias is not one finite number (shape "
                           f"{tuple(state[SEEN_BIAS_KEY].shape)}; damaged); {model_fix(folder)}")
     if seen:

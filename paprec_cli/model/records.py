@@ -14,7 +14,7 @@ No torch import here: `paprec models list` stays light.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Field, NonNegativeInt, PositiveInt, field_validator, model_validator
 
@@ -22,6 +22,9 @@ from paprec_cli.errors import PaprecError
 from paprec_cli.jsontypes import JSONObject
 from paprec_cli.paths import read_json_object
 from paprec_cli.schema import Record, RecordT, check
+
+if TYPE_CHECKING:
+    import torch
 
 CONFIG_FILE = "config.json"
 CODEC_FILE = "codec.json"
@@ -37,6 +40,16 @@ ACTIVATIONS = frozenset({
 
 #: A metric value as recorded (NaN is written as null by some writers).
 Metric = float | None
+
+#: The weights key of a learned seen bias (`RecLM.add_seen_bias`; config.json `seen_bias: true`).
+SEEN_BIAS_KEY = "seen_bias"
+
+
+def seen_bias_value(tensor: torch.Tensor) -> float | None:
+    """The learned seen bias a weights tensor holds: one finite number, else None (damaged)."""
+    if tuple(tensor.shape) != (1,) or not bool(tensor.isfinite().all()):
+        return None
+    return float(tensor.reshape(-1)[0])
 
 
 def model_fix(folder: Path) -> str:

@@ -54,8 +54,10 @@ def _from_config(folder: Path) -> str | None:
     import shlex
 
     from paprec_cli.data.splits import N_NEGATIVES
+    from paprec_cli.inputs import PAPREC
     from paprec_cli.model.sizes import MODEL_SIZES
     from paprec_cli.paths import home_option
+    from paprec_cli.training.recipe import recipe_for
 
     config = _read(folder / "config.json")
     dataset = config.get("dataset") if config else None
@@ -72,15 +74,11 @@ def _from_config(folder: Path) -> str | None:
         args += ["-o", f"negatives={negatives}"]
     if config.get("item_head") == "untied":
         args += ["-o", "item_head=untied"]
-    from paprec_cli.training.recipe import recipe_for
-
     today = recipe_for(str(config["size"]), name)  # what the command would get without options
     if config.get("seen_bias") is True:
         args += ["-o", "seen_bias=1"]
     elif args[args.index("--ids") + 1] == "atomic" and today.seen_bias:
         args += ["-o", "seen_bias=0"]
-    from paprec_cli.inputs import PAPREC
-
     # config.json records input_history only where it differs from paprec's default (`run._config_extra`)
     history, dims = config.get("input_history", PAPREC.history), config.get("dims")
     if isinstance(history, int) and not isinstance(history, bool) and history != today.history:

@@ -139,7 +139,9 @@ def has_item_head(folder: Path) -> bool:
 def has_seen_bias(folder: Path) -> bool:
     """Whether the run's last checkpoint holds a seen bias (`RecLM.seen_bias`): a run started with
     `-o seen_bias=1`, or with `--init` from such a model. False when there is no readable checkpoint."""
-    return _checkpoint_has(folder, "seen_bias")
+    from paprec_cli.model.records import SEEN_BIAS_KEY
+
+    return _checkpoint_has(folder, SEEN_BIAS_KEY)
 
 
 def _checkpoint_has(folder: Path, key: str) -> bool:
