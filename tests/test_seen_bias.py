@@ -203,6 +203,14 @@ def test_options_are_checked() -> None:
     assert new_options(ids="atomic", init=None, **ml).recipe.seen_bias == 1
     assert new_options(ids="subword", init=None, **ml).recipe.seen_bias == 0
     assert new_options(ids="atomic", init="some-model", **ml).recipe.seen_bias == 0
+    # the synthetic quick start learns one too (docs/RECIPE-18.md, "Session 20"), with the same give-way rules
+    syn = {**common, "tasks": []}  # no --tasks: every task the dataset supports, sequential among them
+    assert new_options(ids="atomic", init=None, **syn).recipe.seen_bias == 1
+    assert new_options(ids="subword", init=None, **syn).recipe.seen_bias == 0
+    assert new_options(ids="atomic", init="some-model", **syn).recipe.seen_bias == 0
+    assert new_options(ids="atomic", init=None, **{**syn, "tasks": ["direct"]}).recipe.seen_bias == 0
+    assert new_options(ids="atomic", init=None, settings={"seen_bias": 0}, **syn).recipe.seen_bias == 0
+    assert new_options(ids="atomic", init=None, **{**syn, "size": "small"}).recipe.seen_bias == 0  # tiny only
 
 
 @pytest.mark.slow
