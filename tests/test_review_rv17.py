@@ -358,8 +358,8 @@ def test_a_broken_models_fix_from_config_json_alone(tiny_home: Home, tmp_path: P
     (bad / "config.json").write_text(json.dumps({**config, "size": "tiny", "seed": 5, "tasks": ["sequential"],
                                                  "negatives": 49, "item_head": "untied"}))
     assert _fix_command(home) == ("paprec train --dataset synthetic --tasks sequential --size tiny --ids atomic "
-                                  f"--seed 5 -o negatives=49 -o item_head=untied -o seen_bias=0 --name m7 --home {home} "
-                                  "--force")  # a model without the bias that synthetic tiny now learns by default
+                                  "--seed 5 -o negatives=49 -o item_head=untied -o seen_bias=0 --name m7 "
+                                  f"--home {home} --force")  # a model without the bias that synthetic tiny now learns by default
 
 
 # -- 6. an edited config.json of an untied model ----------------------------------------------------------------
