@@ -359,7 +359,7 @@ def test_a_broken_models_fix_from_config_json_alone(tiny_home: Home, tmp_path: P
                                                  "negatives": 49, "item_head": "untied"}))
     assert _fix_command(home) == ("paprec train --dataset synthetic --tasks sequential --size tiny --ids atomic "
                                   "--seed 5 -o negatives=49 -o item_head=untied -o seen_bias=0 --name m7 "
-                                  f"--home {home} --force")  # a model without the bias that synthetic tiny now learns by default
+                                  f"--home {home} --force")  # no bias, which synthetic tiny now learns by default
 
 
 # -- 6. an edited config.json of an untied model ----------------------------------------------------------------
