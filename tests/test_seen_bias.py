@@ -123,6 +123,14 @@ def test_training_rows_that_say_nothing_about_repeats_leave_it_alone() -> None:
         plain = float(rec.nll(batch, target)[0])
     assert listed == pytest.approx(plain, abs=1e-4) and biased > listed + 10
     assert beam_listed == rec.rank_beam(batch, 10, 10)[0].tolist() and not {5, 9, 17} & set(beam_biased)
+    # candidate scores (the direct task's ranking, `predict._rank_candidates`): a row that lists its candidates
+    # gets the log-probabilities of the model without a bias, a free-ranking row gets the bias
+    every = torch.arange(1, codec.n_items + 1).unsqueeze(0)
+    plain_scores = rec.score_candidates(batch, every)[0]
+    with torch.no_grad():
+        bundle.model.seen_bias.fill_(-50.0)
+    assert torch.allclose(rec.score_candidates(batch, every, lists_candidates=[True])[0], plain_scores, atol=1e-5)
+    assert rec.score_candidates(batch, every, lists_candidates=[False])[0][4] < plain_scores[4] - 10  # item 5
 
 
 def test_every_ranking_path_uses_it_and_a_saved_model_keeps_it(tmp_path: Path) -> None:
@@ -146,7 +154,7 @@ def test_every_ranking_path_uses_it_and_a_saved_model_keeps_it(tmp_path: Path) -
     folder = save_model(bundle, tmp_path / "m")
     assert json.loads((folder / "config.json").read_text())["seen_bias"] is True
     loaded = load_model(folder)
-    assert loaded.model.seen_bias is not None and float(loaded.model.seen_bias) == -50.0
+    assert loaded.model.seen_bias is not None and float(loaded.model.seen_bias.detach()) == -50.0
     assert Recommender(loaded.model.eval(), loaded.codec, "cpu").rank_all(batch, 10)[0].tolist() == top
 
 

@@ -215,17 +215,22 @@ class Recommender:
         ]
         return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
 
-    def score_candidates(self, batch: Batch, candidates: torch.Tensor) -> torch.Tensor:
+    def score_candidates(
+        self, batch: Batch, candidates: torch.Tensor, lists_candidates: Sequence[bool] | None = None
+    ) -> torch.Tensor:
         """Log-probability of each candidate item, [B, C] (float32).
 
         atomic: log p(item token) at the first step (the EOS that follows is not scored);
-        subword: teacher-forced sum of the log-probs of the item's tokens and its EOS."""
+        subword: teacher-forced sum of the log-probs of the item's tokens and its EOS.
+        `lists_candidates` [B]: rows whose prompt lists the candidates (direct), which a seen bias leaves
+        alone, as in training (`RecLM.seen_rows_only`); None: every row ranks freely (sequential)."""
         with self._eval():
             batch, enc = self._encode(batch)
             candidates = host_to_device(candidates, self.device)
             if self.codec.id_scheme == "atomic":
                 hidden = self._last_hidden(enc, batch.attention_mask)
-                logp = torch.log_softmax(self.model.project(hidden, prompt_ids=batch.input_ids).float(), -1)
+                prompt_ids = self._seen_ids(batch, None, lists_candidates).get("seen_ids", batch.input_ids)
+                logp = torch.log_softmax(self.model.project(hidden, prompt_ids=prompt_ids).float(), -1)
                 return logp.gather(1, candidates + (self.codec.item_offset - 1))
             return self._score_subword(enc, batch.attention_mask, candidates)
 

@@ -99,7 +99,7 @@ def _rank_candidates(recommender: Recommender, batch: Batch, examples: Sequence[
         valid[row, : len(items)] = True
     cand_t = host_to_device(torch.from_numpy(cands), recommender.device)
     valid_t = host_to_device(torch.from_numpy(valid), recommender.device)
-    scores = recommender.score_candidates(batch, cand_t)
+    scores = recommender.score_candidates(batch, cand_t, lists_candidates=[True] * len(examples))
     top = min(k, width)
     order = scores.masked_fill(~valid_t, float("-inf")).topk(top, dim=1).indices
     chosen = torch.where(valid_t.gather(1, order), cand_t.gather(1, order), 0)
