@@ -236,7 +236,7 @@ def test_training_learns_it_and_direct_rows_do_not_train_it(tmp_path: Path) -> N
     assert result.exit_code == 0, result.stderr
     folder = tmp_path / "models" / "sb"
     bundle = load_model(folder)
-    assert bundle.model.seen_bias is not None and float(bundle.model.seen_bias) != 0.0
+    assert bundle.model.seen_bias is not None and float(bundle.model.seen_bias.detach()) != 0.0
     result = runner.invoke(app, ["train", "--resume", "sb", "--epochs", "2", *home, "--json"])
     assert result.exit_code == 0, result.stderr
     assert load_model(folder).model.seen_bias is not None
@@ -253,9 +253,13 @@ def test_training_learns_it_and_direct_rows_do_not_train_it(tmp_path: Path) -> N
     assert config["dims"]["dropout_rate"] == 0.0  # the resumed run kept the dropout it recorded
     result = runner.invoke(app, ["models", "info", "sb", *home])
     assert result.exit_code == 0 and "learned (" in result.stdout
+    from paprec_cli.training import recipe as recipes
     from paprec_cli.training.retrain import retrain_command
 
-    assert "seen_bias=1" in (retrain_command(folder) or "")
+    assert "seen_bias" not in (retrain_command(folder) or "-")  # synthetic tiny's recipe learns one already
+    with pytest.MonkeyPatch.context() as patch:  # a recipe without it: the command must ask for it
+        patch.delitem(recipes.DATASET_RECIPES, ("synthetic", "tiny"))
+        assert "-o seen_bias=1" in (retrain_command(folder) or "")
     (folder / "training.json").unlink()  # the command then comes from config.json alone
     assert "-o seen_bias=1" in (retrain_command(folder) or "")
 

@@ -81,7 +81,7 @@ def test_dataset_recipe_and_settings_reach_the_options(monkeypatch: pytest.Monke
               "time_budget": None}
     tuned = new_options(dataset="toyset", overrides={}, **common)
     assert (tuned.recipe.lr, tuned.recipe.history, tuned.mixture.hint) == (2e-3, 9, 0.0)
-    other = new_options(dataset="synthetic", overrides={}, **common)
+    other = new_options(dataset="beauty", overrides={}, **common)  # no entry of its own: the size's defaults
     assert (other.recipe, other.mixture) == (recipes.RECIPES["tiny"], recipes.MIXTURES["tiny"])
     given = new_options(dataset="toyset", overrides={"lr": 1e-3}, settings={"history": 5, "recent": 4}, **common)
     assert (given.recipe.lr, given.recipe.history, given.mixture.recent) == (1e-3, 5, 4)
