@@ -333,3 +333,31 @@ def test_set_dropout_matches_a_model_built_with_that_rate() -> None:
     fresh = create_model(TINY_DIMS, codec, seed=0, dropout=0.0).model
     assert rates(loaded) == rates(fresh) and {p for _, p in rates(fresh)} == {0.0} and len(rates(fresh)) > 5
     assert loaded.t5.config.dropout_rate == 0.0
+
+
+def test_init_takes_the_checkpoints_id_scheme(tmp_path: Path) -> None:
+    """`--init` of a paprec model or a P5 weight file trains (and records) the checkpoint's own id scheme; a
+    different `--ids` is refused, where it used to be recorded in training.json while the other was trained."""
+    from paprec_cli.paths import Home
+    from paprec_cli.training.setup import cli_options
+
+    home = Home(tmp_path / "home")
+    common = {"dataset": "synthetic", "tasks": "sequential", "size": None, "name": None, "seed": 0,
+              "time_budget": None, "resume": None, "overrides": {}}
+    for scheme, other in (("atomic", "subword"), ("subword", "atomic")):
+        folder = tmp_path / f"m-{scheme}"
+        folder.mkdir()
+        (folder / "config.json").write_text(json.dumps({"format": "paprec-model", "id_scheme": scheme}))
+        options = cli_options(home, ids=None, init=str(folder), **common)
+        assert options.ids == scheme and options.name == f"synthetic-tiny-{scheme}"
+        assert cli_options(home, ids=scheme, init=str(folder), **common).ids == scheme
+        with pytest.raises(PaprecError, match=f"--ids {other}: --init .* has {scheme} ids"):
+            cli_options(home, ids=other, init=str(folder), **common)
+    pth = tmp_path / "p5.pth"
+    pth.write_bytes(b"")
+    assert cli_options(home, ids=None, init=str(pth), **common).ids == "subword"  # P5's ids are text
+    hf = tmp_path / "hf"
+    hf.mkdir()
+    (hf / "config.json").write_text(json.dumps({"model_type": "t5"}))
+    assert cli_options(home, ids="subword", init=str(hf), **common).ids == "subword"  # --ids decides there
+    assert cli_options(home, ids=None, init=str(hf), **common).ids == "atomic"

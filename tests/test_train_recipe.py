@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -154,3 +157,54 @@ def test_history_hint_alone_adds_its_pairs(dataset) -> None:  # type: ignore[no-
     assert counts["history_hint"] > 0.9 * counts["sequential"]
     assert set(counts) == {"sequential", "history_hint"} and alone.families() == ["sequential", "history_hint"]
     assert recipes.mixture_for("tiny", "ml-100k").history_hint == 0.0  # the measured ML-100K recipe has none
+
+
+def test_an_import_under_another_name_trains_with_its_importers_recipe(tmp_path: Path) -> None:
+    """The recipe follows the importer recorded in the manifest (`recipe.recipe_dataset`): ML-100K imported as
+    "ml-100k-item" gets ML-100K's measured recipe, not the size's generic one, and its retrain command asks for
+    nothing more (it would otherwise have silently lost the recipe that beats item-kNN)."""
+    from paprec_cli.training.command import train_command
+    from paprec_cli.training.recipe import recipe_dataset
+    from paprec_cli.training.setup import cli_options
+
+    home = Home(tmp_path)
+    (tmp_path / "data" / "ml-100k-item").mkdir(parents=True)
+    (tmp_path / "data" / "ml-100k-item" / "manifest.json").write_text(json.dumps({"dataset": "ml-100k"}))
+    assert recipe_dataset("ml-100k-item", tmp_path) == "ml-100k"
+    assert recipe_dataset("elsewhere", tmp_path) == "elsewhere" and recipe_dataset("x", None) == "x"
+    options = cli_options(home, dataset="ml-100k-item", tasks="sequential", size=None, ids=None, name=None, seed=0,
+                          time_budget=None, init=None, resume=None, overrides={})
+    ml = recipes.recipe_for("tiny", "ml-100k")
+    assert options.recipe == ml and options.mixture == recipes.mixture_for("tiny", "ml-100k")
+    assert options.recipe != recipes.recipe_for("tiny", "ml-100k-item")  # the name alone has no recipe
+    command = train_command(options, "m", tmp_path)
+    assert " -o " not in command and "--lr" not in command and "--dropout" not in command, command
+
+
+@pytest.mark.parametrize(("path", "value", "message"), [
+    (("recipe", "seen_bias"), 7, r"the recipe's seen_bias cannot train; expected 0 or 1"),
+    (("recipe", "seen_bias"), "on", r"recipe.seen_bias is 'on', expected int"),
+    (("recipe", "history"), "many", r"recipe.history is 'many', expected int"),
+    (("recipe", "user_dropout"), -3, r"the recipe's user_dropout cannot train; expected a share in \[0, 1\]"),
+    (("recipe", "epochs"), 4.0, r"recipe.epochs is 4.0, expected int"),
+    (("mixture", "hint"), float("nan"), r"mixture.hint is nan, expected float"),
+    (("seed",), True, r"seed is True, expected int"),
+    (("tasks",), "sequential", r"tasks is 'sequential', expected a list"),
+])
+def test_recorded_options_are_checked_field_by_field(path: tuple[str, ...], value: object, message: str) -> None:
+    """A resume state's or training.json's options (`TrainOptions.from_json`): a wrong type or a value that
+    cannot train is a ValueError naming the field (the reader names the file), never a traceback later."""
+    from paprec_cli.training.recipe import TrainOptions
+
+    good = new_options(dataset="synthetic", tasks=["sequential"], size="tiny", ids="atomic", name=None, seed=0,
+                       time_budget=None, init=None, overrides={}).to_json()
+    assert TrainOptions.from_json(json.loads(json.dumps(good))) == new_options(
+        dataset="synthetic", tasks=["sequential"], size="tiny", ids="atomic", name=None, seed=0, time_budget=None,
+        init=None, overrides={})
+    bad = json.loads(json.dumps(good))
+    target = bad
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    with pytest.raises(ValueError, match=message):
+        TrainOptions.from_json(bad)

@@ -88,6 +88,26 @@ def resolve_model_path(path_or_name: str | Path, home: Home | None) -> Path:
     raise PaprecError(f"model '{path_or_name}': no such file, folder or model name{where}")
 
 
+def checkpoint_id_scheme(path_or_name: str | Path, home: Home | None) -> IdScheme | None:
+    """The id scheme a checkpoint fixes, read without loading it: a paprec model folder's `config.json`
+    `id_scheme`; "subword" for a P5 weight file (P5's ids are text); None where `--ids` decides (a Hugging
+    Face T5 folder) or the files cannot tell (a missing or damaged checkpoint: loading it says why)."""
+    try:
+        path = resolve_model_path(path_or_name, home)
+    except PaprecError:
+        return None
+    if path.is_file():
+        return "subword" if path.suffix in WEIGHT_SUFFIXES else None
+    try:
+        info = json.loads((path / CONFIG).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    if not isinstance(info, dict) or info.get("format") != CONFIG_FORMAT:
+        return None
+    scheme = info.get("id_scheme")
+    return scheme if scheme in ("atomic", "subword") else None
+
+
 def load_model(
     path_or_name: str | Path,
     home: Home | None = None,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from paprec_cli.data.splits import N_NEGATIVES
 from paprec_cli.paths import home_option
-from paprec_cli.training.recipe import TrainOptions, item_init_for, mixture_for, recipe_for
+from paprec_cli.training.recipe import TrainOptions, item_init_for, mixture_for, recipe_dataset, recipe_for
 
 #: Recipe fields with a `paprec train` option of their own.
 RECIPE_OPTIONS = {"lr": "--lr", "batch_size": "--batch-size", "epochs": "--epochs", "patience": "--patience",
@@ -28,8 +28,9 @@ def train_command(options: TrainOptions, name: str, home: Path | None = None) ->
     budget, `--init` and `--tokenizer` where they differ from the size's defaults for the dataset; `--home` when
     `home` is not where paprec looks without one (PAPREC_HOME, else the platform folder). Recipe fields no
     option sets (the schedule's shape) are the size's, so they are not written."""
-    base = recipe_for(options.size, options.dataset)
-    mixture = mixture_for(options.size, options.dataset)
+    key = recipe_dataset(options.dataset, home)  # the importer's recipe, as `setup.cli_options` chose it
+    base = recipe_for(options.size, key)
+    mixture = mixture_for(options.size, key)
     recipe = options.recipe
     args = ["paprec", "train", "--dataset", options.dataset,
             *(["--tasks", ",".join(options.tasks)] if options.tasks else []),

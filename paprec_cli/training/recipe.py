@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from paprec_cli.errors import PaprecError
@@ -148,6 +149,23 @@ DATASET_RECIPES: dict[tuple[str, str], dict[str, float | int | str | bool]] = {
 }
 
 
+def recipe_dataset(dataset: str, home_root: Path | None) -> str:
+    """The `DATASET_RECIPES` key of imported dataset `dataset` in the home at `home_root`: the importer that made
+    it (its manifest's `dataset`, e.g. "ml-100k" for an import named "ml-100k-item"), so that a dataset imported
+    under another name trains with its kind's measured recipe; `dataset` itself when the manifest cannot tell
+    (no home, not imported yet: the run's own checks say so)."""
+    import json
+
+    if home_root is None:
+        return dataset
+    try:
+        manifest = json.loads((home_root / "data" / dataset / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return dataset
+    kind = manifest.get("dataset") if isinstance(manifest, dict) else None
+    return kind if isinstance(kind, str) and kind else dataset
+
+
 def recipe_for(size: str, dataset: str | None = None) -> Recipe:
     """The defaults of a size (custom sizes use small's), with `dataset`'s measured changes."""
     recipe = RECIPES.get(size, RECIPES["small"])
@@ -198,11 +216,56 @@ class TrainOptions:
 
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> TrainOptions:
+        """The options a state or `training.json` recorded, each field checked against its type and the
+        recipe against `check_recipe`. Raises ValueError naming the field (the reader names the file)."""
         values = dict(obj)
+        if not isinstance(values.get("tasks"), list) or not all(isinstance(t, str) for t in values["tasks"]):
+            raise ValueError(f"tasks is {values.get('tasks')!r}, expected a list of task names")
         values["tasks"] = tuple(values["tasks"])
+        for kind, key in ((Recipe, "recipe"), (Mixture, "mixture")):
+            if not isinstance(values.get(key) or {}, dict):
+                raise ValueError(f"{key} is {values.get(key)!r}, expected an object")
+            _check_types(kind, values.get(key) or {}, f"{key}.")
         values["recipe"] = Recipe(**_known(Recipe, values["recipe"]))
         values["mixture"] = Mixture(**_known(Mixture, values.get("mixture") or {}))
-        return cls(**_known(cls, values))
+        known = _known(cls, values)
+        _check_types(cls, {k: v for k, v in known.items() if k not in ("tasks", "recipe", "mixture")}, "")
+        problem = recipe_problem(values["recipe"])
+        if problem is not None:
+            option = problem[0].removeprefix("-o ").lstrip("-")
+            raise ValueError(f"the recipe's {option} cannot train; expected {problem[1]}")
+        return cls(**known)
+
+
+def _check_types(kind: type, values: dict[str, Any], prefix: str) -> None:
+    """ValueError for the first value of `values` that is not of its `kind` field's declared type (a bool is
+    not a number, a float is not an int, NaN and infinities are not numbers)."""
+    import types
+    import typing
+
+    hints = typing.get_type_hints(kind)
+
+    def fits(hint: Any, value: object) -> bool:
+        if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+            return any(fits(arg, value) for arg in typing.get_args(hint))
+        if hint is type(None):
+            return value is None
+        if hint is bool:
+            return isinstance(value, bool)
+        if hint is int:
+            return isinstance(value, int) and not isinstance(value, bool)
+        if hint is float:
+            return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        if hint is str:
+            return isinstance(value, str)
+        if typing.get_origin(hint) is dict:
+            return isinstance(value, dict) and all(isinstance(k, str) and fits(typing.get_args(hint)[1], v)
+                                                   for k, v in value.items())
+        return True
+
+    for name, value in values.items():
+        if name in hints and not fits(hints[name], value):
+            raise ValueError(f"{prefix}{name} is {value!r}, expected {getattr(hints[name], '__name__', hints[name])}")
 
 
 def _known(kind: type, values: dict[str, Any]) -> dict[str, Any]:
@@ -212,6 +275,14 @@ def _known(kind: type, values: dict[str, Any]) -> dict[str, Any]:
 
 def check_recipe(recipe: Recipe) -> Recipe:
     """Reject values that cannot train, naming the option."""
+    problem = recipe_problem(recipe)
+    if problem is not None:
+        raise PaprecError(f"{problem[0]}: invalid value; expected {problem[1]}")
+    return recipe
+
+
+def recipe_problem(recipe: Recipe) -> tuple[str, str] | None:
+    """(option, what it expects) of the first value of `recipe` that cannot train; None when all can."""
     checks = [
         (recipe.lr > 0 and math.isfinite(recipe.lr), "--lr", "a positive learning rate such as 1e-3"),
         (recipe.batch_size >= 1, "--batch-size", "a positive integer"),
@@ -228,11 +299,12 @@ def check_recipe(recipe: Recipe) -> Recipe:
         (recipe.seen_penalty_kind in SEEN_PENALTIES, "seen_penalty_kind", " or ".join(SEEN_PENALTIES)),
         (recipe.item_head in ITEM_HEADS, "-o item_head", " or ".join(ITEM_HEADS)),
         (0 <= recipe.user_dropout <= 1, "-o user_dropout", "a share in [0, 1]"),
+        (recipe.seen_bias in (0, 1), "-o seen_bias", "0 or 1"),
     ]
     for ok, option, expected in checks:
         if not ok:
-            raise PaprecError(f"{option}: invalid value; expected {expected}")
-    return recipe
+            return option, expected
+    return None
 
 
 def with_overrides(recipe: Recipe, **overrides: Any) -> Recipe:

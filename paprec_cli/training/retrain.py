@@ -57,7 +57,7 @@ def _from_config(folder: Path) -> str | None:
     from paprec_cli.inputs import PAPREC
     from paprec_cli.model.sizes import MODEL_SIZES
     from paprec_cli.paths import home_option
-    from paprec_cli.training.recipe import recipe_for
+    from paprec_cli.training.recipe import recipe_dataset, recipe_for
 
     config = _read(folder / "config.json")
     dataset = config.get("dataset") if config else None
@@ -74,7 +74,7 @@ def _from_config(folder: Path) -> str | None:
         args += ["-o", f"negatives={negatives}"]
     if config.get("item_head") == "untied":
         args += ["-o", "item_head=untied"]
-    today = recipe_for(str(config["size"]), name)  # what the command would get without options
+    today = recipe_for(str(config["size"]), recipe_dataset(name, folder.parent.parent))  # without options
     if config.get("seen_bias") is True:
         args += ["-o", "seen_bias=1"]
     elif args[args.index("--ids") + 1] == "atomic" and today.seen_bias:

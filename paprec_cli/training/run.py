@@ -164,6 +164,9 @@ def _fresh_bundle(options: TrainOptions, dataset: Dataset, training: TrainingDat
         # Checks users, items and fingerprint against the dataset; HF/P5 layouts get the codec from it.
         tokenizer = Path(options.tokenizer) if options.tokenizer else None
         loaded = load_model(options.init, home, dataset=dataset, id_scheme=ids, tokenizer=tokenizer)
+        if loaded.codec.id_scheme != ids:  # `setup._init_ids` reads it first; never record the wrong scheme
+            raise PaprecError(f"--init {options.init} has {loaded.codec.id_scheme} ids, but the run records "
+                              f"--ids {ids}; start it again with --ids {loaded.codec.id_scheme}")
         # the run's dropout, as recorded in training.json and used again by --resume (not the checkpoint's)
         loaded.model.set_dropout(options.recipe.dropout)
         dims = loaded.config.get("dims")

@@ -24,6 +24,7 @@ from paprec_cli.training.recipe import (
     TrainOptions,
     item_init_for,
     mixture_for,
+    recipe_dataset,
     recipe_for,
     with_overrides,
 )
@@ -186,9 +187,11 @@ def new_options(
     negatives: int = N_NEGATIVES,
     tokenizer: str | None = None,
     settings: dict[str, int | float | str] | None = None,
+    recipe_key: str | None = None,
 ) -> TrainOptions:
-    """Options of a fresh run: the size's recipe and mixture for `dataset` (`recipe.DATASET_RECIPES`), with
-    command-line overrides and `-o` settings (`TRAIN_SETTINGS`, without `negatives`)."""
+    """Options of a fresh run: the size's recipe and mixture for `recipe_key` (`recipe.DATASET_RECIPES`; default
+    `dataset`, the import's name; `recipe.recipe_dataset` gives its importer), with command-line overrides and
+    `-o` settings (`TRAIN_SETTINGS`, without `negatives`)."""
     check_seed(seed)
     if ids not in ID_SCHEMES:
         raise PaprecError(f"--ids {ids}: expected one of {', '.join(ID_SCHEMES)}")
@@ -197,10 +200,10 @@ def new_options(
     settings = settings or {}
     recipe_changes = {k: v for k, v in settings.items() if k in RECIPE_FIELDS}
     mixture_changes: dict[str, Any] = {k: v for k, v in settings.items() if k in MIXTURE_FIELDS}
-    base = recipe_for(size, dataset)
+    base = recipe_for(size, recipe_key or dataset)
     recipe = with_overrides(base, **{**recipe_changes, **overrides})
     recipe = _check_item_head(item_init_for(recipe, ids, init, overrides.get("item_init")), ids, init)
-    mixture = replace(mixture_for(size, dataset), **mixture_changes)
+    mixture = replace(mixture_for(size, recipe_key or dataset), **mixture_changes)
     if init and "seen_bias" in settings:  # either value: the model keeps what its checkpoint has
         raise PaprecError(f"-o seen_bias={settings['seen_bias']}: --init keeps the checkpoint's own head (with "
                           "its seen bias, or without one); drop -o seen_bias, or train a fresh model without --init")
@@ -298,11 +301,28 @@ def cli_options(home: Home, *, dataset: str | None, tasks: str | None, size: str
         return resumed_options(saved, given, {**changes, **overrides, "time_budget": time_budget})
     if dataset is None:
         raise PaprecError("--dataset is required (e.g. --dataset synthetic); see `paprec data list`")
+    if init:
+        ids = _init_ids(home, init, ids)
     return new_options(
         dataset=dataset, tasks=task_names or [], size=size or "tiny", ids=ids or "atomic", name=name,
         seed=seed, time_budget=time_budget, init=init, overrides=overrides, tokenizer=tokenizer, settings=changes,
-        **negatives,
+        recipe_key=recipe_dataset(dataset, home.root), **negatives,
     )  # fmt: skip
+
+
+def _init_ids(home: Home, init: str, ids: str | None) -> str | None:
+    """The id scheme of a run started from `init`: the checkpoint's own where its files fix one (a paprec model,
+    a P5 weight file), else `ids` (a Hugging Face folder). A different `--ids` is refused: the weights and
+    tokenizer cannot change scheme, and the run would record one scheme while training the other."""
+    from paprec_cli.model.checkpoint import checkpoint_id_scheme
+
+    own = checkpoint_id_scheme(init, home)
+    if own is None:
+        return ids
+    if ids is not None and ids != own:
+        raise PaprecError(f"--ids {ids}: --init {init} has {own} ids (its tokenizer and weights are made for them); "
+                          f"drop --ids, or train a fresh model with --ids {ids} instead of --init")
+    return own
 
 
 def name_taken(home: Home, name: str) -> bool:
