@@ -17,6 +17,8 @@ from paprec_cli.errors import PaprecError, os_error_message
 from paprec_cli.paths import Home, sha256_file
 
 if TYPE_CHECKING:
+    import torch
+
     from paprec_cli.model.bundle import ModelBundle
 
 CONFIG_FILE = "config.json"
@@ -86,7 +88,7 @@ def model_summary(folder: Path) -> ModelSummary:
     unreadable or of another size than `codec.json` records, or whose `model.safetensors` is missing, truncated
     or damaged (its header checked against the file's size, not hashed), is a row with `broken` set (and nothing
     else)."""
-    from paprec_cli.model.records import PAPREC_FORMAT, check_config_digest, model_fix, read_codec
+    from paprec_cli.model.records import PAPREC_FORMAT, check_config_digest, check_seen_bias, model_fix, read_codec
     from paprec_cli.model.tokenizer import read_model_tokenizer
     from paprec_cli.model.weights_check import check_safetensors
 
@@ -98,6 +100,7 @@ def model_summary(folder: Path) -> ModelSummary:
             read_model_tokenizer(folder, codec.text_vocab_size, model_fix(folder), codec.tokenizer_sha256)
             check_safetensors(folder / WEIGHTS_FILE, model_fix(folder))
             check_config_digest(folder, config)
+            check_seen_bias(folder, config.get("seen_bias") is True, _seen_bias_tensor(folder))
     except (PaprecError, OSError) as err:  # OSError: a file the user cannot read
         why = os_error_message(err) if isinstance(err, OSError) else str(err)
         return {"name": folder.name, "path": str(folder), "dataset": None, "size": None, "ids": None, "tasks": [],
@@ -130,6 +133,20 @@ def item_head(config: ModelJson) -> str:
     own, `-o item_head=untied`) or "tied" (the input embedding rows; recorded, or absent: every model before
     the option and every imported T5/P5 checkpoint)."""
     return "untied" if config.get("item_head") == "untied" else "tied"
+
+
+def _seen_bias_tensor(folder: Path) -> torch.Tensor | None:
+    """The `seen_bias` tensor of a model's weights (read alone, not the whole file); None when it holds none.
+    The file's header was checked first (`check_safetensors`)."""
+    from safetensors import safe_open
+
+    from paprec_cli.model.records import SEEN_BIAS_KEY, model_fix
+
+    try:
+        with safe_open(str(folder / WEIGHTS_FILE), framework="pt") as weights:
+            return weights.get_tensor(SEEN_BIAS_KEY) if SEEN_BIAS_KEY in weights.keys() else None  # noqa: SIM118
+    except Exception as err:  # safetensors' own error type: a header that parsed but data that does not
+        raise PaprecError(f"{folder / WEIGHTS_FILE}: unreadable ({err}); {model_fix(folder)}") from None
 
 
 def seen_bias(folder: Path, config: ModelJson) -> float | None:

@@ -184,6 +184,18 @@ def test_a_damaged_bias_is_refused_and_never_shown_as_a_value(tmp_path: Path) ->
     with pytest.raises(PaprecError, match=r"model.safetensors: seen_bias is not one finite number \(shape \(3,\); "
                                           r"damaged\); .*paprec train"):
         load_model(folder)
+    # `paprec models list` reads the bias too: the model is listed as broken, with the same one line
+    assert "seen_bias is not one finite number (shape (3,)" in (registry.model_summary(folder)["broken"] or "")
+    state["seen_bias"] = torch.tensor([float("nan")])
+    save_file(state, str(folder / "model.safetensors"))
+    assert "seen_bias is not one finite number (shape (1,)" in (registry.model_summary(folder)["broken"] or "")
+    del state["seen_bias"]  # config.json still says it has one
+    save_file(state, str(folder / "model.safetensors"))
+    assert "records seen_bias true, but model.safetensors holds no seen bias" in \
+        (registry.model_summary(folder)["broken"] or "")
+    state["seen_bias"] = torch.tensor([-1.0])
+    save_file(state, str(folder / "model.safetensors"))
+    assert registry.model_summary(folder)["broken"] is None  # whole again
 
 
 def test_options_are_checked() -> None:

@@ -23,10 +23,10 @@ from paprec_cli.model.codec import DatasetLike, IdScheme, PromptCodec
 from paprec_cli.model.records import (
     SEEN_BIAS_KEY,
     check_config_digest,
+    check_seen_bias,
     config_digest,
     model_fix,
     read_config,
-    seen_bias_value,
 )
 from paprec_cli.model.weights import (
     TIED_KEYS,
@@ -200,14 +200,7 @@ def load_paprec_folder(folder: Path, info: dict[str, Any]) -> ModelBundle:
                               f"{codec.id_scheme}")
         model.untie_items(codec.item_offset, codec.n_items)
     seen = info.get("seen_bias") is True
-    if seen != (SEEN_BIAS_KEY in state):
-        said = "seen_bias true" if seen else "no seen_bias"
-        held = "a seen bias" if SEEN_BIAS_KEY in state else "no seen bias"
-        raise PaprecError(f"{folder / CONFIG}: records {said}, but {WEIGHTS} holds {held} (one of the two was "
-                          f"edited or damaged); {model_fix(folder)}")
-    if seen and seen_bias_value(state[SEEN_BIAS_KEY]) is None:
-        raise PaprecError(f"{folder / WEIGHTS}: seen_bias is not one finite number (shape "
-                          f"{tuple(state[SEEN_BIAS_KEY].shape)}; damaged); {model_fix(folder)}")
+    check_seen_bias(folder, seen, state.get(SEEN_BIAS_KEY))
     if seen:
         if codec.id_scheme != "atomic":
             raise PaprecError(f"{folder / CONFIG}: seen_bias needs atomic ids, the codec has {codec.id_scheme}")

@@ -52,6 +52,20 @@ def seen_bias_value(tensor: torch.Tensor) -> float | None:
     return float(tensor.reshape(-1)[0])
 
 
+def check_seen_bias(folder: Path, recorded: bool, tensor: torch.Tensor | None) -> None:
+    """A model's `config.json` (`recorded`: `seen_bias` true) and the `seen_bias` tensor its weights hold (None:
+    none) must agree, and a held bias must be one finite number; else a one-line `PaprecError` naming the file
+    and the fix. Used when a model loads and by `paprec models list` (which reads only that tensor)."""
+    if recorded != (tensor is not None):
+        said = "seen_bias true" if recorded else "no seen_bias"
+        held = "a seen bias" if tensor is not None else "no seen bias"
+        raise PaprecError(f"{folder / CONFIG_FILE}: records {said}, but model.safetensors holds {held} (one of the "
+                          f"two was edited or damaged); {model_fix(folder)}")
+    if tensor is not None and seen_bias_value(tensor) is None:
+        raise PaprecError(f"{folder / 'model.safetensors'}: seen_bias is not one finite number (shape "
+                          f"{tuple(tensor.shape)}; damaged); {model_fix(folder)}")
+
+
 def model_fix(folder: Path) -> str:
     """The fix for a damaged model file: restore it, or train the model again under the same name with the
     exact command its `training.json` (else `config.json`) records (`training.retrain`); when neither records

@@ -262,9 +262,8 @@ def resumed_options(saved: TrainOptions, given: dict[str, Any], overrides: dict[
     for option, value in given.items():
         saved_value = getattr(saved, option.lstrip("-").replace("-", "_"))
         if value is not None and value != saved_value and not (option == "--tasks" and tuple(value) == saved_value):
-            raise PaprecError(
-                f"{option} {value}: the run being resumed used {saved_value}; drop {option} or start anew"
-            )
+            used = f"used {saved_value}" if saved_value is not None else f"was started without {option}"
+            raise PaprecError(f"{option} {value}: the run being resumed {used}; drop {option} or start anew")
     time_budget = overrides.pop("time_budget", None)
     recipe = with_overrides(saved.recipe, **overrides)
     return replace(saved, recipe=recipe, time_budget=time_budget, anneal_to_budget=True)
