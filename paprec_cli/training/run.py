@@ -13,7 +13,7 @@ from __future__ import annotations
 import platform
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypedDict, cast
 
@@ -133,6 +133,9 @@ def open_session(
                                    saved.best_epoch, saved.best_score)  # fmt: skip
     else:
         bundle = _fresh_bundle(options, dataset, training, home)
+        if options.init:  # record what the checkpoint brought (training.json, the resume state), not the default 0
+            brought = int(bundle.model.seen_bias is not None)
+            options = replace(options, recipe=replace(options.recipe, seen_bias=brought))
         state = run_state.RunState(options)
         if dist is None or dist.is_main:
             folder.mkdir(parents=True, exist_ok=True)
