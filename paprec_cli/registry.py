@@ -97,6 +97,9 @@ def model_summary(folder: Path) -> ModelSummary:
         training = read_model_json(folder / TRAINING_FILE)
         if config.get("format") == PAPREC_FORMAT:
             codec = read_codec(folder)
+            if config.get("id_scheme") != codec.id_scheme:
+                raise PaprecError(f"{folder / CONFIG_FILE}: records id_scheme {config.get('id_scheme')!r}, but "
+                                  f"codec.json has {codec.id_scheme} ids (edited or damaged); {model_fix(folder)}")
             read_model_tokenizer(folder, codec.text_vocab_size, model_fix(folder), codec.tokenizer_sha256)
             check_safetensors(folder / WEIGHTS_FILE, model_fix(folder))
             check_config_digest(folder, config)
@@ -170,16 +173,16 @@ def seen_bias(folder: Path, config: ModelJson) -> float | None:
 
 def model_record(home: Home, name: str) -> tuple[Path, ModelJson, ModelJson]:
     """(folder, config, training record) of a model by name or folder; unknown names list the known ones, and a
-    `config.json` edited since the model was saved is refused (`records.check_config_digest`)."""
+    model `paprec models list` shows as broken (`model_summary`: a `config.json` edited since the model was saved,
+    damaged files, a seen bias its weights and config disagree about) is refused with the same one line."""
     folder = Path(name) if Path(name).is_dir() else home.model_dir(name)
     if not (folder / CONFIG_FILE).exists():
         known = ", ".join(p.name for p in model_folders(home)) or "none yet"
         raise PaprecError(f"model '{name}' not found in {home.models} (known: {known}); see `paprec models list`")
-    config = read_model_json(folder / CONFIG_FILE)
-    from paprec_cli.model.records import check_config_digest
-
-    check_config_digest(folder, config)
-    return folder, config, read_model_json(folder / TRAINING_FILE)
+    broken = model_summary(folder)["broken"]  # the checks `models list` makes: one verdict for a model
+    if broken:
+        raise PaprecError(broken)
+    return folder, read_model_json(folder / CONFIG_FILE), read_model_json(folder / TRAINING_FILE)
 
 
 def default_model(home: Home, dataset: str) -> str:

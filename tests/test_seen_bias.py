@@ -171,6 +171,7 @@ def test_a_damaged_bias_is_refused_and_never_shown_as_a_value(tmp_path: Path) ->
     from safetensors.torch import load_file, save_file
 
     from paprec_cli import registry
+    from paprec_cli.paths import Home
 
     folder = save_model(_bundle(-1.0), tmp_path / "m")
     config = json.loads((folder / "config.json").read_text())
@@ -181,14 +182,19 @@ def test_a_damaged_bias_is_refused_and_never_shown_as_a_value(tmp_path: Path) ->
     config = {k: v for k, v in config.items() if k not in ("config_sha256", "weights_sha256")}
     (folder / "config.json").write_text(json.dumps(config))
     assert registry.seen_bias(folder, config) is None  # `models info`: "learned (unreadable)", not +0.000
-    with pytest.raises(PaprecError, match=r"model.safetensors: seen_bias is not one finite number \(shape \(3,\); "
-                                          r"damaged\); .*paprec train"):
+    with pytest.raises(PaprecError, match=r"model.safetensors: seen_bias is not one finite number \(shape \(3,\), "
+                                          r"float32; damaged\); .*paprec train"):
         load_model(folder)
     # `paprec models list` reads the bias too: the model is listed as broken, with the same one line
     assert "seen_bias is not one finite number (shape (3,)" in (registry.model_summary(folder)["broken"] or "")
     state["seen_bias"] = torch.tensor([float("nan")])
     save_file(state, str(folder / "model.safetensors"))
     assert "seen_bias is not one finite number (shape (1,)" in (registry.model_summary(folder)["broken"] or "")
+    state["seen_bias"] = torch.tensor([1], dtype=torch.int64)  # a whole number is not a learned logit shift
+    save_file(state, str(folder / "model.safetensors"))
+    assert "seen_bias is not one finite number (shape (1,), int64" in (registry.model_summary(folder)["broken"] or "")
+    with pytest.raises(PaprecError, match=r"seen_bias is not one finite number \(shape \(1,\), int64"):
+        registry.model_record(Home(tmp_path), str(folder))  # `models info`: the same verdict as `models list`
     del state["seen_bias"]  # config.json still says it has one
     save_file(state, str(folder / "model.safetensors"))
     assert "records seen_bias true, but model.safetensors holds no seen bias" in \
@@ -249,9 +255,17 @@ def test_training_learns_it_and_direct_rows_do_not_train_it(tmp_path: Path) -> N
     folder = tmp_path / "models" / "sb"
     bundle = load_model(folder)
     assert bundle.model.seen_bias is not None and float(bundle.model.seen_bias.detach()) != 0.0
+    state_file = tmp_path / "models" / ".train-state" / "sb" / "state.json"
+    state = json.loads(state_file.read_text())
+    state_file.write_text(json.dumps({**state, "options": {**state["options"], "ids": "subword"}}))
+    result = runner.invoke(app, ["train", "--resume", "sb", "--epochs", "2", *home])
+    assert result.exit_code == 2 and "records --ids subword, but the run's codec has atomic ids" in result.stderr
+    state["options"]["recipe"]["seen_bias"] = 0  # an edit the checkpoint contradicts: the checkpoint wins
+    state_file.write_text(json.dumps(state))
     result = runner.invoke(app, ["train", "--resume", "sb", "--epochs", "2", *home, "--json"])
     assert result.exit_code == 0, result.stderr
     assert load_model(folder).model.seen_bias is not None
+    assert json.loads((folder / "training.json").read_text())["options"]["recipe"]["seen_bias"] == 1
     # a model started from it (--init) keeps it, and resumes with it
     result = runner.invoke(app, ["train", "--dataset", "synthetic", "--tasks", "sequential", *fast, "--epochs", "1",
                                  "--init", "sb", "--name", "from-sb", "--dropout", "0"])
@@ -375,3 +389,22 @@ def test_init_takes_the_checkpoints_id_scheme(tmp_path: Path) -> None:
     (hf / "config.json").write_text(json.dumps({"model_type": "t5"}))
     assert cli_options(home, ids="subword", init=str(hf), **common).ids == "subword"  # --ids decides there
     assert cli_options(home, ids=None, init=str(hf), **common).ids == "atomic"
+
+
+def test_config_and_codec_must_agree_on_the_id_scheme(tmp_path: Path) -> None:
+    """config.json's `id_scheme` edited (digest dropped with it): `models list`, `models info` and loading all
+    refuse it in one line, instead of listing one scheme and ranking with the other."""
+    from paprec_cli import registry
+    from paprec_cli.paths import Home
+
+    folder = save_model(_bundle(-1.0), tmp_path / "m")
+    config = json.loads((folder / "config.json").read_text())
+    config = {k: v for k, v in config.items() if k != "config_sha256"}
+    (folder / "config.json").write_text(json.dumps({**config, "id_scheme": "subword"}))
+    message = r"config.json: records id_scheme 'subword', but codec.json has atomic ids \(edited or damaged\)"
+    assert registry.model_summary(folder)["broken"] and "records id_scheme 'subword'" in \
+        registry.model_summary(folder)["broken"]
+    with pytest.raises(PaprecError, match=message):
+        registry.model_record(Home(tmp_path), str(folder))
+    with pytest.raises(PaprecError, match=message):
+        load_model(folder)

@@ -208,3 +208,42 @@ def test_recorded_options_are_checked_field_by_field(path: tuple[str, ...], valu
     target[path[-1]] = value
     with pytest.raises(ValueError, match=message):
         TrainOptions.from_json(bad)
+
+
+@pytest.mark.parametrize(("key", "value", "message"), [
+    ("epoch", -3, r"epoch is -3, expected a whole number >= 0"),
+    ("epoch", "1", r"epoch is '1', expected a whole number"),
+    ("epoch", 99, r"history holds 2 entries, expected one per finished epoch \(99\)"),
+    ("best_epoch", 5, r"best_epoch is 5, expected one of the finished epochs 1..2"),
+    ("best_score", "nan", r"best_score is 'nan', expected the best epoch's finite validation score"),
+    ("best_score", None, r"best_score is None"),
+    ("step", -1, r"step is -1"),
+    ("finished", "no", r"finished is 'no', expected true or false"),
+    ("history", [], r"history holds 0 entries"),
+    ("history", [{"epoch": 2}, {"epoch": 1}], r"history entry 1 is not epoch 1's record"),
+])
+def test_a_resume_states_progress_is_checked(key: str, value: object, message: str, tmp_path: Path) -> None:
+    """`state.json`'s counters (`RunState.from_json`): an edited or damaged value is a one-line error naming the
+    file and the field when the run is resumed, never a traceback after another epoch or a wrong record."""
+    from paprec_cli.training.state import STATE, RunState, read_state
+
+    options = new_options(dataset="synthetic", tasks=["sequential"], size="tiny", ids="atomic", name=None, seed=0,
+                          time_budget=None, init=None, overrides={})
+    good = RunState(options, epoch=2, step=10, seconds=3.0, history=[{"epoch": 1}, {"epoch": 2}], best_epoch=2,
+                    best_score=0.25).to_json()
+    assert RunState.from_json(json.loads(json.dumps(good))).best_epoch == 2
+    (tmp_path / STATE).write_text(json.dumps({**good, key: value}))
+    with pytest.raises(PaprecError, match=rf"state.json: damaged training state \(ValueError: {message}"):
+        read_state(tmp_path, "run")
+
+
+def test_recorded_ids_and_mixture_shares_are_checked() -> None:
+    from paprec_cli.training.recipe import TrainOptions
+
+    good = new_options(dataset="synthetic", tasks=["sequential"], size="tiny", ids="atomic", name=None, seed=0,
+                       time_budget=None, init=None, overrides={}).to_json()
+    for change, message in (({"ids": "bogus"}, r"ids is 'bogus', expected atomic or subword"),
+                            ({"mixture": {**good["mixture"], "hint": -0.5}}, r"mixture.hint is -0.5, expected"),
+                            ({"mixture": {**good["mixture"], "share": 0.0}}, r"mixture.share 0.0")):
+        with pytest.raises(ValueError, match=message):
+            TrainOptions.from_json(json.loads(json.dumps({**good, **change})))

@@ -169,6 +169,9 @@ def _load_any(
 def load_paprec_folder(folder: Path, info: dict[str, Any]) -> ModelBundle:
     """The model of a paprec folder whose `config.json` is `info` (as `records.read_config` checked it)."""
     codec = PromptCodec.load(folder)
+    if info.get("id_scheme") != codec.id_scheme:
+        raise PaprecError(f"{folder / CONFIG}: records id_scheme {info.get('id_scheme')!r}, but codec.json has "
+                          f"{codec.id_scheme} ids (edited or damaged); {model_fix(folder)}")
     weights = folder / WEIGHTS
     vocab = info.get("vocab_size")
     if vocab != codec.vocab_size:

@@ -47,7 +47,7 @@ SEEN_BIAS_KEY = "seen_bias"
 
 def seen_bias_value(tensor: torch.Tensor) -> float | None:
     """The learned seen bias a weights tensor holds: one finite number, else None (damaged)."""
-    if tuple(tensor.shape) != (1,) or not bool(tensor.isfinite().all()):
+    if tuple(tensor.shape) != (1,) or not tensor.dtype.is_floating_point or not bool(tensor.isfinite().all()):
         return None
     return float(tensor.reshape(-1)[0])
 
@@ -63,7 +63,8 @@ def check_seen_bias(folder: Path, recorded: bool, tensor: torch.Tensor | None) -
                           f"two was edited or damaged); {model_fix(folder)}")
     if tensor is not None and seen_bias_value(tensor) is None:
         raise PaprecError(f"{folder / 'model.safetensors'}: seen_bias is not one finite number (shape "
-                          f"{tuple(tensor.shape)}; damaged); {model_fix(folder)}")
+                          f"{tuple(tensor.shape)}, {str(tensor.dtype).removeprefix('torch.')}; damaged); "
+                          f"{model_fix(folder)}")
 
 
 def model_fix(folder: Path) -> str:

@@ -230,6 +230,15 @@ class TrainOptions:
         values["mixture"] = Mixture(**_known(Mixture, values.get("mixture") or {}))
         known = _known(cls, values)
         _check_types(cls, {k: v for k, v in known.items() if k not in ("tasks", "recipe", "mixture")}, "")
+        if known.get("ids") not in ("atomic", "subword"):
+            raise ValueError(f"ids is {known.get('ids')!r}, expected atomic or subword")
+        mixture: Mixture = values["mixture"]
+        for name in ("hint", "word_item", "item_words", "item_next", "user_item", "history_hint", "recent", "future"):
+            if getattr(mixture, name) < 0:
+                raise ValueError(f"mixture.{name} is {getattr(mixture, name)!r}, expected a number >= 0")
+        if not 0 < mixture.share <= 1 or any(not 0 <= v <= 1 for v in mixture.task_share.values()):
+            raise ValueError(f"mixture.share {mixture.share!r} or mixture.task_share {mixture.task_share!r}: expected "
+                             "a share in (0, 1] and shares in [0, 1]")
         problem = recipe_problem(values["recipe"])
         if problem is not None:
             option = problem[0].removeprefix("-o ").lstrip("-")

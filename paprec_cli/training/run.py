@@ -121,6 +121,12 @@ def open_session(
             raise PaprecError(f"--resume {options.name}: state belongs to dataset {saved.options.dataset}")
         codec = PromptCodec.load(folder / "codec", fix=f"remove the damaged resume state {folder} (a finished model "
                                                        "is not touched) and train again, or use another --name")
+        if codec.id_scheme != options.ids:
+            raise PaprecError(f"{folder / run_state.STATE}: records --ids {options.ids}, but the run's codec has "
+                              f"{codec.id_scheme} ids (state.json edited or damaged); remove the resume state "
+                              f"{folder} and train again, or use another --name")
+        if run_state.has_seen_bias(folder):  # what the checkpoint holds is what the run trains and records
+            options = replace(options, recipe=replace(options.recipe, seen_bias=1))
         if codec.dataset_fingerprint and codec.dataset_fingerprint != dataset.fingerprint:
             raise PaprecError(
                 f"--resume {options.name}: dataset '{dataset.name}' changed since training started "

@@ -71,6 +71,10 @@ class RunState:
 
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> RunState:
+        """The state `to_json` wrote, every field checked (ValueError naming it; `read_state` names the file):
+        counts are whole numbers >= 0, `history` holds epochs 1..`epoch` in order, `best_epoch` is one of them
+        (0 before the first) and `best_score` its finite score (null before the first)."""
+        _check_progress(obj)
         best = obj.get("best_score")
         return cls(
             options=TrainOptions.from_json(obj["options"]),
@@ -82,6 +86,37 @@ class RunState:
             best_score=float("-inf") if best is None else float(best),
             finished=bool(obj.get("finished", False)),
         )
+
+
+def _check_progress(obj: dict[str, Any]) -> None:
+    import math
+
+    def whole(key: str, value: object) -> int:
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise ValueError(f"{key} is {value!r}, expected a whole number >= 0")
+        return value
+
+    epoch = whole("epoch", obj.get("epoch"))
+    whole("step", obj.get("step"))
+    seconds = obj.get("seconds", 0.0)
+    if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or not math.isfinite(seconds) \
+            or seconds < 0:
+        raise ValueError(f"seconds is {seconds!r}, expected a number of seconds >= 0")
+    history = obj.get("history", [])
+    if not isinstance(history, list) or len(history) != epoch:
+        raise ValueError(f"history holds {len(history) if isinstance(history, list) else repr(history)} entries, "
+                         f"expected one per finished epoch ({epoch})")
+    for number, entry in enumerate(history, start=1):
+        if not isinstance(entry, dict) or entry.get("epoch") != number:
+            raise ValueError(f"history entry {number} is not epoch {number}'s record")
+    best_epoch = whole("best_epoch", obj.get("best_epoch", 0))
+    if best_epoch > epoch:
+        raise ValueError(f"best_epoch is {best_epoch}, expected one of the finished epochs 1..{epoch}")
+    best = obj.get("best_score")
+    if best_epoch and (not isinstance(best, (int, float)) or isinstance(best, bool) or not math.isfinite(best)):
+        raise ValueError(f"best_score is {best!r}, expected the best epoch's finite validation score")
+    if not isinstance(obj.get("finished", False), bool):
+        raise ValueError(f"finished is {obj.get('finished')!r}, expected true or false")
 
 
 def _damaged(path: Path, err: BaseException, options: TrainOptions | None = None) -> PaprecError:
