@@ -274,6 +274,7 @@ def test_training_learns_it_and_direct_rows_do_not_train_it(tmp_path: Path) -> N
     assert config["seen_bias"] is True and config["dims"]["dropout_rate"] == 0.0  # the run's, not sb's 0.1
     recorded = json.loads((tmp_path / "models" / "from-sb" / "training.json").read_text())["options"]["recipe"]
     assert recorded["seen_bias"] == 1  # what the checkpoint brought, not the default 0
+    assert config["init"] == "model:sb"  # this run's start, not sb's own ("scratch")
     result = runner.invoke(app, ["train", "--resume", "from-sb", "--epochs", "2", *home, "--json"])
     assert result.exit_code == 0, result.stderr  # its recipe says 0: the bias comes from the checkpoint
     assert load_model(tmp_path / "models" / "from-sb").model.seen_bias is not None

@@ -181,6 +181,8 @@ def _fresh_bundle(options: TrainOptions, dataset: Dataset, training: TrainingDat
         dims = loaded.config.get("dims")
         if isinstance(dims, dict):
             dims["dropout_rate"] = options.recipe.dropout
+        if not str(loaded.config.get("init", "")).startswith(("hf:", "p5:")):  # a paprec model: its own origin
+            loaded.config["init"] = f"model:{options.init}"  # was the checkpoint's ("scratch"), not this run's
         return loaded
     codec = build_codec(dataset, ids, training.texts())
     codec.rating_readout = rating_readout_for(dataset)
