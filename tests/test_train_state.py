@@ -30,7 +30,7 @@ def _save(folder: Path, epoch: int, value: float, best: bool) -> None:
     model = _model(value)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     state = run_state.RunState(_options(), epoch=epoch, step=10 * epoch, best_epoch=epoch if best else 1,
-                               best_score=float(epoch))
+                               best_score=float(epoch), history=[{"epoch": n} for n in range(1, epoch + 1)])
     run_state.save_state(folder, state, model, optimizer, best)
 
 
