@@ -53,7 +53,8 @@ def register(app: PaprecTyper) -> None:
                 "bought 6-11 epochs of sequential examples (140-400 examples/s, as fast as the machine ran) on a "
                 "2-core CPU and test HR@10 0.142-0.150 over 3 seeds (popularity 0.050, item-kNN 0.118; with known "
                 "items removed from both rankings item-kNN leads, 0.191 against 0.176); Beauty "
-                "tiny, 300 s: 0.029, 1200 s with --dropout 0 and the seen bias: 0.033 (item-kNN 0.060). "
+                "tiny, 300 s: 0.029; 7200 s with the seen bias and user-id dropout: 0.041 (item-kNN 0.060; the full "
+                "command is in the README's training table). "
                 "small and base: no budget measured yet (a GPU's work; on a 2-core CPU one Beauty epoch "
                 "takes hours). "
                 "docs/RECIPE-18.md has the measurements.",
