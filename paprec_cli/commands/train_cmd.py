@@ -48,7 +48,8 @@ def register(app: PaprecTyper) -> None:
                 "--time-budget",
                 help="Stop after this many seconds (the learning rate anneals within them), then validate and save "
                 "the best. Tiny caps at 150 s unless --epochs is given; that cap does not shape the schedule "
-                "(synthetic: 4 epochs in 114-166 s, test HR@10 0.183-0.192 over 3 seeds, 2.1-2.2x popularity). "
+                "(synthetic: 4 epochs in 107-166 s, test HR@10 0.170-0.192 over 3 seeds and 1 or 2 threads, 1.96-2.21x "
+                "popularity). "
                 "ml-100k tiny defaults to 600 s, which "
                 "bought 6-11 epochs of sequential examples (140-400 examples/s, as fast as the machine ran) on a "
                 "2-core CPU and test HR@10 0.142-0.150 over 3 seeds (popularity 0.050, item-kNN 0.118; with known "

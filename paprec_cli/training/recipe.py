@@ -123,7 +123,7 @@ DATASET_RECIPES: dict[tuple[str, str], dict[str, float | int | str | bool]] = {
     # Synthetic, tiny (the quick start; docs/RECIPE-18.md, "Session 20"): the generator rarely gives a user an
     # item twice, and the learned seen bias (`seen_bias`) took test HR@10 to 0.192 / 0.192 / 0.183 (seeds 0-2,
     # `--epochs 4`, one thread; popularity 0.087, 2.1-2.2x) from 0.168 (seed 0, the same conditions) and the
-    # quick start's 0.167 / 0.182 / 0.167 (session 19, two threads).
+    # quick start's 0.167 / 0.182 / 0.167 (session 19, two threads); on two threads 0.170 / 0.187 / 0.180.
     ("synthetic", "tiny"): {"seen_bias": 1},
     # ML-100K, tiny, sequential (docs/RECIPE-18.md): a 600 s budget on a loaded 2-core CPU buys ~60k
     # examples, a fifth of one epoch of the default mixture (264k pairs, 97k sequential), which stayed at
