@@ -246,7 +246,7 @@ class TrainOptions:
         return cls(**known)
 
 
-def _check_types(kind: type, values: dict[str, Any], prefix: str) -> None:
+def _check_types(kind: type, values: dict[str, object], prefix: str) -> None:
     """ValueError for the first value of `values` that is not of its `kind` field's declared type (a bool is
     not a number, a float is not an int, NaN and infinities are not numbers)."""
     import types
@@ -254,7 +254,7 @@ def _check_types(kind: type, values: dict[str, Any], prefix: str) -> None:
 
     hints = typing.get_type_hints(kind)
 
-    def fits(hint: Any, value: object) -> bool:
+    def fits(hint: object, value: object) -> bool:
         if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
             return any(fits(arg, value) for arg in typing.get_args(hint))
         if hint is type(None):

@@ -88,7 +88,7 @@ class RunState:
         )
 
 
-def _check_progress(obj: dict[str, Any]) -> None:
+def _check_progress(obj: dict[str, object]) -> None:
     import math
 
     def whole(key: str, value: object) -> int:
