@@ -156,10 +156,12 @@ def recipe_dataset(dataset: str, home_root: Path | None) -> str:
     (no home, not imported yet: the run's own checks say so)."""
     import json
 
+    from paprec_cli.paths import Home
+
     if home_root is None:
         return dataset
     try:
-        manifest = json.loads((home_root / "data" / dataset / "manifest.json").read_text(encoding="utf-8"))
+        manifest = json.loads((Home(home_root).dataset_dir(dataset) / "manifest.json").read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError):
         return dataset
     kind = manifest.get("dataset") if isinstance(manifest, dict) else None

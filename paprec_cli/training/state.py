@@ -73,7 +73,7 @@ class RunState:
     def from_json(cls, obj: dict[str, Any]) -> RunState:
         """The state `to_json` wrote, every field checked (ValueError naming it; `read_state` names the file):
         counts are whole numbers >= 0, `history` holds epochs 1..`epoch` in order, `best_epoch` is one of them
-        (0 before the first) and `best_score` its finite score (null before the first)."""
+        (0 while none has scored) and `best_score` its finite score (null with best_epoch 0)."""
         _check_progress(obj)
         best = obj.get("best_score")
         return cls(
