@@ -88,7 +88,14 @@ def model_summary(folder: Path) -> ModelSummary:
     unreadable or of another size than `codec.json` records, or whose `model.safetensors` is missing, truncated
     or damaged (its header checked against the file's size, not hashed), is a row with `broken` set (and nothing
     else)."""
-    from paprec_cli.model.records import PAPREC_FORMAT, check_config_digest, check_seen_bias, model_fix, read_codec
+    from paprec_cli.model.records import (
+        PAPREC_FORMAT,
+        check_config_digest,
+        check_id_scheme,
+        check_seen_bias,
+        model_fix,
+        read_codec,
+    )
     from paprec_cli.model.tokenizer import read_model_tokenizer
     from paprec_cli.model.weights_check import check_safetensors
 
@@ -97,9 +104,7 @@ def model_summary(folder: Path) -> ModelSummary:
         training = read_model_json(folder / TRAINING_FILE)
         if config.get("format") == PAPREC_FORMAT:
             codec = read_codec(folder)
-            if config.get("id_scheme") != codec.id_scheme:
-                raise PaprecError(f"{folder / CONFIG_FILE}: records id_scheme {config.get('id_scheme')!r}, but "
-                                  f"codec.json has {codec.id_scheme} ids (edited or damaged); {model_fix(folder)}")
+            check_id_scheme(folder, config.get("id_scheme"), codec.id_scheme)
             read_model_tokenizer(folder, codec.text_vocab_size, model_fix(folder), codec.tokenizer_sha256)
             check_safetensors(folder / WEIGHTS_FILE, model_fix(folder))
             check_config_digest(folder, config)
@@ -160,15 +165,13 @@ def seen_bias(folder: Path, config: ModelJson) -> float | None:
     and the fix)."""
     if config.get("seen_bias") is not True:
         return None
-    from safetensors import safe_open
-
-    from paprec_cli.model.records import SEEN_BIAS_KEY, seen_bias_value
+    from paprec_cli.model.records import seen_bias_value
 
     try:
-        with safe_open(str(folder / WEIGHTS_FILE), framework="pt") as weights:
-            return seen_bias_value(weights.get_tensor(SEEN_BIAS_KEY))  # None when damaged: loading refuses it
-    except Exception:  # unreadable weights
+        tensor = _seen_bias_tensor(folder)
+    except PaprecError:  # unreadable weights
         return None
+    return None if tensor is None else seen_bias_value(tensor)  # None when damaged: loading refuses it
 
 
 def model_record(home: Home, name: str) -> tuple[Path, ModelJson, ModelJson]:

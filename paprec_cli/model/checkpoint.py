@@ -23,6 +23,7 @@ from paprec_cli.model.codec import DatasetLike, IdScheme, PromptCodec
 from paprec_cli.model.records import (
     SEEN_BIAS_KEY,
     check_config_digest,
+    check_id_scheme,
     check_seen_bias,
     config_digest,
     model_fix,
@@ -169,9 +170,7 @@ def _load_any(
 def load_paprec_folder(folder: Path, info: dict[str, Any]) -> ModelBundle:
     """The model of a paprec folder whose `config.json` is `info` (as `records.read_config` checked it)."""
     codec = PromptCodec.load(folder)
-    if info.get("id_scheme") != codec.id_scheme:
-        raise PaprecError(f"{folder / CONFIG}: records id_scheme {info.get('id_scheme')!r}, but codec.json has "
-                          f"{codec.id_scheme} ids (edited or damaged); {model_fix(folder)}")
+    check_id_scheme(folder, info.get("id_scheme"), codec.id_scheme)
     weights = folder / WEIGHTS
     vocab = info.get("vocab_size")
     if vocab != codec.vocab_size:

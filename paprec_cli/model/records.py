@@ -52,6 +52,14 @@ def seen_bias_value(tensor: torch.Tensor) -> float | None:
     return float(tensor.reshape(-1)[0])
 
 
+def check_id_scheme(folder: Path, recorded: object, codec_scheme: str) -> None:
+    """`config.json`'s `id_scheme` (`recorded`) must be the one `codec.json` holds; else a one-line `PaprecError`
+    naming the file and the fix (used when a model loads and by `paprec models list`)."""
+    if recorded != codec_scheme:
+        raise PaprecError(f"{folder / CONFIG_FILE}: records id_scheme {recorded!r}, but codec.json has "
+                          f"{codec_scheme} ids (edited or damaged); {model_fix(folder)}")
+
+
 def check_seen_bias(folder: Path, recorded: bool, tensor: torch.Tensor | None) -> None:
     """A model's `config.json` (`recorded`: `seen_bias` true) and the `seen_bias` tensor its weights hold (None:
     none) must agree, and a held bias must be one finite number; else a one-line `PaprecError` naming the file
