@@ -247,3 +247,17 @@ def test_recorded_ids_and_mixture_shares_are_checked() -> None:
                             ({"mixture": {**good["mixture"], "share": 0.0}}, r"mixture.share 0.0")):
         with pytest.raises(ValueError, match=message):
             TrainOptions.from_json(json.loads(json.dumps({**good, **change})))
+
+
+def test_quick_start_validates_on_every_user_of_the_default_dataset() -> None:
+    """Issue #18: 300 of the synthetic default's 600 users chose epoch 1 (test 1.96x popularity) for the quick
+    start; all 600 kept epochs 2-3 (docs/RECIPE-18.md, "Session 21"). If the generator's default user count
+    changes, this recipe value must follow it."""
+    from paprec_datasets.synthetic import DEFAULTS
+
+    common = {"dataset": "synthetic", "tasks": [], "size": "tiny", "ids": "atomic", "name": None, "seed": 0,
+              "time_budget": None, "init": None}
+    assert new_options(**common, overrides={}).recipe.val_users == int(DEFAULTS["users"])
+    assert new_options(**common, overrides={"val_users": 50}).recipe.val_users == 50  # --val-users still wins
+    other = {**common, "dataset": "beauty"}
+    assert new_options(**other, overrides={}).recipe.val_users == recipes.RECIPES["tiny"].val_users
