@@ -48,7 +48,7 @@ def register(app: PaprecTyper) -> None:
                 "--time-budget",
                 help="Stop after this many seconds (the learning rate anneals within them), then validate and save "
                 "the best. Tiny caps at 150 s unless --epochs is given; that cap does not shape the schedule "
-                "(synthetic: 4 epochs in 107-166 s, test HR@10 0.170-0.192 over 3 seeds and 1 or 2 threads, 1.96-2.21x "
+                "(synthetic: 4 epochs in 106-152 s, test HR@10 0.182-0.192 over 3 seeds and 1 or 2 threads, 2.10-2.21x "
                 "popularity). "
                 "ml-100k tiny defaults to 600 s, which "
                 "bought 6-11 epochs of sequential examples (140-400 examples/s, as fast as the machine ran) on a "

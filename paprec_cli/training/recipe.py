@@ -125,8 +125,9 @@ DATASET_RECIPES: dict[tuple[str, str], dict[str, float | int | str | bool]] = {
     # `--epochs 4`, one thread; popularity 0.087, 2.1-2.2x) from 0.168 (seed 0, the same conditions) and the
     # quick start's 0.167 / 0.182 / 0.167 (session 19, two threads); on two threads 0.170 / 0.187 / 0.180.
     # Validating on all 600 users (session 21): 300 users' noise chose epoch 1 (test 0.170, 1.96x) for the
-    # quick start's own run; the NDCG@10 of all 600 ranked epochs 2-4 above epoch 1 on each of 4 seeded runs
-    # checked epoch by epoch, whose epoch-1 models score 0.170-0.183 on test and later ones 0.177-0.193
+    # quick start's own run; the NDCG@10 of all 600 never kept epoch 1 on 4 runs scored epoch by epoch, whose
+    # epoch-1 models scored 0.170-0.183 on test and later ones 0.177-0.193. The quick start's command, seeds 0-2:
+    # 0.190 / 0.182 / 0.185 (two threads), 0.192 / 0.192 / 0.185 (one thread, --epochs 4); 2.10-2.21x
     # (docs/RECIPE-18.md, "Session 21"). It costs about 2 s of validation per epoch.
     ("synthetic", "tiny"): {"seen_bias": 1, "val_users": 600},
     # ML-100K, tiny, sequential (docs/RECIPE-18.md): a 600 s budget on a loaded 2-core CPU buys ~60k
