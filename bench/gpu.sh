@@ -25,6 +25,7 @@
 #   7. surrogate: synthetic tiny subword, trained (agreement); bench/train.py small with torch.compile
 #   8. with several GPUs: bench/distributed.py over torchrun/NCCL
 #   9. only with BENCH_ONLY=full-search: train P5-small on Beauty, then the complete `paprec search` (all users)
+#  10. only with BENCH_ONLY=small-beauty: P5-small on Beauty, bf16, batch 4,096; MFU and test vs item-kNN (#18)
 set -uo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -193,6 +194,30 @@ full_search() {
 export -f full_search; export PAPREC_SHARED_DATA
 if [ "$BIG" = beauty ] && [[ ",${BENCH_ONLY:-}," == *",full-search,"* ]]; then
   step full-search 590 bash -c full_search
+fi
+
+# 10. only when asked (BENCH_ONLY=small-beauty, about 10 minutes alone on a lease; issue #18): P5-small trained on
+#     Beauty with bf16 (paprec's default on CUDA) and a batch that fills the card, Beauty's tiny recipe otherwise
+#     (sequential only, 30 history items, seen bias, user-id dropout 0.5; docs/RECIPE-18.md, "Session 20"), then
+#     bench/train_report.py: MFU of every epoch and test HR@10 / NDCG@10 next to popularity and item-kNN.
+#     The batch and learning rate are starting points, not measured: BENCH_SMALL_BATCH (4096), BENCH_SMALL_LR
+#     (3e-3), BENCH_SMALL_TRAIN (seconds of training, 420).
+small_beauty() {
+  [ -d "$PAPREC_HOME/data/beauty" ] || "$PY" -m paprec_cli data import beauty --from "$PAPREC_SHARED_DATA/beauty" \
+    --home "$PAPREC_HOME" -q || return 3
+  local size=small; [ "$QUICK" = 1 ] && size=tiny
+  local name="beauty-$size-b${BENCH_SMALL_BATCH:-4096}"
+  "$PY" -m paprec_cli train --dataset beauty --size "$size" --ids atomic --tasks sequential --name "$name" \
+    --batch-size "${BENCH_SMALL_BATCH:-4096}" --lr "${BENCH_SMALL_LR:-3e-3}" --time-budget "${BENCH_SMALL_TRAIN:-420}" \
+    --epochs 100 --patience 5 --val-users 2000 --dropout 0.1 -o history=30 -o seen_bias=1 -o user_dropout=0.5 \
+    -o hint=0 -o word_item=0 -o item_next=0 -o item_words=0 -o history_hint=0 \
+    --device "$DEVICE" --home "$PAPREC_HOME" --quiet --json >"$RESULTS/small-beauty-train.json" || return 4
+  (cd bench && "$PY" train_report.py "$PAPREC_HOME/models/$name" --device "$DEVICE" --out "$RESULTS" --json) \
+    >"$RESULTS/small-beauty-report.json"
+}
+export -f small_beauty; export QUICK
+if [ "$BIG" = beauty ] && [[ ",${BENCH_ONLY:-}," == *",small-beauty,"* ]]; then
+  step small-beauty 590 bash -c small_beauty
 fi
 
 say "done in $(($(date +%s) - START))s"

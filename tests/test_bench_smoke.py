@@ -81,3 +81,33 @@ def test_bench_search_per_round_helpers(tmp_path: Path) -> None:
     finally:
         sys.modules.pop("common", None)
         sys.modules.pop("search", None)
+
+
+def test_train_report_reads_a_model_folder(tmp_path: Path) -> None:
+    """bench/train_report.py (issue #18's GPU step): parameters from the weights, throughput per epoch from
+    training.json, achieved FLOP/s = 6 * parameters * tokens/s, no MFU without a card's peak, test next to the
+    baselines; a folder without training.json is refused with exit 2."""
+    import torch
+    from safetensors.torch import save_file
+
+    save_file({"a": torch.zeros(3, 4), "b": torch.zeros(5)}, str(tmp_path / "model.safetensors"))  # 17 elements
+    record = {"name": "m", "size": "tiny", "device": "cpu", "options": {"recipe": {"batch_size": 64}},
+              "history": [{"epoch": 1, "examples_per_s": 10.0, "tokens_per_s": 1e9, "partial": False}],
+              "best_epoch": 1, "stopped": "epochs", "train_seconds": 1.0,
+              "test": {"sequential": {"HR@10": 0.2}}, "baselines": {"item_knn": {"sequential": {"HR@10": 0.25}}}}
+    (tmp_path / "training.json").write_text(json.dumps(record), encoding="utf-8")
+    sys.path.insert(0, str(BENCH))
+    try:
+        import train_report
+    finally:
+        sys.path.remove(str(BENCH))
+    try:
+        assert train_report.parameter_count(tmp_path) == 17
+        result = train_report.report(tmp_path, torch.device("cpu"))
+        assert result["epochs"][0]["achieved_tflops"] == pytest.approx(6 * 17 * 1e9 / 1e12)
+        assert result["epochs"][0]["mfu"] is None and result["bf16_peak_tflops"] is None
+        assert result["batch_size"] == 64 and result["baselines"]["item_knn"]["sequential"]["HR@10"] == 0.25
+        assert train_report.main([str(tmp_path / "missing")]) == 2
+    finally:
+        sys.modules.pop("train_report", None)
+        sys.modules.pop("common", None)
