@@ -73,6 +73,15 @@ class Home:
     def model_dir(self, name: str) -> Path:
         return self.models / name
 
+    def train_state_dir(self, name: str) -> Path:
+        """Where `paprec train` keeps the resume state of model `name` (`paprec_cli.training.state`)."""
+        return train_state_dir(self.model_dir(name))
+
+
+def train_state_dir(model_folder: Path) -> Path:
+    """The resume state folder of the model at `model_folder`: `<models>/.train-state/<name>/`."""
+    return Path(model_folder).parent / ".train-state" / Path(model_folder).name
+
 
 @contextlib.contextmanager
 def atomic_path(target: Path) -> Iterator[Path]:

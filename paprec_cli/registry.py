@@ -45,6 +45,8 @@ class ModelSummary(TypedDict):
     trained: bool
     #: Why the model's files cannot be read (one line: file, field, fix); None for a readable model.
     broken: str | None
+    #: `unfinished_training`: one line when the folder holds an interrupted (or running) training's best epoch.
+    unfinished: str | None
 
 
 def read_model_json(path: Path) -> ModelJson:
@@ -113,7 +115,7 @@ def model_summary(folder: Path) -> ModelSummary:
         why = os_error_message(err) if isinstance(err, OSError) else str(err)
         return {"name": folder.name, "path": str(folder), "dataset": None, "size": None, "ids": None, "tasks": [],
                 "epochs": None, "best_epoch": None, "test": {}, "created": None, "trained": False,
-                "broken": why}  # fmt: skip
+                "broken": why, "unfinished": None}  # fmt: skip
     return {
         "name": folder.name,
         "path": str(folder),
@@ -127,7 +129,39 @@ def model_summary(folder: Path) -> ModelSummary:
         "created": training.get("created"),
         "trained": bool(training),
         "broken": None,
+        "unfinished": None if training else unfinished_training(folder),
     }
+
+
+def unfinished_training(folder: Path) -> str | None:
+    """One line when the model at `folder` is not a finished training run but the best epoch so far of one that
+    has a resume state (`<models>/.train-state/<name>/state.json`) without its test report: interrupted (the
+    fix: `paprec train --resume NAME`), or still training in another process (its lock is held). None for a
+    finished run, an imported or initialised model, or a model outside a home."""
+    import json
+
+    from paprec_cli.locks import lock_path, writer_of
+    from paprec_cli.paths import train_state_dir
+
+    path = train_state_dir(folder) / "state.json"
+    if not path.is_file():
+        return None
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return (f"its training's resume state {path} cannot be read: no test report yet; see `paprec train --resume "
+                f"{folder.name}`")
+    if not isinstance(state, dict) or state.get("finished") is True:
+        return None
+    epoch, best = state.get("epoch"), state.get("best_epoch")
+    recipe = (state.get("options") or {}).get("recipe") if isinstance(state.get("options"), dict) else None
+    planned = recipe.get("epochs") if isinstance(recipe, dict) else None
+    done = f"epoch {epoch}" + (f" of {planned}" if isinstance(planned, int) else "")
+    holder = writer_of(lock_path(folder))
+    if holder is not None:
+        return f"still training ({holder}; {done} done, this folder holds epoch {best}, the best so far)"
+    return (f"training interrupted after {done}: this folder holds epoch {best}, the best so far, with no test "
+            f"report; continue with `paprec train --resume {folder.name}`")
 
 
 def list_models(home: Home) -> list[ModelSummary]:

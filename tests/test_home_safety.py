@@ -410,6 +410,9 @@ def test_resuming_a_finished_run_on_a_read_only_home_writes_nothing(
         (["search", "--task", "sequential", "--dataset", "synthetic", "--seed", "-1"], "--seed -1"),
         (["data", "import", "synthetic", "--seed", "4294967296"], "--seed 4294967296"),
         (["train", "--dataset", "synthetic", "--val-users", "0"], "--val-users"),
+        # a fresh-user review found `.nosuch-tiny-atomic.lock` and `.s3.lock` left behind by these two
+        (["train", "--dataset", "nosuch"], "no importer of that name (importers: beauty,"),
+        (["train", "--dataset", "synthetic", "--tasks", "foo", "--name", "s3"], "unknown task 'foo' for --tasks"),
     ],
 )
 def test_values_checked_before_any_work(tmp_path: Path, args: list[str], needle: str) -> None:

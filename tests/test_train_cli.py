@@ -188,3 +188,74 @@ def test_untied_item_head_trains_resumes_and_ranks(home: Path) -> None:
     code, out, err = _run(runner, "train", "--resume", "from-untied", "--epochs", "2", "--home", str(home), "--json")
     assert code == 0, err
     assert load_model(Path(_last_json(out)["model"])).model.item_head is not None
+
+
+def test_an_interrupted_runs_model_says_so_where_it_is_read(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fresh-user review found an interrupted run's model folder (its best epoch so far, no test report) shown
+    as "an imported or initialised model" and searched without a word. `models list` / `models info` name the
+    interruption and the resume command; `search` and `eval` warn; a finished resume clears it."""
+    from paprec_cli.training import run
+
+    original = run._end_epoch
+
+    def stop_after_first(*args, **kwargs):  # type: ignore[no-untyped-def]
+        improved = original(*args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(run, "_end_epoch", stop_after_first)
+    runner = CliRunner()
+    code, _, err = _run(runner, "train", "--dataset", "synthetic", *FAST, "--epochs", "2", "--name", "cut",
+                        "--home", str(home))  # fmt: skip
+    assert code == 130, err
+    monkeypatch.setattr(run, "_end_epoch", original)
+    code, out, err = _run(runner, "models", "list", "--home", str(home), "--json")
+    assert code == 0, err
+    row = next(m for m in _last_json(out)["models"] if m["name"] == "cut")
+    assert "interrupted after epoch 1 of 2" in row["unfinished"] and "paprec train --resume cut" in row["unfinished"]
+    assert all(m["unfinished"] is None for m in _last_json(out)["models"] if m["name"] == "m1")
+    code, out, err = _run(runner, "models", "info", "cut", "--home", str(home))
+    assert code == 0 and "interrupted after epoch 1 of 2" in out.replace("\n", " ") and "imported" not in out
+    code, out, err = _run(runner, "search", "--task", "sequential", "--dataset", "synthetic", "--model", "cut",
+                          "--val-users", "12", "--grad-examples", "24", "--batch-size", "64", "--max-rounds", "1",
+                          "--n-personal", "1", "--n-suffix", "1", "--device", "cpu", "--protocol", "paper",
+                          "--home", str(home), "--json")  # fmt: skip
+    assert code == 0, err
+    assert "warning: model 'cut': training interrupted after epoch 1 of 2" in err
+    run_path = _last_json(out)["run"]
+    code, _, err = _run(runner, "eval", run_path, "--home", str(home), "--references", "none", "--json")
+    assert code == 0 and "warning: model 'cut'" in err
+    code, _, err = _run(runner, "train", "--resume", "cut", "--home", str(home), "--json")
+    assert code == 0, err
+    code, out, err = _run(runner, "models", "list", "--home", str(home), "--json")
+    assert next(m for m in _last_json(out)["models"] if m["name"] == "cut")["unfinished"] is None
+
+
+def test_a_resumed_run_trains_the_same_model_as_an_uninterrupted_one(home: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README's promise: a run interrupted after epoch 1 and resumed records the same losses, learning rates
+    and validation metrics, epoch by epoch, as the same run left alone."""
+    from paprec_cli.training import run
+
+    args = ["--dataset", "synthetic", "--size", "tiny", "--tasks", "sequential,rating", "--val-users", "20",
+            "--device", "cpu", "--batch-size", "32", "--epochs", "3", "-o", "hint=0.5", "--home", str(home)]
+    runner = CliRunner()
+    code, _, err = _run(runner, "train", *args, "--name", "whole", "--json")
+    assert code == 0, err
+    original = run._end_epoch
+
+    def stop_after_first(session, trainer, epoch, *rest, **kwargs):  # type: ignore[no-untyped-def]
+        improved = original(session, trainer, epoch, *rest, **kwargs)
+        if epoch == 1:
+            raise KeyboardInterrupt
+        return improved
+
+    monkeypatch.setattr(run, "_end_epoch", stop_after_first)
+    code, _, err = _run(runner, "train", *args, "--name", "cut2")
+    assert code == 130, err
+    monkeypatch.setattr(run, "_end_epoch", original)
+    code, _, err = _run(runner, "train", "--resume", "cut2", "--home", str(home), "--json")
+    assert code == 0, err
+    whole, cut = ([(h["loss"], h["lr"], h["validation"]) for h in
+                   json.loads((home / "models" / name / "training.json").read_text())["history"]]
+                  for name in ("whole", "cut2"))
+    assert len(whole) == 3 and whole == cut

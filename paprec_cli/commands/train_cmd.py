@@ -86,11 +86,15 @@ def register(app: PaprecTyper) -> None:
             ),
         ] = None,
         val_users: Annotated[
-            int | None, typer.Option("--val-users", help="Validation users per epoch (seeded; default per size).")
+            int | None,
+            typer.Option("--val-users", help="At most this many validation users per epoch, a seeded sample (all of "
+                         "them when the dataset has fewer; default per size and dataset)."),
         ] = None,
         name: Annotated[str | None, typer.Option("--name", help="Model name (default <dataset>-<size>-<ids>).")] = None,
         resume: Annotated[
-            str | None, typer.Option("--resume", help="Continue the named run from its last finished epoch.")
+            str | None,
+            typer.Option("--resume", help="Continue the named run from its last finished epoch (the same model as "
+                         "an uninterrupted run); --time-budget here is this command's own budget."),
         ] = None,
         init: Annotated[
             str | None, typer.Option("--init", help="Start from weights: a paprec model, HF T5 folder or P5 .pth.")

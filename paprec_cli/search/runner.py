@@ -369,6 +369,8 @@ def start(request: SearchRequest, home: Home, registry: Registry, dist: DistCont
                                  registry.task(saved.task).default_template)
         session = prepare(resumed.config, registry, home, dist.device, note=note, dist=dist)
         check_resumable(session, recorded)
+        if (unfinished := unfinished_model(session.config.model)) is not None:
+            info(unfinished)
         if resumed.changed:  # every check passed: record the new budget (and a finished run's new start)
             dist.run_on_main(lambda: run.extend(resumed.changed, resumed.state if resumed.reopened else None))
         for line in resumed.notes:
@@ -381,11 +383,25 @@ def start(request: SearchRequest, home: Home, registry: Registry, dist: DistCont
     if request.run_dir is not None:
         RunDir.check_new(request.run_dir, request.force, home)  # before any work: nothing is written on a refusal
     session = prepare(config, registry, home, dist.device, note=note, dist=dist)
+    if (unfinished := unfinished_model(session.config.model)) is not None:
+        notes.append(unfinished)
     for line in notes:
         info(line)
     folder = request.run_dir or new_run_path(home, session.config.task, session.config.dataset)
     run = dist.run_on_main(lambda: RunDir.create(folder, manifest(session), request.force))
     return Started(session, run, None, resumed=False)
+
+
+def unfinished_model(model: str) -> str | None:
+    """A warning line when `model` (a model folder) holds the best epoch so far of a training run that has not
+    finished (`registry.unfinished_training`): the search would steer a half-trained model."""
+    from paprec_cli.registry import TRAINING_FILE, unfinished_training
+
+    folder = Path(model)
+    if not folder.is_dir() or (folder / TRAINING_FILE).exists():
+        return None
+    line = unfinished_training(folder)
+    return None if line is None else f"warning: model '{folder.name}': {line}"
 
 
 # -- search and result -------------------------------------------------------------------------------

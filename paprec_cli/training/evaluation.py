@@ -77,10 +77,19 @@ def selection_score(metrics: dict[str, dict[str, float]], tasks: Sequence[TaskSp
     test HR@10 0.185 / 0.178 / 0.175 on sequential (seeds 0-2; this rule: 0.192 / 0.182 / 0.187) and
     0.355 / 0.243 / 0.333 on direct (0.342 / 0.173 / 0.247). The headline task keeps its rule; listing
     another task first in --tasks selects on it."""
-    for task in tasks:  # the first task whose selection metric is higher-is-better decides alone
-        spec = task.selection_metric()
-        if not spec.smaller and task.name in metrics:
-            value = metrics[task.name].get(spec.name, float("nan"))
-            return float(value) if np.isfinite(value) else float("-inf")
+    primary = selection_metric(tasks, metrics)
+    if primary is not None:  # the first task whose selection metric is higher-is-better decides alone
+        value = metrics[primary[0]].get(primary[1], float("nan"))
+        return float(value) if np.isfinite(value) else float("-inf")
     errors = [metrics[t.name].get(t.selection_metric().name, np.inf) for t in tasks if t.name in metrics]
     return -float(np.mean(errors)) if errors else float("-inf")
+
+
+def selection_metric(tasks: Sequence[TaskSpec], metrics: dict[str, dict[str, float]]) -> tuple[str, str] | None:
+    """(task, metric) that `selection_score` selects on: the first task in `metrics` whose selection metric is
+    higher-is-better; None when every one is lower-is-better (then minus their mean decides)."""
+    for task in tasks:
+        spec = task.selection_metric()
+        if not spec.smaller and task.name in metrics:
+            return task.name, spec.name
+    return None

@@ -34,7 +34,7 @@ from paprec_cli.progress import epoch_bar, heartbeat
 from paprec_cli.specs import Example, TaskSpec
 from paprec_cli.training import state as run_state
 from paprec_cli.training.batches import encode_pairs, iterate_batches
-from paprec_cli.training.evaluation import evaluate_tasks, sample_examples, selection_score
+from paprec_cli.training.evaluation import evaluate_tasks, sample_examples, selection_metric, selection_score
 from paprec_cli.training.item_init import apply_cooccurrence_init
 from paprec_cli.training.loop import Clock, EpochStats, Trainer, cpu_threads
 from paprec_cli.training.mixture import TrainingData
@@ -255,7 +255,9 @@ def _config_extra(session: TrainingSession) -> dict[str, Any]:
 def train_epochs(session: TrainingSession, say: Callable[[str], None]) -> str:
     """Run epochs until done, out of patience or out of time; returns why it stopped."""
     options, recipe, state = session.options, session.options.recipe, session.state
-    planned = recipe.epochs * max(1, -(-len(session.training.epoch(state.epoch)) // recipe.batch_size))
+    # Planned steps from one fixed draw (epoch 0's; epoch sizes vary a little with the seeded shares), so that a
+    # resumed run schedules its learning rate exactly as the uninterrupted run did.
+    planned = recipe.epochs * max(1, -(-len(session.training.epoch(0)) // recipe.batch_size))
     trainer = Trainer(
         session.bundle.model, recipe, session.device, planned, options.time_budget, Clock(), dist=session.dist,
         anneal_to_budget=options.anneal_to_budget, item_tokens=_item_tokens(session),
@@ -265,6 +267,10 @@ def train_epochs(session: TrainingSession, say: Callable[[str], None]) -> str:
     if state.epoch:
         run_state.restore(session.state_dir, session.bundle.model, trainer.optimizer, options)
     session.validation = validation_examples(session)
+    if not state.epoch:  # said once, where a run starts
+        sizes = {name: len(examples) for name, examples in session.validation.items()}
+        say("Validation each epoch: " + ", ".join(f"{name} {n:,} users" for name, n in sizes.items())
+            + f" (--val-users {recipe.val_users:,}: at most that many, a seeded sample)")
     stopped = "epochs"
     while state.epoch < recipe.epochs:  # the budget is checked after each step: an epoch always starts
         epoch = state.epoch + 1
@@ -334,10 +340,12 @@ def _end_epoch(
         session.saved_epoch = epoch
         if improved:
             _save_best(session)
+    primary = selection_metric(session.tasks, metrics)
+    lower = sorted({t.selection_metric().name for t in session.tasks if t.name in metrics})
+    selected = f"{primary[0]} {primary[1]}" if primary is not None else f"-mean({','.join(lower)})"
     mark = " (best)" if improved else ""
-    say(
-        f"epoch {epoch}: loss {stats.loss:.4f}, {stats.examples_per_s:,.0f} ex/s, validation {_headline(metrics)}{mark}"
-    )
+    say(f"epoch {epoch}: loss {stats.loss:.4f}, {stats.examples_per_s:,.0f} ex/s, validation {_headline(metrics)}; "
+        f"selection: {selected} {score:.4f}{mark}")
     return improved
 
 
@@ -513,7 +521,13 @@ def train(
     A fresh run never replaces an existing model without `force` (see `setup.claim_model_name`); the
     model is locked for writing for the whole run, so a search reading it, or a second train, is refused.
     """
+    from paprec_cli.training.setup import check_dataset_available
+
     wall = time.perf_counter()
+    if not resume:  # a resumed run's dataset and tasks are checked against its state when the session opens
+        check_dataset_available(home, options.dataset, registry)
+        for name in options.tasks:  # an unknown task is refused before the run takes its model name
+            registry.task(name, "--tasks")
     options = claim_and_lock(options, home, out, resume, dist, force=force, explicit_name=explicit_name)
     if device.startswith("cpu"):
         out.debug(f"CPU training with {cpu_threads(device)} thread(s) (OMP_NUM_THREADS sets it)")

@@ -41,11 +41,25 @@ def ensure_dataset(home: Home, name: str, registry: Registry, say: Callable[[str
     if not dataset_exists(home, name) and name in AUTO_IMPORT and name in registry.datasets:
         say(f"Dataset '{name}' is not imported yet: importing it with its defaults into {home.dataset_dir(name)}")
         import_dataset(registry.dataset(name), None, home)
-    if not dataset_exists(home, name):
-        raise PaprecError(
-            f"--dataset {name}: not imported in {home.data}; run `paprec data import {name} --from PATH` first"
-        )
+    check_dataset_available(home, name, registry)
     return load_dataset(home, name)
+
+
+def check_dataset_available(home: Home, name: str, registry: Registry) -> None:
+    """A one-line error naming the fix when `--dataset name` is neither imported nor imported on first use
+    (`AUTO_IMPORT`): checked before a run takes its model name, so a refused run leaves nothing behind."""
+    if not dataset_exists(home, name) and not (name in AUTO_IMPORT and name in registry.datasets):
+        if name in registry.datasets:
+            raise PaprecError(
+                f"--dataset {name}: not imported in {home.data}; run `paprec data import {name} --from PATH` first"
+            )
+        imported = sorted(p.name for p in home.data.glob("*") if (p / "manifest.json").is_file()) \
+            if home.data.is_dir() else []
+        raise PaprecError(
+            f"--dataset {name}: no dataset of that name in {home.data} (imported: {', '.join(imported) or 'none'}) "
+            f"and no importer of that name (importers: {', '.join(sorted(registry.datasets))}); import one with "
+            f"`paprec data import IMPORTER --from PATH --name {name}`"
+        )
 
 
 def resolve_tasks(

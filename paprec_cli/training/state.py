@@ -40,7 +40,7 @@ LAST, BEST, OPTIMIZER, STATE = "last.safetensors", "best.safetensors", "optimize
 
 
 def state_dir(home: Home, name: str) -> Path:
-    return home.models / ".train-state" / name
+    return home.train_state_dir(name)
 
 
 @dataclass

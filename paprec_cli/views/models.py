@@ -13,18 +13,18 @@ from paprec_cli import registry
 
 def models_table(rows: Sequence[registry.ModelSummary], models_home: Path) -> Table:
     """`paprec models list`: name, dataset, size, ids, tasks, epochs and the headline test metric; a `status`
-    column with the one-line reason when a model's files are damaged."""
+    column with the one-line reason when a model's files are damaged or its training has not finished."""
     table = Table(title=f"models in {escape(str(models_home))}")
-    any_broken = any(row["broken"] for row in rows)
-    for column in ("name", "dataset", "size", "ids", "tasks", "epochs", "test", *(("status",) if any_broken else ())):
+    any_status = any(row["broken"] or row.get("unfinished") for row in rows)
+    for column in ("name", "dataset", "size", "ids", "tasks", "epochs", "test", *(("status",) if any_status else ())):
         table.add_column(column)
     for row in rows:
         cells = [row["name"], str(row["dataset"] or ""), str(row["size"] or ""), str(row["ids"] or ""),
                  ",".join(row["tasks"]), str(row["epochs"] or ""), registry.headline({"test": row["test"]})]
-        if any_broken:
+        if any_status:
             # the row names the folder: the reason names the file inside it (`--json` keeps the full path)
             reason = str(row["broken"]).replace(f"{row['path']}/", "") if row["broken"] else ""
-            cells.append(f"broken: {reason}" if reason else "ok")
+            cells.append(f"broken: {reason}" if reason else str(row.get("unfinished") or "ok"))
         table.add_row(*(escape(cell) for cell in cells), style="red" if row["broken"] else None)
     return table
 
@@ -50,7 +50,8 @@ def info_table(folder: Path, config: registry.ModelJson, training: registry.Mode
             value = metrics.get("HR@10")
             table.add_row(f"{baseline} {task}", "HR@10 " + ("-" if value is None else f"{value:.4f}"))
     if not training:
-        table.add_row("training", "no training.json (an imported or initialised model)")
+        table.add_row("training", registry.unfinished_training(folder)
+                      or "no training.json (an imported or initialised model)")
     if config.get("dims"):
         table.add_row("dims", ", ".join(f"{k} {v}" for k, v in config["dims"].items()))
     table.add_row("item_head", registry.item_head(config))
