@@ -199,7 +199,7 @@ def test_an_interrupted_runs_model_says_so_where_it_is_read(home: Path, monkeypa
     original = run._end_epoch
 
     def stop_after_first(*args, **kwargs):  # type: ignore[no-untyped-def]
-        improved = original(*args, **kwargs)
+        original(*args, **kwargs)
         raise KeyboardInterrupt
 
     monkeypatch.setattr(run, "_end_epoch", stop_after_first)
@@ -233,12 +233,23 @@ def test_an_interrupted_runs_model_says_so_where_it_is_read(home: Path, monkeypa
 def test_a_resumed_run_trains_the_same_model_as_an_uninterrupted_one(home: Path,
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     """The README's promise: a run interrupted after epoch 1 and resumed records the same losses, learning rates
-    and validation metrics, epoch by epoch, as the same run left alone."""
+    and validation metrics, epoch by epoch, as the same run left alone, even when the resume starts on a machine
+    where `cpu_threads` would pick another thread count (a fresh-user review saw epoch 2's loss differ)."""
+    import torch
+
     from paprec_cli.training import run
 
     args = ["--dataset", "synthetic", "--size", "tiny", "--tasks", "sequential,rating", "--val-users", "20",
             "--device", "cpu", "--batch-size", "32", "--epochs", "3", "-o", "hint=0.5", "--home", str(home)]
     runner = CliRunner()
+    threads = torch.get_num_threads()
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+
+    def one_thread(device: str) -> int:  # `cpu_threads` picks by timing: say a busy machine chose one thread
+        torch.set_num_threads(1)
+        return 1
+
+    monkeypatch.setattr(run, "cpu_threads", one_thread)
     code, _, err = _run(runner, "train", *args, "--name", "whole", "--json")
     assert code == 0, err
     original = run._end_epoch
@@ -253,9 +264,19 @@ def test_a_resumed_run_trains_the_same_model_as_an_uninterrupted_one(home: Path,
     code, _, err = _run(runner, "train", *args, "--name", "cut2")
     assert code == 130, err
     monkeypatch.setattr(run, "_end_epoch", original)
-    code, _, err = _run(runner, "train", "--resume", "cut2", "--home", str(home), "--json")
+
+    def two_threads(device: str) -> int:  # ... and the resume, on a quieter machine, two
+        torch.set_num_threads(2)
+        return 2
+
+    monkeypatch.setattr(run, "cpu_threads", two_threads)
+    try:
+        code, _, err = _run(runner, "train", "--resume", "cut2", "--home", str(home), "--json")
+    finally:
+        torch.set_num_threads(threads)
     assert code == 0, err
-    whole, cut = ([(h["loss"], h["lr"], h["validation"]) for h in
+    assert "CPU threads: 1, as the run's earlier epochs used" in err
+    whole, cut = ([(h["loss"], h["lr"], h["validation"], h["threads"]) for h in
                    json.loads((home / "models" / name / "training.json").read_text())["history"]]
                   for name in ("whole", "cut2"))
-    assert len(whole) == 3 and whole == cut
+    assert len(whole) == 3 and whole == cut and {h[3] for h in cut} == {1}

@@ -330,7 +330,7 @@ def _end_epoch(
         "tokens_per_s": round(stats.tokens / stats.seconds, 1) if stats.seconds else 0.0,
         "train_seconds": round(stats.seconds, 2), "validation_seconds": round(time.perf_counter() - val_start, 2),
         "partial": stats.stopped_by_budget, "families": session.training.family_counts(pairs),
-        "validation": metrics, "score": score,
+        "validation": metrics, "score": score, "threads": torch.get_num_threads(),
     })  # fmt: skip
     if improved:
         state.best_epoch, state.best_score = epoch, score
@@ -540,6 +540,8 @@ def train(
     torch.manual_seed(options.seed)
     session = open_session(options, home, out, registry, device, resume, dist)
     say = out.info
+    if resume:
+        _same_threads(session, device, say)
     counts = session.training.family_counts(session.training.epoch(session.state.epoch + 1))
     say(f"Training {options.name}: {', '.join(f'{k} {v}' for k, v in counts.items())} pairs per epoch on {device}")
     try:
@@ -549,6 +551,20 @@ def train(
         return final_report(session, stopped, time.perf_counter() - wall)
     except (KeyboardInterrupt, OSError) as exc:
         raise stopped_early(session, exc, resume) from None
+
+
+def _same_threads(session: TrainingSession, device: str, say: Callable[[str], None]) -> None:
+    """A resumed CPU run uses the intra-op thread count its last epoch recorded: the count changes the order of
+    torch's sums, and `cpu_threads` picks it by timing, so a resume on a busier or quieter machine would
+    otherwise train another model than the uninterrupted run. `OMP_NUM_THREADS` still wins when set."""
+    import os
+
+    recorded = session.state.history[-1].get("threads") if session.state.history else None
+    if not device.startswith("cpu") or os.environ.get("OMP_NUM_THREADS") or not isinstance(recorded, int) \
+            or isinstance(recorded, bool) or recorded < 1 or recorded == torch.get_num_threads():
+        return
+    torch.set_num_threads(recorded)
+    say(f"CPU threads: {recorded}, as the run's earlier epochs used (the thread count changes the model's numerics)")
 
 
 def stopped_early(session: TrainingSession, exc: KeyboardInterrupt | OSError, resume: bool) -> BaseException:
