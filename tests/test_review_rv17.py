@@ -474,8 +474,9 @@ def test_models_info_shows_the_item_head(untied_home: Home, name: str, head: str
     code, stdout, err = invoke("models", "info", name, "--home", str(untied_home.root), "--json")
     assert code == 0, err
     info = last_json(stdout)
-    assert set(info) == {"name", "path", "item_head", "seen_bias", "config", "training"}
+    assert set(info) == {"name", "path", "item_head", "seen_bias", "config", "training", "unfinished"}
     assert info["item_head"] == head and info["seen_bias"] is None  # neither model learned a seen bias
+    assert info["unfinished"] is None  # a finished run
 
 
 def test_run_dir_refuses_the_homes_own_folders(tmp_path: Path) -> None:
