@@ -129,7 +129,7 @@ def model_summary(folder: Path) -> ModelSummary:
         "created": training.get("created"),
         "trained": bool(training),
         "broken": None,
-        "unfinished": None if training else unfinished_training(folder),
+        "unfinished": unfinished_training(folder),
     }
 
 
@@ -137,14 +137,15 @@ def unfinished_training(folder: Path) -> str | None:
     """One line when the model at `folder` is not a finished training run but the best epoch so far of one that
     has a resume state (`<models>/.train-state/<name>/state.json`) without its test report: interrupted (the
     fix: `paprec train --resume NAME`), or still training in another process (its lock is held). None for a
-    finished run, an imported or initialised model, or a model outside a home."""
+    finished run (its `training.json` is written last), an imported or initialised model, or a model outside a
+    home. Reads `state.json` as plain JSON: `paprec_cli.training.state` would import torch into `models list`."""
     import json
 
     from paprec_cli.locks import lock_path, writer_of
     from paprec_cli.paths import train_state_dir
 
     path = train_state_dir(folder) / "state.json"
-    if not path.is_file():
+    if (folder / TRAINING_FILE).is_file() or not path.is_file():
         return None
     try:
         state = json.loads(path.read_text(encoding="utf-8"))

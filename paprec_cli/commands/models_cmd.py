@@ -40,4 +40,4 @@ def register(app: PaprecTyper) -> None:
         ctx.out.show(views.info_table(folder, config, training))
         ctx.out.result({"name": folder.name, "path": str(folder), "item_head": registry.item_head(config),
                         "seen_bias": registry.seen_bias(folder, config), "config": config, "training": training,
-                        "unfinished": None if training else registry.unfinished_training(folder)})
+                        "unfinished": registry.unfinished_training(folder)})

@@ -395,12 +395,10 @@ def start(request: SearchRequest, home: Home, registry: Registry, dist: DistCont
 def unfinished_model(model: str) -> str | None:
     """A warning line when `model` (a model folder) holds the best epoch so far of a training run that has not
     finished (`registry.unfinished_training`): the search would steer a half-trained model."""
-    from paprec_cli.registry import TRAINING_FILE, unfinished_training
+    from paprec_cli.registry import unfinished_training
 
     folder = Path(model)
-    if not folder.is_dir() or (folder / TRAINING_FILE).exists():
-        return None
-    line = unfinished_training(folder)
+    line = unfinished_training(folder) if folder.is_dir() else None
     return None if line is None else f"warning: model '{folder.name}': {line}"
 
 
