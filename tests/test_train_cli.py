@@ -280,3 +280,36 @@ def test_a_resumed_run_trains_the_same_model_as_an_uninterrupted_one(home: Path,
                    json.loads((home / "models" / name / "training.json").read_text())["history"]]
                   for name in ("whole", "cut2"))
     assert len(whole) == 3 and whole == cut and {h[3] for h in cut} == {1}
+
+
+@pytest.mark.parametrize(
+    ("extra", "needle"),
+    [
+        (["--lr", "0.01"], "--lr 0.01: the run being resumed trains with 0.0005"),
+        (["--dropout", "0.3"], "--dropout 0.3: the run being resumed trains with 0.1"),
+        (["--val-users", "10"], "--val-users 10: the run being resumed trains with 20"),
+        (["-o", "warmup=0.2"], "-o warmup=0.2: the run being resumed trains with 0.05"),
+        (["--seed", "5"], "--seed 5: the run being resumed used 0"),
+        (["--name", "other"], "--name other: the run being resumed used m1"),
+    ],
+)
+def test_resume_refuses_what_would_train_another_model(trained: dict, home: Path, extra: list[str],
+                                                         needle: str) -> None:
+    """A second fresh review resumed with --lr 0.01 --batch-size 64 and got no word while the model changed and
+    training.json recorded the new values for every epoch: only the stopping rules may change on a resume."""
+    before = (home / "models" / "m1" / "training.json").read_bytes()
+    code, _, err = _run(CliRunner(), "train", "--resume", "m1", "--epochs", "3", *extra, "--home", str(home))
+    assert code == 2 and needle in err and len(err.strip().splitlines()) == 1, err
+    assert (home / "models" / "m1" / "training.json").read_bytes() == before
+
+
+def test_a_missing_best_checkpoint_is_found_before_any_epoch(home: Path) -> None:
+    """The best epoch's weights are read only for the closing test report; a resume found them missing after
+    training every remaining epoch. Now it stops before the first."""
+    runner = CliRunner()
+    code, _, err = _run(runner, "train", "--dataset", "synthetic", *FAST, "--epochs", "1", "--name", "nobest",
+                        "--home", str(home))  # fmt: skip
+    assert code == 0, err
+    (home / "models" / ".train-state" / "nobest" / "best.safetensors").unlink()
+    code, _, err = _run(runner, "train", "--resume", "nobest", "--epochs", "2", "--home", str(home))
+    assert code == 2 and "best.safetensors: not readable, truncated or damaged" in err and "epoch 2" not in err, err

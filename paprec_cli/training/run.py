@@ -265,7 +265,8 @@ def train_epochs(session: TrainingSession, say: Callable[[str], None]) -> str:
     )
     trainer.step = state.step
     if state.epoch:
-        run_state.restore(session.state_dir, session.bundle.model, trainer.optimizer, options)
+        run_state.restore(session.state_dir, session.bundle.model, trainer.optimizer, options,
+                          best_expected=state.best_epoch > 0)
     session.validation = validation_examples(session)
     if not state.epoch:  # said once, where a run starts
         sizes = {name: len(examples) for name, examples in session.validation.items()}

@@ -268,17 +268,35 @@ def _check_item_head(recipe: Recipe, ids: str, init: str | None) -> Recipe:
     return recipe
 
 
+#: What a resumed run may change: its stopping rules. Everything else would train another model than the
+#: uninterrupted run (a fresh review resumed with --lr 0.01 --batch-size 64 and got no word).
+RESUME_MAY_CHANGE = ("epochs", "patience")
+
+
 def resumed_options(saved: TrainOptions, given: dict[str, Any], overrides: dict[str, Any]) -> TrainOptions:
-    """A resumed run keeps its identity; only the stopping rules (and recipe numbers) may change.
+    """A resumed run keeps its identity and its recipe; only the stopping rules (`RESUME_MAY_CHANGE`,
+    `time_budget`) may change.
 
     `given` holds identity options the user passed explicitly (None when not given); a value that
-    differs from the saved one is an error rather than a silent restart."""
+    differs from the saved one is an error rather than a silent restart, and so is a recipe value
+    (`overrides`, None when not given) that differs from the saved recipe's."""
+    from paprec_cli.training.command import RECIPE_OPTIONS
+
     for option, value in given.items():
         saved_value = getattr(saved, option.lstrip("-").replace("-", "_"))
         if value is not None and value != saved_value and not (option == "--tasks" and tuple(value) == saved_value):
             used = f"used {saved_value}" if saved_value is not None else f"was started without {option}"
             raise PaprecError(f"{option} {value}: the run being resumed {used}; drop {option} or start anew")
     time_budget = overrides.pop("time_budget", None)
+    for key, value in overrides.items():
+        if value is None or key in RESUME_MAY_CHANGE or key not in RECIPE_FIELDS:
+            continue
+        if value != getattr(saved.recipe, key):
+            option = RECIPE_OPTIONS.get(key, f"-o {key}")
+            shown = f"{option}={value}" if option.startswith("-o ") else f"{option} {value}"
+            raise PaprecError(f"{shown}: the run being resumed trains with {getattr(saved.recipe, key)}, and "
+                              f"a resume trains the model the uninterrupted run would (only --epochs, --patience and "
+                              f"--time-budget may change); drop {option}, or start a new run")
     recipe = with_overrides(saved.recipe, **overrides)
     return replace(saved, recipe=recipe, time_budget=time_budget, anneal_to_budget=True)
 
@@ -304,13 +322,16 @@ def cli_options(home: Home, *, dataset: str | None, tasks: str | None, size: str
         if fresh:
             raise PaprecError(f"-o {fresh[0]} applies to a fresh run only (it changes the training data, the "
                               f"model's inputs or its loss); drop it when using --resume")
+        from paprec_cli.given import given_options
         from paprec_cli.training.state import read_state, state_dir
 
         if overrides.get("item_init") is not None:
             raise PaprecError("--item-init applies to a fresh run only; drop it when using --resume")
         saved = read_state(state_dir(home, resume), resume).options
         given = {"--dataset": dataset, "--size": size, "--ids": ids, "--tasks": task_names, "--init": init,
-                 "--negatives": negatives.get("negatives"), "--tokenizer": tokenizer}  # fmt: skip
+                 "--negatives": negatives.get("negatives"), "--tokenizer": tokenizer,
+                 "--seed": seed if "seed" in given_options() else None,
+                 "--name": name if name not in (None, resume) else None}  # fmt: skip
         return resumed_options(saved, given, {**changes, **overrides, "time_budget": time_budget})
     if dataset is None:
         raise PaprecError("--dataset is required (e.g. --dataset synthetic); see `paprec data list`")

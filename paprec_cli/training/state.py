@@ -265,9 +265,13 @@ def read_state(folder: Path, name: str) -> RunState:
 
 
 def restore(folder: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
-            options: TrainOptions | None = None) -> None:
+            options: TrainOptions | None = None, best_expected: bool = False) -> None:
     """Last weights, optimiser moments and RNG state, as saved after the last finished epoch; a damaged file's
-    error suggests training `options` (the resumed run's, with the user's changes) afresh."""
+    error suggests training `options` (the resumed run's, with the user's changes) afresh. `best_expected`: the
+    state names a best epoch, so its weights (read after the last epoch, for the test report) must be there
+    now, not found missing after the epochs are spent."""
+    if best_expected and not (folder / BEST).is_file():
+        raise _damaged(folder / BEST, FileNotFoundError("no such file"), options)
     load_weights_file(model, folder / LAST, options)
     path = folder / OPTIMIZER
     try:
