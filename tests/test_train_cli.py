@@ -313,3 +313,21 @@ def test_a_missing_best_checkpoint_is_found_before_any_epoch(home: Path) -> None
     (home / "models" / ".train-state" / "nobest" / "best.safetensors").unlink()
     code, _, err = _run(runner, "train", "--resume", "nobest", "--epochs", "2", "--home", str(home))
     assert code == 2 and "best.safetensors: not readable, truncated or damaged" in err and "epoch 2" not in err, err
+
+
+def test_a_checkpoint_changed_in_place_is_refused(home: Path) -> None:
+    """The second review overwrote 4 bytes inside `last.safetensors` (same size, valid header) and the resume
+    trained on with a loss of 2e12. `save_state` records each weight file's SHA-256; a changed file is refused."""
+    runner = CliRunner()
+    code, _, err = _run(runner, "train", "--dataset", "synthetic", *FAST, "--epochs", "1", "--name", "flipped",
+                        "--home", str(home))  # fmt: skip
+    assert code == 0, err
+    state = home / "models" / ".train-state" / "flipped"
+    assert set(json.loads((state / "checksums.json").read_text())) == {"last.safetensors", "best.safetensors"}
+    last = state / "last.safetensors"
+    data = bytearray(last.read_bytes())
+    data[len(data) - 64 : len(data) - 60] = b"\xff\xff\xff\x7f"  # inside the tensor data, not the header
+    last.write_bytes(bytes(data))
+    code, _, err = _run(runner, "train", "--resume", "flipped", "--epochs", "2", "--home", str(home))
+    assert code == 2 and "last.safetensors: not readable, truncated or damaged" in err, err
+    assert "differs from the SHA-256 recorded when it was saved" in err and "epoch 2" not in err

@@ -46,8 +46,8 @@ def test_one_swap_carries_the_codec_and_an_unchanged_best(tmp_path: Path) -> Non
     (folder / "codec" / "codec.json").write_text("{}", encoding="utf-8")
     _save(folder, 1, 1.0, best=True)
     _save(folder, 2, 2.0, best=False)
-    assert sorted(p.name for p in folder.iterdir()) == ["best.safetensors", "codec", "last.safetensors",
-                                                         "optimizer.pt", "state.json"]
+    assert sorted(p.name for p in folder.iterdir()) == ["best.safetensors", "checksums.json", "codec",
+                                                         "last.safetensors", "optimizer.pt", "state.json"]
     assert (folder / "codec" / "codec.json").read_text(encoding="utf-8") == "{}"
     assert _weight(folder / run_state.LAST) == 2.0
     assert _weight(folder / run_state.BEST) == 1.0  # epoch 1 stays the best

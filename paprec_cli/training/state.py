@@ -2,8 +2,9 @@
 
 `<home>/models/.train-state/<name>/` holds the *last* epoch's weights (`last.safetensors`), optimiser
 and RNG state (`optimizer.pt`, tensors and numbers only, read with `weights_only=True`), the best
-epoch's weights (`best.safetensors`), `state.json` (options, epoch, step, history, best) and the
-codec (`codec/`, written when the run starts). The model folder itself is rewritten atomically with
+epoch's weights (`best.safetensors`), `state.json` (options, epoch, step, history, best), the SHA-256 of
+both weight files (`checksums.json`, checked before either is read) and the codec (`codec/`, written when
+the run starts). The model folder itself is rewritten atomically with
 the best weights whenever validation improves, so it never holds training state. `--resume NAME`
 reads this folder and continues with the next epoch.
 
@@ -29,7 +30,7 @@ from safetensors.torch import load_model, save_model
 from torch import nn
 
 from paprec_cli.errors import PaprecError, first_line
-from paprec_cli.paths import Home, atomic_path, library_write, read_json_object, write_json_atomic
+from paprec_cli.paths import Home, atomic_path, library_write, read_json_object, sha256_file, write_json_atomic
 from paprec_cli.training.recipe import TrainOptions
 
 if TYPE_CHECKING:
@@ -37,6 +38,9 @@ if TYPE_CHECKING:
 
 STATE_VERSION = 1
 LAST, BEST, OPTIMIZER, STATE = "last.safetensors", "best.safetensors", "optimizer.pt", "state.json"
+#: SHA-256 of the weight files as `save_state` wrote them, checked before they are read (`load_weights_file`):
+#: a file changed in place (not truncated) would otherwise train on, or be reported, without a word.
+CHECKSUMS = "checksums.json"
 
 
 def state_dir(home: Home, name: str) -> Path:
@@ -154,6 +158,7 @@ def load_weights_file(model: nn.Module, path: Path, options: TrainOptions | None
     truncated or damaged file is a one-line `PaprecError` naming it and the fix (a fresh run with `options`)."""
     if not path.is_file():
         raise _damaged(path, FileNotFoundError("no such file"), options)
+    _check_checksum(path, options)
     try:
         missing, unexpected = load_model(model, str(path), strict=False)
     except Exception as err:  # safetensors raises its own error type (and OSError) for a truncated file
@@ -162,6 +167,17 @@ def load_weights_file(model: nn.Module, path: Path, options: TrainOptions | None
     if unexpected or lacking:
         raise PaprecError(f"{path}: weights do not fit the model (missing {lacking[:3]}, unexpected "
                           f"{sorted(unexpected)[:3]}); train it afresh with `{_fresh_command(path.parent, options)}`")
+
+
+def _check_checksum(path: Path, options: TrainOptions | None) -> None:
+    """The damaged-file error when `path`'s SHA-256 differs from the one `save_state` recorded beside it (a
+    checkpoint written before the checksums, or one whose record is unreadable, is not checked)."""
+    try:
+        recorded = json.loads((path.parent / CHECKSUMS).read_text(encoding="utf-8")).get(path.name)
+    except (OSError, ValueError, AttributeError):
+        return
+    if isinstance(recorded, str) and sha256_file(path) != recorded:
+        raise _damaged(path, ValueError("its content differs from the SHA-256 recorded when it was saved"), options)
 
 
 def has_item_head(folder: Path) -> bool:
@@ -193,7 +209,7 @@ def save_state(folder: Path, state: RunState, model: nn.Module, optimizer: torch
     """Write the checkpoint of a finished epoch as one staged folder swapped in at once: last weights
     (and best weights when this epoch is the best), optimiser and RNG state, `state.json`; everything
     else in the folder (the codec, an unchanged best) carries over from the previous checkpoint."""
-    rewritten = {LAST, OPTIMIZER, STATE} | ({BEST} if best else set())
+    rewritten = {LAST, OPTIMIZER, STATE, CHECKSUMS} | ({BEST} if best else set())
     extra = {"optimizer": optimizer.state_dict(), "torch_rng": torch.get_rng_state()}
     if torch.cuda.is_available():
         extra["cuda_rng"] = torch.cuda.get_rng_state_all()
@@ -211,6 +227,8 @@ def save_state(folder: Path, state: RunState, model: nn.Module, optimizer: torch
         with library_write(folder / OPTIMIZER):
             torch.save(extra, staged / OPTIMIZER)
         (staged / STATE).write_text(json.dumps(state.to_json(), indent=2, default=str) + "\n", encoding="utf-8")
+        sums = {name: sha256_file(staged / name) for name in (LAST, BEST) if (staged / name).is_file()}
+        (staged / CHECKSUMS).write_text(json.dumps(sums, indent=2) + "\n", encoding="utf-8")
 
 
 def _carry(source: Path, target: Path) -> None:
