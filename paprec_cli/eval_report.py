@@ -70,17 +70,16 @@ def evaluate_source(source: str | Path, home: Home, registry: Registry, model: s
     from paprec_cli.evaluate import evaluate_prompts
     from paprec_cli.model import Recommender
     from paprec_cli.references import reference_prompts
-    from paprec_cli.registry import split_negatives
+    from paprec_cli.registry import split_negatives, unfinished_warning
     from paprec_cli.runs import open_prompts
     from paprec_cli.search.config import batch_sizes
-    from paprec_cli.search.runner import unfinished_model
 
     batch = batch_sizes(batch_size, dist.device)[0]  # inference: the search's surrogate batch
     bound = open_prompts(source, home, model=model, tokenizer=tokenizer)
     task = registry.task(str(bound.doc["task"]), option="the prompts' task")
     data = TaskData(bound.dataset, bound.split_seed, split_negatives(bound.bundle), inputs=bound.inputs)
     info(f"Evaluating {task.name} prompts from {bound.source} on '{bound.dataset.name}'")
-    if bound.bundle.folder is not None and (unfinished := unfinished_model(str(bound.bundle.folder))) is not None:
+    if bound.bundle.folder is not None and (unfinished := unfinished_warning(bound.bundle.folder)) is not None:
         info(unfinished)
     decoding = decoding or bound.decoding  # default: the decoding the run's search used
     rec = Recommender(bound.bundle.model, bound.bundle.codec, dist.device, decoding=decoding)

@@ -165,6 +165,14 @@ def unfinished_training(folder: Path) -> str | None:
             f"report; continue with `paprec train --resume {folder.name}`")
 
 
+def unfinished_warning(model: str | Path) -> str | None:
+    """The warning `search` and `eval` print when `model` (a model folder) holds the best epoch so far of a
+    training run that has not finished (`unfinished_training`): results would describe a half-trained model."""
+    folder = Path(model)
+    line = unfinished_training(folder) if folder.is_dir() else None
+    return None if line is None else f"warning: model '{folder.name}': {line}"
+
+
 def list_models(home: Home) -> list[ModelSummary]:
     """Every model of the home, in name order (`paprec models list`); a broken one is listed with `broken`
     set, so that one damaged folder never hides the others."""

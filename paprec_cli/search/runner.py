@@ -31,7 +31,7 @@ from paprec_cli.model.checkpoint import lock_model_for_reading
 from paprec_cli.paths import Home
 from paprec_cli.plugins import Registry
 from paprec_cli.progress import NOTE
-from paprec_cli.registry import model_fingerprint, split_negatives, split_seed
+from paprec_cli.registry import model_fingerprint, split_negatives, split_seed, unfinished_warning
 from paprec_cli.search.config import DEFAULT_PROTOCOL, PROTOCOLS, SearchConfig, batch_sizes, protocol_options
 from paprec_cli.search.layout import PromptTokens
 from paprec_cli.search.problem import ModelProblem
@@ -369,7 +369,7 @@ def start(request: SearchRequest, home: Home, registry: Registry, dist: DistCont
                                  registry.task(saved.task).default_template)
         session = prepare(resumed.config, registry, home, dist.device, note=note, dist=dist)
         check_resumable(session, recorded)
-        if (unfinished := unfinished_model(session.config.model)) is not None:
+        if (unfinished := unfinished_warning(session.config.model)) is not None:
             info(unfinished)
         if resumed.changed:  # every check passed: record the new budget (and a finished run's new start)
             dist.run_on_main(lambda: run.extend(resumed.changed, resumed.state if resumed.reopened else None))
@@ -383,23 +383,13 @@ def start(request: SearchRequest, home: Home, registry: Registry, dist: DistCont
     if request.run_dir is not None:
         RunDir.check_new(request.run_dir, request.force, home)  # before any work: nothing is written on a refusal
     session = prepare(config, registry, home, dist.device, note=note, dist=dist)
-    if (unfinished := unfinished_model(session.config.model)) is not None:
+    if (unfinished := unfinished_warning(session.config.model)) is not None:
         notes.append(unfinished)
     for line in notes:
         info(line)
     folder = request.run_dir or new_run_path(home, session.config.task, session.config.dataset)
     run = dist.run_on_main(lambda: RunDir.create(folder, manifest(session), request.force))
     return Started(session, run, None, resumed=False)
-
-
-def unfinished_model(model: str) -> str | None:
-    """A warning line when `model` (a model folder) holds the best epoch so far of a training run that has not
-    finished (`registry.unfinished_training`): the search would steer a half-trained model."""
-    from paprec_cli.registry import unfinished_training
-
-    folder = Path(model)
-    line = unfinished_training(folder) if folder.is_dir() else None
-    return None if line is None else f"warning: model '{folder.name}': {line}"
 
 
 # -- search and result -------------------------------------------------------------------------------

@@ -169,14 +169,21 @@ def load_weights_file(model: nn.Module, path: Path, options: TrainOptions | None
                           f"{sorted(unexpected)[:3]}); train it afresh with `{_fresh_command(path.parent, options)}`")
 
 
-def _check_checksum(path: Path, options: TrainOptions | None) -> None:
-    """The damaged-file error when `path`'s SHA-256 differs from the one `save_state` recorded beside it (a
-    checkpoint written before the checksums, or one whose record is unreadable, is not checked)."""
+def _recorded_checksum(path: Path) -> str | None:
+    """The SHA-256 `save_state` recorded for weight file `path`; None for a checkpoint written before the
+    checksums, or one whose record is unreadable."""
     try:
         recorded = json.loads((path.parent / CHECKSUMS).read_text(encoding="utf-8")).get(path.name)
     except (OSError, ValueError, AttributeError):
-        return
-    if isinstance(recorded, str) and sha256_file(path) != recorded:
+        return None
+    return recorded if isinstance(recorded, str) else None
+
+
+def _check_checksum(path: Path, options: TrainOptions | None) -> None:
+    """The damaged-file error when `path`'s SHA-256 differs from the one `save_state` recorded beside it (an
+    unrecorded one is not checked)."""
+    recorded = _recorded_checksum(path)
+    if recorded is not None and sha256_file(path) != recorded:
         raise _damaged(path, ValueError("its content differs from the SHA-256 recorded when it was saved"), options)
 
 
@@ -227,7 +234,10 @@ def save_state(folder: Path, state: RunState, model: nn.Module, optimizer: torch
         with library_write(folder / OPTIMIZER):
             torch.save(extra, staged / OPTIMIZER)
         (staged / STATE).write_text(json.dumps(state.to_json(), indent=2, default=str) + "\n", encoding="utf-8")
-        sums = {name: sha256_file(staged / name) for name in (LAST, BEST) if (staged / name).is_file()}
+        sums = {LAST: sha256_file(staged / LAST)}
+        if (staged / BEST).is_file():  # an unchanged best keeps its recorded digest (hashed once, when written)
+            sums[BEST] = (sha256_file(staged / BEST) if best else _recorded_checksum(folder / BEST)) \
+                or sha256_file(staged / BEST)
         (staged / CHECKSUMS).write_text(json.dumps(sums, indent=2) + "\n", encoding="utf-8")
 
 
