@@ -10,12 +10,18 @@ slot. Two references fill the run's personal slot with one word per user:
   items of the user's *training* history (leave-one-out train part for sequential/direct, the rating
   split's train rows for rating; never a validation or test item), counted once per training interaction.
   Ties: the attribute whose last occurrence in the training history is latest wins, then the
-  alphabetically first. Only attributes that are one usable trigger token are eligible (a slot holds one
-  whole-word token from the search's candidate vocabulary: multi-word names such as "Skin Care" and words
-  the model's vocabulary lacks are skipped); the user gets their most frequent *eligible* attribute, and
-  how many users' overall most frequent attribute was skipped is reported (`top_not_usable`).
+  alphabetically first.
+- `liked_word` (datasets whose items carry attributes and whose interactions carry ratings): the same
+  history ranked by the rating-weighted count, the sum of (rating - the scale's midpoint) over the
+  interactions carrying the attribute (`paprec_cli.data.attributes`, the liked rule); an unrated interaction
+  weighs 0. Ties: the count rule's order. The default search starts from this word where ratings exist.
 
-The non-personal part of both references is the run's own **shared tokens** (prefix and suffix), with the
+For both attribute references only attributes that are one usable trigger token are eligible (a slot holds
+one whole-word token from the search's candidate vocabulary: multi-word names such as "Skin Care" and words
+the model's vocabulary lacks are skipped); the user gets their best-ranked *eligible* attribute, and how many
+users' overall best-ranked attribute was skipped is reported (`top_not_usable`).
+
+The non-personal part of every reference is the run's own **shared tokens** (prefix and suffix), with the
 word in personal slot 0 and any further personal slots keeping the run's `personal_default`. So
 `personalized` and a reference differ only in the personal tokens: `personalized - history_word` is the
 worth of the personal search itself over a free per-user word, with the shared tokens (and their own
@@ -32,13 +38,13 @@ has no truth table / no item attributes, or no user gets a word; it is then abse
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
-from paprec_cli.data.attributes import ranked_words
+from paprec_cli.data.attributes import RULES, ranked_words
 from paprec_cli.data.splits import TaskData
 from paprec_cli.errors import PaprecError
 from paprec_cli.evaluate import layout_of, tokens_of
@@ -46,7 +52,9 @@ from paprec_cli.search.layout import Layout, PromptTokens
 from paprec_cli.specs import TaskSpec
 
 #: The references `paprec eval` knows, in report order.
-REFERENCES = ("oracle", "history_word")
+REFERENCES = ("oracle", "history_word", "liked_word")
+#: Each attribute reference's ranking rule (`paprec_cli.data.attributes.RULES`).
+REFERENCE_RULES = {"history_word": "count", "liked_word": "liked"}
 #: What `--references` means when not given: every reference the run and dataset allow.
 DEFAULT_REFERENCES = ",".join(REFERENCES)
 #: Words shown in a report as examples of words the vocabulary lacks.
@@ -139,13 +147,59 @@ def training_items(data: TaskData, kind: str) -> dict[int, np.ndarray]:
     return {u: seq for u, seq in enumerate(data.loo.train) if len(seq)}
 
 
+def training_weights(data: TaskData, kind: str) -> dict[int, np.ndarray] | None:
+    """The liked rule's weights: per user index, (rating - the dataset's rating midpoint) for each entry of
+    `training_items(data, kind)[user]`, 0 for an unrated interaction; None when the dataset has no rating
+    scale (no ratings, or a single value: `Dataset.rating_midpoint`)."""
+    midpoint = data.dataset.rating_midpoint
+    if midpoint is None:
+        return None
+    if kind == "rating":
+        train = data.ratings.train
+        out: dict[int, list[float]] = {}
+        for user, rating in zip(train["user_idx"].to_list(), train["rating"].to_list(), strict=True):
+            out.setdefault(int(user), []).append(float(rating) - midpoint)
+        return {u: np.asarray(v, dtype=np.float64) for u, v in out.items()}
+    ratings = data.dataset.rating_sequences
+    weights: dict[int, np.ndarray] = {}
+    for user, seq in enumerate(data.loo.train):
+        if len(seq):
+            w = ratings[user][: len(seq)] - midpoint
+            weights[user] = np.where(np.isnan(w), 0.0, w)
+    return weights
+
+
+def user_ranked_words(data: TaskData, kind: str, rule: str) -> Callable[[int], list[str]]:
+    """`user -> attributes of the user's training history, best first` under `rule` ("count" or "liked").
+
+    Raises PaprecError for "liked" on a dataset without a rating scale (callers check
+    `data.dataset.rating_midpoint` first when they can fall back)."""
+    attributes = data.dataset.item_attributes
+    history = training_items(data, kind)
+    weights = training_weights(data, kind) if rule == "liked" else None
+    if rule == "liked" and weights is None:
+        raise PaprecError(f"dataset '{data.dataset.name}' has no ratings to weigh attributes by (the liked rule)")
+    if rule not in RULES:
+        raise ValueError(rule)
+
+    def rank(user: int) -> list[str]:
+        items = history.get(int(user), np.zeros(0, np.int64)).tolist()
+        return ranked_words(items, attributes, None if weights is None else weights.get(int(user), np.zeros(0)))
+
+    return rank
+
+
 def most_frequent_word(items: Sequence[int], attributes: Sequence[Sequence[str]],
                        usable: Mapping[str, int | None]) -> tuple[str | None, str | None]:
     """(most frequent usable attribute, most frequent attribute overall) over `items`.
 
     Counts one per item occurrence; ties: latest last occurrence in `items`, then alphabetical.
     """
-    ranked = ranked_words(items, attributes)
+    return best_usable(ranked_words(items, attributes), usable)
+
+
+def best_usable(ranked: Sequence[str], usable: Mapping[str, int | None]) -> tuple[str | None, str | None]:
+    """(first usable attribute of `ranked`, first attribute overall); (None, None) when `ranked` is empty."""
     if not ranked:
         return None, None
     best = next((a for a in ranked if usable.get(a) is not None), None)
@@ -153,21 +207,22 @@ def most_frequent_word(items: Sequence[int], attributes: Sequence[Sequence[str]]
 
 
 def history_words(data: TaskData, kind: str, users: Iterable[int], lookup: WordLookup, m: int,
-                  allowed: set[int] | None = None) -> dict[int, tuple[int, ...]]:
-    """Per user, the token ids of their `m` most frequent usable attributes in their *training* history.
+                  allowed: set[int] | None = None, rule: str = "count") -> dict[int, tuple[int, ...]]:
+    """Per user, the token ids of their `m` best usable attributes in their *training* history.
 
-    The same history and ranking as the `history_word` reference (its word is each list's first entry when
-    `allowed` is None); `allowed` (token ids, e.g. the search's --allow-list vocabulary) narrows the usable
-    words further. Users without a usable word are absent. Never reads validation or test items.
+    The same history and ranking as the `history_word` (rule "count") or `liked_word` (rule "liked")
+    reference (its word is each list's first entry when `allowed` is None); `allowed` (token ids, e.g. the
+    search's --allow-list vocabulary) narrows the usable words further. Users without a usable word are
+    absent. Never reads validation or test items. Raises PaprecError for "liked" without ratings.
     """
     attributes = data.dataset.item_attributes
     if m <= 0 or not any(attributes):
         return {}
-    history = training_items(data, kind)
+    rank = user_ranked_words(data, kind, rule)
     out: dict[int, tuple[int, ...]] = {}
     for user in sorted(set(int(u) for u in users)):
         tokens: list[int] = []
-        for attribute in ranked_words(history.get(user, np.zeros(0, np.int64)).tolist(), attributes):
+        for attribute in rank(user):
             token = lookup(attribute)
             if token is None or (allowed is not None and token not in allowed) or token in tokens:
                 continue
@@ -186,23 +241,35 @@ def _unavailable(name: str, reason: str, **extra: Any) -> Reference:
 NON_PERSONAL = "the run's shared tokens (prefix and suffix); word in personal slot 0"
 
 
+RULE_TEXT = {
+    "count": "most frequent single-token attribute of the user's training items; ties: latest, then alphabetical",
+    "liked": "single-token attribute of the user's training items with the largest sum of (rating - {midpoint:g}, "
+             "the rating scale's midpoint); unrated interactions weigh 0; ties: most frequent, latest, alphabetical",
+}
+
+
 def history_word_reference(base: PromptTokens, layout: Layout, data: TaskData, kind: str,
-                           users: Iterable[int], lookup: WordLookup) -> Reference:
-    """The `history_word` reference for `users` (the evaluated users), or why it is unavailable."""
-    name = "history_word"
+                           users: Iterable[int], lookup: WordLookup, name: str = "history_word") -> Reference:
+    """The `history_word` (or, with `name="liked_word"`, the `liked_word`) reference for `users` (the
+    evaluated users), or why it is unavailable."""
+    rule = REFERENCE_RULES[name]
     if layout.n_personal == 0:
         return _unavailable(name, "the run's layout has no personal slot (n_personal=0)")
     attributes = data.dataset.item_attributes
     if not any(attributes):
         return _unavailable(name, f"dataset '{data.dataset.name}' has no item attributes")
+    midpoint = data.dataset.rating_midpoint if rule == "liked" else None
+    if rule == "liked" and midpoint is None:
+        return _unavailable(name, f"dataset '{data.dataset.name}' has no ratings (or a single rating value) to "
+                            "weigh its users' attributes by")
     names = {str(a) for attrs in attributes for a in attrs}
     usable = {a: lookup(a) for a in names}
-    history = training_items(data, kind)
+    rank = user_ranked_words(data, kind, rule)
     words: dict[int, int] = {}
     without = top_skipped = 0
     skipped: Counter[str] = Counter()
     for user in sorted(set(int(u) for u in users)):
-        best, top = most_frequent_word(history.get(user, np.zeros(0, np.int64)).tolist(), attributes, usable)
+        best, top = best_usable(rank(user), usable)
         if top is not None and top != best:
             top_skipped += 1
             skipped[top] += 1
@@ -218,7 +285,7 @@ def history_word_reference(base: PromptTokens, layout: Layout, data: TaskData, k
         "attributes_not_usable": sum(1 for v in usable.values() if v is None),
         "attributes": len(usable),
         "non_personal": NON_PERSONAL,
-        "rule": "most frequent single-token attribute of the user's training items; ties: latest, then alphabetical",
+        "rule": RULE_TEXT[rule].format(midpoint=midpoint or 0.0),
     }
     if not words:
         return _unavailable(name, "no user's training items carry an attribute that is one word of the model's "
@@ -277,7 +344,7 @@ def build_references(names: Sequence[str], base: PromptTokens, layout: Layout, d
         if name == "oracle":
             out[name] = oracle_reference(base, layout, data, users, lookup)
         else:
-            out[name] = history_word_reference(base, layout, data, kind, users, lookup)
+            out[name] = history_word_reference(base, layout, data, kind, users, lookup, name)
     return out
 
 

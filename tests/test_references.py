@@ -48,6 +48,8 @@ class StubDataset:
     item_attributes: list[list[str]]
     manifest: dict[str, Any] = field(default_factory=lambda: {"extras": []})
     name: str = "stub"
+    rating_sequences: list[np.ndarray] = field(default_factory=list)
+    rating_midpoint: float | None = None
 
 
 @dataclass
@@ -85,6 +87,51 @@ def test_history_word_uses_training_items_only_and_breaks_ties() -> None:
     assert ref.report["top_not_usable"] == 2 and ref.report["missing_examples"] == ["Skin Care"]
 
 
+def rated_data() -> StubData:
+    """stub_data's users with ratings on a 1-5 scale (midpoint 3)."""
+    data = stub_data()
+    ratings = [
+        np.zeros(0),
+        np.asarray([2.0, 1.0, 5.0, 5.0, 5.0]),  # train red 2-3 + red 1-3 + blue 5-3 = blue 2 > red -3
+        np.asarray([np.nan, 4.0, 1.0, 1.0]),  # train: blue unrated (0), red 4-3 = 1 -> red
+        np.asarray([3.0, 3.0, 3.0, 5.0, 5.0]),  # train: all weights 0 -> the count: "Skin Care" (no token), pale
+        np.asarray([4.0, 4.0, 4.0]),
+    ]
+    return StubData(StubDataset(data.dataset.item_attributes, rating_sequences=ratings, rating_midpoint=3.0),
+                    data.sequences)
+
+
+def test_liked_word_weighs_training_ratings_only() -> None:
+    refs = build_references(["history_word", "liked_word"], BASE, Layout(0, 2, 1), rated_data(),  # type: ignore[arg-type]
+                            "ranking", [1, 2, 3, 4], StubCodec())
+    liked, counted = refs["liked_word"], refs["history_word"]
+    assert liked.tokens is not None and liked.report["available"] is True
+    # user 1: blue by rating weight (red is more frequent); the validation and test items (4, 5, rated 5)
+    # never count; user 2: the unrated blue weighs 0; user 3: all weights 0 -> the count's order
+    assert dict(liked.tokens.personal) == {1: (WORDS["blue"],), 2: (WORDS["red"],), 3: (WORDS["pale"],)}
+    assert counted.tokens is not None and counted.tokens.personal[1] == (WORDS["red"],)
+    assert "rating" in liked.report["rule"] and "3" in liked.report["rule"]
+
+
+def test_liked_word_is_unavailable_without_ratings() -> None:
+    refs = build_references(["liked_word"], BASE, Layout(0, 2, 1), stub_data(), "ranking",  # type: ignore[arg-type]
+                            [1, 2, 3, 4], StubCodec())
+    assert refs["liked_word"].tokens is None and "no ratings" in refs["liked_word"].report["reason"]
+
+
+def test_ranked_words_with_weights() -> None:
+    from paprec_cli.data.attributes import ranked_words
+
+    attrs = [[], ["a", "x"], ["b"], ["a", "a"]]
+    assert ranked_words([1, 2, 3], attrs) == ["a", "b", "x"]  # a counted once per item: 2
+    assert ranked_words([1, 2, 3], attrs, [-1.0, 2.0, -0.5]) == ["b", "x", "a"]  # b 2, x -1, a -1.5
+    assert ranked_words([1, 2], attrs, [0.0, 0.0]) == ["b", "a", "x"]  # all 0: the count's order (tie: latest)
+    with pytest.raises(ValueError, match="NaN"):
+        ranked_words([1, 2], attrs, [np.nan, 1.0])
+    with pytest.raises(ValueError, match="weights"):
+        ranked_words([1, 2], attrs, [1.0])
+
+
 def test_most_frequent_word_tie_rule() -> None:
     attrs = [[], ["b"], ["a"], ["c"]]
     usable: dict[str, int | None] = {"a": 1, "b": 2, "c": None}
@@ -119,7 +166,7 @@ def test_unavailable_references_say_why() -> None:
 
 
 def test_parse_references_and_comparisons() -> None:
-    assert parse_references(None) == ("oracle", "history_word") == parse_references("all")
+    assert parse_references(None) == ("oracle", "history_word", "liked_word") == parse_references("all")
     assert parse_references("none") == ()
     assert parse_references("history_word, oracle") == ("oracle", "history_word")
     with pytest.raises(PaprecError, match="--references"):

@@ -74,7 +74,7 @@ def test_protocol_options_resolve_and_explicit_options_win() -> None:
     from paprec_cli.search.config import DEFAULT_PROTOCOL
     assert DEFAULT_PROTOCOL == "guarded"  # the protocol whose gains held on test for three seeds (README)
     guarded = protocol_options("guarded")
-    assert (guarded["selection"], guarded["personal_init"], guarded["shared_z"]) == ("rank", "history", 1.645)
+    assert (guarded["selection"], guarded["personal_init"], guarded["shared_z"]) == ("rank", "liked", 1.645)
     assert guarded["shared_screen"] == 0.25
     transfer = protocol_options("transfer", top_k=None, holdout=0.25)
     assert transfer["selection"] == "loss" and transfer["search_examples"] == 1
@@ -290,6 +290,45 @@ def test_history_start_puts_each_users_history_word_in_the_personal_slot(tmp_pat
     assert sample.initial.personal == session.initial.personal  # every user's history word, searched or not
 
 
+def test_liked_start_uses_the_liked_word_and_says_when_a_dataset_has_no_ratings(tmp_path: Path) -> None:
+    """Issue #14, round ten: the default start is each user's `liked_word` (rating-weighted count); the history
+    candidates follow the same rule; a dataset without ratings ranks by the count, and the run says so."""
+    from types import SimpleNamespace
+
+    from paprec_cli.data.splits import TaskData
+    from paprec_cli.plugins import load_registry
+    from paprec_cli.references import build_references
+    from paprec_cli.search import runner
+    from paprec_cli.search.config import SearchConfig
+
+    home = make_home(tmp_path)
+    config = SearchConfig(task="sequential", dataset="synthetic", model=str(home.model_dir("synthetic-tiny-atomic")),
+                          n_prefix=1, n_suffix=2, n_personal=1, grad_examples=24, batch_size=16, seed=0,
+                          personal_init="liked", history_candidates=3)
+    session = runner.prepare(config, load_registry(), home, "cpu")
+    assert (session.start_rule, session.start_note) == ("liked", None)
+    assert runner.manifest(session)["history_rule"] == "liked"
+    users = session.problem.users
+    data = TaskData(session.dataset, session.config.split_seed or 0)
+    refs = build_references(["history_word", "liked_word"], session.initial, config.layout, data, "ranking", users,
+                            session.bundle.codec)
+    liked, counted = refs["liked_word"].tokens, refs["history_word"].tokens
+    assert liked is not None and counted is not None
+    assert dict(liked.personal) == dict(session.initial.personal)
+    assert dict(counted.personal) != dict(liked.personal)  # the rules disagree for some users of this dataset
+    pool = session.problem.personal_pool
+    assert all(pool[u][0] == session.initial.personal[u][0] for u in pool)
+    history = runner.prepare(SearchConfig(**{**config.to_json(), "personal_init": "history"}), load_registry(), home,
+                             "cpu")
+    assert history.start_rule == "count" and dict(history.initial.personal) == dict(counted.personal)
+    # without ratings: the count, said in one line
+    unrated = SimpleNamespace(name="beauty", rating_midpoint=None)
+    rule, note = runner.start_rule(config, unrated)  # type: ignore[arg-type]
+    assert rule == "count" and note is not None and "dataset 'beauty' has no ratings" in note
+    assert runner.start_rule(SearchConfig(**{**config.to_json(), "personal_init": "default",
+                                             "history_candidates": 0}), unrated) == (None, None)  # type: ignore[arg-type]
+
+
 def test_no_shared_keeps_the_shared_tokens_and_searches_personal_ones() -> None:
     problem = TableProblem({1: [0.0] * 4, 9: [1.0] * 4}, [[0.5], [-1.0], [0.5], [0.5]])
     assert _one_round(problem).tokens.shared == (9,)  # the shared flip is taken when searched
@@ -313,7 +352,7 @@ def test_guarded_defaults_adapt_to_explicit_counts_and_rating_tasks(tmp_path: Pa
     assert (config.init.value, config.n_suffix, config.selection.value) == ("random", 3, "rank")
     assert len(notes) == 1 and "--init random" in notes[0]
     rating = config_of(SearchRequest("rating", "synthetic", model="m"), home, registry)
-    assert rating.selection.value == "surrogate" and rating.personal_init == "history"
+    assert rating.selection.value == "surrogate" and rating.personal_init == "liked"
     with pytest.raises(PaprecError, match="--init random"):
         config_of(SearchRequest("sequential", "synthetic", model="m", n_suffix=3, init="manual"), home, registry)
     with pytest.raises(PaprecError, match="--selection rank"):
@@ -386,7 +425,7 @@ def test_history_start_is_dropped_only_when_the_paired_guard_shows_it_hurts() ->
     hurts = start([-0.3, -0.2, -0.25, -0.1])
     assert hurts.tokens.personal == {} and hurts.initial.personal == {} and hurts.tokens.shared == (1,)
     assert hurts.history_start == {"kept": False, "paired_z": hurts.history_start["paired_z"], "history": -0.2125,
-                                   "default": 0.0} and hurts.history_start["paired_z"] < 0
+                                   "default": 0.0, "init": "history"} and hurts.history_start["paired_z"] < 0
     one_user = start([-1.0, 0.1, 0.1, 0.1])  # mean -0.175, z -0.35: one user's loss is no evidence against them
     assert one_user.tokens == words and one_user.history_start["kept"] is True
     unguarded = start([-0.3, 0.1, -0.2, -0.1], shared_z=0.0)  # the `history` protocol: no guard, as it ran

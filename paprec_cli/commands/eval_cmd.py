@@ -1,7 +1,7 @@
 """`paprec eval`: manual vs shared vs personalized prompts on the test split, with paired bootstrap CIs.
 
 Core: `paprec_cli.eval_report` (scores and report), `paprec_cli.paired` (intervals and verdicts),
-`paprec_cli.references` (oracle / history_word prompts); tables: `paprec_cli.views.eval`.
+`paprec_cli.references` (oracle / history_word / liked_word prompts); tables: `paprec_cli.views.eval`.
 """
 
 from __future__ import annotations
@@ -53,7 +53,8 @@ def register(app: PaprecTyper) -> None:
         ] = None,
         references: Annotated[
             str,
-            typer.Option("--references", help="Reference prompts: comma list of oracle,history_word; all; none."),
+            typer.Option("--references",
+                         help="Reference prompts: comma list of oracle,history_word,liked_word; all; none."),
         ] = "all",
         device: DeviceOpt = "auto",
         seed: SeedOpt = 0,
@@ -66,7 +67,8 @@ def register(app: PaprecTyper) -> None:
 
         Reference prompts (default: all the run and dataset allow) put one word per user in the run's
         personal slot after its shared tokens: `oracle` the hidden taste word (synthetic), `history_word`
-        the most frequent attribute of the user's training items; unavailable ones say why.
+        the most frequent attribute of the user's training items, `liked_word` the attribute with the largest
+        rating-weighted count (rating minus the scale's midpoint); unavailable ones say why.
 
         The prompts name their task, dataset and model; for automatic vs manual the per-user paired
         difference is reported with a 95% bootstrap confidence interval. Under torchrun the model's

@@ -229,6 +229,26 @@ class Dataset:
         return out
 
     @cached_property
+    def rating_sequences(self) -> list[np.ndarray]:
+        """Per-user ratings aligned with `sequences` (float64; NaN where an interaction has no rating)."""
+        table = self.interactions.sort(["user_idx", "pos"])
+        lists = table.group_by("user_idx", maintain_order=True).agg(pl.col("rating").cast(pl.Float64))
+        out: list[np.ndarray] = [np.zeros(0, dtype=np.float64) for _ in range(self.n_users + 1)]
+        for user, ratings in zip(lists["user_idx"].to_list(), lists["rating"].to_list(), strict=True):
+            out[user] = np.asarray([np.nan if r is None else r for r in ratings], dtype=np.float64)
+        return out
+
+    @cached_property
+    def rating_midpoint(self) -> float | None:
+        """The middle of the dataset's rating scale, (lowest + highest rating) / 2 (3.0 on a 1-5 scale);
+        None when the dataset has no ratings or all its ratings are equal (nothing to weigh by)."""
+        ratings = self.interactions["rating"].drop_nulls()
+        if ratings.len() == 0:
+            return None
+        low, high = float(ratings.min()), float(ratings.max())  # type: ignore[arg-type]
+        return None if low == high else (low + high) / 2
+
+    @cached_property
     def item_attributes(self) -> list[list[str]]:
         """`item_attributes[i]` for item index i (entry 0 is empty)."""
         out: list[list[str]] = [[] for _ in range(self.n_items + 1)]

@@ -47,6 +47,7 @@ class RunManifest(TypedDict):
     task: dict[str, Any]  # name, kind, manual_template
     sizes: dict[str, int]
     initial: dict[str, Any]  # tokens_to_json of the initial prompt
+    history_rule: str | None  # the history words' ranking rule (count, liked; None: none); older runs lack it
 
 
 def new_run_path(home: Home, task: str, dataset: str) -> Path:

@@ -71,6 +71,10 @@ class SearchSession:
     device: str
     dist: DistContext | None = None  # torchrun ranks; None = one process
     left_out: tuple[str, ...] = ()  # --init manual: template words that could not become triggers
+    #: The ranking rule of the users' history words (`history_start`): "count", "liked", or None (none used).
+    start_rule: str | None = None
+    #: One line on a `--personal-init liked` that fell back to counting (a dataset without ratings), else None.
+    start_note: str | None = None
 
 
 # -- sampling ----------------------------------------------------------------------------------------
@@ -151,7 +155,8 @@ def prepare(config: SearchConfig, registry: Registry, home: Home, device: str,
     if not validation:
         raise PaprecError(f"dataset '{dataset.name}' has no validation examples for task '{task.name}'")
     users = {ex.user for ex in validation}
-    pool, initial = history_start(config, data, task.kind, users, bundle.codec, vocab, initial)
+    rule, start_note = start_rule(config, dataset)
+    pool, initial = history_start(config, data, task.kind, users, bundle.codec, vocab, initial, rule or "count")
     n_validation = len(validation)
     shared_grad, personal_grad, extra = sample_training_split(
         task.examples(data, "train"), users, config.grad_examples, config.personal_grad_examples, config.seed,
@@ -164,30 +169,53 @@ def prepare(config: SearchConfig, registry: Registry, home: Home, device: str,
                            personal_grad=personal_grad, personal_pool=pool,
                            batch_size=grad_rows, dist=dist)
     return SearchSession(config, task, dataset, data, bundle, recommender, vocab, problem, initial,
-                   model_fingerprint(bundle), device, dist, left_out)
+                   model_fingerprint(bundle), device, dist, left_out, rule, start_note)
+
+
+#: The `--personal-init` values that start each user at a word of their own history.
+HISTORY_INITS = ("history", "liked")
+
+
+def start_rule(config: SearchConfig, dataset: Dataset) -> tuple[str | None, str | None]:
+    """(the ranking rule of the users' history words, a note when `liked` fell back to counting).
+
+    `--personal-init liked` ranks by the rating-weighted count (`paprec_cli.data.attributes`); on a dataset
+    without a rating scale it ranks by the count, as `history`, and the note says so. None when the search
+    uses no history words (no personal slot, or `default` start with no history candidates)."""
+    if config.n_personal == 0 or (config.history_candidates == 0 and config.personal_init not in HISTORY_INITS):
+        return None, None
+    if config.personal_init != "liked":
+        return "count", None
+    if dataset.rating_midpoint is None:
+        return "count", (f"--personal-init liked: dataset '{dataset.name}' has no ratings to weigh by, so each user "
+                         "starts at their most frequent training-history attribute word (as --personal-init history)")
+    return "liked", None
 
 
 def history_start(config: SearchConfig, data: TaskData, kind: str, users: set[int], codec: Any,
-                  vocab: torch.Tensor, initial: PromptTokens) -> tuple[dict[int, tuple[int, ...]], PromptTokens]:
+                  vocab: torch.Tensor, initial: PromptTokens,
+                  rule: str = "count") -> tuple[dict[int, tuple[int, ...]], PromptTokens]:
     """(each user's extra personal candidates, the initial prompt) under --history-candidates/--personal-init.
 
-    Both come from the user's training history only (`references.history_words`, the `history_word`
-    reference's ranking, narrowed to the search's candidate vocabulary). `--personal-init history` puts each
-    user's first word in personal slot 0, for every user with a training history, searched or not (with
-    --val-users the users outside the sample keep their history word rather than `personal_default`, so the
-    prompts file personalizes everyone the `history_word` reference does); users without a usable word keep
-    `personal_default`. Candidates are built for the searched `users` only."""
+    Both come from the user's training history only (`references.history_words` under `rule`: "count" is the
+    `history_word` reference's ranking, "liked" the `liked_word` one; narrowed to the search's candidate
+    vocabulary). `--personal-init history`/`liked` puts each user's first word in personal slot 0, for every
+    user with a training history, searched or not (with --val-users the users outside the sample keep their
+    history word rather than `personal_default`, so the prompts file personalizes everyone the reference
+    does); users without a usable word keep `personal_default`. Candidates are built for the searched `users`
+    only."""
     from paprec_cli.references import WordLookup, history_words, training_items
 
-    if config.n_personal == 0 or (config.history_candidates == 0 and config.personal_init != "history"):
+    starts = config.personal_init in HISTORY_INITS
+    if config.n_personal == 0 or (config.history_candidates == 0 and not starts):
         return {}, initial
     allowed = {int(t) for t in vocab.tolist()}
-    depth = max(config.history_candidates, 1 if config.personal_init == "history" else 0)
-    who = set(users) | ({int(u) for u in training_items(data, kind)} if config.personal_init == "history" else set())
-    words = history_words(data, kind, who, WordLookup(codec), depth, allowed)
+    depth = max(config.history_candidates, 1 if starts else 0)
+    who = set(users) | ({int(u) for u in training_items(data, kind)} if starts else set())
+    words = history_words(data, kind, who, WordLookup(codec), depth, allowed, rule)
     pool = ({u: w[: config.history_candidates] for u, w in words.items() if u in users}
             if config.history_candidates else {})
-    if config.personal_init == "history":
+    if starts:
         rest = tuple(initial.personal_default[1:])
         initial = replace(initial, personal={u: (w[0], *rest) for u, w in words.items()})
     return pool, initial
@@ -227,6 +255,8 @@ def manifest(session: SearchSession) -> RunManifest:
                   "personal_grad_examples": len(problem.personal_grad.examples),
                   "candidate_vocab": int(session.vocab.numel())},
         "initial": tokens_to_json(session.initial),
+        # the rule the users' history words were ranked by ("count", "liked"; None: no history words used)
+        "history_rule": session.start_rule,
     }
 
 
@@ -436,14 +466,15 @@ def check_history_start(session: SearchSession, state: SearchState) -> SearchSta
     quick start's seed 1 (z 1.19), where `history_word` is +0.020 HR@10 over manual on test. The decision is
     `state.history_start`."""
     config = session.config
-    if config.personal_init != "history" or config.shared_z <= 0 or not state.tokens.personal:
+    if config.personal_init not in HISTORY_INITS or config.shared_z <= 0 or not state.tokens.personal:
         return state
     default = start_state(session.problem, PromptTokens(state.tokens.shared, state.tokens.personal_default))
     z = paired_z(np.asarray(state.user_values), np.asarray(default.user_values))
     kept = not (np.isfinite(z) and z < -config.shared_z)
     chosen = state if kept else default
     chosen.history_start = {"kept": kept, "paired_z": float(z) if np.isfinite(z) else None,
-                            "history": state.initial_value, "default": default.initial_value}
+                            "history": state.initial_value, "default": default.initial_value,
+                            "init": config.personal_init}
     return chosen
 
 
@@ -454,7 +485,8 @@ def history_start_note(state: SearchState) -> str | None:
         return None
     z = check.get("paired_z")
     verdict = "kept" if check.get("kept") else "not kept; every user starts at the default word"
-    return (f"--personal-init history: the users' history words {verdict} (signal {check.get('history'):.4f} against "
+    init = check.get("init", "history")
+    return (f"--personal-init {init}: the users' history words {verdict} (signal {check.get('history'):.4f} against "
             f"{check.get('default'):.4f} with the default word, paired z {'n/a' if z is None else f'{z:.2f}'})")
 
 

@@ -58,9 +58,9 @@ class SearchState:
     stop_reason: str | None = None
     seconds: float = 0.0
     history: list[float] = field(default_factory=list)  # best surrogate after each step
-    #: `--personal-init history` under a paired guard (`runner.check_history_start`): whether the users' history
-    #: words were kept as the start, their paired z against the default word, and both surrogates.
-    history_start: dict[str, float | bool | None] | None = None
+    #: `--personal-init history`/`liked` under a paired guard (`runner.check_history_start`): whether the users'
+    #: history words were kept as the start, their paired z against the default word, both surrogates, the init.
+    history_start: dict[str, float | bool | str | None] | None = None
     #: The phase a search stopped by `--time-budget` was in (its `phase` reads "done"): where a resume with a
     #: larger budget continues (`schedule.reopen`). None otherwise.
     stopped_in: Phase | None = None

@@ -79,7 +79,7 @@ def reference_lines(references: dict[str, dict[str, object]]) -> list[str]:
             continue
         examples = ", ".join(str(e) for e in rep.get("missing_examples") or []) or "-"  # type: ignore[attr-defined]
         if "top_not_usable" in rep:
-            missing = (f"most frequent attribute not one vocabulary word for {rep['top_not_usable']} "
+            missing = (f"best-ranked attribute not one vocabulary word for {rep['top_not_usable']} "
                        f"(next usable one taken; e.g. {examples})")
         else:
             missing = (f"taste word not in the candidate vocabulary for {rep.get('not_in_vocabulary', 0)} "
