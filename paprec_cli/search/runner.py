@@ -309,7 +309,7 @@ class SearchRequest:
     separator: str | None = None  # P5 input protocol's history separator (None: ",")
     decoding: str = "paprec"  # how the surrogate ranks: "paprec" or "p5"
     force: bool = False  # write the run into a --run-dir that holds other files
-    personal_init: str | None = None  # None: the protocol's ("default" or "history")
+    personal_init: str | None = None  # None: the protocol's ("default", "history" or "liked")
     history_candidates: int | None = None  # None: the protocol's
     search_shared: bool = True  # False (--no-shared): keep the initial shared tokens
     shared_z: float | None = None  # None: the protocol's
@@ -454,10 +454,11 @@ def search(session: SearchSession, run: RunDir | None, state: SearchState | None
 
 def check_history_start(session: SearchSession, state: SearchState) -> SearchState:
     """The start state, without the users' history words when the search users show they hurt
-    (`--personal-init history` with `--shared-z Z` > 0, as `guarded`): the start with each user's history word
-    in personal slot 0 is compared with the same prompt with the default word, user by user; if the paired z
+    (`--personal-init history`/`liked` with `--shared-z Z` > 0, as `guarded`): the start with each user's history
+    word in personal slot 0 is compared with the same prompt with the default word, user by user; if the paired z
     of the history start's gain is below -Z, every user starts at the default word instead. The words are
-    fixed before the search looks (the `history_word` reference; tiny models are trained to read them), so
+    fixed before the search looks (the `history_word` / `liked_word` reference; tiny models are trained to read
+    history words), so
     they stay unless the evidence is against them, the mirror of a shared flip's test.
 
     Why (issue #14): on ML-100K direct the history genre appended to P5's template 5-7 cost 0.025 of the search's
