@@ -439,7 +439,7 @@ def test_history_start_note_comes_before_the_rounds(tiny_home: Home, tmp_path: P
     code, _, err = invoke(*args, "--home", str(tiny_home.root), "--run-dir", str(tmp_path / "run"))
     assert code == 0, err
     lines = err.splitlines()
-    note = [i for i, line in enumerate(lines) if line.startswith("--personal-init liked: the users' history words")]
+    note = [i for i, line in enumerate(lines) if line.startswith("--personal-init auto: ")]
     steps = [i for i, line in enumerate(lines) if line.startswith("search: round ")]
     stopped = [i for i, line in enumerate(lines) if line.startswith("Search stopped")]
     assert len(note) == 1 and steps and stopped, err

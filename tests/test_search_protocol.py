@@ -74,7 +74,7 @@ def test_protocol_options_resolve_and_explicit_options_win() -> None:
     from paprec_cli.search.config import DEFAULT_PROTOCOL
     assert DEFAULT_PROTOCOL == "guarded"  # the protocol whose gains held on test for three seeds (README)
     guarded = protocol_options("guarded")
-    assert (guarded["selection"], guarded["personal_init"], guarded["shared_z"]) == ("rank", "liked", 1.645)
+    assert (guarded["selection"], guarded["personal_init"], guarded["shared_z"]) == ("rank", "auto", 1.645)
     assert guarded["shared_screen"] == 0.25
     transfer = protocol_options("transfer", top_k=None, holdout=0.25)
     assert transfer["selection"] == "loss" and transfer["search_examples"] == 1
@@ -329,6 +329,78 @@ def test_liked_start_uses_the_liked_word_and_says_when_a_dataset_has_no_ratings(
                                              "history_candidates": 0}), unrated) == (None, None)  # type: ignore[arg-type]
 
 
+def test_auto_start_chooses_the_rule_on_validation_examples_only() -> None:
+    """Issue #14, round ten: on the synthetic quick start the liked words beat the counted ones on the search
+    users' validation examples (z +2.0 to +2.6) and lose on their last training example (z -2.0 to -2.8, which
+    the model was trained on); ML-100K sequential's validation favours the counted words. `auto` reads
+    validation only; ties go to liked."""
+    from types import SimpleNamespace
+
+    from paprec_cli.search.layout import PromptTokens
+    from paprec_cli.search.runner import choose_history_rule
+
+    liked = PromptTokens(shared=(1,), personal_default=(7,), personal={0: (20,), 1: (21,)})
+    counted = PromptTokens(shared=(1,), personal_default=(7,), personal={0: (22,), 1: (21,)})
+
+    def problem(on_liked: list[float], on_count: list[float]) -> Any:
+        def evaluate_validation(tokens: Any) -> np.ndarray:
+            return np.asarray(on_liked if tokens == liked else on_count)
+
+        def evaluate(tokens: Any) -> np.ndarray:  # what a training-example signal would say: the opposite
+            return -evaluate_validation(tokens)
+
+        return SimpleNamespace(evaluate_validation=evaluate_validation, evaluate=evaluate)
+
+    rule, record = choose_history_rule(problem([0.3, 0.2, 0.4], [0.1, 0.2, 0.3]), liked, counted)
+    assert rule == "liked" and record["rule"] == "liked" and record["init"] == "auto"
+    assert record["liked"] == pytest.approx(0.3) and record["count"] == pytest.approx(0.2)
+    assert isinstance(record["rule_z"], float) and record["rule_z"] > 0
+    assert choose_history_rule(problem([0.1, 0.2, 0.3], [0.3, 0.2, 0.4]), liked, counted)[0] == "count"
+    tie, tied = choose_history_rule(problem([0.2, 0.2], [0.2, 0.2]), liked, counted)
+    assert tie == "liked" and tied["rule_z"] == 0.0  # no difference: liked kept
+    from paprec_cli.search.runner import history_start_note
+    from paprec_cli.search.state import SearchState
+
+    state = SearchState(tokens=liked, initial=liked, user_values=[0.0], initial_value=0.0, history=[])
+    state.history_start = record
+    assert str(history_start_note(state)).startswith("--personal-init auto: the liked (rating-weighted) history "
+                                                     "words chosen (validation 0.3000 with the liked words against "
+                                                     "0.2000 with the most frequent, paired z ")
+
+
+def test_auto_start_on_a_model_uses_the_chosen_rule_and_a_resume_keeps_it(tmp_path: Path) -> None:
+    from paprec_cli.data.splits import TaskData
+    from paprec_cli.plugins import load_registry
+    from paprec_cli.references import build_references
+    from paprec_cli.search import runner
+    from paprec_cli.search.config import SearchConfig
+
+    home = make_home(tmp_path)
+    config = SearchConfig(task="sequential", dataset="synthetic", model=str(home.model_dir("synthetic-tiny-atomic")),
+                          n_prefix=1, n_suffix=2, n_personal=1, grad_examples=24, batch_size=16, seed=0,
+                          personal_init="auto", history_candidates=3, search_examples=1)
+    session = runner.prepare(config, load_registry(), home, "cpu")
+    choice = session.start_choice
+    assert choice is not None and choice["rule"] == session.start_rule in ("liked", "count")
+    assert (choice["liked"] >= choice["count"]) == (session.start_rule == "liked")  # type: ignore[operator]
+    assert runner.manifest(session)["history_rule"] == session.start_rule
+    data = TaskData(session.dataset, session.config.split_seed or 0)
+    name = "liked_word" if session.start_rule == "liked" else "history_word"
+    other = "history_word" if name == "liked_word" else "liked_word"
+    refs = build_references([name, other], session.initial, config.layout, data, "ranking", session.problem.users,
+                            session.bundle.codec)
+    assert refs[name].tokens is not None and dict(refs[name].tokens.personal) == dict(session.initial.personal)
+    assert all(pool[0] == session.initial.personal[u][0] for u, pool in session.problem.personal_pool.items())
+    # validation only: equal to evaluate's per-user values only where no extra training example is scored
+    only = session.problem.evaluate_validation(session.initial)
+    assert only.shape == (len(session.problem.users),) and np.isfinite(only).all()
+    # a resume reads the recorded rule and does not choose again
+    forced = "count" if session.start_rule == "liked" else "liked"
+    resumed = runner.prepare(config, load_registry(), home, "cpu", history_rule=forced)
+    assert resumed.start_rule == forced and resumed.start_choice is None
+    assert refs[other].tokens is not None and dict(resumed.initial.personal) == dict(refs[other].tokens.personal)
+
+
 def test_no_shared_keeps_the_shared_tokens_and_searches_personal_ones() -> None:
     problem = TableProblem({1: [0.0] * 4, 9: [1.0] * 4}, [[0.5], [-1.0], [0.5], [0.5]])
     assert _one_round(problem).tokens.shared == (9,)  # the shared flip is taken when searched
@@ -352,7 +424,7 @@ def test_guarded_defaults_adapt_to_explicit_counts_and_rating_tasks(tmp_path: Pa
     assert (config.init.value, config.n_suffix, config.selection.value) == ("random", 3, "rank")
     assert len(notes) == 1 and "--init random" in notes[0]
     rating = config_of(SearchRequest("rating", "synthetic", model="m"), home, registry)
-    assert rating.selection.value == "surrogate" and rating.personal_init == "liked"
+    assert rating.selection.value == "surrogate" and rating.personal_init == "auto"
     with pytest.raises(PaprecError, match="--init random"):
         config_of(SearchRequest("sequential", "synthetic", model="m", n_suffix=3, init="manual"), home, registry)
     with pytest.raises(PaprecError, match="--selection rank"):
@@ -399,6 +471,9 @@ class StartProblem(TableProblem):
     def evaluate(self, tokens: Any) -> np.ndarray:
         return self.with_words if tokens.personal else np.zeros(4)
 
+    def evaluate_validation(self, tokens: Any) -> np.ndarray:
+        return self.evaluate(tokens)
+
 
 def test_history_start_is_dropped_only_when_the_paired_guard_shows_it_hurts() -> None:
     """Issue #14, ML-100K direct: the history genre appended to template 5-7 cost 0.022 HR@10 on test, and the
@@ -417,7 +492,8 @@ def test_history_start_is_dropped_only_when_the_paired_guard_shows_it_hurts() ->
         config = SearchConfig(task="sequential", dataset="d", model="m", n_prefix=0, n_suffix=1, n_personal=1,
                               personal_init="history", **{"shared_z": 1.645, **options})
         problem = StartProblem(with_words)
-        return check_history_start(SimpleNamespace(config=config, problem=problem), start_state(problem, words))
+        session = SimpleNamespace(config=config, problem=problem, start_choice=None)
+        return check_history_start(session, start_state(problem, words))
 
     helps = start([0.3, 0.2, 0.25, 0.3])
     assert helps.tokens == words and helps.initial == words and helps.history_start["kept"] is True
@@ -434,7 +510,7 @@ def test_history_start_is_dropped_only_when_the_paired_guard_shows_it_hurts() ->
     from paprec_cli.search.state import SearchState
 
     assert history_start_note(unguarded) is None
-    assert "history words kept (signal 0.2625 against 0.0000" in str(history_start_note(helps))
+    assert "history words kept (validation 0.2625 against 0.0000" in str(history_start_note(helps))
     assert "not kept; every user starts at the default word" in str(history_start_note(hurts))
     again = SearchState.from_json(hurts.to_json())  # a resumed search keeps the decision
     assert again.history_start == hurts.history_start and again.tokens.personal == {}

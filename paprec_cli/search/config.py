@@ -21,12 +21,13 @@ if TYPE_CHECKING:
 DEFAULT_BATCH = 256
 CUDA_SURROGATE_BATCH = 2048
 CUDA_GRADIENT_BATCH = 512
-PERSONAL_INITS = ("default", "history", "liked")
+PERSONAL_INITS = ("default", "history", "liked", "auto")
 #: Named search protocols: the option values each one sets (an option given explicitly overrides them).
-#: `guarded` (the default; issue #14, round three): manual start, each user's personal token at their best
-#: training-history attribute word by the rating-weighted count (the `liked_word` reference, round ten; the most
-#: frequent one, `history_word`, on a dataset without ratings), personal candidates = the gradient's top-5
-#: plus the user's next 5 history words by the same rule; every candidate scored by the target's
+#: `guarded` (the default; issue #14, round three): manual start, each user's personal token at a training-history
+#: attribute word (`--personal-init auto`, round ten: the rating-weighted count's word, `liked_word`, or the most
+#: frequent one, `history_word`, whichever scores higher on the search users' validation examples; the most
+#: frequent one on a dataset without ratings), personal candidates = the gradient's top-5 plus the user's next 5
+#: history words by the same rule; every candidate scored by the target's
 #: NDCG@50 (`--selection rank`) on the user's validation example and last training example; a shared flip
 #: kept only if a held-out half of the users confirms it with a paired z > 1.645, a personal token only if
 #: it beats the user's current one by 0.5 NDCG@50 (at 0.25 the replacements lost to the history word on
@@ -53,7 +54,7 @@ PROTOCOLS: dict[str, dict[str, Any]] = {
                 "holdout": 0.5, "personal_margin": 1.0, "personal_init": "history", "history_candidates": 5,
                 "shared_z": 0.0, "shared_screen": 0.0},
     "guarded": {"init": "manual", "max_rounds": 1, "selection": "rank", "top_k": 5, "search_examples": 1,
-                "holdout": 0.5, "personal_margin": 0.5, "personal_init": "liked", "history_candidates": 5,
+                "holdout": 0.5, "personal_margin": 0.5, "personal_init": "auto", "history_candidates": 5,
                 "shared_z": 1.645, "shared_screen": 0.25},
 }
 DEFAULT_PROTOCOL = "guarded"
@@ -106,10 +107,12 @@ class SearchConfig:
     #: Each user's personal slot 0 starts at: `default` (the shared personal_default draw), `history` (the
     #: user's most frequent training-history attribute word, as the `history_word` reference) or `liked` (the
     #: attribute with the largest rating-weighted count, as the `liked_word` reference; `history`'s word on a
-    #: dataset without ratings, and the run says so); users without a word keep the default.
+    #: dataset without ratings, and the run says so) or `auto` (`liked` or `history`, whichever scores higher on
+    #: the search users' validation examples; `history` without ratings); users without a word keep the default.
     personal_init: str = "default"
     #: Each user's M best training-history attribute words (by `personal_init`'s rule: the liked rule for
-    #: `liked`, else the count) join the gradient's top-k as personal candidates (0: gradient candidates only).
+    #: `liked` and an `auto` that chose it, else the count) join the gradient's top-k as personal candidates
+    #: (0: gradient candidates only).
     history_candidates: int = 0
     #: False: the shared tokens keep their initial values (only personal tokens are searched).
     search_shared: bool = True

@@ -88,6 +88,7 @@ class ModelProblem:
         self.pool_width = max((len(w) for w in self.personal_pool.values()), default=0)
         self._cache: dict[str, tuple[Any, Any]] = {}
         self._subsets: dict[str, ExampleSet] = {}
+        self._validation_only: ExampleSet | None = None
         self.dist = dist or DistContext.single(str(recommender.device))
         if validation:
             first = self.validation
@@ -151,6 +152,21 @@ class ModelProblem:
 
     def evaluate(self, tokens: PromptTokens) -> np.ndarray:
         return self._user_means(self.validation.trigger_matrix(tokens)[None])[0]
+
+    def evaluate_validation(self, tokens: PromptTokens) -> np.ndarray:
+        """[U] per-user means over the validation-split search examples only (no extra training examples,
+        which the model was trained on); equal to `evaluate` when the search has no extra examples."""
+        if self.n_validation == len(self.validation.examples):
+            return self.evaluate(tokens)
+        if self._validation_only is None:
+            self._validation_only = self.validation_only()
+        group = self._validation_only
+        return self._user_means(group.trigger_matrix(tokens)[None], group)[0]
+
+    def set_personal_pool(self, pool: dict[int, tuple[int, ...]]) -> None:
+        """Replace the extra personal candidates per user (`personal_pool`), e.g. after a start rule is chosen."""
+        self.personal_pool = {int(u): tuple(int(t) for t in w) for u, w in pool.items()}
+        self.pool_width = max((len(w) for w in self.personal_pool.values()), default=0)
 
     def evaluate_shared(self, tokens: PromptTokens, slot: int, candidates: Sequence[int],
                         users: np.ndarray | None = None) -> np.ndarray:

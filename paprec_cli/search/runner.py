@@ -75,6 +75,9 @@ class SearchSession:
     start_rule: str | None = None
     #: One line on a `--personal-init liked` that fell back to counting (a dataset without ratings), else None.
     start_note: str | None = None
+    #: `--personal-init auto`'s choice between the liked and the counted words (`choose_history_rule`), or None
+    #: (no choice made: another init, no ratings, or a resume that reads the run's recorded rule).
+    start_choice: dict[str, float | str | None] | None = None
 
 
 # -- sampling ----------------------------------------------------------------------------------------
@@ -120,7 +123,10 @@ def sample_training_split(examples: list[Example], users: set[int], n: int, per_
 
 # -- preparation -------------------------------------------------------------------------------------
 def prepare(config: SearchConfig, registry: Registry, home: Home, device: str,
-            note: Callable[[str], None] = lambda _: None, dist: DistContext | None = None) -> SearchSession:
+            note: Callable[[str], None] = lambda _: None, dist: DistContext | None = None,
+            history_rule: str | None = None) -> SearchSession:
+    """Load the dataset and model and build the search problem. `history_rule`: a resumed run's recorded
+    rule (manifest `history_rule`), used instead of choosing again under `--personal-init auto`."""
     from paprec_cli.model import Recommender, load_model
 
     task = registry.task(config.task)
@@ -156,7 +162,8 @@ def prepare(config: SearchConfig, registry: Registry, home: Home, device: str,
         raise PaprecError(f"dataset '{dataset.name}' has no validation examples for task '{task.name}'")
     users = {ex.user for ex in validation}
     rule, start_note = start_rule(config, dataset)
-    pool, initial = history_start(config, data, task.kind, users, bundle.codec, vocab, initial, rule or "count")
+    base = initial
+    pool, initial = history_start(config, data, task.kind, users, bundle.codec, vocab, base, rule or "count")
     n_validation = len(validation)
     shared_grad, personal_grad, extra = sample_training_split(
         task.examples(data, "train"), users, config.grad_examples, config.personal_grad_examples, config.seed,
@@ -168,22 +175,55 @@ def prepare(config: SearchConfig, registry: Registry, home: Home, device: str,
                            validation=validation, n_validation=n_validation, shared_grad=shared_grad,
                            personal_grad=personal_grad, personal_pool=pool,
                            batch_size=grad_rows, dist=dist)
+    choice: dict[str, float | str | None] | None = None
+    if config.personal_init == "auto" and rule == "liked":  # both rules can start: choose on validation
+        counted_pool, counted = history_start(config, data, task.kind, users, bundle.codec, vocab, base, "count")
+        if history_rule in ("liked", "count"):  # a resume: the run's recorded choice, not a new one
+            rule = history_rule
+        else:
+            note("choosing between the liked and the most frequent history words")
+            rule, choice = choose_history_rule(problem, initial, counted)
+        if rule == "count":
+            initial = counted
+            problem.set_personal_pool(counted_pool)
     return SearchSession(config, task, dataset, data, bundle, recommender, vocab, problem, initial,
-                   model_fingerprint(bundle), device, dist, left_out, rule, start_note)
+                   model_fingerprint(bundle), device, dist, left_out, rule, start_note, choice)
 
 
 #: The `--personal-init` values that start each user at a word of their own history.
-HISTORY_INITS = ("history", "liked")
+HISTORY_INITS = ("history", "liked", "auto")
+
+
+def choose_history_rule(problem: ModelProblem, liked: PromptTokens,
+                        counted: PromptTokens) -> tuple[str, dict[str, float | str | None]]:
+    """`--personal-init auto`: ("liked" or "count", the record of the choice).
+
+    The prompt with each user's liked word and the prompt with their most frequent word are scored on the
+    search users' *validation* examples only (`ModelProblem.evaluate_validation`: the extra training examples
+    were trained on, and there the model's memory favours whatever word it saw with them, the count's word of
+    the `history_hint` pairs: issue #14, round ten); the higher mean wins, ties to liked. The record holds both
+    means and the paired z of liked against count (None when undefined), printed and kept in `prompts.json`."""
+    with_liked, with_count = problem.evaluate_validation(liked), problem.evaluate_validation(counted)
+    ok = np.isfinite(with_liked) & np.isfinite(with_count)
+    liked_mean = float(with_liked[ok].mean()) if ok.any() else 0.0
+    count_mean = float(with_count[ok].mean()) if ok.any() else 0.0
+    z = paired_z(with_liked[ok], with_count[ok]) if ok.sum() > 1 else float("nan")
+    rule = "liked" if liked_mean >= count_mean else "count"
+    return rule, {"init": "auto", "rule": rule, "liked": liked_mean, "count": count_mean,
+                  "rule_z": float(z) if np.isfinite(z) else None}
 
 
 def start_rule(config: SearchConfig, dataset: Dataset) -> tuple[str | None, str | None]:
     """(the ranking rule of the users' history words, a note when `liked` fell back to counting).
 
     `--personal-init liked` ranks by the rating-weighted count (`paprec_cli.data.attributes`); on a dataset
-    without a rating scale it ranks by the count, as `history`, and the note says so. None when the search
-    uses no history words (no personal slot, or `default` start with no history candidates)."""
+    without a rating scale it ranks by the count, as `history`, and the note says so. `auto` returns "liked"
+    where ratings exist (`prepare` then chooses between the two: `choose_history_rule`), else "count". None
+    when the search uses no history words (no personal slot, or `default` start with no history candidates)."""
     if config.n_personal == 0 or (config.history_candidates == 0 and config.personal_init not in HISTORY_INITS):
         return None, None
+    if config.personal_init == "auto":
+        return ("count" if dataset.rating_midpoint is None else "liked"), None
     if config.personal_init != "liked":
         return "count", None
     if dataset.rating_midpoint is None:
@@ -397,7 +437,8 @@ def start(request: SearchRequest, home: Home, registry: Registry, dist: DistCont
         saved = SearchConfig.from_json(recorded["config"])
         resumed = resumed_config(saved, given_values(request, request.given), state, home, run.path,
                                  registry.task(saved.task).default_template)
-        session = prepare(resumed.config, registry, home, dist.device, note=note, dist=dist)
+        session = prepare(resumed.config, registry, home, dist.device, note=note, dist=dist,
+                          history_rule=recorded.get("history_rule"))
         check_resumable(session, recorded)
         if (unfinished := unfinished_warning(session.config.model)) is not None:
             info(unfinished)
@@ -454,41 +495,65 @@ def search(session: SearchSession, run: RunDir | None, state: SearchState | None
 
 def check_history_start(session: SearchSession, state: SearchState) -> SearchState:
     """The start state, without the users' history words when the search users show they hurt
-    (`--personal-init history`/`liked` with `--shared-z Z` > 0, as `guarded`): the start with each user's history
-    word in personal slot 0 is compared with the same prompt with the default word, user by user; if the paired z
-    of the history start's gain is below -Z, every user starts at the default word instead. The words are
-    fixed before the search looks (the `history_word` / `liked_word` reference; tiny models are trained to read
-    history words), so
-    they stay unless the evidence is against them, the mirror of a shared flip's test.
+    (`--personal-init history`/`liked`/`auto` with `--shared-z Z` > 0, as `guarded`): the start with each user's
+    history word in personal slot 0 is compared with the same prompt with the default word, user by user, on
+    the search users' *validation* examples (`ModelProblem.evaluate_validation`; the extra training examples
+    were trained on and favour whatever the model saw with them); if the paired z of the history start's gain
+    is below -Z, every user starts at the default word instead. The words are fixed before the search looks
+    (the `history_word` / `liked_word` reference; tiny models are trained to read history words), so they stay
+    unless the evidence is against them, the mirror of a shared flip's test.
 
     Why (issue #14): on ML-100K direct the history genre appended to P5's template 5-7 cost 0.025 of the search's
     signal (z -6.4) and 0.022 HR@10 on test (-0.0223 [-0.0382, -0.0074]); the search started below the manual
     prompt and could not climb back. Requiring the words to *win* by z > Z instead dropped them on the synthetic
     quick start's seed 1 (z 1.19), where `history_word` is +0.020 HR@10 over manual on test. The decision is
-    `state.history_start`."""
+    `state.history_start` (with `--personal-init auto`'s choice, `SearchSession.start_choice`, when one was
+    made; an unguarded search records only that choice)."""
     config = session.config
-    if config.personal_init not in HISTORY_INITS or config.shared_z <= 0 or not state.tokens.personal:
+    choice = dict(session.start_choice or {})
+    if config.personal_init not in HISTORY_INITS or not state.tokens.personal:
         return state
-    default = start_state(session.problem, PromptTokens(state.tokens.shared, state.tokens.personal_default))
-    z = paired_z(np.asarray(state.user_values), np.asarray(default.user_values))
+    if config.shared_z <= 0:
+        if choice:
+            state.history_start = choice
+        return state
+    problem = session.problem
+    without_words = PromptTokens(state.tokens.shared, state.tokens.personal_default)
+    with_values, without_values = problem.evaluate_validation(state.tokens), problem.evaluate_validation(without_words)
+    ok = np.isfinite(with_values) & np.isfinite(without_values)
+    z = paired_z(with_values[ok], without_values[ok]) if ok.sum() > 1 else float("nan")
     kept = not (np.isfinite(z) and z < -config.shared_z)
-    chosen = state if kept else default
+    chosen = state if kept else start_state(problem, without_words)
     chosen.history_start = {"kept": kept, "paired_z": float(z) if np.isfinite(z) else None,
-                            "history": state.initial_value, "default": default.initial_value,
-                            "init": config.personal_init}
+                            "history": float(with_values[ok].mean()) if ok.any() else None,
+                            "default": float(without_values[ok].mean()) if ok.any() else None,
+                            "init": config.personal_init, **choice}
     return chosen
 
 
 def history_start_note(state: SearchState) -> str | None:
-    """One line on the guarded history start (`check_history_start`), or None when there was no such check."""
+    """One line on the history start (`check_history_start`: `auto`'s choice, the guard's decision), or None when
+    neither was made."""
     check = state.history_start
     if not check:
         return None
-    z = check.get("paired_z")
-    verdict = "kept" if check.get("kept") else "not kept; every user starts at the default word"
-    init = check.get("init", "history")
-    return (f"--personal-init {init}: the users' history words {verdict} (signal {check.get('history'):.4f} against "
-            f"{check.get('default'):.4f} with the default word, paired z {'n/a' if z is None else f'{z:.2f}'})")
+
+    def z_text(value: object) -> str:
+        return "n/a" if not isinstance(value, (int, float)) else f"{value:.2f}"
+
+    parts = []
+    if "rule" in check:
+        chosen = "liked (rating-weighted)" if check["rule"] == "liked" else "most frequent"
+        rule_z = z_text(check.get("rule_z"))
+        parts.append(f"the {chosen} history words chosen (validation {check.get('liked'):.4f} with the liked words "
+                     f"against {check.get('count'):.4f} with the most frequent, paired z {rule_z})")
+    if "kept" in check:
+        verdict = "kept" if check.get("kept") else "not kept; every user starts at the default word"
+        history, default = check.get("history"), check.get("default")
+        values = (f"validation {history:.4f} against {default:.4f} with the default word"
+                  if isinstance(history, float) and isinstance(default, float) else "no validation values")
+        parts.append(f"the users' history words {verdict} ({values}, paired z {z_text(check.get('paired_z'))})")
+    return f"--personal-init {check.get('init', 'history')}: " + "; ".join(parts)
 
 
 def surrogates(session: SearchSession, state: SearchState) -> dict[str, float]:
