@@ -48,18 +48,18 @@ MODEL_HELP = ("Model folder or name (default: the newest of <dataset>-tiny-atomi
 SELECTION_HELP = ("surrogate (the task's metric, NDCG@5 + HR@5), loss (the target's NLL) or rank (NDCG@50 of the "
                   "target: dense, read off the ranking); default: the protocol's (guarded: rank, paper: surrogate, "
                   "transfer and history: loss).")
-PROTOCOL_HELP = ("guarded (the default: manual start, each user's personal token starts at their training-history "
-                 "attribute word with the largest rating-weighted count (the most frequent one without ratings), "
-                 "candidates = gradient top-5 + 5 history words, NDCG@50 of the "
+PROTOCOL_HELP = ("guarded (the default: manual start, each user's personal token starts at a training-history "
+                 "attribute word, --personal-init auto, candidates = gradient top-5 + 5 history words, NDCG@50 of the "
                  "validation and last training example, shared flips confirmed on held-out users by a paired "
                  "z > 1.645, personal margin 0.5, 1 round), paper (PAP-REC as published: random start, 20 rounds, "
                  "NDCG@5 + HR@5 on one validation example per user, top-5, strict improvement), history or "
                  "transfer (experiments, docs/ABLATION-14.md). Options below override it.")
 ROUNDS_HELP = "Stop after this many shared+personal rounds (guarded 1, history 2, paper and transfer 20)."
-PERSONAL_INIT_HELP = ("Personal token start: liked (each user's training-history attribute word with the largest "
-                      "sum of rating minus the scale's midpoint; the most frequent one on a dataset without ratings), "
-                      "history (the most frequent one) or default (one shared draw); guarded: liked, history: history, "
-                      "others: default.")
+PERSONAL_INIT_HELP = ("Personal token start: auto (liked or history, whichever scores higher on the search users' "
+                      "validation examples; history without ratings), liked (each user's training-history attribute "
+                      "word with the largest sum of rating minus the scale's midpoint; the most frequent one on a "
+                      "dataset without ratings), history (the most frequent one) or default (one shared draw); "
+                      "guarded: auto, history: history, others: default.")
 HISTORY_CAND_HELP = ("Each user's M best training-history attribute words (ranked as --personal-init ranks them) added "
                      "to the personal candidates (guarded and history 5, others 0).")
 SHARED_HELP = "--no-shared: keep the initial shared tokens and search only the personal ones."
