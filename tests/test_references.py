@@ -210,6 +210,44 @@ def test_oracle_word_is_the_truth_tables(home: Home) -> None:
     assert {codec.token_text(t[0]) for t in history.tokens.personal.values()} <= attributes
 
 
+def test_liked_word_on_the_synthetic_dataset_matches_a_hand_count(home: Home) -> None:
+    """The liked word of each user, recomputed here from the stored interactions (training part: all but the
+    last two, rating - 3 per interaction), is the reference's word; ratings align with the sequences."""
+    from paprec_cli.data.splits import TaskData
+    from paprec_cli.data.store import load_dataset
+    from paprec_cli.model import load_model
+    from paprec_cli.plugins import load_registry
+
+    dataset = load_dataset(home, "synthetic")
+    assert dataset.rating_midpoint == 3.0
+    codec = load_model(home.model_dir("synthetic-tiny-atomic"), home).codec
+    task = load_registry().task("sequential")
+    data = TaskData(dataset, 0)
+    liked = reference_prompts(["liked_word"], tiny_document(home), data, task, codec)["liked_word"]
+    assert liked.tokens is not None and liked.report["available"] is True and "3" in liked.report["rule"]
+    table = dataset.interactions.sort(["user_idx", "pos"])
+    checked = 0
+    for (user,), rows in table.group_by(["user_idx"], maintain_order=True):
+        if int(user) not in liked.tokens.personal:  # type: ignore[arg-type]
+            continue
+        train = rows.head(rows.height - 2)
+        assert dataset.rating_sequences[int(user)].tolist() == rows["rating"].to_list()  # type: ignore[arg-type]
+        score: dict[str, float] = {}
+        count: dict[str, int] = {}
+        for item, rating in zip(train["item_idx"].to_list(), train["rating"].to_list(), strict=True):
+            for attr in dict.fromkeys(dataset.item_attributes[item]):
+                score[attr] = score.get(attr, 0.0) + rating - 3.0
+                count[attr] = count.get(attr, 0) + 1
+        best = max(score.values())
+        top = {a for a, v in score.items() if abs(v - best) < 1e-9}
+        word = codec.token_text(liked.tokens.personal[int(user)][0])  # type: ignore[arg-type]
+        assert word in top, (user, word, top)  # every synthetic attribute is one vocabulary word
+        if len(top) > 1:  # a tie on the rating weight: the more frequent attribute wins
+            assert count[word] == max(count[a] for a in top), (user, word, top)
+        checked += 1
+    assert checked >= 30 and liked.report["top_not_usable"] == 0
+
+
 def invoke(*args: str) -> tuple[int, str, str]:
     result = CliRunner().invoke(app, list(args))
     if result.exception and not isinstance(result.exception, SystemExit):
@@ -224,7 +262,7 @@ def test_eval_json_carries_references(home: Home, tmp_path: Path) -> None:
                                   "--n-boot", "100", "--no-baselines", "--json")  # fmt: skip
     assert code == 0, stderr
     out = json.loads(stdout.strip().splitlines()[-1])
-    for name in ("oracle", "history_word"):
+    for name in ("oracle", "history_word", "liked_word"):
         assert set(out["results"][name]) == {"validation", "test"}
         assert out["references"][name]["available"] is True
         for pair in (f"{name}_vs_manual", f"personalized_vs_{name}"):

@@ -501,7 +501,8 @@ def test_history_start_is_dropped_only_when_the_paired_guard_shows_it_hurts() ->
     hurts = start([-0.3, -0.2, -0.25, -0.1])
     assert hurts.tokens.personal == {} and hurts.initial.personal == {} and hurts.tokens.shared == (1,)
     assert hurts.history_start == {"kept": False, "paired_z": hurts.history_start["paired_z"], "history": -0.2125,
-                                   "default": 0.0, "init": "history"} and hurts.history_start["paired_z"] < 0
+                                   "default": 0.0, "init": "history", "examples": "validation"}
+    assert hurts.history_start["paired_z"] < 0
     one_user = start([-1.0, 0.1, 0.1, 0.1])  # mean -0.175, z -0.35: one user's loss is no evidence against them
     assert one_user.tokens == words and one_user.history_start["kept"] is True
     unguarded = start([-0.3, 0.1, -0.2, -0.1], shared_z=0.0)  # the `history` protocol: no guard, as it ran

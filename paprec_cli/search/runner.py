@@ -349,7 +349,7 @@ class SearchRequest:
     separator: str | None = None  # P5 input protocol's history separator (None: ",")
     decoding: str = "paprec"  # how the surrogate ranks: "paprec" or "p5"
     force: bool = False  # write the run into a --run-dir that holds other files
-    personal_init: str | None = None  # None: the protocol's ("default", "history" or "liked")
+    personal_init: str | None = None  # None: the protocol's ("default", "history", "liked" or "auto")
     history_candidates: int | None = None  # None: the protocol's
     search_shared: bool = True  # False (--no-shared): keep the initial shared tokens
     shared_z: float | None = None  # None: the protocol's
@@ -527,7 +527,7 @@ def check_history_start(session: SearchSession, state: SearchState) -> SearchSta
     chosen.history_start = {"kept": kept, "paired_z": float(z) if np.isfinite(z) else None,
                             "history": float(with_values[ok].mean()) if ok.any() else None,
                             "default": float(without_values[ok].mean()) if ok.any() else None,
-                            "init": config.personal_init, **choice}
+                            "init": config.personal_init, "examples": "validation", **choice}
     return chosen
 
 
@@ -550,7 +550,8 @@ def history_start_note(state: SearchState) -> str | None:
     if "kept" in check:
         verdict = "kept" if check.get("kept") else "not kept; every user starts at the default word"
         history, default = check.get("history"), check.get("default")
-        values = (f"validation {history:.4f} against {default:.4f} with the default word"
+        on = str(check.get("examples", "signal"))  # runs before this release compared on the combined signal
+        values = (f"{on} {history:.4f} against {default:.4f} with the default word"
                   if isinstance(history, float) and isinstance(default, float) else "no validation values")
         parts.append(f"the users' history words {verdict} ({values}, paired z {z_text(check.get('paired_z'))})")
     return f"--personal-init {check.get('init', 'history')}: " + "; ".join(parts)
