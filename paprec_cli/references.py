@@ -147,26 +147,26 @@ def training_items(data: TaskData, kind: str) -> dict[int, np.ndarray]:
     return {u: seq for u, seq in enumerate(data.loo.train) if len(seq)}
 
 
-def training_weights(data: TaskData, kind: str) -> dict[int, np.ndarray] | None:
-    """The liked rule's weights: per user index, (rating - the dataset's rating midpoint) for each entry of
-    `training_items(data, kind)[user]`, 0 for an unrated interaction; None when the dataset has no rating
-    scale (no ratings, or a single value: `Dataset.rating_midpoint`)."""
-    midpoint = data.dataset.rating_midpoint
-    if midpoint is None:
+def training_weights(data: TaskData, kind: str) -> tuple[dict[int, np.ndarray], float] | None:
+    """The liked rule's weights and midpoint: per user index, (rating - midpoint) for each entry of
+    `training_items(data, kind)[user]`, 0 for an unrated interaction, where the midpoint is halfway between the
+    lowest and the highest *training* rating (3.0 on a 1-5 scale; no validation or test rating is read). None
+    when the dataset has no rating scale (`Dataset.rating_midpoint`: no ratings, or a single value)."""
+    if data.dataset.rating_midpoint is None:
         return None
+    raw: dict[int, np.ndarray] = {}
     if kind == "rating":
         train = data.ratings.train
-        out: dict[int, list[float]] = {}
+        rows: dict[int, list[float]] = {}
         for user, rating in zip(train["user_idx"].to_list(), train["rating"].to_list(), strict=True):
-            out.setdefault(int(user), []).append(float(rating) - midpoint)
-        return {u: np.asarray(v, dtype=np.float64) for u, v in out.items()}
-    ratings = data.dataset.rating_sequences
-    weights: dict[int, np.ndarray] = {}
-    for user, seq in enumerate(data.loo.train):
-        if len(seq):
-            w = ratings[user][: len(seq)] - midpoint
-            weights[user] = np.where(np.isnan(w), 0.0, w)
-    return weights
+            rows.setdefault(int(user), []).append(float(rating))
+        raw = {u: np.asarray(v, dtype=np.float64) for u, v in rows.items()}
+    else:
+        ratings = data.dataset.rating_sequences
+        raw = {user: ratings[user][: len(seq)] for user, seq in enumerate(data.loo.train) if len(seq)}
+    rated = np.concatenate([r[np.isfinite(r)] for r in raw.values()] or [np.zeros(0)])
+    midpoint = float(rated.min() + rated.max()) / 2 if len(rated) else 0.0
+    return {u: np.where(np.isnan(r), 0.0, r - midpoint) for u, r in raw.items()}, midpoint
 
 
 def user_ranked_words(data: TaskData, kind: str, rule: str) -> Callable[[int], list[str]]:
@@ -176,11 +176,12 @@ def user_ranked_words(data: TaskData, kind: str, rule: str) -> Callable[[int], l
     `data.dataset.rating_midpoint` first when they can fall back)."""
     attributes = data.dataset.item_attributes
     history = training_items(data, kind)
-    weights = training_weights(data, kind) if rule == "liked" else None
-    if rule == "liked" and weights is None:
-        raise PaprecError(f"dataset '{data.dataset.name}' has no ratings to weigh attributes by (the liked rule)")
     if rule not in RULES:
         raise ValueError(rule)
+    weighted = training_weights(data, kind) if rule == "liked" else None
+    if rule == "liked" and weighted is None:
+        raise PaprecError(f"dataset '{data.dataset.name}' has no ratings to weigh attributes by (the liked rule)")
+    weights = None if weighted is None else weighted[0]
 
     def rank(user: int) -> list[str]:
         items = history.get(int(user), np.zeros(0, np.int64)).tolist()
@@ -258,10 +259,11 @@ def history_word_reference(base: PromptTokens, layout: Layout, data: TaskData, k
     attributes = data.dataset.item_attributes
     if not any(attributes):
         return _unavailable(name, f"dataset '{data.dataset.name}' has no item attributes")
-    midpoint = data.dataset.rating_midpoint if rule == "liked" else None
-    if rule == "liked" and midpoint is None:
+    weighted = training_weights(data, kind) if rule == "liked" else None
+    if rule == "liked" and weighted is None:
         return _unavailable(name, f"dataset '{data.dataset.name}' has no ratings (or a single rating value) to "
                             "weigh its users' attributes by")
+    midpoint = None if weighted is None else weighted[1]
     names = {str(a) for attrs in attributes for a in attrs}
     usable = {a: lookup(a) for a in names}
     rank = user_ranked_words(data, kind, rule)

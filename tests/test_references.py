@@ -113,6 +113,24 @@ def test_liked_word_weighs_training_ratings_only() -> None:
     assert "rating" in liked.report["rule"] and "3" in liked.report["rule"]
 
 
+def test_liked_word_midpoint_comes_from_training_ratings_only() -> None:
+    """A validation or test rating never moves the midpoint: here training ratings span 2-5 (midpoint 3.5)
+    and a held-out 1-star rating would make the whole dataset's 3.0."""
+    data = rated_data()
+    data.dataset.rating_sequences[1] = np.asarray([2.0, 4.0, 5.0, 1.0, 1.0])  # train red 2, red 4, blue 5
+    data.dataset.rating_sequences[2] = np.asarray([np.nan, 4.0, 1.0, 1.0])
+    data.dataset.rating_sequences[3] = np.asarray([3.0, 3.0, 3.0, 1.0, 1.0])
+    from paprec_cli.references import training_weights
+
+    weighted = training_weights(data, "ranking")  # type: ignore[arg-type]
+    assert weighted is not None and weighted[1] == 3.5
+    assert weighted[0][1].tolist() == [-1.5, 0.5, 1.5] and weighted[0][2].tolist() == [0.0, 0.5]
+    ref = build_references(["liked_word"], BASE, Layout(0, 2, 1), data, "ranking",  # type: ignore[arg-type]
+                           [1, 2, 3, 4], StubCodec())["liked_word"]
+    assert "3.5" in ref.report["rule"]
+    assert ref.tokens is not None and ref.tokens.personal[1] == (WORDS["blue"],)  # blue +1.5 > red -1.0
+
+
 def test_liked_word_is_unavailable_without_ratings() -> None:
     refs = build_references(["liked_word"], BASE, Layout(0, 2, 1), stub_data(), "ranking",  # type: ignore[arg-type]
                             [1, 2, 3, 4], StubCodec())

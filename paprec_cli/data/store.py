@@ -241,8 +241,9 @@ class Dataset:
     @cached_property
     def rating_midpoint(self) -> float | None:
         """The middle of the dataset's rating scale, (lowest + highest rating) / 2 over all its ratings (3.0 on a
-        1-5 scale: the scale's ends, which no single user's held-out rating decides in practice); None when the
-        dataset has no ratings or all its ratings are equal (nothing to weigh by)."""
+        1-5 scale); None when the dataset has no ratings or all its ratings are equal (nothing to weigh by). Says
+        whether the liked rule applies; its weights use the midpoint of the training ratings
+        (`references.training_weights`)."""
         ratings = self.interactions["rating"].drop_nulls()
         if ratings.len() == 0:
             return None
