@@ -12,9 +12,10 @@ slot. Two references fill the run's personal slot with one word per user:
   Ties: the attribute whose last occurrence in the training history is latest wins, then the
   alphabetically first.
 - `liked_word` (datasets whose items carry attributes and whose interactions carry ratings): the same
-  history ranked by the rating-weighted count, the sum of (rating - the scale's midpoint) over the
-  interactions carrying the attribute (`paprec_cli.data.attributes`, the liked rule); an unrated interaction
-  weighs 0. Ties: the count rule's order. The default search starts from this word where ratings exist.
+  history ranked by the rating-weighted count, the sum of (rating - the midpoint of the training ratings) over
+  the interactions carrying the attribute (`paprec_cli.data.attributes`, the liked rule); an unrated
+  interaction weighs 0. Ties: the count rule's order. The default search (`--personal-init auto`) starts from
+  this word or from `history_word`, whichever its validation examples prefer.
 
 For both attribute references only attributes that are one usable trigger token are eligible (a slot holds
 one whole-word token from the search's candidate vocabulary: multi-word names such as "Skin Care" and words

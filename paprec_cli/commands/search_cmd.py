@@ -34,13 +34,14 @@ from paprec_cli.views import search as views
 if TYPE_CHECKING:
     pass
 
-HELP = """Search trigger tokens for a frozen recommendation model (PAP-REC).
-
-The prompt keeps the task's argument (user, history or candidates) and surrounds it with shared trigger
-tokens and per-user personal tokens, chosen by gradients on training examples and kept only when they
-strictly improve the task's surrogate metric on validation users. Writes a run directory (manifest,
-trajectory, resumable state, prompts.json) and prints manual vs shared vs personalized on validation and test.
-"""
+HELP = (
+    "Search trigger tokens for a frozen recommendation model (PAP-REC).\n\n"
+    "The prompt keeps the task's argument (user, history or candidates) and surrounds it with shared trigger "
+    "tokens and per-user personal tokens, chosen by gradients on training examples and kept only when they "
+    "improve a signal on validation users (--protocol: guarded, the default, or paper, as published). Writes a "
+    "run directory (manifest, trajectory, resumable state, prompts.json) and prints manual vs shared vs "
+    "personalized on validation and test.\n"
+)
 
 Opt = typer.Option
 MODEL_HELP = ("Model folder or name (default: the newest of <dataset>-tiny-atomic and its re-run versions -2, -3, ..., "
@@ -169,6 +170,7 @@ def search_command(
         final = state.history[-1] if state.history else state.initial_value
         out.info(f"Search stopped ({state.stop_reason}) after {state.round} round(s), {state.seconds:.1f}s: surrogate "
                  f"{state.initial_value:.4f} ({session.config.init} initial prompt"
+                 f"{', with history words' if state.initial.personal else ''}"
                  f"{', manual words left out: ' + ' '.join(session.left_out) if session.left_out else ''}) -> "
                  f"{final:.4f}; evaluating")
         # the closing evaluation too: the state is saved, a resume redoes it

@@ -217,18 +217,23 @@ def start_rule(config: SearchConfig, dataset: Dataset) -> tuple[str | None, str 
     """(the ranking rule of the users' history words, a note when `liked` fell back to counting).
 
     `--personal-init liked` ranks by the rating-weighted count (`paprec_cli.data.attributes`); on a dataset
-    without a rating scale it ranks by the count, as `history`, and the note says so. `auto` returns "liked"
+    without a rating scale it ranks by the count, as `history`, and the note says so (as it does when the
+    dataset has no item attributes at all, for any init that starts from history words). `auto` returns "liked"
     where ratings exist (`prepare` then chooses between the two: `choose_history_rule`), else "count". None
     when the search uses no history words (no personal slot, or `default` start with no history candidates)."""
     if config.n_personal == 0 or (config.history_candidates == 0 and config.personal_init not in HISTORY_INITS):
         return None, None
+    if config.personal_init in HISTORY_INITS and not any(dataset.item_attributes):
+        return "count", (f"--personal-init {config.personal_init}: dataset '{dataset.name}' has no item attributes, "
+                         "so no user has a history word; every user starts at the default word")
     if config.personal_init == "auto":
         return ("count" if dataset.rating_midpoint is None else "liked"), None
     if config.personal_init != "liked":
         return "count", None
     if dataset.rating_midpoint is None:
-        return "count", (f"--personal-init liked: dataset '{dataset.name}' has no ratings to weigh by, so each user "
-                         "starts at their most frequent training-history attribute word (as --personal-init history)")
+        return "count", (f"--personal-init liked: dataset '{dataset.name}' has no ratings (or a single rating value) "
+                         "to weigh by, so each user starts at their most frequent training-history attribute word "
+                         "(as --personal-init history)")
     return "liked", None
 
 
