@@ -152,8 +152,8 @@ def training_weights(data: TaskData, kind: str) -> tuple[dict[int, np.ndarray], 
     """The liked rule's weights and midpoint: per user index, (rating - midpoint) for each entry of
     `training_items(data, kind)[user]`, 0 for an unrated interaction, where the midpoint is halfway between the
     lowest and the highest *training* rating (3.0 on a 1-5 scale; no validation or test rating is read). None
-    when the dataset has no rating scale (`Dataset.rating_midpoint`: no ratings, or a single value)."""
-    if data.dataset.rating_midpoint is None:
+    when the dataset has no rating scale (`Dataset.has_rating_scale`: no ratings, or a single value)."""
+    if not data.dataset.has_rating_scale:
         return None
     raw: dict[int, np.ndarray] = {}
     if kind == "rating":
@@ -174,7 +174,7 @@ def user_ranked_words(data: TaskData, kind: str, rule: str) -> Callable[[int], l
     """`user -> attributes of the user's training history, best first` under `rule` ("count" or "liked").
 
     Raises PaprecError for "liked" on a dataset without a rating scale (callers check
-    `data.dataset.rating_midpoint` first when they can fall back)."""
+    `data.dataset.has_rating_scale` first when they can fall back)."""
     attributes = data.dataset.item_attributes
     history = training_items(data, kind)
     if rule not in RULES:
@@ -246,7 +246,7 @@ NON_PERSONAL = "the run's shared tokens (prefix and suffix); word in personal sl
 RULE_TEXT = {
     "count": "most frequent single-token attribute of the user's training items; ties: latest, then alphabetical",
     "liked": "single-token attribute of the user's training items with the largest sum of (rating - {midpoint:g}, "
-             "the rating scale's midpoint); unrated interactions weigh 0; ties: most frequent, latest, alphabetical",
+             "the training ratings' midpoint); unrated interactions weigh 0; ties: most frequent, latest, alphabetical",
 }
 
 

@@ -49,7 +49,7 @@ class StubDataset:
     manifest: dict[str, Any] = field(default_factory=lambda: {"extras": []})
     name: str = "stub"
     rating_sequences: list[np.ndarray] = field(default_factory=list)
-    rating_midpoint: float | None = None
+    has_rating_scale: bool = False
 
 
 @dataclass
@@ -97,7 +97,7 @@ def rated_data() -> StubData:
         np.asarray([3.0, 3.0, 3.0, 5.0, 5.0]),  # train: all weights 0 -> the count: "Skin Care" (no token), pale
         np.asarray([4.0, 4.0, 4.0]),
     ]
-    return StubData(StubDataset(data.dataset.item_attributes, rating_sequences=ratings, rating_midpoint=3.0),
+    return StubData(StubDataset(data.dataset.item_attributes, rating_sequences=ratings, has_rating_scale=True),
                     data.sequences)
 
 
@@ -237,7 +237,7 @@ def test_liked_word_on_the_synthetic_dataset_matches_a_hand_count(home: Home) ->
     from paprec_cli.plugins import load_registry
 
     dataset = load_dataset(home, "synthetic")
-    assert dataset.rating_midpoint == 3.0
+    assert dataset.has_rating_scale
     codec = load_model(home.model_dir("synthetic-tiny-atomic"), home).codec
     task = load_registry().task("sequential")
     data = TaskData(dataset, 0)

@@ -322,12 +322,12 @@ def test_liked_start_uses_the_liked_word_and_says_when_a_dataset_has_no_ratings(
                              "cpu")
     assert history.start_rule == "count" and dict(history.initial.personal) == dict(counted.personal)
     # without ratings: the count, said in one line
-    unrated = SimpleNamespace(name="beauty", rating_midpoint=None, item_attributes=[[], ["Dove"]])
+    unrated = SimpleNamespace(name="beauty", has_rating_scale=False, item_attributes=[[], ["Dove"]])
     rule, note = runner.start_rule(config, unrated)  # type: ignore[arg-type]
     assert rule == "count" and note is not None and "dataset 'beauty' has no ratings" in note
     assert runner.start_rule(SearchConfig(**{**config.to_json(), "personal_init": "auto"}),
                              unrated) == ("count", None)  # type: ignore[arg-type]
-    bare = SimpleNamespace(name="mine", rating_midpoint=3.0, item_attributes=[[], []])
+    bare = SimpleNamespace(name="mine", has_rating_scale=True, item_attributes=[[], []])
     rule, note = runner.start_rule(SearchConfig(**{**config.to_json(), "personal_init": "auto"}),
                                    bare)  # type: ignore[arg-type]
     assert note is not None and "dataset 'mine' has no item attributes" in note and "default word" in note

@@ -239,16 +239,10 @@ class Dataset:
         return out
 
     @cached_property
-    def rating_midpoint(self) -> float | None:
-        """The middle of the dataset's rating scale, (lowest + highest rating) / 2 over all its ratings (3.0 on a
-        1-5 scale); None when the dataset has no ratings or all its ratings are equal (nothing to weigh by). Says
-        whether the liked rule applies; its weights use the midpoint of the training ratings
-        (`references.training_weights`)."""
-        ratings = self.interactions["rating"].drop_nulls()
-        if ratings.len() == 0:
-            return None
-        low, high = float(ratings.min()), float(ratings.max())  # type: ignore[arg-type]
-        return None if low == high else (low + high) / 2
+    def has_rating_scale(self) -> bool:
+        """Whether the interactions carry ratings of at least two values, so ratings can weigh a history (the
+        liked rule: `references.training_weights`, which takes its midpoint from the training ratings)."""
+        return self.interactions["rating"].drop_nulls().n_unique() > 1
 
     @cached_property
     def item_attributes(self) -> list[list[str]]:

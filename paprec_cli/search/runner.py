@@ -227,10 +227,10 @@ def start_rule(config: SearchConfig, dataset: Dataset) -> tuple[str | None, str 
         return "count", (f"--personal-init {config.personal_init}: dataset '{dataset.name}' has no item attributes, "
                          "so no user has a history word; every user starts at the default word")
     if config.personal_init == "auto":
-        return ("count" if dataset.rating_midpoint is None else "liked"), None
+        return ("liked" if dataset.has_rating_scale else "count"), None
     if config.personal_init != "liked":
         return "count", None
-    if dataset.rating_midpoint is None:
+    if not dataset.has_rating_scale:
         return "count", (f"--personal-init liked: dataset '{dataset.name}' has no ratings (or a single rating value) "
                          "to weigh by, so each user starts at their most frequent training-history attribute word "
                          "(as --personal-init history)")
