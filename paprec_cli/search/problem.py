@@ -84,8 +84,7 @@ class ModelProblem:
         mine = [ex for ex in personal_grad if ex.user in position]
         self.personal_grad = self._set(mine, [position[ex.user] for ex in mine])
         #: extra personal candidates per user (e.g. their history words), tried after the gradient's top-k
-        self.personal_pool = {int(u): tuple(int(t) for t in w) for u, w in (personal_pool or {}).items()}
-        self.pool_width = max((len(w) for w in self.personal_pool.values()), default=0)
+        self.set_personal_pool(personal_pool or {})
         self._cache: dict[str, tuple[Any, Any]] = {}
         self._subsets: dict[str, ExampleSet] = {}
         self._validation_only: ExampleSet | None = None
