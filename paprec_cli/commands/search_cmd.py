@@ -57,10 +57,10 @@ PROTOCOL_HELP = ("guarded (the default: manual start, each user's personal token
                  "transfer (experiments, docs/ABLATION-14.md). Options below override it.")
 ROUNDS_HELP = "Stop after this many shared+personal rounds (guarded 1, history 2, paper and transfer 20)."
 PERSONAL_INIT_HELP = ("Personal token start: auto (liked or history, whichever scores higher on the search users' "
-                      "validation examples; history without ratings), liked (each user's training-history attribute "
-                      "word with the largest sum of rating minus the scale's midpoint; the most frequent one on a "
-                      "dataset without ratings), history (the most frequent one) or default (one shared draw); "
-                      "guarded: auto, history: history, others: default.")
+                      "validation examples; history without ratings), liked (each user's training-history "
+                      "attribute word with the largest sum of rating minus the training ratings' midpoint; the most "
+                      "frequent one on a dataset without ratings), history (the most frequent one) or default (one "
+                      "shared draw); guarded: auto, history: history, others: default.")
 HISTORY_CAND_HELP = ("Each user's M best training-history attribute words (ranked as --personal-init ranks them) added "
                      "to the personal candidates (guarded and history 5, others 0).")
 SHARED_HELP = "--no-shared: keep the initial shared tokens and search only the personal ones."
