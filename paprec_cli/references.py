@@ -152,7 +152,8 @@ def training_weights(data: TaskData, kind: str) -> tuple[dict[int, np.ndarray], 
     """The liked rule's weights and midpoint: per user index, (rating - midpoint) for each entry of
     `training_items(data, kind)[user]`, 0 for an unrated interaction, where the midpoint is halfway between the
     lowest and the highest *training* rating (3.0 on a 1-5 scale; no validation or test rating is read). None
-    when the dataset has no rating scale (`Dataset.has_rating_scale`: no ratings, or a single value)."""
+    when the training ratings have fewer than two values (no ratings, or a single value: nothing to weigh by;
+    `Dataset.has_rating_scale` answers the same for all interactions and rules out the common case cheaply)."""
     if not data.dataset.has_rating_scale:
         return None
     raw: dict[int, np.ndarray] = {}
@@ -166,15 +167,17 @@ def training_weights(data: TaskData, kind: str) -> tuple[dict[int, np.ndarray], 
         ratings = data.dataset.rating_sequences
         raw = {user: ratings[user][: len(seq)] for user, seq in enumerate(data.loo.train) if len(seq)}
     rated = np.concatenate([r[np.isfinite(r)] for r in raw.values()] or [np.zeros(0)])
-    midpoint = float(rated.min() + rated.max()) / 2 if len(rated) else 0.0
+    if len(rated) == 0 or rated.min() == rated.max():
+        return None
+    midpoint = float(rated.min() + rated.max()) / 2
     return {u: np.where(np.isnan(r), 0.0, r - midpoint) for u, r in raw.items()}, midpoint
 
 
 def user_ranked_words(data: TaskData, kind: str, rule: str) -> Callable[[int], list[str]]:
     """`user -> attributes of the user's training history, best first` under `rule` ("count" or "liked").
 
-    Raises PaprecError for "liked" on a dataset without a rating scale (callers check
-    `data.dataset.has_rating_scale` first when they can fall back)."""
+    Raises PaprecError for "liked" when the training ratings cannot weigh (callers check `training_weights`
+    first when they can fall back)."""
     attributes = data.dataset.item_attributes
     history = training_items(data, kind)
     if rule not in RULES:
@@ -262,7 +265,7 @@ def history_word_reference(base: PromptTokens, layout: Layout, data: TaskData, k
         return _unavailable(name, f"dataset '{data.dataset.name}' has no item attributes")
     weighted = training_weights(data, kind) if rule == "liked" else None
     if rule == "liked" and weighted is None:
-        return _unavailable(name, f"dataset '{data.dataset.name}' has no ratings (or a single rating value) to "
+        return _unavailable(name, f"dataset '{data.dataset.name}' has no training ratings (or a single rating value) to "
                             "weigh its users' attributes by")
     midpoint = None if weighted is None else weighted[1]
     names = {str(a) for attrs in attributes for a in attrs}

@@ -131,10 +131,26 @@ def test_liked_word_midpoint_comes_from_training_ratings_only() -> None:
     assert ref.tokens is not None and ref.tokens.personal[1] == (WORDS["blue"],)  # blue +1.5 > red -1.0
 
 
+def test_liked_word_needs_two_training_rating_values_whatever_the_held_out_ones_are() -> None:
+    """Every training rating 3, held-out ratings 5: the liked rule has nothing to weigh by, so the reference is
+    unavailable, as it is when the held-out ratings are 3 too (availability never reads held-out ratings)."""
+    from paprec_cli.references import training_weights
+
+    for held_out in (5.0, 3.0):
+        data = rated_data()
+        for user, seq in enumerate(data.sequences):
+            if len(seq):
+                data.dataset.rating_sequences[user] = np.asarray([3.0] * (len(seq) - 2) + [held_out] * 2)
+        assert training_weights(data, "ranking") is None  # type: ignore[arg-type]
+        ref = build_references(["liked_word"], BASE, Layout(0, 2, 1), data, "ranking",  # type: ignore[arg-type]
+                               [1, 2, 3, 4], StubCodec())["liked_word"]
+        assert ref.tokens is None and "single rating value" in ref.report["reason"]
+
+
 def test_liked_word_is_unavailable_without_ratings() -> None:
     refs = build_references(["liked_word"], BASE, Layout(0, 2, 1), stub_data(), "ranking",  # type: ignore[arg-type]
                             [1, 2, 3, 4], StubCodec())
-    assert refs["liked_word"].tokens is None and "no ratings" in refs["liked_word"].report["reason"]
+    assert refs["liked_word"].tokens is None and "no training ratings" in refs["liked_word"].report["reason"]
 
 
 def test_ranked_words_with_weights() -> None:

@@ -322,17 +322,20 @@ def test_liked_start_uses_the_liked_word_and_says_when_a_dataset_has_no_ratings(
                              "cpu")
     assert history.start_rule == "count" and dict(history.initial.personal) == dict(counted.personal)
     # without ratings: the count, said in one line
-    unrated = SimpleNamespace(name="beauty", has_rating_scale=False, item_attributes=[[], ["Dove"]])
-    rule, note = runner.start_rule(config, unrated)  # type: ignore[arg-type]
-    assert rule == "count" and note is not None and "dataset 'beauty' has no ratings" in note
-    assert runner.start_rule(SearchConfig(**{**config.to_json(), "personal_init": "auto"}),
-                             unrated) == ("count", None)  # type: ignore[arg-type]
-    bare = SimpleNamespace(name="mine", has_rating_scale=True, item_attributes=[[], []])
-    rule, note = runner.start_rule(SearchConfig(**{**config.to_json(), "personal_init": "auto"}),
-                                   bare)  # type: ignore[arg-type]
+    unrated = SimpleNamespace(name="beauty", item_attributes=[[], ["Dove"]])
+    rule, note = runner.start_rule(config, unrated, False)  # type: ignore[arg-type]
+    assert rule == "count" and note is not None and "dataset 'beauty' has no training ratings" in note
+    auto = SearchConfig(**{**config.to_json(), "personal_init": "auto"})
+    assert runner.start_rule(auto, unrated, False) == ("count", None)  # type: ignore[arg-type]
+    assert runner.start_rule(auto, unrated, True) == ("liked", None)  # type: ignore[arg-type]
+    bare = SimpleNamespace(name="mine", item_attributes=[[], []])
+    rule, note = runner.start_rule(auto, bare, True)  # type: ignore[arg-type]
+    assert rule is None
     assert note is not None and "dataset 'mine' has no item attributes" in note and "default word" in note
     assert runner.start_rule(SearchConfig(**{**config.to_json(), "personal_init": "default",
-                                             "history_candidates": 0}), unrated) == (None, None)  # type: ignore[arg-type]
+                                             "history_candidates": 0}), unrated, True) == (None, None)  # type: ignore[arg-type]
+    assert runner.start_rule(SearchConfig(**{**config.to_json(), "personal_init": "default"}),
+                             bare, True) == (None, None)  # type: ignore[arg-type]  # no attributes: no rule, no note
 
 
 def test_auto_start_chooses_the_rule_on_validation_examples_only() -> None:
@@ -372,6 +375,23 @@ def test_auto_start_chooses_the_rule_on_validation_examples_only() -> None:
     assert str(history_start_note(state)).startswith("--personal-init auto: the liked (rating-weighted) history "
                                                      "words chosen (validation 0.3000 with the liked words against "
                                                      "0.2000 with the most frequent, paired z ")
+
+
+def test_a_resume_refuses_a_history_rule_its_files_disagree_on() -> None:
+    from paprec_cli.errors import PaprecError
+    from paprec_cli.search.layout import PromptTokens
+    from paprec_cli.search.runner import recorded_history_rule
+    from paprec_cli.search.state import SearchState
+
+    tokens = PromptTokens(shared=(1,), personal_default=(7,))
+    state = SearchState(tokens=tokens, initial=tokens, user_values=[0.0], initial_value=0.0, history=[])
+    state.history_start = {"kept": True, "rule": "liked", "init": "auto"}
+    assert recorded_history_rule({"history_rule": "liked"}, state) == "liked"  # type: ignore[typeddict-item]
+    assert recorded_history_rule({}, None) is None  # type: ignore[typeddict-item]  # runs before the key existed
+    with pytest.raises(PaprecError, match="manifest.json says history_rule 'count' but its state.json says 'liked'"):
+        recorded_history_rule({"history_rule": "count"}, state)  # type: ignore[typeddict-item]
+    with pytest.raises(PaprecError, match="history_rule 'both'"):
+        recorded_history_rule({"history_rule": "both"}, None)  # type: ignore[typeddict-item]
 
 
 def test_auto_start_on_a_model_uses_the_chosen_rule_and_a_resume_keeps_it(tmp_path: Path) -> None:

@@ -68,7 +68,7 @@ def register(app: PaprecTyper) -> None:
         Reference prompts (default: all the run and dataset allow) put one word per user in the run's
         personal slot after its shared tokens: `oracle` the hidden taste word (synthetic), `history_word`
         the most frequent attribute of the user's training items, `liked_word` the attribute with the largest
-        rating-weighted count (rating minus the scale's midpoint); unavailable ones say why.
+        rating-weighted count (rating minus the training ratings' midpoint); unavailable ones say why.
 
         The prompts name their task, dataset and model; for automatic vs manual the per-user paired
         difference is reported with a 95% bootstrap confidence interval. Under torchrun the model's

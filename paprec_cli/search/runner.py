@@ -161,7 +161,10 @@ def prepare(config: SearchConfig, registry: Registry, home: Home, device: str,
     if not validation:
         raise PaprecError(f"dataset '{dataset.name}' has no validation examples for task '{task.name}'")
     users = {ex.user for ex in validation}
-    rule, start_note = start_rule(config, dataset)
+    from paprec_cli.references import training_weights
+
+    rated = config.personal_init in ("liked", "auto") and training_weights(data, task.kind) is not None
+    rule, start_note = start_rule(config, dataset, rated)
     base = initial
     pool, initial = history_start(config, data, task.kind, users, bundle.codec, vocab, base, rule or "count")
     n_validation = len(validation)
@@ -213,27 +216,30 @@ def choose_history_rule(problem: ModelProblem, liked: PromptTokens,
                   "rule_z": float(z) if np.isfinite(z) else None}
 
 
-def start_rule(config: SearchConfig, dataset: Dataset) -> tuple[str | None, str | None]:
-    """(the ranking rule of the users' history words, a note when `liked` fell back to counting).
+def start_rule(config: SearchConfig, dataset: Dataset, rated: bool) -> tuple[str | None, str | None]:
+    """(the ranking rule of the users' history words, a note when the start cannot be what was asked).
 
-    `--personal-init liked` ranks by the rating-weighted count (`paprec_cli.data.attributes`); on a dataset
-    without a rating scale it ranks by the count, as `history`, and the note says so (as it does when the
-    dataset has no item attributes at all, for any init that starts from history words). `auto` returns "liked"
-    where ratings exist (`prepare` then chooses between the two: `choose_history_rule`), else "count". None
-    when the search uses no history words (no personal slot, or `default` start with no history candidates)."""
+    `rated`: the training ratings can weigh a history (`references.training_weights` is not None).
+    `--personal-init liked` ranks by the rating-weighted count (`paprec_cli.data.attributes`); when the training
+    ratings cannot weigh (none, or a single value) it ranks by the count, as `history`, and the note says so.
+    `auto` returns "liked" where they can (`prepare` then chooses between the two: `choose_history_rule`), else
+    "count". None when the search uses no history words (no personal slot, `default` start with no history
+    candidates, or a dataset without item attributes, which a history start also notes)."""
     if config.n_personal == 0 or (config.history_candidates == 0 and config.personal_init not in HISTORY_INITS):
         return None, None
-    if config.personal_init in HISTORY_INITS and not any(dataset.item_attributes):
-        return "count", (f"--personal-init {config.personal_init}: dataset '{dataset.name}' has no item attributes, "
-                         "so no user has a history word; every user starts at the default word")
+    if not any(dataset.item_attributes):
+        if config.personal_init not in HISTORY_INITS:
+            return None, None
+        return None, (f"--personal-init {config.personal_init}: dataset '{dataset.name}' has no item attributes, "
+                      "so no user has a history word; every user starts at the default word")
     if config.personal_init == "auto":
-        return ("liked" if dataset.has_rating_scale else "count"), None
+        return ("liked" if rated else "count"), None
     if config.personal_init != "liked":
         return "count", None
-    if not dataset.has_rating_scale:
-        return "count", (f"--personal-init liked: dataset '{dataset.name}' has no ratings (or a single rating value) "
-                         "to weigh by, so each user starts at their most frequent training-history attribute word "
-                         "(as --personal-init history)")
+    if not rated:
+        return "count", (f"--personal-init liked: dataset '{dataset.name}' has no training ratings (or a single "
+                         "rating value) to weigh by, so each user starts at their most frequent training-history "
+                         "attribute word (as --personal-init history)")
     return "liked", None
 
 
@@ -303,6 +309,21 @@ def manifest(session: SearchSession) -> RunManifest:
         # the rule the users' history words were ranked by ("count", "liked"; None: no history words used)
         "history_rule": session.start_rule,
     }
+
+
+def recorded_history_rule(recorded: RunManifest, state: SearchState | None) -> str | None:
+    """The history words' rule a resumed run started with (manifest `history_rule`), checked against the rule its
+    saved state recorded (`state.history_start["rule"]`, `--personal-init auto`'s choice): a value that is not a
+    rule, or two files that disagree, mean an edited or damaged run (PaprecError naming the file)."""
+    rule = recorded.get("history_rule")
+    if rule not in (None, "liked", "count"):
+        raise PaprecError(f"--resume: the run's manifest.json has history_rule {rule!r} (expected liked, count or "
+                          "null): edited or damaged; the run cannot be resumed; start a new run")
+    saved = (state.history_start or {}).get("rule") if state is not None else None
+    if saved is not None and saved != rule:
+        raise PaprecError(f"--resume: the run's manifest.json says history_rule {rule!r} but its state.json says "
+                          f"{saved!r}: edited or damaged; the run cannot be resumed; start a new run")
+    return rule
 
 
 def check_resumable(session: SearchSession, recorded: RunManifest) -> None:
@@ -443,7 +464,7 @@ def start(request: SearchRequest, home: Home, registry: Registry, dist: DistCont
         resumed = resumed_config(saved, given_values(request, request.given), state, home, run.path,
                                  registry.task(saved.task).default_template)
         session = prepare(resumed.config, registry, home, dist.device, note=note, dist=dist,
-                          history_rule=recorded.get("history_rule"))
+                          history_rule=recorded_history_rule(recorded, state))
         check_resumable(session, recorded)
         if (unfinished := unfinished_warning(session.config.model)) is not None:
             info(unfinished)
