@@ -265,8 +265,8 @@ def history_word_reference(base: PromptTokens, layout: Layout, data: TaskData, k
         return _unavailable(name, f"dataset '{data.dataset.name}' has no item attributes")
     weighted = training_weights(data, kind) if rule == "liked" else None
     if rule == "liked" and weighted is None:
-        return _unavailable(name, f"dataset '{data.dataset.name}' has no training ratings (or a single rating value) to "
-                            "weigh its users' attributes by")
+        return _unavailable(name, f"dataset '{data.dataset.name}' has no training ratings (or a single rating "
+                            "value) to weigh its users' attributes by")
     midpoint = None if weighted is None else weighted[1]
     names = {str(a) for attrs in attributes for a in attrs}
     usable = {a: lookup(a) for a in names}
