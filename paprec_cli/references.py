@@ -173,16 +173,21 @@ def training_weights(data: TaskData, kind: str) -> tuple[dict[int, np.ndarray], 
     return {u: np.where(np.isnan(r), 0.0, r - midpoint) for u, r in raw.items()}, midpoint
 
 
-def user_ranked_words(data: TaskData, kind: str, rule: str) -> Callable[[int], list[str]]:
+def user_ranked_words(data: TaskData, kind: str, rule: str,
+                      weighted: tuple[dict[int, np.ndarray], float] | None = None) -> Callable[[int], list[str]]:
     """`user -> attributes of the user's training history, best first` under `rule` ("count" or "liked").
 
+    `weighted`: `training_weights(data, kind)` when the caller has it already (computed here otherwise).
     Raises PaprecError for "liked" when the training ratings cannot weigh (callers check `training_weights`
     first when they can fall back)."""
     attributes = data.dataset.item_attributes
     history = training_items(data, kind)
     if rule not in RULES:
         raise ValueError(rule)
-    weighted = training_weights(data, kind) if rule == "liked" else None
+    if rule == "liked" and weighted is None:
+        weighted = training_weights(data, kind)
+    if rule != "liked":
+        weighted = None
     if rule == "liked" and weighted is None:
         raise PaprecError(f"dataset '{data.dataset.name}' has no ratings to weigh attributes by (the liked rule)")
     weights = None if weighted is None else weighted[0]
@@ -270,7 +275,7 @@ def history_word_reference(base: PromptTokens, layout: Layout, data: TaskData, k
     midpoint = None if weighted is None else weighted[1]
     names = {str(a) for attrs in attributes for a in attrs}
     usable = {a: lookup(a) for a in names}
-    rank = user_ranked_words(data, kind, rule)
+    rank = user_ranked_words(data, kind, rule, weighted)
     words: dict[int, int] = {}
     without = top_skipped = 0
     skipped: Counter[str] = Counter()
