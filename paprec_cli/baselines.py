@@ -156,9 +156,11 @@ def baseline_results(
     part: str = "test",
     registry: Registry | None = None,
     tasks: dict[str, TaskSpec] | None = None,
+    users: frozenset[int] | None = None,
 ) -> dict[str, dict[str, dict[str, float]]]:
     """`{"popularity": {task: metrics}, "item_knn": {task: metrics}}` for the ranking tasks among
-    `task_names` (rating tasks have no ranking baseline and are skipped), via each task's own metrics."""
+    `task_names` (rating tasks have no ranking baseline and are skipped), via each task's own metrics.
+    `users`: only these users' examples (`paprec eval --users`); None: all."""
     if tasks is None:
         from paprec_cli.plugins import load_registry
 
@@ -171,6 +173,8 @@ def baseline_results(
         if task.kind != "ranking":
             continue
         examples = task.examples(data, part)  # type: ignore[arg-type]
+        if users is not None:
+            examples = [ex for ex in examples if ex.user in users]
         if not examples:
             continue
         for baseline, ranked in baseline_predictions(data, examples, part, knn).items():

@@ -18,7 +18,7 @@ from paprec_cli.paired import Paired, paired_differences
 if TYPE_CHECKING:
     from paprec_cli.data.splits import TaskData
     from paprec_cli.distributed import DistContext
-    from paprec_cli.evaluate import Details, Results
+    from paprec_cli.evaluate import Details, Results, UserSample
     from paprec_cli.paths import Home
     from paprec_cli.plugins import Registry
     from paprec_cli.runs import BoundPrompts
@@ -41,6 +41,8 @@ class Evaluated:
     decoding: dict[str, object] = field(default_factory=lambda: {"name": "paprec"})
     #: Reference prompts asked for: name -> `references.Reference.report` (words found, or why unavailable).
     references: dict[str, dict[str, object]] = field(default_factory=dict)
+    #: The seeded user sample every number is computed on (`--users N`); None: all users.
+    sample: UserSample | None = None
 
 
 class Report(TypedDict):
@@ -61,13 +63,15 @@ class Report(TypedDict):
 
 def evaluate_source(source: str | Path, home: Home, registry: Registry, model: str | None, batch_size: int | None,
                     dist: DistContext, info: Callable[[str], None], tokenizer: str | None = None,
-                    decoding: str | None = None, reference_names: tuple[str, ...] = ()) -> Evaluated:
+                    decoding: str | None = None, reference_names: tuple[str, ...] = (), users: int | None = None,
+                    seed: int = 0) -> Evaluated:
     """The prompts' scores on validation and test; every rank must call it with the same arguments.
 
     `tokenizer`: a HF/P5 checkpoint's T5 tokenizer; `decoding`: "paprec" or "p5" (default: the run's);
-    `reference_names`: reference prompts to score next to the run's (`paprec_cli.references`)."""
+    `reference_names`: reference prompts to score next to the run's (`paprec_cli.references`);
+    `users`: score a seeded sample of this many test users (`evaluate.sample_users` with `seed`); None: all."""
     from paprec_cli.data.splits import TaskData
-    from paprec_cli.evaluate import evaluate_prompts
+    from paprec_cli.evaluate import evaluate_prompts, sample_users
     from paprec_cli.model import Recommender
     from paprec_cli.references import reference_prompts
     from paprec_cli.registry import split_negatives, unfinished_warning
@@ -79,21 +83,27 @@ def evaluate_source(source: str | Path, home: Home, registry: Registry, model: s
     task = registry.task(str(bound.doc["task"]), option="the prompts' task")
     data = TaskData(bound.dataset, bound.split_seed, split_negatives(bound.bundle), inputs=bound.inputs)
     info(f"Evaluating {task.name} prompts from {bound.source} on '{bound.dataset.name}'")
+    sample = sample_users(task, data, users, seed)
+    if sample is not None:
+        info(f"--users {users}: a seeded sample (seed {seed}) of {len(sample.users)} of the {sample.of} users with "
+             "a test example; every number below is on these users only")
     if bound.bundle.folder is not None and (unfinished := unfinished_warning(bound.bundle.folder)) is not None:
         info(unfinished)
     decoding = decoding or bound.decoding  # default: the decoding the run's search used
     rec = Recommender(bound.bundle.model, bound.bundle.codec, dist.device, decoding=decoding)
-    refs = reference_prompts(reference_names, bound.doc, data, task, bound.bundle.codec, PARTS)
+    refs = reference_prompts(reference_names, bound.doc, data, task, bound.bundle.codec, PARTS,
+                             only=sample.users if sample is not None else None)
     tokens = {name: ref.tokens for name, ref in refs.items() if ref.tokens is not None}
     results, details = evaluate_prompts(bound.bundle, task, data, bound.doc, parts=PARTS, batch_size=batch,
-                                        device=dist.device, recommender=rec, dist=dist, references=tokens)
+                                        device=dist.device, recommender=rec, dist=dist, references=tokens,
+                                        sample=sample)
     decoded: dict[str, object] = {"name": decoding, **(rec.p5_counts if decoding == "p5" else {})}
     warning = p5_warning(rec.p5_counts) if decoding == "p5" else None
     if warning is not None:
         info(warning)
         decoded["warning"] = warning
     reports: dict[str, dict[str, object]] = {name: dict(ref.report) for name, ref in refs.items()}
-    return Evaluated(bound, task, data, results, details, decoded, reports)
+    return Evaluated(bound, task, data, results, details, decoded, reports, sample)
 
 
 def p5_warning(counts: dict[str, int]) -> str | None:
@@ -130,13 +140,16 @@ def protocol_of(bound: BoundPrompts, task: TaskSpec, data: TaskData, test_exampl
     return proto
 
 
-def baselines_for(data: TaskData, task: TaskSpec, part: str) -> dict[str, dict[str, dict[str, float]]]:
-    """Popularity and item-kNN on the same examples, when the baselines module is there (else {})."""
+def baselines_for(data: TaskData, task: TaskSpec, part: str,
+                  sample: UserSample | None = None) -> dict[str, dict[str, dict[str, float]]]:
+    """Popularity and item-kNN on the same examples (`sample`'s users only when given), when the baselines
+    module is there (else {})."""
     try:
         from paprec_cli.baselines import baseline_results
     except ImportError:
         return {}
-    found = baseline_results(data, [task.name], part, tasks={task.name: task})
+    found = baseline_results(data, [task.name], part, tasks={task.name: task},
+                             users=sample.users if sample is not None else None)
     return {name: {part: per_task[task.name]} for name, per_task in found.items() if task.name in per_task}
 
 
@@ -153,6 +166,9 @@ def build_report(found: Evaluated, n_boot: int, seed: int, with_baselines: bool)
     """Paired differences (test, `n_boot` resamples, `seed`), baselines and protocol: what rank 0 prints."""
     bound, task, data = found.bound, found.task, found.data
     paired = paired_differences(found.details, "test", n_boot, seed)
+    test_examples = task.examples(data, "test")  # type: ignore[arg-type]
+    if found.sample is not None:
+        test_examples = found.sample.keep(test_examples)
     values = {key for per_key in paired.values() for key in per_key} | {
         key for per_part in found.results.values() for metrics in per_part.values() for key in metrics}
     return {
@@ -162,8 +178,9 @@ def build_report(found: Evaluated, n_boot: int, seed: int, with_baselines: bool)
         "dataset": bound.dataset.name,
         "results": found.results,
         "paired": paired,
-        "protocol": {**protocol_of(bound, task, data, task.examples(data, "test")), "decoding": found.decoding},
-        "baselines": baselines_for(data, task, "test") if with_baselines else {},
+        "protocol": {**protocol_of(bound, task, data, test_examples), "decoding": found.decoding,
+                     "user_sample": found.sample.report() if found.sample is not None else None},
+        "baselines": baselines_for(data, task, "test", found.sample) if with_baselines else {},
         "taste_agreement": taste_of(bound),
         "references": found.references,
         "lower_is_better": sorted(key for key in values if task.metric(key).smaller),

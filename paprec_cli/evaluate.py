@@ -37,6 +37,42 @@ if TYPE_CHECKING:
     from paprec_cli.model.inference import Recommender
 
 VARIANTS = ("manual", "shared", "personalized")
+#: The random stream of `sample_users` (distinct from the search's validation-user and gradient streams).
+RNG_EVAL_USERS = 103
+
+
+@dataclass(frozen=True)
+class UserSample:
+    """A seeded sample of the users with a test example (`paprec eval --users N`, `paprec search
+    --eval-users N`): every variant, reference and baseline is scored on these users' validation and test
+    examples only, so paired differences stay paired; the confidence intervals are then over `len(users)`
+    users and say nothing about the users left out beyond what a random sample does."""
+
+    users: frozenset[int]
+    of: int  # users with a test example, the population sampled from
+    seed: int
+
+    def keep(self, examples: Sequence[Example]) -> list[Example]:
+        """The examples of sampled users, in their order."""
+        return [ex for ex in examples if ex.user in self.users]
+
+    def report(self) -> dict[str, int]:
+        """`{"users", "of", "seed"}`, as recorded in `paprec eval --json`'s protocol and in prompts.json."""
+        return {"users": len(self.users), "of": self.of, "seed": self.seed}
+
+
+def sample_users(task: TaskSpec, data: TaskData, n: int | None, seed: int) -> UserSample | None:
+    """A seeded sample of `n` of the users with a test example of `task`, or None (all users) when `n` is
+    None or at least their number. The draw depends on `seed` and the user set only (numpy's
+    `default_rng([seed, RNG_EVAL_USERS])`, without replacement, over the sorted user indices)."""
+    if n is None:
+        return None
+    users = sorted({ex.user for ex in task.examples(data, "test")})  # type: ignore[arg-type]
+    if n >= len(users):
+        return None
+    chosen = np.random.default_rng([seed, RNG_EVAL_USERS]).choice(np.asarray(users, dtype=np.int64), n,
+                                                                   replace=False)
+    return UserSample(frozenset(int(u) for u in chosen.tolist()), len(users), seed)
 
 
 @dataclass
@@ -122,11 +158,13 @@ def evaluate_prompts(bundle: ModelBundle, task: TaskSpec, data: TaskData, prompt
                      parts: Sequence[str] = ("validation", "test"), batch_size: int = 256,
                      device: str | None = None, recommender: Recommender | None = None,
                      dist: DistContext | None = None,
-                     references: Mapping[str, PromptTokens] | None = None) -> tuple[Results, Details]:
+                     references: Mapping[str, PromptTokens] | None = None,
+                     sample: UserSample | None = None) -> tuple[Results, Details]:
     """({variant: {part: {metric: value}}}, {variant: {part: PerExample}}) for manual/shared/personalized.
 
     `references` (e.g. `paprec_cli.references`' oracle / history_word prompts) are scored as further
-    variants under their own names, after the three above.
+    variants under their own names, after the three above. `sample`: score only these users' examples
+    (`sample_users`); None: every example.
 
     With `dist`, every rank must call this with the same arguments: each predicts its share, all get
     the full results.
@@ -141,6 +179,8 @@ def evaluate_prompts(bundle: ModelBundle, task: TaskSpec, data: TaskData, prompt
     details: Details = {v: {} for v in (*VARIANTS, *variants)}
     for part in parts:
         examples = task.examples(data, part)  # type: ignore[arg-type]
+        if sample is not None:
+            examples = sample.keep(examples)
         prompts = manual_prompts(codec, task, examples, prompts_doc.get("manual_template"))
         manual = score_prompts(rec, task, examples, prompts, batch_size, dist)
         results["manual"][part], details["manual"][part] = manual

@@ -360,9 +360,13 @@ def build_references(names: Sequence[str], base: PromptTokens, layout: Layout, d
 
 
 def reference_prompts(names: Sequence[str], doc: Mapping[str, Any], data: TaskData, task: TaskSpec, codec: Any,
-                      parts: Sequence[str] = ("validation", "test")) -> dict[str, Reference]:
-    """The requested references for a prompts document, over the users of `task`'s examples in `parts`."""
+                      parts: Sequence[str] = ("validation", "test"),
+                      only: frozenset[int] | None = None) -> dict[str, Reference]:
+    """The requested references for a prompts document, over the users of `task`'s examples in `parts`
+    (`only`: those of these users, `paprec eval --users`)."""
     users = {ex.user for part in parts for ex in task.examples(data, part)}  # type: ignore[arg-type]
+    if only is not None:
+        users &= only
     return build_references(names, tokens_of(dict(doc), False), layout_of(dict(doc)), data, task.kind, users, codec)
 
 

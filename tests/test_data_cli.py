@@ -53,7 +53,7 @@ def test_import_csv_with_name_then_list_and_info(home: Path, runner: CliRunner, 
     info = runner.invoke(app, ["data", "info", "mine", "--json"])
     data = last_json(info)
     assert (data["users"], data["interactions"], data["indexing"], data["tie_break"]) == (6, 30, "sequential", "item")
-    assert sum(data["rating_histogram"].values()) == 30
+    assert sum(data["rating_histogram"].values()) == 30 and data["unrated_interactions"] == 0
     assert data["sources"][0]["path"].endswith("mine.csv") and len(data["sources"][0]["sha256"]) == 64
     human = runner.invoke(app, ["data", "info", "mine"])
     assert human.exit_code == 0 and "tie-break" in human.stdout and "sequence length" in human.stdout
@@ -65,6 +65,20 @@ def test_info_without_ratings_gives_null_histogram(home: Path, runner: CliRunner
     assert runner.invoke(app, ["data", "import", "csv", "--from", str(path)]).exit_code == 0
     data = last_json(runner.invoke(app, ["data", "info", "csv", "--json"]))
     assert data["rating_histogram"] is None and data["sequence_length"]["median"] == 4.0
+    assert data["unrated_interactions"] == 12
+
+
+def test_info_counts_unrated_interactions(home: Path, runner: CliRunner, tmp_path: Path) -> None:
+    path = tmp_path / "some.csv"
+    rows = [f"u{u},i{(u * 7 + k) % 13},{'' if (u, k) in ((1, 2), (4, 0)) else 1 + (u + k) % 5},{100 + k}"
+            for u in range(6) for k in range(5)]
+    path.write_text("user,item,rating,timestamp\n" + "\n".join(rows) + "\n")
+    assert runner.invoke(app, ["data", "import", "csv", "--from", str(path), "--name", "some"]).exit_code == 0
+    data = last_json(runner.invoke(app, ["data", "info", "some", "--json"]))
+    assert data["interactions"] == 30 and data["unrated_interactions"] == 2
+    assert sum(data["rating_histogram"].values()) == 28
+    human = runner.invoke(app, ["data", "info", "some"])
+    assert human.exit_code == 0 and "unrated: 2" in human.stdout
 
 
 def _p5(folder: Path, text: str | bytes) -> Path:

@@ -70,6 +70,7 @@ def test_ml_100k_counts_and_rating_histogram(real_home: Path) -> None:
     info = _info(CliRunner(), "ml-100k")
     assert (info["users"], info["items"], info["interactions"]) == (943, 1_682, 100_000)
     assert info["rating_histogram"] == {"1": 6_110, "2": 11_370, "3": 27_145, "4": 34_174, "5": 21_201}
+    assert info["unrated_interactions"] == 0
     assert info["sequence_length"]["min"] == 20 and info["with_timestamp"] == 100_000
     items = pl.read_parquet(real_home / "data" / "ml-100k" / "items.parquet")
     assert items.filter(pl.col("item") == "1")["attributes"].to_list() == [["Animation", "Children's", "Comedy"]]

@@ -460,6 +460,23 @@ def test_guarded_defaults_adapt_to_explicit_counts_and_rating_tasks(tmp_path: Pa
         make_scorer(None, registry.task("rating"), Selection.RANK, Evaluator.FAST, 8)  # type: ignore[arg-type]
 
 
+def test_personal_options_without_a_personal_slot_say_they_are_unused(tmp_path: Path) -> None:
+    from paprec_cli.paths import Home
+    from paprec_cli.plugins import load_registry
+    from paprec_cli.search.runner import SearchRequest, config_of
+
+    home, registry = Home.resolve(tmp_path), load_registry()
+    notes: list[str] = []
+    config_of(SearchRequest("sequential", "synthetic", model="m", n_personal=0, personal_init="auto",
+                            history_candidates=3), home, registry, notes.append)
+    assert notes == ["--personal-init and --history-candidates: not used with --n-personal 0 (no personal slot to "
+                     "start or fill)"]
+    notes.clear()
+    config_of(SearchRequest("sequential", "synthetic", model="m", n_personal=0), home, registry, notes.append)
+    config_of(SearchRequest("sequential", "synthetic", model="m", personal_init="auto"), home, registry, notes.append)
+    assert notes == []  # the protocol's own values, or a personal slot to fill: nothing to say
+
+
 def test_template_option_sets_the_manual_prompt(tmp_path: Path) -> None:
     import pytest
 

@@ -56,6 +56,11 @@ def register(app: PaprecTyper) -> None:
             typer.Option("--references",
                          help="Reference prompts: comma list of oracle,history_word,liked_word; all; none."),
         ] = "all",
+        users: Annotated[
+            int | None,
+            typer.Option("--users", help="Score a seeded sample of N users with a test example (the --seed "
+                         "draws it), for datasets too large to score whole; default: all users."),
+        ] = None,
         device: DeviceOpt = "auto",
         seed: SeedOpt = 0,
         json_out: JsonOpt = False,
@@ -76,8 +81,9 @@ def register(app: PaprecTyper) -> None:
         """
         if (run is None) == (prompts is None):
             raise PaprecError("give a run (paprec eval RUN) or --prompts FILE, not both and not neither")
-        if n_boot < 1 or (batch_size is not None and batch_size < 1):
-            raise PaprecError("--n-boot and --batch-size must be integers >= 1")
+        for option, value in (("--n-boot", n_boot), ("--batch-size", batch_size), ("--users", users)):
+            if value is not None and value < 1:
+                raise PaprecError(f"{option} {value}: expected an integer >= 1")
         from paprec_cli.distributed import distributed, resolve_device
         from paprec_cli.references import parse_references
 
@@ -87,7 +93,7 @@ def register(app: PaprecTyper) -> None:
             ctx = make_ctx(home, json_out and dist.is_main, quiet or not dist.is_main, verbose)
             found = eval_report.evaluate_source(source, ctx.home, ctx.registry, model, batch_size, dist, ctx.out.info,
                                                 tokenizer=tokenizer_arg(tokenizer), decoding=decoding,
-                                                reference_names=names)
+                                                reference_names=names, users=users, seed=seed)
         if dist.is_main:
             report = eval_report.build_report(found, n_boot, seed, baselines)
             for line in views.reference_lines(report["references"]):

@@ -26,6 +26,7 @@ from paprec_cli.commands.common import (
     make_ctx,
     tokenizer_arg,
 )
+from paprec_cli.errors import PaprecError
 from paprec_cli.given import given_options
 from paprec_cli.progress import heartbeat, search_progress
 from paprec_cli.search.config import DEFAULT_PROTOCOL
@@ -86,6 +87,9 @@ INIT_HELP = (
 TEMPLATE_HELP = ("The manual prompt: a template id of the task (e.g. 2-4; default the task's, 2-3 for "
                  "sequential). --init manual starts from its words; eval compares against it. With a P5 checkpoint, "
                  "templates that name the user (2-4..2-6, 2-13, 5-5, 5-6, 1-6) use the dataset's user names.")
+EVAL_USERS_HELP = ("The closing evaluation (manual, shared and personalized on validation and test) scores a seeded "
+                   "sample of N users with a test example instead of all (recorded in prompts.json; the prompts do "
+                   "not change; may be given on --resume). For datasets too large to score whole on a CPU.")
 RUN_DIR_HELP = "Run folder (default: <home>/runs/<time>-<task>-<dataset>)."
 RESUME_HELP = "Continue an interrupted run (its folder, or its name under <home>/runs)."
 
@@ -127,6 +131,7 @@ def search_command(
     template: Annotated[str | None, Opt("--template", help=TEMPLATE_HELP)] = None,
     evaluator: Annotated[str, Opt("--evaluator", help=EVALUATOR_HELP)] = "fast",
     batch_size: Annotated[int | None, Opt("--batch-size", help=BATCH_HELP)] = None,
+    eval_users: Annotated[int | None, Opt("--eval-users", help=EVAL_USERS_HELP)] = None,
     allow_list: Annotated[Path | None, Opt("--allow-list", help="File of allowed trigger words, one per line.")] = None,
     run_dir: Annotated[Path | None, Opt("--run-dir", help=RUN_DIR_HELP)] = None,
     resume: Annotated[str | None, Opt("--resume", help=RESUME_HELP)] = None,
@@ -141,6 +146,8 @@ def search_command(
     from paprec_cli.distributed import distributed, resolve_device
     from paprec_cli.search import runner
 
+    if eval_users is not None and eval_users < 1:
+        raise PaprecError(f"--eval-users {eval_users}: expected an integer >= 1")
     request = runner.SearchRequest(task, dataset, model, n_prefix, n_suffix, init, n_personal, top_k, val_users,
                                    grad_examples, max_rounds, time_budget, selection, evaluator, batch_size,
                                    allow_list, run_dir, resume, seed, tokenizer_arg(tokenizer), protocol,
@@ -153,6 +160,9 @@ def search_command(
         out = ctx.out
         started = runner.start(request, ctx.home, ctx.registry, dist, note=out.debug, info=out.info)
         session, run = started.session, started.run
+        if eval_users is not None and run.read_only:
+            raise PaprecError(f"--eval-users: the run {run.path} has finished and its prompts.json is written; score a "
+                              f"sample of its users with paprec eval {run.path} --users {eval_users}")
         if started.resumed:
             out.info(f"Resuming {run.path} at step {started.state.steps if started.state else 0}")
         if session.left_out:
@@ -174,8 +184,11 @@ def search_command(
                  f"{', manual words left out: ' + ' '.join(session.left_out) if session.left_out else ''}) -> "
                  f"{final:.4f}; evaluating")
         # the closing evaluation too: the state is saved, a resume redoes it
+        if eval_users is not None:
+            out.info(f"--eval-users {eval_users}: the closing evaluation scores a seeded sample (seed "
+                     f"{config.seed}) of {eval_users} users with a test example (all of them when there are no more)")
         with _interrupts(run.path), heartbeat(out.err, "evaluating manual, shared and personalized prompts"):
-            doc = runner.finalize(session, writer, state)
+            doc = runner.finalize(session, writer, state, eval_users)
         warning = runner.below_manual(doc, session.left_out)
         if dist.is_main:
             out.show(views.result_table(doc))

@@ -35,6 +35,7 @@ class DatasetInfo(TypedDict):
     sequence_length: SequenceLengths
     repeat_interactions: int
     rating_histogram: dict[str, int] | None
+    unrated_interactions: int  # interactions without a rating (all of them on a dataset without ratings)
     with_timestamp: int
     layout: str | None  # the source files' layout (e.g. McAuley 2014/2018/2023), when the loader recorded one
     duplicates_removed: int | None  # exact duplicate records dropped before k-core; None: not counted then
@@ -81,6 +82,7 @@ def describe(dataset: Dataset) -> DatasetInfo:
         },
         "repeat_interactions": repeats,
         "rating_histogram": histogram,
+        "unrated_interactions": n - (sum(histogram.values()) if histogram is not None else 0),
         "with_timestamp": int(manifest["counts"].get("with_timestamp", 0)),
         "layout": manifest.get("layout") or manifest.get("notes", {}).get("format"),
         "duplicates_removed": manifest["counts"].get("duplicates_removed"),

@@ -24,7 +24,7 @@ from paprec_cli.data.splits import TaskData
 from paprec_cli.data.store import Dataset, load_dataset
 from paprec_cli.distributed import DistContext
 from paprec_cli.errors import PaprecError
-from paprec_cli.evaluate import Details, Results, evaluate_prompts
+from paprec_cli.evaluate import Details, Results, evaluate_prompts, sample_users
 from paprec_cli.export import Document
 from paprec_cli.inputs import inputs_for
 from paprec_cli.model.checkpoint import lock_model_for_reading
@@ -443,6 +443,12 @@ def config_of(request: SearchRequest, home: Home, registry: Registry,
         tokenizer=request.tokenizer, separator=request.separator, decoding=request.decoding,
         manual_template=request.manual_template,
     )
+    if config.n_personal == 0:  # no personal slot: the personal start and candidates have nothing to fill
+        unused = [option for option, value in (("--personal-init", request.personal_init),
+                                               ("--history-candidates", request.history_candidates))
+                  if value is not None]
+        if unused:
+            note(f"{' and '.join(unused)}: not used with --n-personal 0 (no personal slot to start or fill)")
     if layout_given and request.init is None and PROTOCOLS[request.protocol]["init"] == "manual":
         note(f"--n-prefix/--n-suffix given: starting from random words (--init random) instead of the manual "
              f"prompt that protocol '{request.protocol}' starts from")
@@ -626,24 +632,31 @@ def paper_surrogates(session: SearchSession, state: SearchState) -> dict[str, fl
             "personalized": value(state.tokens)}
 
 
-def finalize(session: SearchSession, run: RunDir | None, state: SearchState) -> Document:
-    """Evaluate the three prompt variants on validation and test and write `prompts.json`."""
-    return finalize_with_details(session, run, state)[0]
+def finalize(session: SearchSession, run: RunDir | None, state: SearchState, eval_users: int | None = None) -> Document:
+    """Evaluate the three prompt variants on validation and test and write `prompts.json`.
+
+    `eval_users` (`paprec search --eval-users N`): this closing evaluation scores a seeded sample of N users
+    with a test example (`evaluate.sample_users`, the search's seed), recorded as `search.evaluation`; None:
+    all users. It changes only `results`, never the prompts."""
+    return finalize_with_details(session, run, state, eval_users)[0]
 
 
-def finalize_with_details(session: SearchSession, run: RunDir | None,
-                          state: SearchState) -> tuple[Document, Details]:
+def finalize_with_details(session: SearchSession, run: RunDir | None, state: SearchState,
+                          eval_users: int | None = None) -> tuple[Document, Details]:
     """`finalize`, also returning the per-example values ({variant: {part: PerExample}}) behind the results,
     for confidence intervals (`paprec sweep`)."""
     config = session.config
     draft = _document(session, state, surrogate={}, results={})
     rows = batch_sizes(config.batch_size, session.device)[0]  # inference only: the surrogate's batch
+    sample = sample_users(session.task, session.data, eval_users, config.seed)
     results, details = evaluate_prompts(session.bundle, session.task, session.data, draft,  # sharded (torchrun)
-                                        batch_size=rows, recommender=session.recommender, dist=session.dist)
+                                        batch_size=rows, recommender=session.recommender, dist=session.dist,
+                                        sample=sample)
     surrogate = surrogates(session, state)
     if config.protocol != "paper":  # the paper's surrogate on the validation examples alone, for comparison
         surrogate.update({f"paper_{k}": v for k, v in paper_surrogates(session, state).items()})
-    doc = _document(session, state, surrogate=surrogate, results=results)
+    doc = _document(session, state, surrogate=surrogate, results=results,
+                    evaluation=sample.report() if sample is not None else None)
     if run is not None:
         run.write_prompts(doc)
     return doc, details
@@ -669,7 +682,7 @@ def below_manual(doc: Document, left_out: Sequence[str]) -> str | None:
 
 
 def _document(session: SearchSession, state: SearchState, surrogate: dict[str, float],
-              results: Results) -> Document:
+              results: Results, evaluation: dict[str, int] | None = None) -> Document:
     users = session.dataset.users
     raw = {}
     if state.tokens.personal:
@@ -686,5 +699,6 @@ def _document(session: SearchSession, state: SearchState, surrogate: dict[str, f
         search={"rounds": state.round, "steps": state.steps, "stop_reason": state.stop_reason,
                 "seconds": round(state.seconds, 3), "seed": session.config.seed,
                 "accepted_shared": state.accepted_shared, "personal_changes": state.personal_changes,
-                **({"history_start": state.history_start} if state.history_start is not None else {})},
+                **({"history_start": state.history_start} if state.history_start is not None else {}),
+                **({"evaluation": evaluation} if evaluation is not None else {})},
     )

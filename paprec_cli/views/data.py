@@ -29,7 +29,8 @@ def info_table(info: DatasetInfo) -> Table:
         ("duplicates removed", "not recorded (imported before this was counted)"
          if info["duplicates_removed"] is None else f"{info['duplicates_removed']:,}"),
         ("ratings", "none" if info["rating_histogram"] is None
-         else ", ".join(f"{k}: {v:,}" for k, v in info["rating_histogram"].items())),
+         else ", ".join(f"{k}: {v:,}" for k, v in info["rating_histogram"].items())
+         + (f"; unrated: {info['unrated_interactions']:,}" if info["unrated_interactions"] else "")),
         ("items with attributes", f"{info['items_with_attributes']:,} ({info['distinct_attributes']:,} distinct)"),
         ("items with title", f"{info['items_with_title']:,}"),
         ("users with a name", f"{info['users_with_name']:,}"),

@@ -105,6 +105,10 @@ def report_lines(report: Report) -> Iterator[RenderableType]:
         yield paired_table({n: paired[n] for n in names[start : start + 2]}, "test", report["lower_is_better"])
     keys = ("split", "evaluated", "indexing", "tie_break", "split_seed")
     yield escape("protocol: " + "; ".join(f"{k}={protocol.get(k)}" for k in keys))
+    sample = protocol.get("user_sample")
+    if isinstance(sample, dict):
+        yield escape(f"users: a seeded sample of {sample['users']} of {sample['of']} test users (--users, seed "
+                     f"{sample['seed']}): results, baselines and intervals are on these users only")
     for line in summary(paired):
         yield escape(line)
     taste = report["taste_agreement"]

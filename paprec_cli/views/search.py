@@ -31,4 +31,8 @@ def result_table(doc: Document) -> Table:
         table.add_row(metric, *[_fmt(results[v].get(p, {}).get(m)) for v, p in columns for m in [metric]])
     table.add_row("surrogate*", *[_fmt(doc["surrogate"].get(v)) if p == "validation" else "" for v, p in columns])
     table.caption = "* the search's selection measure on its validation sample"
+    sample = doc.get("search", {}).get("evaluation")
+    if isinstance(sample, dict):
+        table.caption += (f"; val/test columns: a seeded sample of {sample['users']} of {sample['of']} test users "
+                          "(--eval-users)")
     return table
