@@ -84,9 +84,11 @@ def evaluate_source(source: str | Path, home: Home, registry: Registry, model: s
     data = TaskData(bound.dataset, bound.split_seed, split_negatives(bound.bundle), inputs=bound.inputs)
     info(f"Evaluating {task.name} prompts from {bound.source} on '{bound.dataset.name}'")
     sample = sample_users(task, data, users, seed)
+    if users is not None and sample is None:
+        info(f"--users {users:,}: not fewer than the users with a test example, so every user is scored")
     if sample is not None:
-        info(f"--users {users}: a seeded sample (seed {seed}) of {len(sample.users)} of the {sample.of} users with "
-             "a test example; every number below is on these users only")
+        info(f"--users {users:,}: a seeded sample (seed {seed}) of {len(sample.users):,} of the {sample.of:,} users "
+             "with a test example; every score below is on these users only")
     if bound.bundle.folder is not None and (unfinished := unfinished_warning(bound.bundle.folder)) is not None:
         info(unfinished)
     decoding = decoding or bound.decoding  # default: the decoding the run's search used
@@ -153,13 +155,14 @@ def baselines_for(data: TaskData, task: TaskSpec, part: str,
     return {name: {part: per_task[task.name]} for name, per_task in found.items() if task.name in per_task}
 
 
-def taste_of(bound: BoundPrompts) -> TasteAgreement | None:
-    """Personal tokens vs the dataset's hidden taste (datasets with a truth table only), next to chance."""
+def taste_of(bound: BoundPrompts, sample: UserSample | None = None) -> TasteAgreement | None:
+    """Personal tokens vs the dataset's hidden taste (datasets with a truth table only), next to chance
+    (`sample`'s users only when given)."""
     from paprec_cli.taste import taste_agreement
 
     codec = bound.bundle.codec
     words = [codec.token_text(int(i)) for i in codec.candidate_vocab().tolist()]
-    return taste_agreement(bound.doc, bound.dataset, words)
+    return taste_agreement(bound.doc, bound.dataset, words, only=sample.users if sample is not None else None)
 
 
 def build_report(found: Evaluated, n_boot: int, seed: int, with_baselines: bool) -> Report:
@@ -181,7 +184,7 @@ def build_report(found: Evaluated, n_boot: int, seed: int, with_baselines: bool)
         "protocol": {**protocol_of(bound, task, data, test_examples), "decoding": found.decoding,
                      "user_sample": found.sample.report() if found.sample is not None else None},
         "baselines": baselines_for(data, task, "test", found.sample) if with_baselines else {},
-        "taste_agreement": taste_of(bound),
+        "taste_agreement": taste_of(bound, found.sample),
         "references": found.references,
         "lower_is_better": sorted(key for key in values if task.metric(key).smaller),
     }

@@ -35,8 +35,10 @@ class TasteAgreement(TypedDict, total=False):
     attribute_words_in_vocabulary: int
 
 
-def taste_agreement(doc: Document, dataset: Dataset, candidate_words: Iterable[str]) -> TasteAgreement | None:
+def taste_agreement(doc: Document, dataset: Dataset, candidate_words: Iterable[str],
+                    only: frozenset[int] | None = None) -> TasteAgreement | None:
     """Agreement of personal tokens with ground-truth taste, or None when the dataset has no truth.
+    `only`: count these user indices alone (`paprec eval --users`); None: every user with personal tokens.
 
     - `agreement`: share of users with personal tokens where one of them is a taste word;
     - `chance`: the same share expected from uniform draws of as many tokens from the candidate vocabulary;
@@ -54,6 +56,8 @@ def taste_agreement(doc: Document, dataset: Dataset, candidate_words: Iterable[s
     chance = chance_attr = 0.0
     counted = 0
     for user_idx, tokens in (doc.get("personal") or {}).items():
+        if only is not None and int(user_idx) not in only:
+            continue
         raw = users_raw.get(str(user_idx)) or dataset.user_raw_id(int(user_idx))
         wanted = taste.get(raw)
         if not wanted or not tokens:

@@ -162,6 +162,19 @@ def test_mcauley_bad_lines(tmp_path: Path) -> None:
         BEAUTY.load(path, ImportOptions())
 
 
+@pytest.mark.parametrize("value", ["NaN", "Infinity", '"nan"', '"-inf"'])
+def test_mcauley_non_finite_rating_is_refused_at_its_line(tmp_path: Path, value: str) -> None:
+    rows = core_rows()
+    path = tmp_path / "n" / "reviews_Beauty_5.json.gz"
+    path.parent.mkdir(parents=True)
+    bad = json.dumps(rows[1]).replace('"overall": ' + json.dumps(rows[1]["overall"]), '"overall": ' + value)
+    assert bad != json.dumps(rows[1])
+    with gzip.open(path, "wt") as fh:
+        fh.write("\n".join([json.dumps(rows[0]), bad, *map(json.dumps, rows[2:])]) + "\n")
+    with pytest.raises(DataFormatError, match=r"Beauty_5.json.gz:2: overall -?(nan|inf) is not a finite number"):
+        BEAUTY.load(path, ImportOptions())
+
+
 def test_k_core_is_iterative() -> None:
     table = pl.DataFrame({"user": ["a", "a", "b", "b", "c"], "item": ["x", "y", "x", "y", "x"]})
     kept, rounds = k_core(table, 2)

@@ -41,6 +41,10 @@ def test_ml_100k_malformed_line(tmp_path: Path) -> None:
     (folder / "u.data").write_text("1\t10\tfour\t100\n")
     with pytest.raises(DataFormatError, match=r"u.data:1: .* non-numeric rating"):
         movielens.SPEC_100K.load(folder, ImportOptions())
+    for value in ("nan", "inf", "-Infinity"):  # they parse as floats: a silent NaN / infinite rating
+        (folder / "u.data").write_text(f"1\t10\t4\t100\n2\t20\t{value}\t100\n")
+        with pytest.raises(DataFormatError, match=r"u.data:2: .* has a rating that is not a finite number"):
+            movielens.SPEC_100K.load(folder, ImportOptions())
 
 
 def test_ml_1m_double_colon_format(tmp_path: Path) -> None:
@@ -91,6 +95,8 @@ def test_csv_column_names_and_separator_options(tmp_path: Path) -> None:
         ("user,item\nu1,i1\nuser,item\nu2,i2\n", {}, r"data.csv:3: the header appears again"),
         ("user,item,rating\nu1,i1,5\nu2,i2\n", {}, r"data.csv:3: 'u2,i2' has 2 fields; expected 3 fields"),
         ("user,item,rating\nu1,i1,5\nu2,i2,great\n", {}, r"data.csv:3: rating 'great' is not a number"),
+        ("user,item,rating\nu1,i1,5\nu2,i2,nan\n", {}, r"data.csv:3: rating 'nan' is not a finite number"),
+        ("user,item,rating\nu1,i1,-inf\nu2,i2,4\n", {}, r"data.csv:2: rating '-inf' is not a finite number"),
         ("user,item\nu1,i1\n,i2\n", {}, r"data.csv:3: ',i2' has an empty user"),
         ("uid,iid\nu1,i1\n", {}, r"data.csv:1: no column 'user' \(--option user_col\)"),
         ("user,item\nu1,i1\n", {"rating_col": "stars"}, r"no column 'stars' \(--option rating_col\)"),
@@ -107,3 +113,16 @@ def test_csv_encoding_option_reads_latin1(tmp_path: Path) -> None:
     path = _csv(tmp_path, "user,item\nu1,caf\xe9\n".encode("latin-1"))
     raw = csv_dataset.SPEC.load(path, ImportOptions(extra={"encoding": "iso-8859-1"}))
     assert raw.interactions["item"].to_list() == ["café"]
+
+
+def test_every_loader_passes_a_finite_rating_check() -> None:
+    """A plugin that hands over a NaN rating is refused by the core (`data.table.normalise`), naming the record."""
+    from paprec_cli.data.table import normalise
+    from paprec_cli.specs import RawDataset
+
+    table = pl.DataFrame({"user": ["u1", "u2"], "item": ["i1", "i2"], "rating": [4.0, float("nan")]})
+    with pytest.raises(PaprecError, match=r"dataset 'mine': 1 rating\(s\) are not finite numbers \(first: user u2, "
+                                          r"item i2, rating nan\)"):
+        normalise(RawDataset(table, pl.DataFrame()), "mine")
+    fine = normalise(RawDataset(table.with_columns(pl.Series("rating", [4.0, None])), pl.DataFrame()), "mine")
+    assert fine.interactions["rating"].to_list() == [4.0, None]

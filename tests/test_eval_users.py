@@ -39,7 +39,9 @@ def run(home: Home) -> Path:
         "--run-dir", str(folder), "--eval-users", "15", "--json")  # fmt: skip
     assert code == 0, stderr
     assert "seeded sample (seed 1) of 15 users" in stderr
-    assert last_json(stdout)["results"]["manual"]["test"]
+    out = last_json(stdout)
+    assert out["results"]["manual"]["test"] and out["evaluation"] == {"users": 15, "of": 40, "seed": 1}
+    assert json.loads((folder / "manifest.json").read_text())["config"]["eval_users"] == 15
     return folder
 
 
@@ -89,6 +91,10 @@ def test_eval_users_json_and_table_name_the_sample(home: Home, run: Path) -> Non
     assert code == 0, stderr
     out = last_json(stdout)
     assert out["protocol"]["user_sample"] == {"users": 15, "of": 40, "seed": 1}
+    taste = out["taste_agreement"]
+    searched_users = {int(u) for u in json.loads((run / "prompts.json").read_text())["personal"]}
+    sample = sample_users(load_registry().task("sequential"), TaskData(load_dataset(home, "synthetic"), 0), 15, 1)
+    assert sample is not None and taste["users"] <= len(searched_users & sample.users)  # the sample's users only
     assert out["protocol"]["test_examples"] == 15
     assert {stats["n"] for per in out["paired"].values() for stats in per.values()} == {15}
     assert "seeded sample (seed 1) of 15 of the 40 users" in stderr
@@ -120,6 +126,9 @@ def test_eval_users_at_least_the_population_is_the_full_eval(home: Home, run: Pa
         assert code == 0, stderr
         outs.append(last_json(stdout))
     assert all(out["protocol"]["user_sample"] is None for out in outs)
+    code, _, stderr = invoke("eval", str(run), "--home", str(home.root), "--device", "cpu", "--n-boot", "10",
+                             "--no-baselines", "--references", "none", "--users", "500")  # fmt: skip
+    assert code == 0 and "--users 500: not fewer than the users with a test example, so every user is scored" in stderr
     assert outs[0]["results"] == outs[1]["results"] == outs[2]["results"]
 
 
@@ -128,20 +137,63 @@ def test_eval_users_at_least_the_population_is_the_full_eval(home: Home, run: Pa
 def test_bad_user_counts_are_one_line_exit_2(home: Home, run: Path, command: str, value: str) -> None:
     if command == "eval":
         args = ["eval", str(run), "--users", value]
-        option = "--users"
+        needle = f"--users {value}: expected an integer >= 1"
     else:
         args = ["search", "--task", "sequential", "--dataset", "synthetic", "--eval-users", value]
-        option = "--eval-users"
+        needle = "--eval-users: invalid value; expected an integer >= 1"
     code, stdout, stderr = invoke(*args, "--home", str(home.root), "--device", "cpu")
     assert code == 2
     lines = [line for line in stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and f"{option} {value}" in lines[0] and "Traceback" not in stderr, stderr
-    assert not any(p.name != "sampled" for p in home.runs.iterdir())  # no run folder was created
+    assert len(lines) == 1 and needle in lines[0] and "Traceback" not in stderr, stderr
+    assert not any(p.name not in ("sampled", "resumed") for p in home.runs.iterdir())  # no run folder was created
 
 
-def test_eval_users_on_a_finished_run_points_to_eval(home: Home, run: Path) -> None:
+def test_a_finished_run_reports_its_recorded_results_and_refuses_a_new_sample(
+        home: Home, run: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from paprec_cli.search import runner
+
     before = (run / "prompts.json").read_bytes()
     code, _, stderr = invoke("search", "--resume", str(run), "--eval-users", "10", "--home", str(home.root),
                              "--device", "cpu")  # fmt: skip
     assert code == 2 and "--users 10" in stderr and "Traceback" not in stderr, stderr
     assert (run / "prompts.json").read_bytes() == before
+
+    def never(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a finished run's resume must not score again")
+
+    monkeypatch.setattr(runner, "finalize", never)
+    for extra in ([], ["--eval-users", "15"]):  # the recorded value is no change
+        code, stdout, stderr = invoke("search", "--resume", str(run), "--home", str(home.root), "--device", "cpu",
+                                      "--json", *extra)  # fmt: skip
+        assert code == 0, stderr
+        out = last_json(stdout)
+        assert out["results"] == json.loads(before)["results"] and out["evaluation"] == {"users": 15, "of": 40,
+                                                                                           "seed": 1}
+        assert "has finished; its recorded results follow" in stderr
+    assert (run / "prompts.json").read_bytes() == before
+
+
+def test_eval_users_is_recorded_and_may_change_on_resume(home: Home, tmp_path: Path) -> None:
+    folder = home.runs / "resumed"
+    base = ["--home", str(home.root), "--device", "cpu", "--json"]
+    code, _, stderr = invoke("search", "--task", "sequential", "--dataset", "synthetic", "--val-users", "12",
+                             "--grad-examples", "24", "--batch-size", "64", "--max-rounds", "1", "--seed", "2",
+                             "--run-dir", str(folder), "--eval-users", "12", *base)  # fmt: skip
+    assert code == 0, stderr
+    first = json.loads((folder / "prompts.json").read_text())
+    assert first["search"]["evaluation"] == {"users": 12, "of": 40, "seed": 2}
+    # a run interrupted in its closing evaluation: the state is done, prompts.json not yet written
+    (folder / "prompts.json").unlink()
+    code, stdout, stderr = invoke("search", "--resume", str(folder), *base)
+    assert code == 0, stderr
+    again = json.loads((folder / "prompts.json").read_text())
+    assert again["search"]["evaluation"] == first["search"]["evaluation"]  # the recorded sample, not all users
+    assert again["results"] == first["results"] and again["personal"] == first["personal"]
+    (folder / "prompts.json").unlink()
+    code, stdout, stderr = invoke("search", "--resume", str(folder), "--eval-users", "20", *base)
+    assert code == 0, stderr
+    assert "--eval-users 20: applied on resume (the run started with 12)" in stderr
+    changed = json.loads((folder / "prompts.json").read_text())
+    assert changed["search"]["evaluation"] == {"users": 20, "of": 40, "seed": 2}
+    assert changed["shared"] == first["shared"] and changed["personal"] == first["personal"]  # prompts unchanged
+    assert json.loads((folder / "manifest.json").read_text())["config"]["eval_users"] == 20

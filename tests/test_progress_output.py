@@ -76,7 +76,7 @@ def test_search_json_stdout_is_one_object_and_stderr_has_no_table(tiny_home: Hom
     assert proc.returncode == 0, log.read_text()
     assert len(proc.stdout.strip().splitlines()) == 1
     assert set(json.loads(proc.stdout)) == {"run", "results", "surrogate", "stop_reason", "seconds", "warning",
-                                            "history_start"}
+                                            "history_start", "evaluation"}
     err = log.read_text()
     assert "search: round 1/1" in err
     assert "manual vs automatic" not in err and "+---" not in err and "│" not in err

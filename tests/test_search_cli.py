@@ -32,7 +32,9 @@ def test_search_end_to_end_json_and_run_directory(tiny_home: Home, tmp_path: Pat
                              "--run-dir", str(run), "--json")
     assert code == 0, err
     result = json.loads(out.strip().splitlines()[-1])
-    assert set(result) == {"run", "results", "surrogate", "stop_reason", "seconds", "warning", "history_start"}
+    assert set(result) == {"run", "results", "surrogate", "stop_reason", "seconds", "warning", "history_start",
+                           "evaluation"}
+    assert result["evaluation"] is None  # every user scored
     assert Path(result["run"]) == run
     for variant in ("manual", "shared", "personalized"):
         assert set(result["results"][variant]) == {"validation", "test"}

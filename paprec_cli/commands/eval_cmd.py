@@ -28,9 +28,20 @@ from paprec_cli.commands.common import (
 from paprec_cli.errors import PaprecError
 from paprec_cli.views import eval as views
 
+HELP = (
+    "Evaluate manual, shared and personalized prompts of a run (or a prompts file) on validation and test.\n\n"
+    "Reference prompts (default: all the run and dataset allow) put one word per user in the run's personal slot "
+    "after its shared tokens: `oracle` the hidden taste word (synthetic), `history_word` the most frequent attribute "
+    "of the user's training items, `liked_word` the attribute with the largest rating-weighted count (rating minus "
+    "the training ratings' midpoint); unavailable ones say why.\n\n"
+    "The prompts name their task, dataset and model; for automatic vs manual the per-user paired difference is "
+    "reported with a 95% bootstrap confidence interval. --users N scores a seeded sample of N users instead of all. "
+    "Under torchrun the model's predictions are split across processes; rank 0 alone prints (docs/DISTRIBUTED.md).\n"
+)
+
 
 def register(app: PaprecTyper) -> None:
-    @app.command("eval")
+    @app.command("eval", help=HELP)
     def eval_prompts(
         run: Annotated[str | None, typer.Argument(help="Run folder or run name under <home>/runs.")] = None,
         prompts: Annotated[
@@ -68,17 +79,7 @@ def register(app: PaprecTyper) -> None:
         verbose: VerboseOpt = False,
         home: HomeOpt = None,
     ) -> None:
-        """Evaluate manual, shared and personalized prompts of a run (or a prompts file) on validation and test.
-
-        Reference prompts (default: all the run and dataset allow) put one word per user in the run's
-        personal slot after its shared tokens: `oracle` the hidden taste word (synthetic), `history_word`
-        the most frequent attribute of the user's training items, `liked_word` the attribute with the largest
-        rating-weighted count (rating minus the training ratings' midpoint); unavailable ones say why.
-
-        The prompts name their task, dataset and model; for automatic vs manual the per-user paired
-        difference is reported with a 95% bootstrap confidence interval. Under torchrun the model's
-        predictions are split across processes; rank 0 alone prints (docs/DISTRIBUTED.md).
-        """
+        """`paprec eval` (help: `HELP`)."""
         if (run is None) == (prompts is None):
             raise PaprecError("give a run (paprec eval RUN) or --prompts FILE, not both and not neither")
         for option, value in (("--n-boot", n_boot), ("--batch-size", batch_size), ("--users", users)):

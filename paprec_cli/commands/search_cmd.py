@@ -26,7 +26,6 @@ from paprec_cli.commands.common import (
     make_ctx,
     tokenizer_arg,
 )
-from paprec_cli.errors import PaprecError
 from paprec_cli.given import given_options
 from paprec_cli.progress import heartbeat, search_progress
 from paprec_cli.search.config import DEFAULT_PROTOCOL
@@ -146,24 +145,23 @@ def search_command(
     from paprec_cli.distributed import distributed, resolve_device
     from paprec_cli.search import runner
 
-    if eval_users is not None and eval_users < 1:
-        raise PaprecError(f"--eval-users {eval_users}: expected an integer >= 1")
     request = runner.SearchRequest(task, dataset, model, n_prefix, n_suffix, init, n_personal, top_k, val_users,
                                    grad_examples, max_rounds, time_budget, selection, evaluator, batch_size,
                                    allow_list, run_dir, resume, seed, tokenizer_arg(tokenizer), protocol,
                                    search_examples, holdout, personal_margin, separator, decoding, force,
                                    personal_init, history_candidates, search_shared, shared_z, template,
-                                   shared_screen, given_options())
+                                   shared_screen, eval_users, given_options())
     # Under torchrun every rank runs this; rank 0 alone writes the run folder and prints (see docs/DISTRIBUTED.md).
     with distributed(resolve_device(device)) as dist:
         ctx = make_ctx(home, json_out and dist.is_main, quiet or not dist.is_main, verbose)
         out = ctx.out
         started = runner.start(request, ctx.home, ctx.registry, dist, note=out.debug, info=out.info)
         session, run = started.session, started.run
-        if eval_users is not None and run.read_only:
-            raise PaprecError(f"--eval-users: the run {run.path} has finished and its prompts.json is written; score a "
-                              f"sample of its users with paprec eval {run.path} --users {eval_users}")
-        if started.resumed:
+        recorded = runner.recorded_result(run)  # a finished run: a resume reports its prompts.json
+        if recorded is not None:
+            out.info(f"{run.path} has finished; its recorded results follow (paprec eval {run.path} scores them "
+                     "again, with reference prompts and intervals)")
+        elif started.resumed:
             out.info(f"Resuming {run.path} at step {started.state.steps if started.state else 0}")
         if session.left_out:
             out.info(f"--init manual: left out the template words {' '.join(session.left_out)} "
@@ -182,13 +180,16 @@ def search_command(
                  f"{state.initial_value:.4f} ({session.config.init} initial prompt"
                  f"{', with history words' if state.initial.personal else ''}"
                  f"{', manual words left out: ' + ' '.join(session.left_out) if session.left_out else ''}) -> "
-                 f"{final:.4f}; evaluating")
-        # the closing evaluation too: the state is saved, a resume redoes it
-        if eval_users is not None:
-            out.info(f"--eval-users {eval_users}: the closing evaluation scores a seeded sample (seed "
-                     f"{config.seed}) of {eval_users} users with a test example (all of them when there are no more)")
-        with _interrupts(run.path), heartbeat(out.err, "evaluating manual, shared and personalized prompts"):
-            doc = runner.finalize(session, writer, state, eval_users)
+                 f"{final:.4f}{'' if recorded else '; evaluating'}")
+        if recorded is not None:
+            doc = recorded
+        else:  # the closing evaluation: the state is saved, a resume redoes it
+            if config.eval_users is not None:
+                out.info(f"--eval-users {config.eval_users}: the closing evaluation scores a seeded sample (seed "
+                         f"{config.seed}) of {config.eval_users:,} users with a test example (all of them when there "
+                         "are no more)")
+            with _interrupts(run.path), heartbeat(out.err, "evaluating manual, shared and personalized prompts"):
+                doc = runner.finalize(session, writer, state)
         warning = runner.below_manual(doc, session.left_out)
         if dist.is_main:
             out.show(views.result_table(doc))
@@ -196,12 +197,13 @@ def search_command(
             sys.stderr.write(warning + "\n")
         out.result({"run": str(run.path), "results": doc["results"], "surrogate": doc["surrogate"],
                     "stop_reason": state.stop_reason, "seconds": doc["search"]["seconds"], "warning": warning,
-                    "history_start": state.history_start})
+                    "history_start": state.history_start, "evaluation": doc["search"].get("evaluation")})
 
 
 @contextlib.contextmanager
 def _interrupts(path: Path) -> Iterator[None]:
-    """SIGTERM behaves like Ctrl-C; either ends with a one-line resume hint (the state is already saved)."""
+    """SIGTERM behaves like Ctrl-C; either ends with a one-line resume hint (the state is already saved, and the
+    manifest holds every option, `--eval-users` included)."""
 
     def on_term(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt

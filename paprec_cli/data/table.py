@@ -47,6 +47,7 @@ def normalise(raw: RawDataset, dataset: str) -> RawDataset:
         raise PaprecError(f"dataset '{dataset}': no interactions were read; check the files given with --from")
     if table["user"].null_count() or table["item"].null_count():
         raise PaprecError(f"dataset '{dataset}': some interactions have no user or item id")
+    check_finite_ratings(table, raw, dataset)
     notes = dict(raw.notes)
     if "duplicates_removed" not in notes:  # a loader that deduplicated itself (at its own precision) says so
         table, notes["duplicates_removed"] = drop_exact_duplicates(table)
@@ -56,6 +57,20 @@ def normalise(raw: RawDataset, dataset: str) -> RawDataset:
             items = items.with_columns(pl.lit(None, dtype=dtype).alias(column))
     items = items.select([pl.col(c).cast(t) for c, t in ITEM_SCHEMA.items()]).unique("item", keep="first")
     return RawDataset(table, items, raw.sources, raw.extras, notes, users=normalise_users(raw.users, dataset))
+
+
+def check_finite_ratings(table: pl.DataFrame, raw: RawDataset, dataset: str) -> None:
+    """Refuse a rating that is NaN or infinite (a text "nan" or "inf" parses as a float): a NaN would be read as
+    unrated by some steps and counted as a rating value by others. The built-in loaders refuse it at its line;
+    this is the check every loader (plugins too) passes through. Raises `PaprecError` naming the first record."""
+    bad = table.filter(pl.col("rating").is_not_null() & ~pl.col("rating").is_finite())
+    if bad.height == 0:
+        return
+    row = bad.row(0, named=True)
+    files = ", ".join(str(source.path) for source in raw.sources) or "the files given with --from"
+    raise PaprecError(f"dataset '{dataset}': {bad.height} rating(s) are not finite numbers (first: user {row['user']}, "
+                      f"item {row['item']}, rating {row['rating']}) in {files}; give each a number or leave it empty "
+                      "(an empty rating is an unrated interaction)")
 
 
 def normalise_users(users: pl.DataFrame | None, dataset: str) -> pl.DataFrame | None:

@@ -122,6 +122,10 @@ class SearchConfig:
     #: Early elimination of shared candidates: each slot's candidates are first scored on this seeded share
     #: of the choosing users and only those that improve it are scored on the rest (0: off, as the paper).
     shared_screen: float = 0.0
+    #: The closing evaluation scores a seeded sample of this many users with a test example (`paprec search
+    #: --eval-users`; `evaluate.sample_users` with `seed`); None: all. It changes `results`, never the prompts,
+    #: so a resume may change it (`search.resume.CLOSING`).
+    eval_users: int | None = None
 
     @property
     def layout(self) -> Layout:
@@ -154,6 +158,7 @@ class SearchConfig:
             (self.history_candidates >= 0, "--history-candidates", "an integer >= 0"),
             (self.shared_z >= 0.0, "--shared-z", "a number >= 0"),
             (0.0 <= self.shared_screen < 1.0, "--shared-screen", "a share in [0, 1)"),
+            (self.eval_users is None or self.eval_users >= 1, "--eval-users", "an integer >= 1"),
         ]
         for ok, option, expected in checks:
             if not ok:

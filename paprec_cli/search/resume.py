@@ -7,6 +7,8 @@ the environment) is compared with the recorded value: an equal value is fine; a 
 - applied, said and recorded in the manifest, for the stopping rules `--max-rounds` and `--time-budget`
   (`BUDGETS`); a finished run that its budget stopped goes on where the larger one lets it (`schedule.reopen`),
   one that converged is refused;
+- applied, said and recorded the same way for the closing evaluation's `--eval-users` (`CLOSING`: it changes
+  `results`, never the prompts); `runner.start` refuses it on a finished run, whose results are written;
 - an error for every other search option (`IDENTITY`): one line naming the option, the recorded value and
   the fix (drop the option, or start a new run).
 
@@ -33,6 +35,9 @@ OptionValue = str | int | float | bool | Path | None
 
 #: Stopping rules a resume may change: (request field, option).
 BUDGETS: dict[str, str] = {"max_rounds": "--max-rounds", "time_budget": "--time-budget"}
+#: Options of the closing evaluation alone (they change `results`, never the prompts): a resume may change them,
+#: and the new value is recorded like a budget's, without reopening a finished search.
+CLOSING: dict[str, str] = {"eval_users": "--eval-users"}
 #: Options that fix what the run computes: (request field) -> (config field, option). `model`, `allow_list`
 #: and `tokenizer` are compared as resolved paths.
 IDENTITY: dict[str, tuple[str, str]] = {
@@ -75,7 +80,7 @@ def given_values(request: object, names: frozenset[str]) -> dict[str, OptionValu
     """{request field: value} (`request`: a `runner.SearchRequest`, typed `object` so that this module does not
     import the runner that imports it) of the command parameters `names` given explicitly (`template` is the request's
     `manual_template`); parameters that are not search options (`--device`, `--home`, ...) are left out."""
-    known = {*IDENTITY, *BUDGETS, *NEW_RUN_ONLY}
+    known = {*IDENTITY, *BUDGETS, *CLOSING, *NEW_RUN_ONLY}
     fields = (PARAMETER_FIELDS.get(name, name) for name in names)
     return {field: getattr(request, field) for field in fields if field in known}
 
@@ -111,7 +116,7 @@ def resumed_config(recorded: SearchConfig, given: Mapping[str, OptionValue], sta
                               f"{option} to continue it, or start a new run with it")
     changed: dict[str, int | float | None] = {}
     notes: list[str] = []
-    for name, option in BUDGETS.items():
+    for name, option in {**BUDGETS, **CLOSING}.items():
         if name not in fields or fields[name] == saved.get(name):
             continue
         value = fields[name]
@@ -122,10 +127,11 @@ def resumed_config(recorded: SearchConfig, given: Mapping[str, OptionValue], sta
     if not changed:
         return Resumed(recorded, changed, (), state)
     config = SearchConfig.from_json({**saved, **changed})  # validated again
-    if state is not None and state.done:  # a finished run goes on only where a larger budget lets it
+    budgets = [name for name in changed if name in BUDGETS]
+    if state is not None and state.done and budgets:  # a finished run goes on only where a larger budget lets it
         state = copy.deepcopy(state)
         why = reopen(state, config.layout, config.search_shared, config.max_rounds, config.time_budget)
-        options = " / ".join(BUDGETS[name] for name in changed)
+        options = " / ".join(BUDGETS[name] for name in budgets)
         if why is not None:
             raise PaprecError(f"{options}: the run being resumed ({run}) has finished and cannot go on: {why}; "
                               f"or drop {options} (its prompts stay as they are), or start a new run")

@@ -381,6 +381,7 @@ class SearchRequest:
     shared_z: float | None = None  # None: the protocol's
     manual_template: str | None = None  # the manual prompt (a template id of the task); None: the task's default
     shared_screen: float | None = None  # None: the protocol's
+    eval_users: int | None = None  # the closing evaluation's seeded user sample (None: all users)
     #: The command's parameters given explicitly (command line or environment): with `resume`, each is checked
     #: against the run's recorded value (`search.resume`); empty: none is checked.
     given: frozenset[str] = frozenset()
@@ -441,7 +442,7 @@ def config_of(request: SearchRequest, home: Home, registry: Registry,
         evaluator=evaluator, batch_size=request.batch_size, seed=request.seed,
         allow_list=str(request.allow_list.resolve()) if request.allow_list else None,
         tokenizer=request.tokenizer, separator=request.separator, decoding=request.decoding,
-        manual_template=request.manual_template,
+        manual_template=request.manual_template, eval_users=request.eval_users,
     )
     if config.n_personal == 0:  # no personal slot: the personal start and candidates have nothing to fill
         unused = [option for option, value in (("--personal-init", request.personal_init),
@@ -472,6 +473,9 @@ def start(request: SearchRequest, home: Home, registry: Registry, dist: DistCont
         session = prepare(resumed.config, registry, home, dist.device, note=note, dist=dist,
                           history_rule=recorded_history_rule(recorded, state))
         check_resumable(session, recorded)
+        if run.read_only and not resumed.reopened and "eval_users" in resumed.changed:
+            raise PaprecError(f"--eval-users: the run {run.path} has finished and its prompts.json is written; score "
+                              f"a sample of its users with paprec eval {run.path} --users {resumed.config.eval_users}")
         if (unfinished := unfinished_warning(session.config.model)) is not None:
             info(unfinished)
         if resumed.changed:  # every check passed: record the new budget (and a finished run's new start)
@@ -632,23 +636,29 @@ def paper_surrogates(session: SearchSession, state: SearchState) -> dict[str, fl
             "personalized": value(state.tokens)}
 
 
-def finalize(session: SearchSession, run: RunDir | None, state: SearchState, eval_users: int | None = None) -> Document:
+def recorded_result(run: RunDir) -> Document | None:
+    """A finished run's `prompts.json` (a resume of it reports the recorded results and never re-scores them,
+    so what it prints is what the file says); None for a run that is still to finish."""
+    return run.prompts() if run.read_only else None
+
+
+def finalize(session: SearchSession, run: RunDir | None, state: SearchState) -> Document:
     """Evaluate the three prompt variants on validation and test and write `prompts.json`.
 
-    `eval_users` (`paprec search --eval-users N`): this closing evaluation scores a seeded sample of N users
-    with a test example (`evaluate.sample_users`, the search's seed), recorded as `search.evaluation`; None:
-    all users. It changes only `results`, never the prompts."""
-    return finalize_with_details(session, run, state, eval_users)[0]
+    With `config.eval_users` (`paprec search --eval-users N`) the evaluation scores a seeded sample of N users
+    with a test example (`evaluate.sample_users`, the search's seed), recorded as `search.evaluation`; it
+    changes only `results`, never the prompts."""
+    return finalize_with_details(session, run, state)[0]
 
 
-def finalize_with_details(session: SearchSession, run: RunDir | None, state: SearchState,
-                          eval_users: int | None = None) -> tuple[Document, Details]:
+def finalize_with_details(session: SearchSession, run: RunDir | None,
+                          state: SearchState) -> tuple[Document, Details]:
     """`finalize`, also returning the per-example values ({variant: {part: PerExample}}) behind the results,
     for confidence intervals (`paprec sweep`)."""
     config = session.config
     draft = _document(session, state, surrogate={}, results={})
     rows = batch_sizes(config.batch_size, session.device)[0]  # inference only: the surrogate's batch
-    sample = sample_users(session.task, session.data, eval_users, config.seed)
+    sample = sample_users(session.task, session.data, config.eval_users, config.seed)
     results, details = evaluate_prompts(session.bundle, session.task, session.data, draft,  # sharded (torchrun)
                                         batch_size=rows, recommender=session.recommender, dist=session.dist,
                                         sample=sample)

@@ -107,8 +107,8 @@ def report_lines(report: Report) -> Iterator[RenderableType]:
     yield escape("protocol: " + "; ".join(f"{k}={protocol.get(k)}" for k in keys))
     sample = protocol.get("user_sample")
     if isinstance(sample, dict):
-        yield escape(f"users: a seeded sample of {sample['users']} of {sample['of']} test users (--users, seed "
-                     f"{sample['seed']}): results, baselines and intervals are on these users only")
+        yield escape(f"users: a seeded sample of {sample['users']:,} of {sample['of']:,} test users (--users, seed "
+                     f"{sample['seed']}): every score and interval is on these users only")
     for line in summary(paired):
         yield escape(line)
     taste = report["taste_agreement"]

@@ -33,6 +33,6 @@ def result_table(doc: Document) -> Table:
     table.caption = "* the search's selection measure on its validation sample"
     sample = doc.get("search", {}).get("evaluation")
     if isinstance(sample, dict):
-        table.caption += (f"; val/test columns: a seeded sample of {sample['users']} of {sample['of']} test users "
+        table.caption += (f"; val/test columns: a seeded sample of {sample['users']:,} of {sample['of']:,} test users "
                           "(--eval-users)")
     return table

@@ -158,5 +158,11 @@ def read_delimited(
         if bad is not None:
             line, text = bad
             raise DataFormatError(path, line, f"'{shorten(text)}' has a missing or non-numeric {name}", expected)
+        if dtype in (pl.Float32, pl.Float64):  # "nan" and "inf" parse as floats
+            bad = first_line(parsed, cast.is_not_null() & ~cast.is_finite())
+            if bad is not None:
+                line, text = bad
+                raise DataFormatError(path, line, f"'{shorten(text)}' has a {name} that is not a finite number",
+                                      expected)
         out.append(cast.alias(name))
     return parsed.select(out), decoded.encoding

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from pathlib import Path
 from typing import Any
 
@@ -96,7 +97,9 @@ def _parse(path: Path, text: str, sep: str, header: list[str], cols: dict[str, s
             *([pl.col("timestamp").cast(pl.Int64, strict=False)] if "timestamp" in cols else []),
         )
         repeated_header = (raw["user"] == cols["user"]) & (raw["item"] == cols["item"])
-        suspicious = typed.null_count().sum_horizontal().item() or (raw["user"] == "").any() or repeated_header.any()
+        infinite = "rating" in cols and not typed["rating"].drop_nulls().is_finite().all()
+        suspicious = (typed.null_count().sum_horizontal().item() or (raw["user"] == "").any() or repeated_header.any()
+                      or infinite)
         if not suspicious:
             return typed.with_columns(pl.int_range(pl.len(), dtype=pl.Int64).alias("order"))
     _locate_error(path, text, sep, header, cols)
@@ -135,9 +138,11 @@ def _number(path: Path, line: int, text: str, column: str, kind: type, expected:
     if not text.strip():
         return  # an empty optional value is allowed (null)
     try:
-        kind(text.strip())
+        value = kind(text.strip())
     except ValueError:
         raise DataFormatError(path, line, f"{column} '{shorten(text)}' is not a number", expected) from None
+    if not math.isfinite(value):
+        raise DataFormatError(path, line, f"{column} '{shorten(text)}' is not a finite number", expected)
 
 
 SPEC = DatasetSpec(

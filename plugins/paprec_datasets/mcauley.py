@@ -32,6 +32,7 @@ import gzip
 import html
 import io
 import json
+import math
 import re
 import zlib
 from dataclasses import dataclass
@@ -157,9 +158,8 @@ def read_reviews(path: Path, declared: str | None = None) -> tuple[pl.DataFrame,
     layout = review_layout(path, text)
     try:
         frame = pl.read_ndjson(io.BytesIO(text.encode("utf-8")), schema=layout.schema)
-        if frame.select(layout.required).null_count().sum_horizontal().item() != 0 or frame.height != _count_lines(
-            text
-        ):
+        if (frame.select(layout.required).null_count().sum_horizontal().item() != 0
+                or frame.height != _count_lines(text) or not frame[layout.rating].is_finite().all()):
             frame = _read_reviews_slowly(path, text, layout)
     except pl.exceptions.PolarsError:
         frame = _read_reviews_slowly(path, text, layout)
@@ -208,6 +208,8 @@ def _read_reviews_slowly(path: Path, text: str, layout: ReviewLayout) -> pl.Data
             raise DataFormatError(
                 path, number, f"{layout.rating}/{layout.time} is not a number", expected
             ) from None
+        if not math.isfinite(rating):
+            raise DataFormatError(path, number, f"{layout.rating} {rating} is not a finite number", expected)
         if not isinstance(user, str) or not isinstance(item, str) or not user or not item:
             raise DataFormatError(path, number, f"{layout.user}/{layout.item} is not a non-empty string", expected)
         name = obj.get(layout.reviewer_name) if layout.reviewer_name else None
