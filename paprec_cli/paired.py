@@ -46,13 +46,22 @@ def paired_differences(details: Details, part: str, n_boot: int, seed: int) -> P
     return out
 
 
+#: Below this many paired users a percentile bootstrap interval is not a measurement (one user gives a zero-width
+#: interval around their own difference): the verdict is "too few users" (`paprec eval --users N` with a small N).
+MIN_PAIRED_USERS = 10
+
+
 def verdict(stats: Interval, smaller: bool = False) -> str:
-    """One word for one interval: "better" / "worse" than manual, or "noise" when the CI includes 0.
+    """One word for one interval: "better" / "worse" than manual, "noise" when the CI includes 0, "too few users"
+    below `MIN_PAIRED_USERS` paired users.
 
     `smaller` is the value's direction as its task declares it (`TaskSpec.metric(key).smaller`)."""
     low, high = stats.get("ci_low"), stats.get("ci_high")
     if low is None or high is None or not (math.isfinite(low) and math.isfinite(high)):
         return "no data"
+    n = stats.get("n")
+    if n is not None and n < MIN_PAIRED_USERS:
+        return "too few users"
     if low <= 0 <= high:
         return "noise"
     better = (high < 0) if smaller else (low > 0)
@@ -72,6 +81,9 @@ def summary(paired: Paired) -> list[str]:
         if word == "no data":
             lines.append(f"{what} vs {baseline}: no per-user difference on test (no user has a finite value "
                          "under both prompts)")
+        elif word == "too few users":
+            lines.append(f"{what} vs {baseline}: only {int(stats['n'])} paired user(s) (interval {interval}): too few "
+                         f"for a bootstrap interval (at least {MIN_PAIRED_USERS}); no verdict")
         elif word == "noise":
             lines.append(
                 f"{what} vs {baseline}: the 95% CI of the per-user difference ({interval}) includes 0: "

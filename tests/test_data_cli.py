@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import polars as pl
 import pytest
 from typer.testing import CliRunner, Result
 
@@ -66,6 +67,22 @@ def test_info_without_ratings_gives_null_histogram(home: Path, runner: CliRunner
     data = last_json(runner.invoke(app, ["data", "info", "csv", "--json"]))
     assert data["rating_histogram"] is None and data["sequence_length"]["median"] == 4.0
     assert data["unrated_interactions"] == 12
+
+
+def test_a_stored_non_finite_rating_is_refused_with_the_fix(home: Path, runner: CliRunner, tmp_path: Path) -> None:
+    """An import made before imports refused NaN ratings (or an edited table) is not read as data."""
+    path = tmp_path / "old.csv"
+    path.write_text("user,item,rating\n" + "\n".join(f"u{u},i{k},{1 + k}" for u in range(3) for k in range(4)) + "\n")
+    assert runner.invoke(app, ["data", "import", "csv", "--from", str(path), "--name", "old"]).exit_code == 0
+    table_path = next(home.rglob("old/interactions.parquet"))
+    table = pl.read_parquet(table_path)
+    table.with_columns(pl.when(pl.int_range(pl.len()) == 3).then(float("nan")).otherwise(pl.col("rating"))
+                       .alias("rating")).write_parquet(table_path)
+    result = runner.invoke(app, ["data", "info", "old"])
+    assert result.exit_code == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "interactions.parquet: 1 rating(s) are not finite numbers" in lines[0]
+    assert "re-import dataset 'old'" in lines[0]
 
 
 def test_info_counts_unrated_interactions(home: Path, runner: CliRunner, tmp_path: Path) -> None:

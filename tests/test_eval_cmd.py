@@ -139,6 +139,13 @@ def test_paired_differences_and_verdicts() -> None:
     assert verdict({"ci_low": -0.3, "ci_high": -0.1}, smaller=True) == "better"
     assert verdict({"ci_low": -0.3, "ci_high": -0.1}) == "worse"
     assert verdict({"ci_low": math.nan, "ci_high": 1.0}) == "no data"
+    assert verdict({"ci_low": 0.27, "ci_high": 0.27, "n": 1}) == "too few users"  # one user: a zero-width interval
+    assert verdict({"ci_low": 0.1, "ci_high": 0.3, "n": 10}) == "better"
+    from paprec_cli.paired import summary
+
+    line = summary({"shared_vs_manual": {"surrogate": {"mean_diff": 0.27, "ci_low": 0.27, "ci_high": 0.27, "n": 1}}})
+    assert line == ["shared vs manual: only 1 paired user(s) (interval +0.2700 to +0.2700): too few for a bootstrap "
+                    "interval (at least 10); no verdict"]
 
 
 def test_summary_says_no_data_without_claiming_the_interval_excludes_0() -> None:

@@ -468,9 +468,9 @@ def test_personal_options_without_a_personal_slot_say_they_are_unused(tmp_path: 
     home, registry = Home.resolve(tmp_path), load_registry()
     notes: list[str] = []
     config_of(SearchRequest("sequential", "synthetic", model="m", n_personal=0, personal_init="auto",
-                            history_candidates=3), home, registry, notes.append)
-    assert notes == ["--personal-init and --history-candidates: not used with --n-personal 0 (no personal slot to "
-                     "start or fill)"]
+                            history_candidates=3, personal_margin=0.2), home, registry, notes.append)
+    assert notes == ["--personal-init and --history-candidates and --personal-margin: not used with --n-personal 0 "
+                     "(no personal slot to start or fill)"]
     notes.clear()
     config_of(SearchRequest("sequential", "synthetic", model="m", n_personal=0), home, registry, notes.append)
     config_of(SearchRequest("sequential", "synthetic", model="m", personal_init="auto"), home, registry, notes.append)

@@ -170,7 +170,15 @@ class Dataset:
 
     @cached_property
     def interactions(self) -> pl.DataFrame:
-        return self._table("interactions.parquet", ("user_idx", "item_idx", "pos", "rating"))
+        """user_idx, item_idx, pos, rating (null: unrated), ...; a NaN or infinite rating (an import made before
+        imports refused them, or an edited file) is a one-line `PaprecError` naming the file and the fix."""
+        table = self._table("interactions.parquet", ("user_idx", "item_idx", "pos", "rating"))
+        ratings = table["rating"]
+        if ratings.dtype.is_float() and not ratings.drop_nulls().is_finite().all():
+            bad = int((~ratings.drop_nulls().is_finite()).sum())
+            raise PaprecError(f"{self.folder / 'interactions.parquet'}: {bad} rating(s) are not finite numbers (NaN "
+                              f"or infinite); {reimport_fix(self.manifest, self.folder)}")
+        return table
 
     @cached_property
     def items(self) -> pl.DataFrame:

@@ -446,7 +446,8 @@ def config_of(request: SearchRequest, home: Home, registry: Registry,
     )
     if config.n_personal == 0:  # no personal slot: the personal start and candidates have nothing to fill
         unused = [option for option, value in (("--personal-init", request.personal_init),
-                                               ("--history-candidates", request.history_candidates))
+                                               ("--history-candidates", request.history_candidates),
+                                               ("--personal-margin", request.personal_margin))
                   if value is not None]
         if unused:
             note(f"{' and '.join(unused)}: not used with --n-personal 0 (no personal slot to start or fill)")
