@@ -37,7 +37,9 @@ if TYPE_CHECKING:
     from paprec_cli.model.inference import Recommender
 
 VARIANTS = ("manual", "shared", "personalized")
-#: The random stream of `sample_users` (distinct from the search's validation-user and gradient streams).
+#: The random stream of `sample_users`: distinct from the search's validation-user and gradient streams (101, 102);
+#: `search.vocab.initial_tokens` draws its random start from the same (seed, 103) stream, a draw of words that
+#: has nothing to do with which users are scored (kept so that recorded samples reproduce).
 RNG_EVAL_USERS = 103
 
 
